@@ -1,0 +1,11 @@
+/* admin: the admin.* message types, served only on the admin socket. */
+#ifndef MOONPOST_ADMIN_H
+#define MOONPOST_ADMIN_H
+
+#include "session.h"
+
+int admin_start(void);
+/* Session-freed hook: tells scripts and plugins that a user went offline. */
+void admin_session_freed(struct session *s);
+
+#endif

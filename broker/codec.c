@@ -1,0 +1,304 @@
+/* codec: MessagePack <-> Lua, in both directions, bounded in depth and size. */
+#include "codec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "frame.h"
+#include "mpread.h"
+
+static int bin_len(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, 1));
+    return 1;
+}
+
+static int bin_tostring(lua_State *L)
+{
+    lua_pushlstring(L, lua_touserdata(L, 1), lua_rawlen(L, 1));
+    return 1;
+}
+
+static int bin_eq(lua_State *L)
+{
+    size_t a_len, b_len;
+    const char *a = codec_tobytes(L, 1, &a_len);
+    const char *b = codec_tobytes(L, 2, &b_len);
+    lua_pushboolean(L, a && b && a_len == b_len && memcmp(a, b, a_len) == 0);
+    return 1;
+}
+
+void codec_open(lua_State *L)
+{
+    static const luaL_Reg bin_meta[] = {
+        {"__len", bin_len}, {"__tostring", bin_tostring}, {"__eq", bin_eq}, {NULL, NULL}};
+    luaL_newmetatable(L, CODEC_BIN_META);
+    luaL_setfuncs(L, bin_meta, 0);
+    lua_pop(L, 1);
+    luaL_newmetatable(L, CODEC_ARRAY_META);
+    lua_pop(L, 1);
+}
+
+void codec_push_bin(lua_State *L, const void *data, size_t len)
+{
+    void *ud = lua_newuserdatauv(L, len, 0);
+    if (len > 0) memcpy(ud, data, len);
+    luaL_setmetatable(L, CODEC_BIN_META);
+}
+
+const char *codec_tobytes(lua_State *L, int idx, size_t *len)
+{
+    if (lua_type(L, idx) == LUA_TSTRING) return lua_tolstring(L, idx, len);
+    if (luaL_testudata(L, idx, CODEC_BIN_META) != NULL) {
+        *len = lua_rawlen(L, idx);
+        return lua_touserdata(L, idx);
+    }
+    return NULL;
+}
+
+/* ---- decoding ---- */
+
+static int decode_value(lua_State *L, struct mpr *r, int depth, const char **err);
+
+static int decode_container(lua_State *L, struct mpr *r, const struct mpr_item *item, int depth,
+                            const char **err)
+{
+    if (depth > CODEC_MAX_DEPTH) {
+        *err = "containers nested deeper than 32";
+        return -1;
+    }
+    if (!lua_checkstack(L, 4)) {
+        *err = "out of Lua stack";
+        return -1;
+    }
+    int is_map = item->type == MPR_MAP;
+    lua_createtable(L, is_map ? 0 : (int)item->v.count, is_map ? (int)item->v.count : 0);
+    if (!is_map && item->v.count == 0) luaL_setmetatable(L, CODEC_ARRAY_META);
+    for (uint32_t i = 0; i < item->v.count; i++) {
+        if (is_map) {
+            if (decode_value(L, r, depth + 1, err) != 0) goto fail;
+            int kt = lua_type(L, -1);
+            if (kt == LUA_TNIL || (kt == LUA_TNUMBER && isnan(lua_tonumber(L, -1))) ||
+                kt == LUA_TTABLE || kt == LUA_TUSERDATA) {
+                *err = "map key must be a string or a number";
+                lua_pop(L, 1);
+                goto fail;
+            }
+            if (decode_value(L, r, depth + 1, err) != 0) {
+                lua_pop(L, 1);
+                goto fail;
+            }
+            lua_rawset(L, -3);
+        } else {
+            if (decode_value(L, r, depth + 1, err) != 0) goto fail;
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+    }
+    return 0;
+fail:
+    lua_pop(L, 1);
+    return -1;
+}
+
+static int decode_value(lua_State *L, struct mpr *r, int depth, const char **err)
+{
+    struct mpr_item item;
+    int rc = mpr_next(r, &item);
+    if (rc != MPR_OK) {
+        *err = rc == MPR_UNSUPPORTED ? "unsupported msgpack type" : "truncated msgpack";
+        return -1;
+    }
+    switch (item.type) {
+    case MPR_NIL: lua_pushnil(L); return 0;
+    case MPR_BOOL: lua_pushboolean(L, item.v.boolean); return 0;
+    case MPR_INT: lua_pushinteger(L, (lua_Integer)item.v.i); return 0;
+    case MPR_UINT:
+        /* integers past 2^63-1 have no Lua integer: they wrap, as in Lua's own math */
+        lua_pushinteger(L, (lua_Integer)item.v.u);
+        return 0;
+    case MPR_FLOAT: lua_pushnumber(L, item.v.f); return 0;
+    case MPR_STR: lua_pushlstring(L, (const char *)item.v.str.ptr, item.v.str.len); return 0;
+    case MPR_BIN: codec_push_bin(L, item.v.str.ptr, item.v.str.len); return 0;
+    case MPR_ARRAY:
+    case MPR_MAP: return decode_container(L, r, &item, depth, err);
+    }
+    *err = "unknown item";
+    return -1;
+}
+
+int codec_decode(lua_State *L, const uint8_t *data, size_t len, const char **err)
+{
+    struct mpr r;
+    mpr_init(&r, data, len);
+    if (!lua_checkstack(L, 4)) {
+        *err = "out of Lua stack";
+        return -1;
+    }
+    if (decode_value(L, &r, 1, err) != 0) return -1;
+    if (r.pos != r.end) {
+        lua_pop(L, 1);
+        *err = "trailing bytes after the value";
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- encoding ---- */
+
+static int encode_value(lua_State *L, int idx, msgpack_packer *pk, int depth, char *errbuf,
+                        size_t errlen);
+
+/* Returns the array length when the table at IDX is a sequence 1..n, else -1. */
+static lua_Integer table_array_len(lua_State *L, int idx)
+{
+    if (lua_getmetatable(L, idx)) {
+        luaL_getmetatable(L, CODEC_ARRAY_META);
+        int marked = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+        if (marked) return (lua_Integer)lua_rawlen(L, idx);
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+    if (n == 0) return -1;
+    lua_Integer count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (++count > n) {
+            lua_pop(L, 1);
+            return -1;
+        }
+    }
+    return count == n ? n : -1;
+}
+
+static int encode_table(lua_State *L, int idx, msgpack_packer *pk, int depth, char *errbuf,
+                        size_t errlen)
+{
+    if (depth > CODEC_MAX_DEPTH) {
+        snprintf(errbuf, errlen, "tables nested deeper than %d (a cycle?)", CODEC_MAX_DEPTH);
+        return -1;
+    }
+    if (!lua_checkstack(L, 4)) {
+        snprintf(errbuf, errlen, "out of Lua stack");
+        return -1;
+    }
+    lua_Integer n = table_array_len(L, idx);
+    if (n >= 0) {
+        msgpack_pack_array(pk, (size_t)n);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, idx, i);
+            int rc = encode_value(L, lua_gettop(L), pk, depth + 1, errbuf, errlen);
+            lua_pop(L, 1);
+            if (rc != 0) return -1;
+        }
+        return 0;
+    }
+    size_t pairs = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        pairs++;
+    }
+    msgpack_pack_map(pk, pairs);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int top = lua_gettop(L);
+        if (encode_value(L, top - 1, pk, depth + 1, errbuf, errlen) != 0 ||
+            encode_value(L, top, pk, depth + 1, errbuf, errlen) != 0) {
+            lua_pop(L, 2);
+            return -1;
+        }
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+static void encode_integer(msgpack_packer *pk, lua_Integer v)
+{
+    if (v >= 0)
+        msgpack_pack_uint64(pk, (uint64_t)v);
+    else
+        msgpack_pack_int64(pk, (int64_t)v);
+}
+
+static int encode_value(lua_State *L, int idx, msgpack_packer *pk, int depth, char *errbuf,
+                        size_t errlen)
+{
+    size_t len;
+    const char *bytes;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: msgpack_pack_nil(pk); return 0;
+    case LUA_TBOOLEAN:
+        if (lua_toboolean(L, idx))
+            msgpack_pack_true(pk);
+        else
+            msgpack_pack_false(pk);
+        return 0;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx))
+            encode_integer(pk, lua_tointeger(L, idx));
+        else
+            msgpack_pack_double(pk, lua_tonumber(L, idx));
+        return 0;
+    case LUA_TSTRING:
+        bytes = lua_tolstring(L, idx, &len);
+        msgpack_pack_str_with_body(pk, bytes, len);
+        return 0;
+    case LUA_TTABLE: return encode_table(L, idx, pk, depth, errbuf, errlen);
+    case LUA_TUSERDATA:
+        if (luaL_testudata(L, idx, CODEC_BIN_META) != NULL) {
+            msgpack_pack_bin_with_body(pk, lua_touserdata(L, idx), lua_rawlen(L, idx));
+            return 0;
+        }
+        break;
+    default: break;
+    }
+    snprintf(errbuf, errlen, "cannot encode a %s", luaL_typename(L, idx));
+    return -1;
+}
+
+int codec_encode(lua_State *L, int idx, msgpack_packer *pk, char *errbuf, size_t errlen)
+{
+    return encode_value(L, lua_absindex(L, idx), pk, 1, errbuf, errlen);
+}
+
+/* ---- frames ---- */
+
+void codec_buf_init(struct codec_buf *b)
+{
+    msgpack_sbuffer_init(&b->sb);
+    msgpack_packer_init(&b->pk, &b->sb, msgpack_sbuffer_write);
+}
+
+void codec_buf_free(struct codec_buf *b)
+{
+    msgpack_sbuffer_destroy(&b->sb);
+}
+
+void codec_frame_begin(struct codec_buf *b)
+{
+    static const char no_length[FRAME_HEADER_LEN];
+    msgpack_sbuffer_clear(&b->sb);
+    msgpack_sbuffer_write(&b->sb, no_length, sizeof no_length);
+}
+
+size_t codec_frame_end(struct codec_buf *b)
+{
+    frame_write_length((uint8_t *)b->sb.data, (uint32_t)(b->sb.size - FRAME_HEADER_LEN));
+    return b->sb.size;
+}
+
+int codec_encode_frame(lua_State *L, int idx, struct codec_buf *b, char *errbuf, size_t errlen)
+{
+    codec_frame_begin(b);
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        snprintf(errbuf, errlen, "a frame must be a table, got %s", luaL_typename(L, idx));
+        return -1;
+    }
+    if (codec_encode(L, idx, &b->pk, errbuf, errlen) != 0) return -1;
+    codec_frame_end(b);
+    return 0;
+}

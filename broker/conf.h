@@ -1,0 +1,91 @@
+/* conf: the broker's configuration, read from a `key value` file and `--set` overrides. */
+#ifndef MOONPOST_CONF_H
+#define MOONPOST_CONF_H
+
+#include <stddef.h>
+
+/* A growable list of strings, for the repeatable keys (listen, script, plugin). */
+struct conf_list {
+    char **items;
+    size_t count;
+};
+
+enum conf_log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
+
+struct conf {
+    /* network */
+    struct conf_list listen;  /* "host:port" or "[v6]:port"; default 127.0.0.1:8889 */
+    int max_connections;      /* default 10000 */
+    int reuseport;            /* bool, default 0 */
+    /* protocol limits */
+    int max_frame;            /* bytes of one frame body, default 65536 */
+    int max_body;             /* bytes of a message body, default 16384 */
+    int output_limit;         /* bytes queued to one session before it is dropped, default 4 MiB */
+    double idle_timeout;      /* seconds, default 300 */
+    double login_timeout;     /* seconds, default 10 */
+    double shutdown_timeout;  /* seconds, default 5 */
+    /* logging and process */
+    enum conf_log_level log_level; /* debug|info|warn|error, default info */
+    char *log_file;           /* path, NULL = stderr */
+    char *pid_file;           /* path, NULL = none */
+    /* scripting and plugins */
+    struct conf_list script;  /* paths of Lua scripts, in load order */
+    char *script_path;        /* directory searched by require() for helper modules; default dir of first script */
+    struct conf_list plugin;  /* "PATH [key=value ...]", PATH resolved */
+    int lua_memory_limit;     /* bytes for the Lua state, default 256 MiB, 0 = none */
+    int lua_instruction_limit;/* VM instructions per handler run between yields, default 10000000, 0 = none */
+    /* redis */
+    char *redis;              /* "host:port" or "unix:/path.sock"; default 127.0.0.1:6379 */
+    char *redis_password;     /* NULL = none */
+    int redis_db;             /* default 0 */
+    double redis_timeout;     /* seconds, connect and command timeout, default 5 */
+    char *redis_prefix;       /* default "mp:" */
+    /* workers and password hashing */
+    int workers;              /* threads for CPU-heavy work, default 2 */
+    int pwhash_memory;        /* KiB for argon2id, default 19456 (19 MiB) */
+    int pwhash_ops;           /* argon2id passes, default 2 */
+    /* chat policy */
+    int password_min_len;     /* default 6 */
+    int token_ttl;            /* seconds, default 604800 */
+    int login_max_failures;   /* default 10 */
+    int login_failure_window; /* seconds, default 300 */
+    int presence_notify;      /* bool, default 0 */
+    int mailbox_max;          /* default 10000 */
+    /* operations */
+    char *admin_socket;       /* path of the admin Unix socket, NULL = none */
+    char *http_listen;        /* "host:port" for /metrics and /healthz, NULL = none */
+    char *node_id;            /* cluster node id, default "<hostname>-<pid>" computed at start */
+    /* private to conf.c: bit i set = key i of its table was given by conf_set, so a later
+     * file load leaves it alone and the next --set of a list key appends */
+    unsigned long long set_keys;
+};
+
+/* Where an error happened and what it was: "file:line: message". */
+struct conf_error {
+    char text[512];
+};
+
+/* Fills every field with its default. */
+void conf_init(struct conf *c);
+
+/* Reads PATH on top of the defaults. Relative paths in the file are resolved against the
+ * directory of PATH. Returns 0, or -1 with err filled ("PATH:LINE: message"). */
+int conf_load_file(struct conf *c, const char *path, struct conf_error *err);
+
+/* Applies one "key=value" override (from --set). A list key is replaced whole by this value
+ * the first time it is set this way; further --set of the same key append. Relative paths
+ * are resolved against the current directory. Returns 0, or -1 with err filled
+ * ("--set key=value: message"). */
+int conf_set(struct conf *c, const char *assignment, struct conf_error *err);
+
+/* Parses a string as if it were a whole config file named NAME (for tests). */
+int conf_load_string(struct conf *c, const char *name, const char *text, const char *base_dir,
+                     struct conf_error *err);
+
+void conf_free(struct conf *c);
+
+/* Name of a log level ("info"), and the reverse; returns -1 for an unknown name. */
+const char *conf_log_level_name(enum conf_log_level level);
+int conf_log_level_parse(const char *name);
+
+#endif

@@ -1,0 +1,135 @@
+/* frame: validation of a frame body against the rules of PROTOCOL.md. */
+#include "frame.h"
+
+#include <string.h>
+
+#include "mpread.h"
+
+static enum frame_error from_mpr(int rc)
+{
+    if (rc == MPR_UNSUPPORTED) return FRAME_UNSUPPORTED;
+    if (rc == MPR_TOO_DEEP) return FRAME_TOO_DEEP;
+    return FRAME_TRUNCATED;
+}
+
+static int is_valid_nested_key(const struct mpr_item *key)
+{
+    return key->type == MPR_STR || key->type == MPR_UINT || key->type == MPR_INT;
+}
+
+/* Walks one value at DEPTH (the top-level map is depth 1). */
+static enum frame_error check_value(struct mpr *r, int depth)
+{
+    struct mpr_item item;
+    int rc = mpr_next(r, &item);
+    if (rc != MPR_OK) return from_mpr(rc);
+    if (item.type != MPR_ARRAY && item.type != MPR_MAP) return FRAME_OK;
+    if (depth > FRAME_MAX_DEPTH) return FRAME_TOO_DEEP;
+    for (uint32_t i = 0; i < item.v.count; i++) {
+        if (item.type == MPR_MAP) {
+            struct mpr_item key;
+            rc = mpr_next(r, &key);
+            if (rc != MPR_OK) return from_mpr(rc);
+            if (!is_valid_nested_key(&key)) return FRAME_BAD_KEY;
+        }
+        enum frame_error err = check_value(r, depth + 1);
+        if (err != FRAME_OK) return err;
+    }
+    return FRAME_OK;
+}
+
+static int key_is(const struct mpr_item *key, const char *name)
+{
+    size_t n = strlen(name);
+    return key->v.str.len == n && memcmp(key->v.str.ptr, name, n) == 0;
+}
+
+/* Reads the value of a top-level key, remembering `type` and `id`. */
+static enum frame_error check_field(struct mpr *r, const struct mpr_item *key,
+                                    struct frame_info *info)
+{
+    struct mpr at_value = *r;
+    enum frame_error err = check_value(r, 2);
+    if (err != FRAME_OK) return err;
+    if (!key_is(key, "type") && !key_is(key, "id")) return FRAME_OK;
+    struct mpr_item value;
+    mpr_next(&at_value, &value); /* already validated by check_value */
+    if (key_is(key, "type")) {
+        if (value.type != MPR_STR) return FRAME_BAD_TYPE;
+        info->type = value.v.str.ptr;
+        info->type_len = value.v.str.len;
+        return FRAME_OK;
+    }
+    if (value.type != MPR_UINT) return FRAME_BAD_ID;
+    info->has_id = 1;
+    info->id = value.v.u;
+    return FRAME_OK;
+}
+
+enum frame_error frame_check(const uint8_t *body, size_t len, struct frame_info *info)
+{
+    memset(info, 0, sizeof *info);
+    struct mpr r;
+    mpr_init(&r, body, len);
+    struct mpr_item map;
+    int rc = mpr_next(&r, &map);
+    if (rc != MPR_OK) return from_mpr(rc);
+    if (map.type != MPR_MAP) return FRAME_NOT_MAP;
+
+    enum frame_error first_error = FRAME_OK;
+    for (uint32_t i = 0; i < map.v.count; i++) {
+        struct mpr_item key;
+        rc = mpr_next(&r, &key);
+        if (rc != MPR_OK) return from_mpr(rc);
+        if (key.type != MPR_STR) {
+            if (first_error == FRAME_OK) first_error = FRAME_BAD_KEY;
+            enum frame_error err = check_value(&r, 2);
+            if (err != FRAME_OK) return err;
+            continue;
+        }
+        enum frame_error err = check_field(&r, &key, info);
+        if (err == FRAME_BAD_TYPE || err == FRAME_BAD_ID) {
+            /* the value was walked: go on so that an `id` later in the map is still found */
+            if (first_error == FRAME_OK) first_error = err;
+            continue;
+        }
+        if (err != FRAME_OK) return err;
+    }
+    if (first_error != FRAME_OK) return first_error;
+    if (r.pos != r.end) return FRAME_TRAILING;
+    if (info->type == NULL) return FRAME_NO_TYPE;
+    return FRAME_OK;
+}
+
+const char *frame_error_text(enum frame_error err)
+{
+    switch (err) {
+    case FRAME_OK: return "ok";
+    case FRAME_NOT_MAP: return "frame body is not a map";
+    case FRAME_TRUNCATED: return "truncated or oversized msgpack item";
+    case FRAME_UNSUPPORTED: return "unsupported msgpack type (ext or reserved byte)";
+    case FRAME_TRAILING: return "trailing bytes after the map";
+    case FRAME_TOO_DEEP: return "containers nested deeper than 32";
+    case FRAME_BAD_KEY: return "map key must be a string";
+    case FRAME_NO_TYPE: return "missing 'type'";
+    case FRAME_BAD_TYPE: return "'type' must be a string";
+    case FRAME_BAD_ID: return "'id' must be a non-negative integer";
+    }
+    return "malformed frame";
+}
+
+int frame_get(const uint8_t *body, size_t len, const char *key, struct mpr_item *item)
+{
+    struct mpr r;
+    mpr_init(&r, body, len);
+    struct mpr_item map;
+    if (mpr_next(&r, &map) != MPR_OK || map.type != MPR_MAP) return 0;
+    for (uint32_t i = 0; i < map.v.count; i++) {
+        struct mpr_item k;
+        if (mpr_next(&r, &k) != MPR_OK) return 0;
+        struct mpr at_value = r;
+        if (k.type == MPR_STR && key_is(&k, key)) return mpr_next(&at_value, item) == MPR_OK;
+        if (mpr_skip(&r, FRAME_MAX_DEPTH) != MPR_OK) return 0;
+    }
+    return 0;
+}

@@ -1,0 +1,51 @@
+/* lua_api: every C function that Lua scripts can call, implemented across the lua_*.c files and
+ * gathered into the `moonpost` module by the one table in lua_moonpost.c. */
+#ifndef MOONPOST_LUA_API_H
+#define MOONPOST_LUA_API_H
+
+#include <lua.h>
+
+int luaopen_moonpost(lua_State *L);
+
+/* lua_moonpost.c: registration, logging, time, codec, delivery */
+int mpl_on(lua_State *L);
+int mpl_on_close(lua_State *L);
+int mpl_log(lua_State *L);
+int mpl_now(lua_State *L);
+int mpl_encode(lua_State *L);
+int mpl_decode(lua_State *L);
+int mpl_bin(lua_State *L);
+int mpl_isbin(lua_State *L);
+int mpl_array(lua_State *L);
+int mpl_random_token(lua_State *L);
+int mpl_deliver(lua_State *L);
+int mpl_broadcast(lua_State *L);
+int mpl_online(lua_State *L);
+int mpl_users(lua_State *L);
+
+/* lua_session.c: the session object handed to every handler */
+void lua_session_open(lua_State *L);
+
+/* lua_redis.c */
+int mpl_redis(lua_State *L);
+int mpl_redis_batch(lua_State *L);
+int mpl_redis_library(lua_State *L);
+
+/* lua_worker.c */
+int mpl_pwhash(lua_State *L);
+int mpl_pwverify(lua_State *L);
+
+/* lua_timer.c */
+int mpl_sleep(lua_State *L);
+int mpl_every(lua_State *L);
+
+/* luahost.c: what the registration functions record */
+int luahost_register_handler(lua_State *L, const char *type, int fn_index, int anonymous);
+void luahost_register_close_hook(lua_State *L, int fn_index);
+int luahost_add_redis_library(const char *src, size_t len);
+
+/* Encodes the table at IDX as a frame into the loop's scratch buffer; raises a Lua error when
+ * it cannot be encoded. Returns the frame's size; the bytes are in broker.scratch. */
+size_t lua_encode_frame(lua_State *L, int idx);
+
+#endif

@@ -1,0 +1,213 @@
+/* lua_session: the `s` object of a handler: replies, pushes, login state, closing.
+ *
+ * `s` is the request: it remembers the request id for s:ok/s:fail and finds its session by
+ * handle on every call, so a script that keeps `s` after the client left does no harm: every
+ * method then does nothing and returns false. */
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "broker.h"
+#include "log.h"
+#include "lua_api.h"
+#include "luahost.h"
+#include "presence.h"
+#include "router.h"
+#include "session.h"
+
+static struct request *check_request(lua_State *L)
+{
+    return luaL_checkudata(L, 1, LUAHOST_REQUEST_META);
+}
+
+/* The request's live session, or NULL (pushing false as the method's result). */
+static struct session *live_session(lua_State *L, struct request *r)
+{
+    struct session *s = r->session ? session_get(r->session) : NULL;
+    if (s == NULL) lua_pushboolean(L, 0);
+    return s;
+}
+
+static int already_replied(lua_State *L, struct request *r)
+{
+    if (!r->replied) return 0;
+    lua_Debug ar;
+    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar))
+        log_warn("%s:%d: second reply to one request ignored", ar.short_src, ar.currentline);
+    lua_pushboolean(L, 0);
+    return 1;
+}
+
+/* s:ok([t]) -- replies `res` 200 with the fields of T. */
+static int session_ok(lua_State *L)
+{
+    struct request *r = check_request(L);
+    if (already_replied(L, r)) return 1;
+    struct session *s = live_session(L, r);
+    if (s == NULL) return 1;
+    r->replied = 1;
+    stats_count_reply(&broker.stats, 200);
+    if (!r->has_id) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (lua_isnoneornil(L, 2)) {
+        lua_settop(L, 1);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_pushliteral(L, "res");
+    lua_setfield(L, 2, "type");
+    lua_pushinteger(L, (lua_Integer)r->id);
+    lua_setfield(L, 2, "id");
+    lua_pushinteger(L, 200);
+    lua_setfield(L, 2, "code");
+    size_t n = lua_encode_frame(L, 2);
+    session_send_bytes(s, broker.scratch.sb.data, n);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* s:fail(code, reason) -- replies `res` CODE with an error text. */
+static int session_fail(lua_State *L)
+{
+    struct request *r = check_request(L);
+    lua_Integer code = luaL_checkinteger(L, 2);
+    const char *reason = luaL_optstring(L, 3, "error");
+    luaL_argcheck(L, code >= 100 && code <= 999, 2, "a protocol code");
+    if (already_replied(L, r)) return 1;
+    struct session *s = live_session(L, r);
+    if (s == NULL) return 1;
+    r->replied = 1;
+    session_reply(s, r->has_id, r->id, (int)code, reason);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* s:push(t [, mid]) -- sends T to this session; a MID > 0 is pushed only once, in order. */
+static int session_push(lua_State *L)
+{
+    struct request *r = check_request(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer mid = luaL_optinteger(L, 3, 0);
+    struct session *s = live_session(L, r);
+    if (s == NULL) return 1;
+    if (mid > 0) {
+        if ((uint64_t)mid <= s->last_mid) {
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+        s->last_mid = (uint64_t)mid;
+    }
+    size_t n = lua_encode_frame(L, 2);
+    session_send_bytes(s, broker.scratch.sb.data, n);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* s:close([code, reason]) -- sends `bye` and closes once flushed. */
+static int session_close_lua(lua_State *L)
+{
+    struct request *r = check_request(L);
+    lua_Integer code = luaL_optinteger(L, 2, 0);
+    const char *reason = luaL_optstring(L, 3, "closed");
+    struct session *s = live_session(L, r);
+    if (s == NULL) return 1;
+    session_close(s, (int)code, reason);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* s:authenticate(user) -- logs the session in as USER; an older session of USER gets bye 409. */
+static int session_authenticate(lua_State *L)
+{
+    struct request *r = check_request(L);
+    size_t len;
+    const char *user = luaL_checklstring(L, 2, &len);
+    luaL_argcheck(L, len >= 1 && len <= SESSION_USER_MAX, 2, "user name of 1 to 32 bytes");
+    struct session *s = live_session(L, r);
+    if (s == NULL) return 1;
+    presence_remove(s);
+    session_set_user(s, user, len);
+    s->last_mid = 0;
+    struct session *older = presence_add(s);
+    if (older != NULL) session_close(older, 409, "logged in elsewhere");
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* s:replaying(on) -- while on, live mailbox messages wait for the replay to bring them. */
+static int session_replaying(lua_State *L)
+{
+    struct request *r = check_request(L);
+    int on = lua_toboolean(L, 2);
+    struct session *s = live_session(L, r);
+    if (s == NULL) return 1;
+    s->replaying = (uint8_t)on;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* s:broadcast(t) -- T to every other online session; returns how many. */
+static int session_broadcast(lua_State *L)
+{
+    struct request *r = check_request(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    size_t n = lua_encode_frame(L, 2);
+    struct session *s = r->session ? session_get(r->session) : NULL;
+    lua_pushinteger(L, (lua_Integer)router_broadcast(broker.scratch.sb.data, n, s));
+    return 1;
+}
+
+static const luaL_Reg session_methods[] = {
+    {"ok", session_ok},
+    {"fail", session_fail},
+    {"push", session_push},
+    {"close", session_close_lua},
+    {"authenticate", session_authenticate},
+    {"replaying", session_replaying},
+    {"broadcast", session_broadcast},
+    {NULL, NULL},
+};
+
+/* s.user, s.addr, s.id, s.connected, s.last_mid; everything else is a method. */
+static int session_index(lua_State *L)
+{
+    struct request *r = check_request(L);
+    const char *key = luaL_checkstring(L, 2);
+    struct session *s = r->session ? session_get(r->session) : NULL;
+    if (strcmp(key, "user") == 0) {
+        if (s != NULL && s->user_len > 0)
+            lua_pushlstring(L, s->user, s->user_len);
+        else
+            lua_pushnil(L);
+    } else if (strcmp(key, "addr") == 0) {
+        char addr[64];
+        if (s != NULL)
+            lua_pushstring(L, session_addr_text(s, addr, sizeof addr));
+        else
+            lua_pushnil(L);
+    } else if (strcmp(key, "id") == 0) {
+        if (r->has_id)
+            lua_pushinteger(L, (lua_Integer)r->id);
+        else
+            lua_pushnil(L);
+    } else if (strcmp(key, "connected") == 0) {
+        lua_pushboolean(L, s != NULL);
+    } else if (strcmp(key, "last_mid") == 0) {
+        lua_pushinteger(L, s != NULL ? (lua_Integer)s->last_mid : 0);
+    } else {
+        lua_pushvalue(L, 2);
+        lua_rawget(L, lua_upvalueindex(1));
+    }
+    return 1;
+}
+
+void lua_session_open(lua_State *L)
+{
+    luaL_newmetatable(L, LUAHOST_REQUEST_META);
+    luaL_newlib(L, session_methods);
+    lua_pushcclosure(L, session_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}

@@ -1,0 +1,105 @@
+/* lua_timer: moonpost.sleep (yields) and moonpost.every (a periodic function). */
+#include <stdlib.h>
+
+#include <lauxlib.h>
+#include <event2/event.h>
+
+#include "broker.h"
+#include "log.h"
+#include "lua_api.h"
+#include "luahost.h"
+#include "lua_timer.h"
+
+struct timer {
+    struct event *ev;
+    struct request *sleeper;  /* sleep: the request to resume */
+    unsigned vm_generation;   /* every: the scripts generation it belongs to */
+    int fn_ref;               /* every: the function, in that state's registry */
+    struct timer *prev, *next;
+};
+
+static struct timer *timers;
+
+static void unlink_timer(struct timer *t)
+{
+    if (t->prev) t->prev->next = t->next; else timers = t->next;
+    if (t->next) t->next->prev = t->prev;
+    event_free(t->ev);
+    free(t);
+}
+
+static struct timer *new_timer(double seconds, int persist, event_callback_fn fn)
+{
+    struct timer *t = calloc(1, sizeof *t);
+    if (t == NULL) return NULL;
+    t->ev = event_new(broker.base, -1, persist ? EV_PERSIST : 0, fn, t);
+    if (t->ev == NULL) {
+        free(t);
+        return NULL;
+    }
+    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (time_t)seconds) * 1e6)};
+    event_add(t->ev, &tv);
+    t->next = timers;
+    if (timers) timers->prev = t;
+    timers = t;
+    return t;
+}
+
+static void on_sleep_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct timer *t = arg;
+    struct request *r = t->sleeper;
+    unlink_timer(t);
+    luahost_resume(r, 0);
+}
+
+static double check_seconds(lua_State *L, int idx)
+{
+    double seconds = luaL_checknumber(L, idx);
+    luaL_argcheck(L, seconds >= 0 && seconds <= 86400 * 365, idx, "seconds between 0 and a year");
+    return seconds;
+}
+
+int mpl_sleep(lua_State *L)
+{
+    double seconds = check_seconds(L, 1);
+    struct request *r = luahost_current(L);
+    if (r == NULL) return luaL_error(L, "moonpost.sleep can only be called from a handler or timer");
+    struct timer *t = new_timer(seconds, 0, on_sleep_done);
+    if (t == NULL) return luaL_error(L, "out of memory");
+    t->sleeper = r;
+    return luahost_yield(L, r);
+}
+
+static void on_every(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct timer *t = arg;
+    lua_State *L = luahost_state();
+    if (L == NULL || t->vm_generation != luahost_generation()) {
+        unlink_timer(t); /* its scripts were replaced by a reload */
+        return;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->fn_ref);
+    luahost_spawn(L, 0);
+}
+
+int mpl_every(lua_State *L)
+{
+    double seconds = check_seconds(L, 1);
+    luaL_argcheck(L, seconds >= 0.01, 1, "at least 0.01 seconds");
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+    int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    struct timer *t = new_timer(seconds, 1, on_every);
+    if (t == NULL) return luaL_error(L, "out of memory");
+    t->fn_ref = ref;
+    t->vm_generation = luahost_loading_generation();
+    return 0;
+}
+
+void lua_timer_stop_all(void)
+{
+    while (timers != NULL) unlink_timer(timers);
+}

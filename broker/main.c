@@ -1,0 +1,265 @@
+/* main: the moonpost daemon: options, start-up in order, the loop, orderly shutdown. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "admin.h"
+#include "broker.h"
+#include "conf.h"
+#include "http.h"
+#include "log.h"
+#include "lua_timer.h"
+#include "luahost.h"
+#include "plugin.h"
+#include "presence.h"
+#include "router.h"
+#include "server.h"
+#include "session.h"
+#include "store.h"
+#include "worker.h"
+
+#define EXIT_CONFIG 2
+#define ADMIN_SESSIONS 16
+#define DEFAULT_CONFIG "etc/broker.conf"
+
+struct broker broker;
+
+static struct event *signal_events[3];
+static struct event *shutdown_poll;
+static struct event *shutdown_deadline;
+
+int64_t broker_now_ms(void)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(broker.base, &tv);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: moonpost [-c FILE] [--set KEY=VALUE]... [-t]\n"
+            "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+            "      --set KEY=VALUE override one key of the file (repeatable; for a list key\n"
+            "                      the first --set replaces the whole list)\n"
+            "  -t, --test          check the configuration and the scripts, then exit\n"
+            "  -v, --version       print the version\n"
+            "  -h, --help          this text\n"
+            "Exit codes: 0 clean stop, 1 start-up failure, 2 configuration error.\n");
+}
+
+static void on_shutdown_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    if (session_count() == 0) event_base_loopbreak(broker.base);
+}
+
+static void on_shutdown_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    log_warn("shutdown_timeout reached with %zu session(s) still flushing", session_count());
+    event_base_loopbreak(broker.base);
+}
+
+static void close_with_bye(struct session *s, void *arg)
+{
+    (void)arg;
+    session_close(s, 503, "shutting down");
+}
+
+void broker_shutdown(const char *why)
+{
+    if (broker.shutting_down) return;
+    broker.shutting_down = 1;
+    log_info("shutting down (%s), %zu session(s)", why, session_count());
+    server_stop_accepting();
+    session_foreach(close_with_bye, NULL);
+    struct timeval poll = {0, 20000};
+    shutdown_poll = event_new(broker.base, -1, EV_PERSIST, on_shutdown_poll, NULL);
+    event_add(shutdown_poll, &poll);
+    double t = broker.conf.shutdown_timeout;
+    struct timeval deadline = {(time_t)t, (suseconds_t)((t - (time_t)t) * 1e6)};
+    shutdown_deadline = evtimer_new(broker.base, on_shutdown_deadline, NULL);
+    evtimer_add(shutdown_deadline, &deadline);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what, (void)arg;
+    if (sig == SIGHUP) {
+        char err[1024];
+        log_info("SIGHUP: reloading scripts");
+        if (luahost_reload(err, sizeof err) == 0) store_load_libraries();
+        return;
+    }
+    broker_shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static int write_pid_file(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        log_error("pid_file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "%ld\n", (long)getpid());
+    fclose(f);
+    return 0;
+}
+
+static void default_node_id(struct conf *c)
+{
+    if (c->node_id != NULL) return;
+    char host[256] = "node";
+    gethostname(host, sizeof host - 1);
+    char id[300];
+    snprintf(id, sizeof id, "%s-%ld", host, (long)getpid());
+    c->node_id = strdup(id);
+}
+
+static int load_config(int argc, char **argv, int *test_only)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
+        {"test", no_argument, NULL, 't'},         {"version", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    const char *path = DEFAULT_CONFIG;
+    char **sets = calloc((size_t)argc, sizeof *sets);
+    size_t set_count = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:tvh", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 's': sets[set_count++] = optarg; break;
+        case 't': *test_only = 1; break;
+        case 'v': printf("moonpost %s\n", MOONPOST_VERSION); free(sets); exit(0);
+        case 'h': usage(stdout); free(sets); exit(0);
+        default: usage(stderr); free(sets); exit(EXIT_CONFIG);
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "moonpost: unexpected argument '%s'\n", argv[optind]);
+        free(sets);
+        exit(EXIT_CONFIG);
+    }
+    struct conf_error err;
+    conf_init(&broker.conf);
+    broker.conf_path = path;
+    int rc = conf_load_file(&broker.conf, path, &err);
+    for (size_t i = 0; rc == 0 && i < set_count; i++) rc = conf_set(&broker.conf, sets[i], &err);
+    free(sets);
+    if (rc == 0 && broker.conf.listen.count == 0) {
+        snprintf(err.text, sizeof err.text, "%s: no 'listen' address", path);
+        rc = -1;
+    }
+    if (rc == 0 && broker.conf.redis == NULL) {
+        snprintf(err.text, sizeof err.text, "%s: 'redis' must be set", path);
+        rc = -1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "moonpost: %s\n", err.text);
+        return -1;
+    }
+    default_node_id(&broker.conf);
+    return 0;
+}
+
+static int start_signals(void)
+{
+    const int signals[] = {SIGINT, SIGTERM, SIGHUP};
+    signal(SIGPIPE, SIG_IGN);
+    for (int i = 0; i < 3; i++) {
+        signal_events[i] = evsignal_new(broker.base, signals[i], on_signal, NULL);
+        if (signal_events[i] == NULL || event_add(signal_events[i], NULL) != 0) return -1;
+    }
+    return 0;
+}
+
+static int start(void)
+{
+    size_t max = (size_t)broker.conf.max_connections + ADMIN_SESSIONS;
+    if (session_table_init(max) != 0 || presence_init(max) != 0) {
+        log_error("cannot allocate tables for %zu sessions", max);
+        return -1;
+    }
+    session_on_free = admin_session_freed;
+    if (worker_start(broker.conf.workers) != 0) {
+        log_error("cannot start %d worker thread(s)", broker.conf.workers);
+        return -1;
+    }
+    if (admin_start() != 0) return -1;
+    if (plugin_load_all() != 0) return -1;
+    if (luahost_start() != 0) return -1;
+    if (store_start() != 0) return -1;
+    if (start_signals() != 0) return -1;
+    if (server_listen() != 0) return -1;
+    if (http_start() != 0) return -1;
+    if (broker.conf.pid_file && write_pid_file(broker.conf.pid_file) != 0) return -1;
+    return 0;
+}
+
+static void stop(void)
+{
+    http_stop();
+    server_close();
+    lua_timer_stop_all();
+    worker_stop();
+    store_stop();
+    session_table_free();
+    presence_free();
+    luahost_stop();
+    plugin_unload_all();
+    router_free();
+    for (int i = 0; i < 3; i++)
+        if (signal_events[i]) event_free(signal_events[i]);
+    if (shutdown_poll) event_free(shutdown_poll);
+    if (shutdown_deadline) event_free(shutdown_deadline);
+    if (broker.conf.pid_file) unlink(broker.conf.pid_file);
+    codec_buf_free(&broker.scratch);
+    event_base_free(broker.base);
+    conf_free(&broker.conf);
+    log_close();
+}
+
+int main(int argc, char **argv)
+{
+    int test_only = 0;
+    if (load_config(argc, argv, &test_only) != 0) return EXIT_CONFIG;
+    if (sodium_init() < 0) {
+        fprintf(stderr, "moonpost: libsodium failed to initialise\n");
+        return 1;
+    }
+    if (log_open(broker.conf.log_file) != 0) {
+        fprintf(stderr, "moonpost: log_file %s: %s\n", broker.conf.log_file, strerror(errno));
+        return EXIT_CONFIG;
+    }
+    log_set_level(broker.conf.log_level);
+    broker.base = event_base_new();
+    codec_buf_init(&broker.scratch);
+    if (test_only) {
+        int ok = plugin_load_all() == 0 && luahost_start() == 0;
+        printf("%s: %s\n", broker.conf_path, ok ? "configuration ok" : "configuration has errors");
+        luahost_stop();
+        plugin_unload_all();
+        router_free();
+        codec_buf_free(&broker.scratch);
+        event_base_free(broker.base);
+        conf_free(&broker.conf);
+        return ok ? 0 : EXIT_CONFIG;
+    }
+    log_info("moonpost %s starting (node %s)", MOONPOST_VERSION, broker.conf.node_id);
+    int rc = start();
+    if (rc == 0) {
+        event_base_dispatch(broker.base);
+        log_info("stopped");
+    }
+    stop();
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,34 @@
+/* reply: `res` frames with fields, encoded once in the loop's scratch buffer. */
+#include "reply.h"
+
+#include <string.h>
+
+#include "broker.h"
+
+void reply_pack_str(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+msgpack_packer *reply_begin(int has_id, uint64_t id, size_t fields)
+{
+    struct codec_buf *b = &broker.scratch;
+    codec_frame_begin(b);
+    msgpack_pack_map(&b->pk, fields + 2 + (has_id ? 1 : 0));
+    reply_pack_str(&b->pk, "type");
+    reply_pack_str(&b->pk, "res");
+    reply_pack_str(&b->pk, "code");
+    msgpack_pack_int(&b->pk, 200);
+    if (has_id) {
+        reply_pack_str(&b->pk, "id");
+        msgpack_pack_uint64(&b->pk, id);
+    }
+    return &b->pk;
+}
+
+void reply_end(struct session *s)
+{
+    size_t n = codec_frame_end(&broker.scratch);
+    stats_count_reply(&broker.stats, 200);
+    session_send_bytes(s, broker.scratch.sb.data, n);
+}

@@ -1,0 +1,135 @@
+/* server: evconnlistener per configured address, plus the admin socket (mode 0600). */
+#include "server.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+
+#include "broker.h"
+#include "log.h"
+#include "session.h"
+
+#define MAX_LISTENERS 16
+#define BACKLOG 4096
+
+static struct evconnlistener *listeners[MAX_LISTENERS];
+static size_t listener_count;
+static char admin_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+/* Refuses a connection we cannot take with a best-effort `bye` 503. */
+static void refuse(evutil_socket_t fd, const char *why)
+{
+    struct codec_buf *b = &broker.scratch;
+    codec_frame_begin(b);
+    msgpack_pack_map(&b->pk, 3);
+    msgpack_pack_str_with_body(&b->pk, "type", 4);
+    msgpack_pack_str_with_body(&b->pk, "bye", 3);
+    msgpack_pack_str_with_body(&b->pk, "code", 4);
+    msgpack_pack_int(&b->pk, 503);
+    msgpack_pack_str_with_body(&b->pk, "error", 5);
+    msgpack_pack_str_with_body(&b->pk, why, strlen(why));
+    size_t n = codec_frame_end(b);
+    if (send(fd, b->sb.data, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) { /* the client is gone */ }
+    evutil_closesocket(fd);
+    broker.stats.connections_rejected_total++;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
+                      int len, void *arg)
+{
+    (void)l;
+    enum session_kind kind = (enum session_kind)(intptr_t)arg;
+    if (broker.shutting_down) return refuse(fd, "shutting down");
+    if (kind == SESSION_CLIENT && session_count() >= (size_t)broker.conf.max_connections) {
+        log_warn("max_connections (%d) reached, refusing a connection", broker.conf.max_connections);
+        return refuse(fd, "too many connections");
+    }
+    struct session *s = session_open(fd, addr, len, kind);
+    if (s == NULL) return refuse(fd, "out of sessions");
+    broker.stats.connections_total++;
+    if (kind == SESSION_ADMIN) s->state = SESSION_AUTHENTICATED;
+}
+
+static void on_listener_error(struct evconnlistener *l, void *arg)
+{
+    (void)l, (void)arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    /* EMFILE and friends: the listener keeps going; the next accept may succeed */
+    log_error("accept failed: %s", evutil_socket_error_to_string(err));
+}
+
+static int add_listener(struct sockaddr *sa, int len, enum session_kind kind, const char *name)
+{
+    if (listener_count == MAX_LISTENERS) {
+        log_error("listen %s: at most %d listeners", name, MAX_LISTENERS);
+        return -1;
+    }
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
+    if (kind == SESSION_CLIENT) flags |= LEV_OPT_REUSEABLE;
+    if (kind == SESSION_CLIENT && broker.conf.reuseport) flags |= LEV_OPT_REUSEABLE_PORT;
+    struct evconnlistener *l = evconnlistener_new_bind(broker.base, on_accept,
+                                                       (void *)(intptr_t)kind, flags, BACKLOG,
+                                                       sa, len);
+    if (l == NULL) {
+        log_error("cannot listen on %s: %s", name, strerror(errno));
+        return -1;
+    }
+    evconnlistener_set_error_cb(l, on_listener_error);
+    listeners[listener_count++] = l;
+    log_info("listening on %s%s", name, kind == SESSION_ADMIN ? " (admin)" : "");
+    return 0;
+}
+
+static int listen_admin(const char *path)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sun.sun_path) {
+        log_error("admin_socket %s: path too long", path);
+        return -1;
+    }
+    strcpy(sun.sun_path, path);
+    unlink(path); /* a stale socket from a previous run */
+    mode_t old = umask(0177);
+    int rc = add_listener((struct sockaddr *)&sun, sizeof sun, SESSION_ADMIN, path);
+    umask(old);
+    if (rc == 0) {
+        chmod(path, 0600);
+        snprintf(admin_path, sizeof admin_path, "%s", path);
+    }
+    return rc;
+}
+
+int server_listen(void)
+{
+    for (size_t i = 0; i < broker.conf.listen.count; i++) {
+        const char *addr = broker.conf.listen.items[i];
+        struct sockaddr_storage ss;
+        int len = sizeof ss;
+        if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &len) != 0) {
+            log_error("listen %s: not a host:port address", addr);
+            return -1;
+        }
+        if (add_listener((struct sockaddr *)&ss, len, SESSION_CLIENT, addr) != 0) return -1;
+    }
+    if (broker.conf.admin_socket != NULL && listen_admin(broker.conf.admin_socket) != 0) return -1;
+    return 0;
+}
+
+void server_stop_accepting(void)
+{
+    for (size_t i = 0; i < listener_count; i++) evconnlistener_disable(listeners[i]);
+}
+
+void server_close(void)
+{
+    for (size_t i = 0; i < listener_count; i++) evconnlistener_free(listeners[i]);
+    listener_count = 0;
+    if (admin_path[0] != '\0') unlink(admin_path);
+    admin_path[0] = '\0';
+}

@@ -1,0 +1,75 @@
+/* session: one client connection, its state and its output, addressed by a handle that
+ * outlives it safely (slot index + generation), never by a raw pointer kept across I/O. */
+#ifndef MOONPOST_SESSION_H
+#define MOONPOST_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/bufferevent.h>
+
+#define SESSION_USER_MAX 32
+#define SESSION_MAX_MALFORMED 3
+#define SESSION_MAX_INFLIGHT 64 /* handlers running at once for one session: reading pauses past it */
+
+typedef uint64_t session_handle; /* 0 is never a live session */
+
+enum session_state { SESSION_ANONYMOUS, SESSION_AUTHENTICATED, SESSION_CLOSING };
+enum session_kind { SESSION_CLIENT, SESSION_ADMIN };
+
+struct session {
+    session_handle handle;
+    struct bufferevent *bev;
+    enum session_state state;
+    uint8_t kind;
+    uint8_t malformed;
+    uint8_t doomed;      /* queued to be freed on the next loop pass */
+    uint8_t replaying;   /* mailbox replay in progress: live `msg` pushes wait for it */
+    uint8_t user_len;
+    uint16_t inflight;
+    uint8_t addr_family; /* AF_INET, AF_INET6 or AF_UNIX */
+    uint8_t addr[16];
+    int64_t login_deadline_ms;
+    uint64_t last_mid;   /* highest `msg` mid pushed in this session */
+    uint32_t online_index; /* position in the presence table's list */
+    char user[SESSION_USER_MAX + 1];
+};
+
+/* Allocates the session table for up to MAX sessions. */
+int session_table_init(size_t max);
+void session_table_free(void);
+size_t session_count(void);
+
+/* Wraps an accepted socket; returns NULL when the table is full or on allocation failure. */
+struct session *session_open(int fd, const struct sockaddr *addr, int addr_len,
+                             enum session_kind kind);
+
+/* The live session behind HANDLE, or NULL when it is gone (or closing, unless allow_closing). */
+struct session *session_get(session_handle handle);
+
+/* Visits every live session (closing ones excluded). */
+void session_foreach(void (*fn)(struct session *s, void *arg), void *arg);
+
+/* Queues raw frame bytes. A session past its output limit is dropped as a slow reader. */
+void session_send_bytes(struct session *s, const void *data, size_t len);
+
+/* Replies `res` with CODE (and ERROR when CODE != 200), carrying ID when HAS_ID. */
+void session_reply(struct session *s, int has_id, uint64_t id, int code, const char *error);
+
+/* Sends `bye` CODE ERROR (when CODE != 0), stops reading, and frees the session once its output
+ * is flushed (or after a short grace period). Safe to call twice. */
+void session_close(struct session *s, int code, const char *error);
+
+/* Marks the session logged in as USER and moves it from the login to the idle timeout. */
+void session_set_user(struct session *s, const char *user, size_t len);
+
+/* The client address as text ("127.0.0.1", "::1", "unix"). */
+const char *session_addr_text(const struct session *s, char *buf, size_t len);
+
+/* A frame handler finished: lets reading resume if it was paused. */
+void session_handler_done(struct session *s);
+
+/* Called by the session layer when a session's socket is gone (set by the server). */
+extern void (*session_on_free)(struct session *s);
+
+#endif

@@ -1,0 +1,45 @@
+/* stats: counters of the loop thread, plain increments, read by /metrics and admin.stats. */
+#ifndef MOONPOST_STATS_H
+#define MOONPOST_STATS_H
+
+#include <stdint.h>
+
+#define STATS_CODES 12 /* 200 400 401 403 404 408 409 413 429 500 503 507 */
+#define STATS_LATENCY_BUCKETS 16
+
+struct stats {
+    uint64_t connections_total;
+    uint64_t connections_rejected_total;
+    uint64_t frames_in_total;
+    uint64_t frames_out_total;
+    uint64_t bytes_in_total;
+    uint64_t bytes_out_total;
+    uint64_t malformed_frames_total;
+    uint64_t replies_total[STATS_CODES];
+    uint64_t slow_consumers_total;
+    uint64_t idle_timeouts_total;
+    uint64_t handler_errors_total;
+    uint64_t broadcast_deliveries_total;
+    uint64_t deliveries_total;
+    uint64_t redis_commands_total;
+    uint64_t redis_errors_total;
+    uint64_t redis_reconnects_total;
+    uint64_t reloads_total;
+    uint64_t reload_failures_total;
+    uint64_t handler_latency_us_sum;
+    uint64_t handler_latency_count;
+    uint64_t handler_latency_buckets[STATS_LATENCY_BUCKETS]; /* <= 2^i * 50 us */
+    uint64_t redis_latency_us_sum;
+    uint64_t redis_latency_count;
+    uint64_t redis_latency_buckets[STATS_LATENCY_BUCKETS];
+};
+
+extern const int stats_codes[STATS_CODES];
+
+void stats_count_reply(struct stats *s, int code);
+void stats_observe(uint64_t buckets[STATS_LATENCY_BUCKETS], uint64_t *sum, uint64_t *count,
+                   uint64_t us);
+/* Upper bound in microseconds of latency bucket I. */
+uint64_t stats_bucket_bound_us(int i);
+
+#endif

@@ -1,0 +1,270 @@
+/* store: hiredis async client with reconnect, a command watchdog and pooled call contexts. */
+#include "store.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+
+#include "broker.h"
+#include "log.h"
+#include "luahost.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define WATCHDOG_MS 250
+
+enum store_state { STORE_DOWN, STORE_CONNECTING, STORE_READY };
+
+struct call {
+    store_reply_fn fn;
+    void *arg;
+    int64_t sent_us;
+    struct call *next_free;
+};
+
+static struct {
+    redisAsyncContext *ctx;
+    enum store_state state;
+    int backoff_ms;
+    struct event *retry;
+    struct event *watchdog;
+    size_t in_flight;
+    int64_t last_progress_ms; /* last reply, or when the oldest in-flight command was sent */
+    struct call *free_calls;
+    int stopping;
+} store;
+
+static void connect_now(void);
+
+static int64_t now_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+static struct call *call_get(void)
+{
+    struct call *c = store.free_calls;
+    if (c != NULL) {
+        store.free_calls = c->next_free;
+        return c;
+    }
+    return malloc(sizeof *c);
+}
+
+static void call_put(struct call *c)
+{
+    c->next_free = store.free_calls;
+    store.free_calls = c;
+}
+
+int store_ready(void)
+{
+    return store.state == STORE_READY;
+}
+
+const char *store_state_text(void)
+{
+    switch (store.state) {
+    case STORE_READY: return "connected";
+    case STORE_CONNECTING: return "connecting";
+    default: return "down";
+    }
+}
+
+static void schedule_retry(void)
+{
+    if (store.stopping) return;
+    struct timeval tv = {store.backoff_ms / 1000, (store.backoff_ms % 1000) * 1000};
+    evtimer_add(store.retry, &tv);
+    store.backoff_ms *= 2;
+    if (store.backoff_ms > BACKOFF_MAX_MS) store.backoff_ms = BACKOFF_MAX_MS;
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    struct call *c = privdata;
+    redisReply *r = reply;
+    store.in_flight--;
+    store.last_progress_ms = broker_now_ms();
+    uint64_t us = (uint64_t)(now_us() - c->sent_us);
+    stats_observe(broker.stats.redis_latency_buckets, &broker.stats.redis_latency_us_sum,
+                  &broker.stats.redis_latency_count, us);
+    if (r == NULL) broker.stats.redis_errors_total++;
+    store_reply_fn fn = c->fn;
+    void *arg = c->arg;
+    call_put(c);
+    fn(r, r == NULL ? "redis connection lost" : NULL, arg);
+}
+
+int store_command(int argc, const char **argv, const size_t *argv_len, store_reply_fn fn,
+                  void *arg)
+{
+    if (store.state != STORE_READY) return -1;
+    struct call *c = call_get();
+    if (c == NULL) return -1;
+    c->fn = fn;
+    c->arg = arg;
+    c->sent_us = now_us();
+    if (store.in_flight == 0) store.last_progress_ms = broker_now_ms();
+    if (redisAsyncCommandArgv(store.ctx, on_reply, c, argc, argv, argv_len) != REDIS_OK) {
+        call_put(c);
+        return -1;
+    }
+    store.in_flight++;
+    broker.stats.redis_commands_total++;
+    return 0;
+}
+
+static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    redisReply *r = reply;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+        log_error("redis: %s failed: %s", (const char *)privdata, r->str);
+}
+
+static void send_setup(const char *what, int argc, const char **argv, const size_t *len)
+{
+    redisAsyncCommandArgv(store.ctx, on_setup_reply, (void *)what, argc, argv, len);
+}
+
+void store_load_libraries(void)
+{
+    if (store.state != STORE_READY) return;
+    for (size_t i = 0; i < luahost_redis_library_count(); i++) {
+        size_t len;
+        const char *src = luahost_redis_library_at(i, &len);
+        const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", src};
+        size_t lens[] = {8, 4, 7, len};
+        send_setup("FUNCTION LOAD", 4, argv, lens);
+    }
+}
+
+/* AUTH, SELECT and the function libraries go first on every new connection; commands sent
+ * afterwards are pipelined behind them, so no command ever runs before them. */
+static void setup_connection(void)
+{
+    const struct conf *c = &broker.conf;
+    if (c->redis_password != NULL) {
+        const char *argv[] = {"AUTH", c->redis_password};
+        size_t lens[] = {4, strlen(c->redis_password)};
+        send_setup("AUTH", 2, argv, lens);
+    }
+    if (c->redis_db != 0) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", c->redis_db);
+        const char *argv[] = {"SELECT", db};
+        size_t lens[] = {6, strlen(db)};
+        send_setup("SELECT", 2, argv, lens);
+    }
+    store.state = STORE_READY;
+    store_load_libraries();
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    if (status != REDIS_OK) {
+        log_warn("redis: cannot connect to %s: %s (retrying in %d ms)", broker.conf.redis,
+                 ac->errstr, store.backoff_ms);
+        store.ctx = NULL; /* hiredis frees a context whose connect failed */
+        store.state = STORE_DOWN;
+        schedule_retry();
+        return;
+    }
+    log_info("redis: connected to %s", broker.conf.redis);
+    store.backoff_ms = BACKOFF_MIN_MS;
+    setup_connection();
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    if (status != REDIS_OK) log_warn("redis: connection lost: %s", ac->errstr);
+    store.ctx = NULL;
+    store.state = STORE_DOWN;
+    store.in_flight = 0;
+    broker.stats.redis_reconnects_total++;
+    schedule_retry();
+}
+
+static void connect_now(void)
+{
+    const char *addr = broker.conf.redis;
+    if (strncmp(addr, "unix:", 5) == 0) {
+        store.ctx = redisAsyncConnectUnix(addr + 5);
+    } else {
+        char host[256];
+        snprintf(host, sizeof host, "%s", addr);
+        char *colon = strrchr(host, ':');
+        int port = 6379;
+        if (colon != NULL) {
+            *colon = '\0';
+            port = atoi(colon + 1);
+        }
+        store.ctx = redisAsyncConnect(host, port);
+    }
+    if (store.ctx == NULL || store.ctx->err) {
+        log_warn("redis: cannot connect to %s: %s", addr, store.ctx ? store.ctx->errstr : "oom");
+        if (store.ctx) redisAsyncFree(store.ctx);
+        store.ctx = NULL;
+        store.state = STORE_DOWN;
+        schedule_retry();
+        return;
+    }
+    store.state = STORE_CONNECTING;
+    redisLibeventAttach(store.ctx, broker.base);
+    redisAsyncSetConnectCallback(store.ctx, on_connect);
+    redisAsyncSetDisconnectCallback(store.ctx, on_disconnect);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    connect_now();
+}
+
+/* hiredis has no command timeout: a connection that answers nothing for redis_timeout while
+ * commands wait is dropped, which fails those commands (503) and reconnects. */
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    if (store.state == STORE_READY && store.in_flight > 0 &&
+        broker_now_ms() - store.last_progress_ms > (int64_t)(broker.conf.redis_timeout * 1000)) {
+        log_warn("redis: no reply for %.1f s with %zu command(s) waiting, reconnecting",
+                 broker.conf.redis_timeout, store.in_flight);
+        redisAsyncFree(store.ctx); /* calls every waiting callback with NULL, then disconnect */
+    }
+}
+
+int store_start(void)
+{
+    store.backoff_ms = BACKOFF_MIN_MS;
+    store.retry = evtimer_new(broker.base, on_retry, NULL);
+    store.watchdog = event_new(broker.base, -1, EV_PERSIST, on_watchdog, NULL);
+    if (store.retry == NULL || store.watchdog == NULL) return -1;
+    struct timeval tv = {0, WATCHDOG_MS * 1000};
+    event_add(store.watchdog, &tv);
+    connect_now();
+    return 0;
+}
+
+void store_stop(void)
+{
+    store.stopping = 1;
+    if (store.ctx != NULL) redisAsyncFree(store.ctx);
+    store.ctx = NULL;
+    if (store.retry) event_free(store.retry);
+    if (store.watchdog) event_free(store.watchdog);
+    store.retry = store.watchdog = NULL;
+    while (store.free_calls != NULL) {
+        struct call *c = store.free_calls;
+        store.free_calls = c->next_free;
+        free(c);
+    }
+}

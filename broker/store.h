@@ -1,0 +1,29 @@
+/* store: the broker's one asynchronous Redis connection (hiredis on the loop), pipelined,
+ * reconnecting by itself with capped backoff. */
+#ifndef MOONPOST_STORE_H
+#define MOONPOST_STORE_H
+
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+
+/* Called exactly once per command: with the reply, or with reply == NULL and a reason when the
+ * connection was lost or timed out before the reply came. The reply is freed after it returns. */
+typedef void (*store_reply_fn)(redisReply *reply, const char *error, void *arg);
+
+int store_start(void);
+void store_stop(void);
+int store_ready(void);
+
+/* Sends one command. Returns 0 (FN will be called), or -1 when Redis is not connected (FN is
+ * not called: the caller answers 503 at once). */
+int store_command(int argc, const char **argv, const size_t *argv_len, store_reply_fn fn,
+                  void *arg);
+
+/* Reloads the scripts' Redis function libraries (after a reload of the scripts). */
+void store_load_libraries(void);
+
+/* A one-line description of the connection state for admin.stats and /healthz. */
+const char *store_state_text(void);
+
+#endif

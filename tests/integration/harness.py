@@ -1,0 +1,291 @@
+"""harness: starts a real redis-server and a real moonpost on free ports in a temp dir, and
+speaks the protocol to them over real sockets. Everything is stopped and removed afterwards."""
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import unittest
+
+from mpwire import frame, unpackb
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("MOONPOST_BUILD", os.path.join(ROOT, "build"))
+BROKER = os.environ.get("MOONPOST_BIN", os.path.join(BUILD, "broker", "moonpost"))
+SCRIPTS = os.path.join(ROOT, "scripts")
+ALL_SCRIPTS = ["ping", "register", "login", "users", "send", "broadcast", "mailbox", "presence"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10.0, proc=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s" % proc.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("port %d did not open" % port)
+
+
+class Redis:
+    def __init__(self, tmp):
+        self.tmp, self.port, self.proc = tmp, free_port(), None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.tmp,
+             "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, proc=self.proc)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def cmd(self, *args):
+        """One command over RESP, returns the parsed reply."""
+        with socket.create_connection(("127.0.0.1", self.port)) as s:
+            out = b"*%d\r\n" % len(args)
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            s.sendall(out)
+            f = s.makefile("rb")
+            return _resp(f)
+
+
+def _resp(f):
+    line = f.readline().rstrip(b"\r\n")
+    t, rest = line[:1], line[1:]
+    if t == b"+":
+        return rest.decode()
+    if t == b"-":
+        raise RuntimeError(rest.decode())
+    if t == b":":
+        return int(rest)
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:-2]
+        return data
+    if t == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp(f) for _ in range(n)]
+    raise RuntimeError("bad resp %r" % line)
+
+
+class Broker:
+    def __init__(self, tmp, redis_port, scripts=None, extra=None):
+        self.tmp = tmp
+        self.port = free_port()
+        self.http_port = free_port()
+        self.redis_port = redis_port
+        self.admin = os.path.join(tmp, "admin.sock")
+        self.log = os.path.join(tmp, "moonpost.log")
+        self.proc = None
+        self.conf = os.path.join(tmp, "broker.conf")
+        lines = ["listen 127.0.0.1:%d" % self.port,
+                 "redis 127.0.0.1:%d" % redis_port,
+                 "admin_socket %s" % self.admin,
+                 "http_listen 127.0.0.1:%d" % self.http_port,
+                 "log_level debug",
+                 "pwhash_memory 8192", "pwhash_ops 1", "workers 2",
+                 "shutdown_timeout 5"]
+        for name in (scripts or ALL_SCRIPTS):
+            path = name if name.startswith("/") else os.path.join(SCRIPTS, name + ".lua")
+            lines.append("script %s" % path)
+        lines += (extra or [])
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def start(self, wait=True):
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([BROKER, "-c", self.conf], stdout=self.logf, stderr=self.logf)
+        if wait:
+            wait_port(self.port, proc=self.proc)
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            raise AssertionError("broker did not stop within %ss" % timeout)
+        finally:
+            self.logf.close()
+            self.proc = None
+        return rc
+
+    def log_text(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+
+class Client:
+    """One connection. send() returns the id used; wait_res(id) returns that reply while
+    keeping pushes in self.pushes."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, family=socket.AF_INET, path=None):
+        if path:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.connect(path)
+        else:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.next_id = 1
+        self.pushes = []
+        self.replies = {}
+
+    def close(self):
+        self.sock.close()
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def send(self, msg, with_id=True):
+        msg = dict(msg)
+        if with_id and "id" not in msg:
+            msg["id"] = self.next_id
+            self.next_id += 1
+        self.sock.sendall(frame(msg))
+        return msg.get("id")
+
+    def read_frame(self, timeout=None):
+        if timeout is not None:
+            self.sock.settimeout(timeout)
+        while True:
+            if len(self.buf) >= 4:
+                n = struct.unpack(">I", self.buf[:4])[0]
+                if len(self.buf) >= 4 + n:
+                    body, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
+                    return unpackb(body)
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("connection closed")
+            self.buf += data
+
+    def next(self, timeout=10.0):
+        """The next frame that is not a reply waited for elsewhere."""
+        if self.pushes:
+            return self.pushes.pop(0)
+        return self.read_frame(timeout)
+
+    def wait_res(self, rid, timeout=10.0):
+        deadline = time.time() + timeout
+        while rid not in self.replies:
+            left = deadline - time.time()
+            if left <= 0:
+                raise TimeoutError("no reply for id %s" % rid)
+            f = self.read_frame(left)
+            if f.get("type") == "res" and "id" in f:
+                self.replies[f["id"]] = f
+            else:
+                self.pushes.append(f)
+        return self.replies.pop(rid)
+
+    def call(self, msg, timeout=10.0):
+        return self.wait_res(self.send(msg), timeout)
+
+    def wait_push(self, type_, timeout=10.0, pred=None):
+        deadline = time.time() + timeout
+        for i, f in enumerate(self.pushes):
+            if f.get("type") == type_ and (pred is None or pred(f)):
+                return self.pushes.pop(i)
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                raise TimeoutError("no %s push" % type_)
+            f = self.read_frame(left)
+            if f.get("type") == "res" and "id" in f:
+                self.replies[f["id"]] = f
+            elif f.get("type") == type_ and (pred is None or pred(f)):
+                return f
+            else:
+                self.pushes.append(f)
+
+    def expect_closed(self, timeout=10.0):
+        """Reads until EOF; returns the frames seen on the way."""
+        seen = list(self.pushes)
+        self.pushes = []
+        deadline = time.time() + timeout
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                raise TimeoutError("connection not closed")
+            try:
+                seen.append(self.read_frame(left))
+            except (EOFError, ConnectionResetError):
+                return seen
+
+
+class BrokerTest(unittest.TestCase):
+    """A fresh redis-server and broker per test class; state is flushed between tests."""
+    scripts = None
+    extra = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="moonpost-test-")
+        cls.redis = Redis(cls.tmp)
+        cls.redis.start()
+        cls.broker = Broker(cls.tmp, cls.redis.port, cls.scripts, cls.extra).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            rc = cls.broker.stop()
+            if rc not in (0, None):
+                print(cls.broker.log_text()[-4000:])
+        finally:
+            cls.redis.stop()
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        self.clients = []
+
+    def tearDown(self):
+        for c in self.clients:
+            c.close()
+
+    def connect(self, **kw):
+        c = Client(self.broker.port, **kw)
+        self.clients.append(c)
+        return c
+
+    def register(self, user, password="secret1", **kw):
+        c = self.connect()
+        r = c.call(dict(type="register", user=user, password=password, **kw))
+        c.close()
+        self.clients.remove(c)
+        return r
+
+    def login(self, user, password="secret1", register=True):
+        if register:
+            self.register(user, password)
+        c = self.connect()
+        r = c.call(dict(type="login", user=user, password=password))
+        self.assertEqual(r["code"], 200, r)
+        c.token = r["token"]
+        c.user = user
+        return c
