@@ -133,3 +133,15 @@ int frame_get(const uint8_t *body, size_t len, const char *key, struct mpr_item 
     }
     return 0;
 }
+
+enum frame_split frame_split(const uint8_t *data, size_t len, uint32_t max_frame,
+                             uint32_t *body_len)
+{
+    *body_len = 0;
+    if (len < FRAME_HEADER_LEN) return FRAME_NEED_MORE;
+    uint32_t n = frame_read_length(data);
+    *body_len = n;
+    if (n == 0) return FRAME_EMPTY;
+    if (n > max_frame) return FRAME_OVERSIZE;
+    return len - FRAME_HEADER_LEN >= n ? FRAME_READY : FRAME_NEED_MORE;
+}

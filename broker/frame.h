@@ -55,6 +55,15 @@ const char *frame_error_text(enum frame_error err);
 
 
 
+enum frame_split { FRAME_NEED_MORE, FRAME_READY, FRAME_EMPTY, FRAME_OVERSIZE };
+
+/* Looks at the start of a byte stream: FRAME_READY when a whole frame of body length *body_len
+ * is there, FRAME_NEED_MORE when more bytes are needed (*body_len tells how many the body has
+ * when the header is complete, else 0), FRAME_EMPTY for a zero length, FRAME_OVERSIZE for a
+ * length over MAX_FRAME. */
+enum frame_split frame_split(const uint8_t *data, size_t len, uint32_t max_frame,
+                             uint32_t *body_len);
+
 struct mpr_item;
 /* Finds top-level KEY in a body that frame_check accepted; fills ITEM with its value (for a
  * container, its header only). Returns 1 when found, 0 when not. */

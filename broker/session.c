@@ -280,16 +280,12 @@ static void on_read(struct bufferevent *bev, void *arg)
         }
         size_t have = evbuffer_get_length(in);
         uint8_t header[FRAME_HEADER_LEN];
-        if (have < FRAME_HEADER_LEN) return;
-        evbuffer_copyout(in, header, sizeof header);
-        uint32_t len = frame_read_length(header);
-        if (len == 0) {
-            session_close(s, 400, "empty frame");
-            return;
-        }
-        if (len > (uint32_t)broker.conf.max_frame) {
-            session_close(s, 413, "frame too large");
-            return;
+        if (evbuffer_copyout(in, header, sizeof header) < (ev_ssize_t)sizeof header) return;
+        uint32_t len;
+        switch (frame_split(header, sizeof header, (uint32_t)broker.conf.max_frame, &len)) {
+        case FRAME_EMPTY: session_close(s, 400, "empty frame"); return;
+        case FRAME_OVERSIZE: session_close(s, 413, "frame too large"); return;
+        default: break;
         }
         if (have < FRAME_HEADER_LEN + (size_t)len) {
             /* ask libevent to wake us only when the whole frame is there */
