@@ -240,6 +240,7 @@ static void push_config(lua_State *L)
         {"login_failure_window", c->login_failure_window},
         {"mailbox_max", c->mailbox_max},
         {"redis_db", c->redis_db},
+        {"output_limit", c->output_limit},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         lua_pushinteger(L, ints[i].value);

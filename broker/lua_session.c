@@ -5,6 +5,7 @@
  * method then does nothing and returns false. */
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <lauxlib.h>
 
 #include "broker.h"
@@ -170,7 +171,8 @@ static const luaL_Reg session_methods[] = {
     {NULL, NULL},
 };
 
-/* s.user, s.addr, s.id, s.connected, s.last_mid; everything else is a method. */
+/* s.user, s.addr, s.id, s.connected, s.queued (bytes waiting to be written), s.last_mid;
+ * everything else is a method. */
 static int session_index(lua_State *L)
 {
     struct request *r = check_request(L);
@@ -194,6 +196,10 @@ static int session_index(lua_State *L)
             lua_pushnil(L);
     } else if (strcmp(key, "connected") == 0) {
         lua_pushboolean(L, s != NULL);
+    } else if (strcmp(key, "queued") == 0) {
+        lua_pushinteger(L, s != NULL ? (lua_Integer)evbuffer_get_length(
+                                           bufferevent_get_output(s->bev))
+                                     : 0);
     } else if (strcmp(key, "last_mid") == 0) {
         lua_pushinteger(L, s != NULL ? (lua_Integer)s->last_mid : 0);
     } else {

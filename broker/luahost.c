@@ -130,7 +130,7 @@ static int sandboxed_require(lua_State *L)
         lua_pushboolean(L, 1);
     }
     lua_pushvalue(L, -1);
-    lua_setfield(L, -5, name); /* package.loaded[name] */
+    lua_setfield(L, 2, name); /* package.loaded[name] */
     return 1;
 }
 
@@ -195,13 +195,22 @@ static int new_tables(lua_State *L)
     return 0;
 }
 
+static int traceback_handler(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
+    return 1;
+}
+
 static int load_script(lua_State *L, const char *path, char *errbuf, size_t errlen)
 {
-    if (luaL_loadfilex(L, path, "t") != LUA_OK || lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    lua_pushcfunction(L, traceback_handler);
+    if (luaL_loadfilex(L, path, "t") != LUA_OK || lua_pcall(L, 0, 0, -2) != LUA_OK) {
         snprintf(errbuf, errlen, "%s", lua_tostring(L, -1));
-        lua_pop(L, 1);
+        lua_pop(L, 2);
         return -1;
     }
+    lua_pop(L, 1);
     return 0;
 }
 

@@ -1,0 +1,26 @@
+-- register {user, password, name?}: creates an account; the password is kept only as an
+-- argon2id hash.
+local mp = require "moonpost"
+local chat = require "lib.chat"
+
+mp.on("register", function(s, m)
+  if not chat.valid_user(m.user) then
+    return s:fail(400, "user must be 1-32 bytes of A-Z a-z 0-9 _ . -")
+  end
+  local pw = m.password
+  if type(pw) ~= "string" or #pw < mp.config.password_min_len or #pw > 1024 then
+    return s:fail(400, ("password must be a string of %d to 1024 bytes"):format(
+                  mp.config.password_min_len))
+  end
+  local name = m.name
+  if name ~= nil and (type(name) ~= "string" or #name > 64) then
+    return s:fail(400, "name must be a string of at most 64 bytes")
+  end
+  local hash, herr = mp.pwhash(pw)
+  if not hash then return s:fail(503, herr) end
+  local created, err = mp.redis("FCALL", "moonpost_register", 1, chat.key.user(m.user), hash,
+                                name or m.user, mp.now())
+  if not created then return chat.storage_failed(s, err) end
+  if created == 0 then return s:fail(409, "user exists") end
+  return s:ok()
+end, { anonymous = true })

@@ -1,0 +1,22 @@
+-- send {to, body}: private chat. The message is in the recipient's mailbox before the sender
+-- hears 200, then pushed at once if the recipient is online.
+local mp = require "moonpost"
+local chat = require "lib.chat"
+
+mp.on("send", function(s, m)
+  if type(m.to) ~= "string" or not chat.is_body(m.body) then
+    return s:fail(400, "send needs to (str) and body (str or bin)")
+  end
+  if #m.body > mp.config.max_body then return s:fail(413, "body too large") end
+  if not chat.valid_user(m.to) then return s:fail(404, "no such user") end
+  local ts = mp.now()
+  local blob = mp.encode{ from = s.user, to = m.to, body = m.body, ts = ts }
+  local mid, err = mp.redis("FCALL", "moonpost_store", 2, chat.key.user(m.to),
+                            chat.key.mailbox(m.to), mp.config.mailbox_max, blob)
+  if not mid then return chat.storage_failed(s, err) end
+  if mid == -404 then return s:fail(404, "no such user") end
+  if mid == -507 then return s:fail(507, "mailbox full") end
+  local online = mp.deliver(m.to, { type = "msg", mid = mid, from = s.user, to = m.to,
+                                    body = m.body, ts = ts, offline = false }, mid)
+  return s:ok{ mid = mid, online = online }
+end)
