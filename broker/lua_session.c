@@ -12,6 +12,7 @@
 #include "log.h"
 #include "lua_api.h"
 #include "luahost.h"
+#include "plugin.h"
 #include "presence.h"
 #include "router.h"
 #include "session.h"
@@ -133,6 +134,7 @@ static int session_authenticate(lua_State *L)
     s->last_mid = 0;
     struct session *older = presence_add(s);
     if (older != NULL) session_close(older, 409, "logged in elsewhere");
+    plugin_session_login(s);
     lua_pushboolean(L, 1);
     return 1;
 }

@@ -65,6 +65,11 @@ static int add_route(const char *type, enum route_kind kind, int anonymous, rout
 
 int router_add_lua(const char *type, int anonymous)
 {
+    struct route *r = find_route((const uint8_t *)type, strlen(type));
+    if (r != NULL && r->kind == ROUTE_C) {
+        log_warn("type '%s' is served by a C plugin; its Lua handler is not used", type);
+        return -1;
+    }
     return add_route(type, ROUTE_LUA, anonymous, NULL, NULL);
 }
 

@@ -13,6 +13,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "plugin.h"
 #include "session.h"
 
 #define MAX_LISTENERS 16
@@ -53,7 +54,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     struct session *s = session_open(fd, addr, len, kind);
     if (s == NULL) return refuse(fd, "out of sessions");
     broker.stats.connections_total++;
-    if (kind == SESSION_ADMIN) s->state = SESSION_AUTHENTICATED;
+    if (kind == SESSION_ADMIN)
+        s->state = SESSION_AUTHENTICATED;
+    else
+        plugin_session_opened(s);
 }
 
 static void on_listener_error(struct evconnlistener *l, void *arg)
