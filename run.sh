@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# run.sh: installs what is missing, builds, and runs the broker in the foreground with
+# etc/broker.conf (or the file given as $1). When nothing answers at the configured `redis`
+# address and it is on this machine, a redis-server is started for the broker's lifetime.
+set -euo pipefail
+cd "$(dirname "$0")"
+./deps.sh
+conf=${1:-etc/broker.conf}
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)" --target moonpost
+./build/broker/moonpost -c "$conf" -t >/dev/null
+
+redis=$(awk '$1 == "redis" { print $2 }' "$conf" | tail -n 1)
+redis=${redis:-127.0.0.1:6379}
+host=${redis%:*}
+port=${redis##*:}
+redis_pid=""
+if [[ "$redis" != unix:* ]] && ! (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+  case "$host" in
+    127.*|localhost|::1|\[::1\])
+      data=$(mktemp -d -t moonpost-redis.XXXXXX)
+      echo "run.sh: no Redis at $redis, starting redis-server (data in $data)" >&2
+      redis-server --bind "${host//[\[\]]/}" --port "$port" --dir "$data" --daemonize no \
+        --loglevel warning &
+      redis_pid=$!
+      trap '[[ -n "$redis_pid" ]] && kill "$redis_pid" 2>/dev/null' EXIT
+      ;;
+    *) echo "run.sh: no Redis answers at $redis" >&2; exit 1 ;;
+  esac
+fi
+./build/broker/moonpost -c "$conf"
