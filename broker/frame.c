@@ -79,11 +79,15 @@ enum frame_error frame_check(const uint8_t *body, size_t len, struct frame_info 
     enum frame_error first_error = FRAME_OK;
     for (uint32_t i = 0; i < map.v.count; i++) {
         struct mpr_item key;
+        struct mpr at_key = r;
         rc = mpr_next(&r, &key);
         if (rc != MPR_OK) return from_mpr(rc);
         if (key.type != MPR_STR) {
             if (first_error == FRAME_OK) first_error = FRAME_BAD_KEY;
+            /* walk a container key whole, so that its elements are not taken for pairs */
+            r = at_key;
             enum frame_error err = check_value(&r, 2);
+            if (err == FRAME_OK) err = check_value(&r, 2);
             if (err != FRAME_OK) return err;
             continue;
         }

@@ -275,6 +275,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
     while (s->state != SESSION_CLOSING) {
         if (s->inflight >= SESSION_MAX_INFLIGHT) {
+            s->read_paused = 1;
             bufferevent_disable(bev, EV_READ); /* resumed by session_handler_done */
             return;
         }
@@ -290,9 +291,13 @@ static void on_read(struct bufferevent *bev, void *arg)
         if (have < FRAME_HEADER_LEN + (size_t)len) {
             /* ask libevent to wake us only when the whole frame is there */
             bufferevent_setwatermark(bev, EV_READ, FRAME_HEADER_LEN + (size_t)len, 0);
+            s->wants_bytes = 1;
             return;
         }
-        bufferevent_setwatermark(bev, EV_READ, 0, 0);
+        if (s->wants_bytes) {
+            bufferevent_setwatermark(bev, EV_READ, 0, 0);
+            s->wants_bytes = 0;
+        }
         const uint8_t *frame = evbuffer_pullup(in, FRAME_HEADER_LEN + (ssize_t)len);
         broker.stats.bytes_in_total += FRAME_HEADER_LEN + len;
         handle_body(s, frame + FRAME_HEADER_LEN, len);
@@ -303,9 +308,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 void session_handler_done(struct session *s)
 {
     if (s->inflight > 0) s->inflight--;
-    if (s->state != SESSION_CLOSING && s->inflight == SESSION_MAX_INFLIGHT - 1) {
+    if (s->read_paused && s->state != SESSION_CLOSING && s->inflight < SESSION_MAX_INFLIGHT) {
+        s->read_paused = 0;
         bufferevent_enable(s->bev, EV_READ);
-        on_read(s->bev, s);
+        /* frames may already be buffered: read them from the loop, never from inside a handler
+         * (which may itself run inside on_read, before its frame is drained) */
+        bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
     }
 }
 

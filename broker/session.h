@@ -24,6 +24,8 @@ struct session {
     uint8_t kind;
     uint8_t malformed;
     uint8_t doomed;      /* queued to be freed on the next loop pass */
+    uint8_t read_paused; /* SESSION_MAX_INFLIGHT reached: reading waits for handlers */
+    uint8_t wants_bytes; /* a read low-watermark is set for a partial frame */
     uint8_t replaying;   /* mailbox replay in progress: live `msg` pushes wait for it */
     uint8_t user_len;
     uint16_t inflight;

@@ -34,6 +34,7 @@ static struct {
     struct event *watchdog;
     size_t in_flight;
     int64_t last_progress_ms; /* last reply, or when the oldest in-flight command was sent */
+    int64_t connect_started_ms;
     struct call *free_calls;
     int stopping;
 } store;
@@ -218,6 +219,7 @@ static void connect_now(void)
         return;
     }
     store.state = STORE_CONNECTING;
+    store.connect_started_ms = broker_now_ms();
     redisLibeventAttach(store.ctx, broker.base);
     redisAsyncSetConnectCallback(store.ctx, on_connect);
     redisAsyncSetDisconnectCallback(store.ctx, on_disconnect);
@@ -234,8 +236,18 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
+    int64_t timeout_ms = (int64_t)(broker.conf.redis_timeout * 1000);
+    if (store.state == STORE_CONNECTING &&
+        broker_now_ms() - store.connect_started_ms > timeout_ms) {
+        log_warn("redis: connecting to %s timed out", broker.conf.redis);
+        redisAsyncFree(store.ctx); /* not connected yet: no disconnect callback */
+        store.ctx = NULL;
+        store.state = STORE_DOWN;
+        schedule_retry();
+        return;
+    }
     if (store.state == STORE_READY && store.in_flight > 0 &&
-        broker_now_ms() - store.last_progress_ms > (int64_t)(broker.conf.redis_timeout * 1000)) {
+        broker_now_ms() - store.last_progress_ms > timeout_ms) {
         log_warn("redis: no reply for %.1f s with %zu command(s) waiting, reconnecting",
                  broker.conf.redis_timeout, store.in_flight);
         redisAsyncFree(store.ctx); /* calls every waiting callback with NULL, then disconnect */
