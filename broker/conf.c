@@ -475,13 +475,13 @@ static char *read_file(const char *path, struct conf_error *err)
         snprintf(err->text, sizeof err->text, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    char *text;
-    size_t len;
+    char *text = NULL;
+    size_t len = 0;
     errno = 0;
     int e = read_all(f, &text, &len);
     fclose(f);
-    if (e != 0) {
-        snprintf(err->text, sizeof err->text, "%s: cannot read: %s", path, strerror(e));
+    if (e != 0 || text == NULL) {
+        snprintf(err->text, sizeof err->text, "%s: cannot read: %s", path, strerror(e ? e : EIO));
         return NULL;
     }
     if (strlen(text) != len) {

@@ -130,7 +130,8 @@ int http_start(void)
         if (end) *end = '\0';
     }
     http = evhttp_new(broker.base);
-    if (http == NULL || evhttp_bind_socket(http, h, (ev_uint16_t)atoi(colon + 1)) != 0) {
+    long port = strtol(colon + 1, NULL, 10);
+    if (port <= 0 || port > 65535 || http == NULL || evhttp_bind_socket(http, h, (ev_uint16_t)port) != 0) {
         log_error("cannot listen for HTTP on %s", addr);
         return -1;
     }

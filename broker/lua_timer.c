@@ -101,5 +101,12 @@ int mpl_every(lua_State *L)
 
 void lua_timer_stop_all(void)
 {
-    while (timers != NULL) unlink_timer(timers);
+    struct timer *t = timers;
+    while (t != NULL) {
+        struct timer *next = t->next;
+        event_free(t->ev);
+        free(t);
+        t = next;
+    }
+    timers = NULL;
 }

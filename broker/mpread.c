@@ -61,7 +61,7 @@ static int read_signed(struct mpr *r, struct mpr_item *item, int n)
     if (read_uint(r, n, &raw) != MPR_OK) return MPR_TRUNCATED;
     int64_t v;
     switch (n) {
-    case 1: v = (int8_t)raw; break;
+    case 1: v = (int64_t)(raw ^ 0x80) - 0x80; break;
     case 2: v = (int16_t)raw; break;
     case 4: v = (int32_t)raw; break;
     default: v = (int64_t)raw; break;
@@ -103,7 +103,7 @@ int mpr_next(struct mpr *r, struct mpr_item *item)
     }
     if (b >= 0xe0) {
         item->type = MPR_INT;
-        item->v.i = (int8_t)b;
+        item->v.i = (int64_t)b - 256; /* negative fixint */
         return MPR_OK;
     }
     if ((b & 0xf0) == 0x80) return read_container(r, item, MPR_MAP, b & 0x0f);

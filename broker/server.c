@@ -45,7 +45,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       int len, void *arg)
 {
     (void)l;
-    enum session_kind kind = (enum session_kind)(intptr_t)arg;
+    enum session_kind kind = *(const enum session_kind *)arg;
     if (broker.shutting_down) return refuse(fd, "shutting down");
     if (kind == SESSION_CLIENT && session_count() >= (size_t)broker.conf.max_connections) {
         log_warn("max_connections (%d) reached, refusing a connection", broker.conf.max_connections);
@@ -68,6 +68,8 @@ static void on_listener_error(struct evconnlistener *l, void *arg)
     log_error("accept failed: %s", evutil_socket_error_to_string(err));
 }
 
+static const enum session_kind kinds[] = {SESSION_CLIENT, SESSION_ADMIN};
+
 static int add_listener(struct sockaddr *sa, int len, enum session_kind kind, const char *name)
 {
     if (listener_count == MAX_LISTENERS) {
@@ -78,7 +80,7 @@ static int add_listener(struct sockaddr *sa, int len, enum session_kind kind, co
     if (kind == SESSION_CLIENT) flags |= LEV_OPT_REUSEABLE;
     if (kind == SESSION_CLIENT && broker.conf.reuseport) flags |= LEV_OPT_REUSEABLE_PORT;
     struct evconnlistener *l = evconnlistener_new_bind(broker.base, on_accept,
-                                                       (void *)(intptr_t)kind, flags, BACKLOG,
+                                                       (void *)&kinds[kind], flags, BACKLOG,
                                                        sa, len);
     if (l == NULL) {
         log_error("cannot listen on %s: %s", name, strerror(errno));

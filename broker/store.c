@@ -81,7 +81,7 @@ const char *store_state_text(void)
 static void schedule_retry(void)
 {
     if (store.stopping) return;
-    struct timeval tv = {store.backoff_ms / 1000, (store.backoff_ms % 1000) * 1000};
+    struct timeval tv = {store.backoff_ms / 1000, (suseconds_t)(store.backoff_ms % 1000) * 1000};
     evtimer_add(store.retry, &tv);
     store.backoff_ms *= 2;
     if (store.backoff_ms > BACKOFF_MAX_MS) store.backoff_ms = BACKOFF_MAX_MS;
@@ -206,7 +206,7 @@ static void connect_now(void)
         int port = 6379;
         if (colon != NULL) {
             *colon = '\0';
-            port = atoi(colon + 1);
+            port = (int)strtol(colon + 1, NULL, 10);
         }
         store.ctx = redisAsyncConnect(host, port);
     }
@@ -260,7 +260,7 @@ int store_start(void)
     store.retry = evtimer_new(broker.base, on_retry, NULL);
     store.watchdog = event_new(broker.base, -1, EV_PERSIST, on_watchdog, NULL);
     if (store.retry == NULL || store.watchdog == NULL) return -1;
-    struct timeval tv = {0, WATCHDOG_MS * 1000};
+    struct timeval tv = {0, (suseconds_t)WATCHDOG_MS * 1000};
     event_add(store.watchdog, &tv);
     connect_now();
     return 0;

@@ -1,0 +1,224 @@
+/* moonpost_plugin: the C plugin API, the only broker header a plugin includes.
+ *
+ * A plugin is a shared object loaded with dlopen() from a `plugin PATH [key=value ...]` line
+ * of the broker's configuration. It exports three symbols:
+ *
+ *     MP_PLUGIN_DEFINE("hello", "1.0.0");                      the mp_plugin description
+ *     int mp_plugin_init(const mp_api *api, void **state);     0 = loaded, else start-up stops
+ *     void mp_plugin_fini(void *state);                        at shutdown
+ *
+ * The loader refuses a plugin whose mp_plugin.api_version is not the broker's
+ * MP_PLUGIN_API_VERSION before init runs. Inside init the plugin checks api->version too
+ * (MP_PLUGIN_CHECK_VERSION), reads its config keys and registers handlers and hooks. Every
+ * callback receives the state init stored in *state.
+ *
+ * Everything runs on the broker's one event-loop thread: a callback must never block (no
+ * sleeping, no synchronous I/O); slow work goes to Redis through api->redis() and continues in
+ * its callback. Sessions are named by an mp_session id, never a pointer: a session may be gone
+ * by the time a Redis reply arrives, and every function taking an id then does nothing.
+ *
+ * docs/plugins.md walks through writing a plugin. */
+#ifndef MOONPOST_PLUGIN_API_H
+#define MOONPOST_PLUGIN_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <msgpack.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on every incompatible change of this header. Functions added at the end of mp_api
+ * do not bump it: a plugin that needs one checks api->size (MP_API_HAS). */
+#define MP_PLUGIN_API_VERSION 1
+
+#define MP_EXPORT __attribute__((visibility("default")))
+
+/* A session (connection) id. 0 is never a live session. */
+typedef uint64_t mp_session;
+
+/* Log levels for api->log. */
+enum mp_log_level { MP_LOG_DEBUG, MP_LOG_INFO, MP_LOG_WARN, MP_LOG_ERROR };
+
+/* Flags of api->add_handler. */
+#define MP_HANDLER_ANONYMOUS 1u /* may run before login (like register, login, ping) */
+
+/* One request. TYPE and BODY point into the frame and are valid only during the call; keep a
+ * copy of the struct (session, has_id, id are what a later reply needs), never of the
+ * pointers. BODY is the whole frame body (a MessagePack map); it is NULL in on_message hooks. */
+typedef struct mp_request {
+    mp_session session;
+    int has_id;
+    uint64_t id;
+    const char *type; /* not NUL-terminated */
+    size_t type_len;
+    const uint8_t *body;
+    size_t body_len;
+} mp_request;
+
+/* A top-level field of a request, as read by api->field. */
+typedef enum mp_type {
+    MP_NIL, MP_BOOL, MP_INT, MP_UINT, MP_FLOAT, MP_STR, MP_BIN, MP_ARRAY, MP_MAP
+} mp_type;
+
+typedef struct mp_value {
+    mp_type type;
+    union {
+        int boolean;
+        int64_t i;  /* MP_INT: negative integers only (non-negative ones are MP_UINT) */
+        uint64_t u; /* MP_UINT */
+        double f;
+        struct {
+            const char *ptr; /* into the frame body: valid during the call only */
+            uint32_t len;
+        } str;          /* MP_STR, MP_BIN */
+        uint32_t count; /* MP_ARRAY: elements, MP_MAP: pairs (read them with msgpack-c) */
+    } v;
+} mp_value;
+
+struct redisReply; /* <hiredis/hiredis.h>, for plugins that read Redis replies */
+
+/* A message type's handler. It answers with exactly one reply (reply, or reply_begin and
+ * reply_end), now or later from a Redis callback; until then the request counts against the
+ * session's in-flight limit. A request without an id still needs its reply: a 200 without id
+ * sends nothing but finishes the request. */
+typedef void (*mp_handler_fn)(void *state, const mp_request *req);
+
+/* Runs before the handler of every frame from a client (admin sessions are not seen), after
+ * the login check. Returns 0 to let it through, or a reply code (429, 403...) to refuse it,
+ * with *error set to a reason that outlives the call (a string literal). */
+typedef int (*mp_message_hook_fn)(void *state, const mp_request *req, const char **error);
+
+/* Session lifecycle: a client connected, logged in (api->session_user now answers), or is
+ * gone (after its last frame; the id no longer reaches it). */
+typedef void (*mp_session_hook_fn)(void *state, mp_session session);
+
+/* A Redis reply: REPLY is valid during the call only; REPLY is NULL and ERROR says why when
+ * the connection was lost before the reply came. Called exactly once per accepted command. */
+typedef void (*mp_redis_fn)(struct redisReply *reply, const char *error, void *arg);
+
+typedef struct mp_api mp_api;
+
+struct mp_api {
+    uint32_t version;           /* the broker's MP_PLUGIN_API_VERSION */
+    uint32_t size;              /* sizeof(mp_api) in the broker */
+    const char *broker_version; /* "0.1.0" */
+    struct mp_plugin_ctx *ctx;  /* the loader's record of this plugin: do not touch */
+
+    /* ---- registration: only inside mp_plugin_init; 0 or -1 (logged) ---- */
+
+    /* Serves message TYPE. C handlers win over Lua handlers of the same type; a type another
+     * plugin or the broker already serves in C is refused. */
+    int (*add_handler)(const mp_api *api, const char *type, unsigned flags, mp_handler_fn fn);
+    int (*on_message)(const mp_api *api, mp_message_hook_fn fn);
+    int (*on_connect)(const mp_api *api, mp_session_hook_fn fn);
+    int (*on_login)(const mp_api *api, mp_session_hook_fn fn);
+    int (*on_disconnect)(const mp_api *api, mp_session_hook_fn fn);
+
+    /* ---- configuration ---- */
+
+    /* This plugin's own `key=value` from its plugin line, or NULL when absent. */
+    const char *(*config)(const mp_api *api, const char *key);
+    /* The I-th key of the plugin line (for refusing unknown keys), NULL past the end. */
+    const char *(*config_key_at)(const mp_api *api, size_t i);
+    /* A broker setting as text, NULL for a name it does not offer: max_frame, max_body,
+     * output_limit, mailbox_max, redis_prefix, node_id, presence_notify (0/1),
+     * password_min_len, token_ttl, login_max_failures, login_failure_window, idle_timeout,
+     * login_timeout, max_connections. */
+    const char *(*conf_get)(const char *name);
+
+    /* ---- logging and time ---- */
+
+    void (*log)(const mp_api *api, enum mp_log_level level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+    int64_t (*now_ms)(void); /* ms since the epoch, the loop's cached clock */
+
+    /* ---- requests ---- */
+
+    /* Finds top-level KEY of the request body; 1 when found (OUT filled), else 0. */
+    int (*field)(const mp_request *req, const char *key, mp_value *out);
+    /* Replies `res` CODE; ERROR is required when CODE != 200. */
+    void (*reply)(const mp_request *req, int code, const char *error);
+    /* Starts `res` 200 with FIELDS key/value pairs to pack next, then reply_end sends it. Do
+     * not call other api functions between the two. */
+    msgpack_packer *(*reply_begin)(const mp_request *req, size_t fields);
+    void (*reply_end)(const mp_request *req);
+
+    /* ---- sessions ---- */
+
+    /* The logged-in user of SESSION (LEN set when not NULL); NULL when anonymous or gone. */
+    const char *(*session_user)(mp_session session, size_t *len);
+    /* The client's address as text ("127.0.0.1", "::1"); NULL when gone. */
+    const char *(*session_addr)(mp_session session, char *buf, size_t len);
+    /* Sends `bye` CODE ERROR (CODE 0: no bye) and closes the session once flushed. */
+    void (*session_close)(mp_session session, int code, const char *error);
+
+    /* ---- frames and delivery ---- */
+
+    /* Builds a frame (a map with a `type` field, packed by the plugin) in a buffer of the
+     * loader; frame_end returns it, valid until the next frame_begin. */
+    msgpack_packer *(*frame_begin)(void);
+    const void *(*frame_end)(size_t *len);
+    /* Queues FRAME to SESSION; MID > 0 marks a mailbox message, pushed only in increasing
+     * mid order. Returns 1 when queued, 0 when the session is gone or MID was not new. */
+    int (*push)(mp_session session, const void *frame, size_t len, uint64_t mid);
+    /* Queues FRAME to USER's session wherever it is. MID > 0 marks a mailbox message (held
+     * back during the mailbox replay, never pushed twice). Returns 1 when the user is online. */
+    int (*deliver)(const char *user, size_t user_len, const void *frame, size_t len,
+                   uint64_t mid);
+    /* Queues FRAME to every online session but EXCEPT (0 = none); returns how many. */
+    size_t (*broadcast)(const void *frame, size_t len, mp_session except);
+    int (*online)(const char *user, size_t user_len);
+
+    /* ---- Redis ---- */
+
+    /* Sends one command on the broker's Redis connection. Returns 0 (FN will be called
+     * exactly once, later, never from inside this call), or -1 when Redis is not connected
+     * (FN is not called: answer 503). Not available inside mp_plugin_init. */
+    int (*redis)(int argc, const char **argv, const size_t *argv_len, mp_redis_fn fn, void *arg);
+};
+
+/* The description every plugin exports as `mp_plugin` (use MP_PLUGIN_DEFINE). */
+typedef struct mp_plugin_info {
+    uint32_t api_version; /* MP_PLUGIN_API_VERSION the plugin was built against */
+    const char *name;     /* short, shown by admin.plugins */
+    const char *version;  /* the plugin's own version */
+} mp_plugin_info;
+
+#define MP_PLUGIN_DEFINE(name, version)                                                            \
+    MP_EXPORT const mp_plugin_info mp_plugin = {MP_PLUGIN_API_VERSION, name, version}
+
+typedef int (*mp_plugin_init_fn)(const mp_api *api, void **state);
+typedef void (*mp_plugin_fini_fn)(void *state);
+
+MP_EXPORT int mp_plugin_init(const mp_api *api, void **state);
+MP_EXPORT void mp_plugin_fini(void *state);
+
+/* In mp_plugin_init: refuse a broker of another API version. */
+#define MP_PLUGIN_CHECK_VERSION(api)                                                               \
+    do {                                                                                           \
+        if ((api)->version != MP_PLUGIN_API_VERSION) return -1;                                    \
+    } while (0)
+
+/* True when the broker's mp_api has member FIELD (for members added after version 1.0). */
+#define MP_API_HAS(api, field)                                                                     \
+    ((api)->size >= offsetof(mp_api, field) + sizeof(((mp_api *)0)->field))
+
+/* A broker setting as an integer, FALLBACK when absent or not a number. */
+static inline long long mp_conf_int(const mp_api *api, const char *name, long long fallback)
+{
+    const char *s = api->conf_get(name);
+    if (s == NULL || *s == '\0') return fallback;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    return *end == '\0' ? v : fallback;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
