@@ -162,11 +162,14 @@ static lua_Integer table_array_len(lua_State *L, int idx)
     }
     lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
     if (n == 0) return -1;
+    /* a border n says nothing of the keys below it ({1, 2, [4] = 4, x = 5} may have #t == 4):
+     * it is a sequence only when its n keys are all integers in 1..n */
     lua_Integer count = 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
-        if (++count > n) {
+        lua_Integer k = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+        if (k < 1 || k > n || ++count > n) {
             lua_pop(L, 1);
             return -1;
         }
