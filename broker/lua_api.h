@@ -44,6 +44,9 @@ int luahost_register_handler(lua_State *L, const char *type, int fn_index, int a
 void luahost_register_close_hook(lua_State *L, int fn_index);
 int luahost_add_redis_library(const char *src, size_t len);
 
+/* Pushes the arguments FIRST..top converted with tostring and joined by SEP. */
+void lua_join_args(lua_State *L, int first, char sep);
+
 /* Encodes the table at IDX as a frame into the loop's scratch buffer; raises a Lua error when
  * it cannot be encoded. Returns the frame's size; the bytes are in broker.scratch. */
 size_t lua_encode_frame(lua_State *L, int idx);

@@ -79,15 +79,7 @@ int mpl_log(lua_State *L)
 {
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
     int level = luaL_checkoption(L, 1, NULL, levels);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    int n = lua_gettop(L);
-    for (int i = 2; i <= n; i++) {
-        if (i > 2) luaL_addchar(&b, ' ');
-        luaL_tolstring(L, i, NULL);
-        luaL_addvalue(&b);
-    }
-    luaL_pushresult(&b);
+    lua_join_args(L, 2, ' ');
     lua_Debug ar;
     int line = 0;
     const char *src = "?";

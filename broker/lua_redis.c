@@ -152,14 +152,20 @@ static void convert(lua_State *M, const redisReply *reply, const char *error, in
     }
 }
 
+/* Moves the two results on top of the main state to R's coroutine and resumes it. */
+static void resume_with_results(struct request *r, lua_State *M)
+{
+    lua_checkstack(r->co, 2);
+    lua_xmove(M, r->co, 2);
+    luahost_resume(r, 2);
+}
+
 static void on_single_reply(redisReply *reply, const char *error, void *arg)
 {
     struct request *r = arg;
     lua_State *M = luahost_main_state(r);
     convert(M, reply, error, 2);
-    lua_checkstack(r->co, 2);
-    lua_xmove(M, r->co, 2);
-    luahost_resume(r, 2);
+    resume_with_results(r, M);
 }
 
 int mpl_redis(lua_State *L)
@@ -206,9 +212,7 @@ static void on_batch_reply(redisReply *reply, const char *error, void *arg)
         lua_pushnil(M);
     }
     free(b);
-    lua_checkstack(r->co, 2);
-    lua_xmove(M, r->co, 2);
-    luahost_resume(r, 2);
+    resume_with_results(r, M);
 }
 
 /* moonpost.redis_batch({cmd...}, {cmd...}, ...) -> {reply, reply, ...} in one round trip. */

@@ -40,6 +40,15 @@ static int already_replied(lua_State *L, struct request *r)
     return 1;
 }
 
+/* Encodes the table at index 2 once and queues it to S; the method's result is true. */
+static int send_table(lua_State *L, struct session *s)
+{
+    size_t n = lua_encode_frame(L, 2);
+    session_send_bytes(s, broker.scratch.sb.data, n);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* s:ok([t]) -- replies `res` 200 with the fields of T. */
 static int session_ok(lua_State *L)
 {
@@ -64,10 +73,7 @@ static int session_ok(lua_State *L)
     lua_setfield(L, 2, "id");
     lua_pushinteger(L, 200);
     lua_setfield(L, 2, "code");
-    size_t n = lua_encode_frame(L, 2);
-    session_send_bytes(s, broker.scratch.sb.data, n);
-    lua_pushboolean(L, 1);
-    return 1;
+    return send_table(L, s);
 }
 
 /* s:fail(code, reason) -- replies `res` CODE with an error text. */
@@ -101,10 +107,7 @@ static int session_push(lua_State *L)
         }
         s->last_mid = (uint64_t)mid;
     }
-    size_t n = lua_encode_frame(L, 2);
-    session_send_bytes(s, broker.scratch.sb.data, n);
-    lua_pushboolean(L, 1);
-    return 1;
+    return send_table(L, s);
 }
 
 /* s:close([code, reason]) -- sends `bye` and closes once flushed. */

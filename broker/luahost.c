@@ -89,17 +89,22 @@ static int text_only_load(lua_State *L)
     return lua_gettop(L) - n;
 }
 
-static int lua_print_to_log(lua_State *L)
+void lua_join_args(lua_State *L, int first, char sep)
 {
+    int n = lua_gettop(L);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    int n = lua_gettop(L);
-    for (int i = 1; i <= n; i++) {
-        if (i > 1) luaL_addchar(&b, '\t');
+    for (int i = first; i <= n; i++) {
+        if (i > first) luaL_addchar(&b, sep);
         luaL_tolstring(L, i, NULL);
         luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
+}
+
+static int lua_print_to_log(lua_State *L)
+{
+    lua_join_args(L, 1, '\t');
     log_info("lua: %s", lua_tostring(L, -1));
     return 0;
 }

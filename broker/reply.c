@@ -26,6 +26,20 @@ msgpack_packer *reply_begin(int has_id, uint64_t id, size_t fields)
     return &b->pk;
 }
 
+size_t reply_encode_bye(int code, const char *error)
+{
+    struct codec_buf *b = &broker.scratch;
+    codec_frame_begin(b);
+    msgpack_pack_map(&b->pk, 3);
+    reply_pack_str(&b->pk, "type");
+    reply_pack_str(&b->pk, "bye");
+    reply_pack_str(&b->pk, "code");
+    msgpack_pack_int(&b->pk, code);
+    reply_pack_str(&b->pk, "error");
+    reply_pack_str(&b->pk, error);
+    return codec_frame_end(b);
+}
+
 void reply_end(struct session *s)
 {
     size_t n = codec_frame_end(&broker.scratch);

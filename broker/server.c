@@ -14,6 +14,7 @@
 #include "broker.h"
 #include "log.h"
 #include "plugin.h"
+#include "reply.h"
 #include "session.h"
 
 #define MAX_LISTENERS 16
@@ -26,17 +27,10 @@ static char admin_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 /* Refuses a connection we cannot take with a best-effort `bye` 503. */
 static void refuse(evutil_socket_t fd, const char *why)
 {
-    struct codec_buf *b = &broker.scratch;
-    codec_frame_begin(b);
-    msgpack_pack_map(&b->pk, 3);
-    msgpack_pack_str_with_body(&b->pk, "type", 4);
-    msgpack_pack_str_with_body(&b->pk, "bye", 3);
-    msgpack_pack_str_with_body(&b->pk, "code", 4);
-    msgpack_pack_int(&b->pk, 503);
-    msgpack_pack_str_with_body(&b->pk, "error", 5);
-    msgpack_pack_str_with_body(&b->pk, why, strlen(why));
-    size_t n = codec_frame_end(b);
-    if (send(fd, b->sb.data, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) { /* the client is gone */ }
+    size_t n = reply_encode_bye(503, why);
+    if (send(fd, broker.scratch.sb.data, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        /* the client is gone */
+    }
     evutil_closesocket(fd);
     broker.stats.connections_rejected_total++;
 }

@@ -15,6 +15,7 @@
 #include "frame.h"
 #include "log.h"
 #include "presence.h"
+#include "reply.h"
 #include "router.h"
 
 #define CLOSE_GRACE_SECONDS 2
@@ -136,17 +137,8 @@ static void set_read_timeout(struct session *s, double seconds)
 
 static void write_bye(struct session *s, int code, const char *error)
 {
-    struct codec_buf *b = &broker.scratch;
-    codec_frame_begin(b);
-    msgpack_pack_map(&b->pk, 3);
-    msgpack_pack_str_with_body(&b->pk, "type", 4);
-    msgpack_pack_str_with_body(&b->pk, "bye", 3);
-    msgpack_pack_str_with_body(&b->pk, "code", 4);
-    msgpack_pack_int(&b->pk, code);
-    msgpack_pack_str_with_body(&b->pk, "error", 5);
-    msgpack_pack_str_with_body(&b->pk, error, strlen(error));
-    size_t n = codec_frame_end(b);
-    evbuffer_add(bufferevent_get_output(s->bev), b->sb.data, n);
+    size_t n = reply_encode_bye(code, error);
+    evbuffer_add(bufferevent_get_output(s->bev), broker.scratch.sb.data, n);
     broker.stats.frames_out_total++;
 }
 
