@@ -248,10 +248,3 @@ int admin_start(void)
     }
     return 0;
 }
-
-void admin_session_freed(struct session *s)
-{
-    if (s->kind != SESSION_CLIENT || s->user_len == 0) return;
-    plugin_session_closed(s);
-    if (presence_find(s->user, s->user_len) == NULL) luahost_user_gone(s->user, s->user_len);
-}

@@ -5,7 +5,5 @@
 #include "session.h"
 
 int admin_start(void);
-/* Session-freed hook: tells scripts and plugins that a user went offline. */
-void admin_session_freed(struct session *s);
 
 #endif

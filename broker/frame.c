@@ -128,14 +128,16 @@ int frame_get(const uint8_t *body, size_t len, const char *key, struct mpr_item 
     mpr_init(&r, body, len);
     struct mpr_item map;
     if (mpr_next(&r, &map) != MPR_OK || map.type != MPR_MAP) return 0;
+    /* a repeated key's last value wins, as in frame_check and in the Lua table of the body */
+    int found = 0;
     for (uint32_t i = 0; i < map.v.count; i++) {
         struct mpr_item k;
         if (mpr_next(&r, &k) != MPR_OK) return 0;
         struct mpr at_value = r;
-        if (k.type == MPR_STR && key_is(&k, key)) return mpr_next(&at_value, item) == MPR_OK;
+        if (k.type == MPR_STR && key_is(&k, key)) found = mpr_next(&at_value, item) == MPR_OK;
         if (mpr_skip(&r, FRAME_MAX_DEPTH) != MPR_OK) return 0;
     }
-    return 0;
+    return found;
 }
 
 enum frame_split frame_split(const uint8_t *data, size_t len, uint32_t max_frame,

@@ -9,6 +9,7 @@
 #include <lauxlib.h>
 
 #include "broker.h"
+#include "codec.h"
 #include "log.h"
 #include "lua_api.h"
 #include "luahost.h"
@@ -49,10 +50,48 @@ static int send_table(lua_State *L, struct session *s)
     return 1;
 }
 
+static int is_reply_key(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) != LUA_TSTRING) return 0;
+    const char *k = lua_tostring(L, idx);
+    return strcmp(k, "type") == 0 || strcmp(k, "id") == 0 || strcmp(k, "code") == 0;
+}
+
+/* Packs {type = "res", id, code = 200} plus the fields of the table at 2 (ids are unsigned
+ * 64-bit, which a Lua integer cannot hold, so they never pass through Lua). */
+static size_t encode_ok(lua_State *L, const struct request *r)
+{
+    struct codec_buf *b = &broker.scratch;
+    size_t fields = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        lua_pop(L, 1);
+        if (!is_reply_key(L, -1)) fields++;
+    }
+    codec_frame_begin(b);
+    msgpack_pack_map(&b->pk, fields + 3);
+    msgpack_pack_str_with_body(&b->pk, "type", 4);
+    msgpack_pack_str_with_body(&b->pk, "res", 3);
+    msgpack_pack_str_with_body(&b->pk, "id", 2);
+    msgpack_pack_uint64(&b->pk, r->id);
+    msgpack_pack_str_with_body(&b->pk, "code", 4);
+    msgpack_pack_int(&b->pk, 200);
+    char err[256];
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        if (!is_reply_key(L, -2) && (codec_encode(L, -2, &b->pk, err, sizeof err) != 0 ||
+                                     codec_encode(L, -1, &b->pk, err, sizeof err) != 0))
+            return (size_t)luaL_error(L, "cannot encode reply: %s", err);
+        lua_pop(L, 1);
+    }
+    return codec_frame_end(b);
+}
+
 /* s:ok([t]) -- replies `res` 200 with the fields of T. */
 static int session_ok(lua_State *L)
 {
     struct request *r = check_request(L);
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
     if (already_replied(L, r)) return 1;
     struct session *s = live_session(L, r);
     if (s == NULL) return 1;
@@ -66,14 +105,10 @@ static int session_ok(lua_State *L)
         lua_settop(L, 1);
         lua_newtable(L);
     }
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_pushliteral(L, "res");
-    lua_setfield(L, 2, "type");
-    lua_pushinteger(L, (lua_Integer)r->id);
-    lua_setfield(L, 2, "id");
-    lua_pushinteger(L, 200);
-    lua_setfield(L, 2, "code");
-    return send_table(L, s);
+    size_t n = encode_ok(L, r);
+    session_send_bytes(s, broker.scratch.sb.data, n);
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /* s:fail(code, reason) -- replies `res` CODE with an error text. */
@@ -176,7 +211,8 @@ static const luaL_Reg session_methods[] = {
     {NULL, NULL},
 };
 
-/* s.user, s.addr, s.id, s.connected, s.queued (bytes waiting to be written), s.last_mid;
+/* s.user, s.addr, s.id, s.connected, s.data (a table kept with the session for scripts),
+ * s.queued (bytes waiting to be written), s.last_mid;
  * everything else is a method. */
 static int session_index(lua_State *L)
 {
@@ -201,6 +237,11 @@ static int session_index(lua_State *L)
             lua_pushnil(L);
     } else if (strcmp(key, "connected") == 0) {
         lua_pushboolean(L, s != NULL);
+    } else if (strcmp(key, "data") == 0) {
+        if (s != NULL)
+            luahost_push_session_data(L, s->handle);
+        else
+            lua_newtable(L); /* a gone session: a throwaway table */
     } else if (strcmp(key, "queued") == 0) {
         lua_pushinteger(L, s != NULL ? (lua_Integer)evbuffer_get_length(
                                            bufferevent_get_output(s->bev))

@@ -36,6 +36,7 @@ static char script_dir[4096] = ".";
 static const char handlers_key = 'h';
 static const char anonymous_key = 'a';
 static const char close_hooks_key = 'c';
+static const char session_data_key = 'd';
 
 static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
@@ -197,6 +198,8 @@ static int new_tables(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &anonymous_key);
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &close_hooks_key);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &session_data_key);
     return 0;
 }
 
@@ -548,6 +551,28 @@ int luahost_spawn(lua_State *L, int nargs)
     }
     luahost_resume(a.r, nargs);
     return 0;
+}
+
+void luahost_push_session_data(lua_State *L, session_handle handle)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &session_data_key);
+    if (lua_rawgeti(L, -1, (lua_Integer)handle) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -3, (lua_Integer)handle);
+    }
+    lua_remove(L, -2);
+}
+
+void luahost_session_freed(session_handle handle)
+{
+    if (current == NULL) return;
+    lua_State *L = current->L;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &session_data_key);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, (lua_Integer)handle);
+    lua_pop(L, 1);
 }
 
 void luahost_user_gone(const char *user, size_t len)

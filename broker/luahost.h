@@ -48,6 +48,12 @@ void luahost_stop(void);
 void luahost_dispatch(struct session *s, const struct frame_info *info, const uint8_t *body,
                       size_t len);
 
+/* Forgets the scripts' per-session table (s.data) of a session being freed. */
+void luahost_session_freed(session_handle handle);
+
+/* Pushes the per-session table of HANDLE onto L, creating it when CREATE (else nil). */
+void luahost_push_session_data(lua_State *L, session_handle handle);
+
 /* An authenticated session ended and its user is no longer online here. */
 void luahost_user_gone(const char *user, size_t len);
 

@@ -200,7 +200,7 @@ static int start(void)
         log_error("cannot allocate tables for %zu sessions", max);
         return -1;
     }
-    session_on_free = admin_session_freed;
+    session_on_free = router_session_freed;
     if (worker_start(broker.conf.workers) != 0) {
         log_error("cannot start %d worker thread(s)", broker.conf.workers);
         return -1;

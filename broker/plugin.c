@@ -1,36 +1,752 @@
-/* plugin: the C plugin loader (dlopen of `plugin PATH [key=value ...]` lines). */
+/* plugin: the C plugin loader (dlopen of `plugin PATH [key=value ...]` lines), the mp_api
+ * function table handed to each plugin, and the hooks that call back into plugins.
+ *
+ * Each plugin gets its own copy of the mp_api table whose ctx names the plugin, so that
+ * registrations, config lookups and log lines know whose they are. Handlers and message hooks
+ * go into the router with a small registration record as their state; the session hooks are
+ * kept here and run from plugin_session_opened/login/closed. */
 #include "plugin.h"
 
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "broker.h"
+#include "codec.h"
 #include "log.h"
+#include "moonpost_plugin.h"
+#include "mpread.h"
+#include "presence.h"
+#include "router.h"
+#include "store.h"
 
-int plugin_load_all(void)
+#define PLUGIN_TYPE_MAX 64 /* bytes of a message type a plugin registers */
+
+struct plugin_kv {
+    char *key;
+    char *value;
+};
+
+struct mp_plugin_ctx {
+    char *path;
+    char *name;
+    char *version;
+    void *dl;
+    void *state;
+    mp_plugin_fini_fn fini;
+    int loading;     /* inside mp_plugin_init: registrations are allowed */
+    int initialised; /* init returned 0: fini runs at unload */
+    struct plugin_kv *conf;
+    size_t conf_count;
+    mp_api api;
+};
+
+/* The state of a C route or a message hook in the router. */
+struct plugin_handler {
+    struct mp_plugin_ctx *p;
+    mp_handler_fn fn;
+    char type[PLUGIN_TYPE_MAX + 1];
+};
+
+struct plugin_message_hook {
+    struct mp_plugin_ctx *p;
+    mp_message_hook_fn fn;
+};
+
+struct session_hook {
+    struct mp_plugin_ctx *p;
+    mp_session_hook_fn fn;
+};
+
+struct session_hooks {
+    struct session_hook *items;
+    size_t count;
+};
+
+static struct mp_plugin_ctx **plugins;
+static size_t plugin_count;
+static struct plugin_handler **handlers;
+static size_t handler_count;
+static struct plugin_message_hook **message_hooks;
+static size_t message_hook_count;
+static struct session_hooks connect_hooks, login_hooks, disconnect_hooks;
+
+static struct codec_buf frame_buf; /* api->frame_begin: never the scratch buffer, which a
+                                      bye to a slow reader may overwrite mid-delivery */
+static struct codec_buf reply_buf; /* api->reply_begin */
+static int bufs_ready;
+
+/* The session whose disconnect hooks are running: still readable by id while they run. */
+static struct session *closing_session;
+static session_handle last_closed;
+static void (*chained_on_free)(struct session *s);
+static int on_free_installed;
+
+/* ---- broker settings offered to plugins as text ---- */
+
+struct conf_value {
+    const char *name;
+    const char *text;
+    char buf[32];
+};
+
+static struct conf_value conf_values[] = {
+    {"max_frame", NULL, ""},           {"max_body", NULL, ""},
+    {"output_limit", NULL, ""},        {"mailbox_max", NULL, ""},
+    {"redis_prefix", NULL, ""},        {"node_id", NULL, ""},
+    {"presence_notify", NULL, ""},     {"password_min_len", NULL, ""},
+    {"token_ttl", NULL, ""},           {"login_max_failures", NULL, ""},
+    {"login_failure_window", NULL, ""}, {"idle_timeout", NULL, ""},
+    {"login_timeout", NULL, ""},       {"max_connections", NULL, ""},
+};
+#define CONF_VALUE_COUNT (sizeof conf_values / sizeof conf_values[0])
+
+static void set_int_value(const char *name, long long v)
 {
-    if (broker.conf.plugin.count == 0) return 0;
-    log_error("plugin %s: plugins are not supported by this build", broker.conf.plugin.items[0]);
-    return -1;
+    for (size_t i = 0; i < CONF_VALUE_COUNT; i++) {
+        if (strcmp(conf_values[i].name, name) != 0) continue;
+        snprintf(conf_values[i].buf, sizeof conf_values[i].buf, "%lld", v);
+        conf_values[i].text = conf_values[i].buf;
+    }
 }
 
-void plugin_unload_all(void)
+static void set_seconds_value(const char *name, double v)
 {
+    for (size_t i = 0; i < CONF_VALUE_COUNT; i++) {
+        if (strcmp(conf_values[i].name, name) != 0) continue;
+        snprintf(conf_values[i].buf, sizeof conf_values[i].buf, "%g", v);
+        conf_values[i].text = conf_values[i].buf;
+    }
 }
 
-void plugin_pack_list(msgpack_packer *pk)
+static void fill_conf_values(void)
 {
-    msgpack_pack_array(pk, 0);
+    const struct conf *c = &broker.conf;
+    set_int_value("max_frame", c->max_frame);
+    set_int_value("max_body", c->max_body);
+    set_int_value("output_limit", c->output_limit);
+    set_int_value("mailbox_max", c->mailbox_max);
+    set_int_value("presence_notify", c->presence_notify != 0);
+    set_int_value("password_min_len", c->password_min_len);
+    set_int_value("token_ttl", c->token_ttl);
+    set_int_value("login_max_failures", c->login_max_failures);
+    set_int_value("login_failure_window", c->login_failure_window);
+    set_int_value("max_connections", c->max_connections);
+    set_seconds_value("idle_timeout", c->idle_timeout);
+    set_seconds_value("login_timeout", c->login_timeout);
+    conf_values[4].text = c->redis_prefix ? c->redis_prefix : "";
+    conf_values[5].text = c->node_id ? c->node_id : "";
+}
+
+static const char *api_conf_get(const char *name)
+{
+    for (size_t i = 0; i < CONF_VALUE_COUNT; i++)
+        if (strcmp(conf_values[i].name, name) == 0) return conf_values[i].text;
+    return NULL;
+}
+
+/* ---- logging, time, config of the plugin ---- */
+
+static void api_log(const mp_api *api, enum mp_log_level level, const char *fmt, ...)
+{
+    if (level < MP_LOG_DEBUG || level > MP_LOG_ERROR) level = MP_LOG_ERROR;
+    if ((enum conf_log_level)level < log_get_level()) return;
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    log_write((enum conf_log_level)level, "plugin %s: %s", api->ctx->name, text);
+}
+
+static int64_t api_now_ms(void)
+{
+    return broker_now_ms();
+}
+
+static const char *api_config(const mp_api *api, const char *key)
+{
+    const struct mp_plugin_ctx *p = api->ctx;
+    for (size_t i = 0; i < p->conf_count; i++)
+        if (strcmp(p->conf[i].key, key) == 0) return p->conf[i].value;
+    return NULL;
+}
+
+static const char *api_config_key_at(const mp_api *api, size_t i)
+{
+    return i < api->ctx->conf_count ? api->ctx->conf[i].key : NULL;
+}
+
+/* ---- sessions ---- */
+
+static struct session *find_session(mp_session id)
+{
+    if (closing_session != NULL && closing_session->handle == id) return closing_session;
+    return session_get(id);
+}
+
+static const char *api_session_user(mp_session id, size_t *len)
+{
+    struct session *s = find_session(id);
+    if (s == NULL || s->user_len == 0) return NULL;
+    if (len) *len = s->user_len;
+    return s->user;
+}
+
+static const char *api_session_addr(mp_session id, char *buf, size_t len)
+{
+    struct session *s = find_session(id);
+    return s == NULL ? NULL : session_addr_text(s, buf, len);
+}
+
+static void api_session_close(mp_session id, int code, const char *error)
+{
+    struct session *s = session_get(id);
+    if (s != NULL) session_close(s, code, error ? error : "closed");
+}
+
+/* ---- requests ---- */
+
+static int api_field(const mp_request *req, const char *key, mp_value *out)
+{
+    struct mpr_item item;
+    if (req->body == NULL || !frame_get(req->body, req->body_len, key, &item)) return 0;
+    memset(out, 0, sizeof *out);
+    switch (item.type) {
+    case MPR_NIL: out->type = MP_NIL; break;
+    case MPR_BOOL: out->type = MP_BOOL, out->v.boolean = item.v.boolean; break;
+    case MPR_INT: out->type = MP_INT, out->v.i = item.v.i; break;
+    case MPR_UINT: out->type = MP_UINT, out->v.u = item.v.u; break;
+    case MPR_FLOAT: out->type = MP_FLOAT, out->v.f = item.v.f; break;
+    case MPR_STR:
+    case MPR_BIN:
+        out->type = item.type == MPR_STR ? MP_STR : MP_BIN;
+        out->v.str.ptr = (const char *)item.v.str.ptr;
+        out->v.str.len = item.v.str.len;
+        break;
+    case MPR_ARRAY:
+    case MPR_MAP:
+        out->type = item.type == MPR_ARRAY ? MP_ARRAY : MP_MAP;
+        out->v.count = item.v.count;
+        break;
+    }
+    return 1;
+}
+
+/* A request is over: its slot of the session's in-flight limit frees up. */
+static void request_done(struct session *s)
+{
+    if (s != NULL) session_handler_done(s);
+}
+
+static void api_reply(const mp_request *req, int code, const char *error)
+{
+    struct session *s = session_get(req->session);
+    if (s == NULL) return;
+    if (code != 200 && error == NULL) error = "error";
+    session_reply(s, req->has_id, req->id, code, code == 200 ? NULL : error);
+    request_done(s);
+}
+
+static msgpack_packer *api_reply_begin(const mp_request *req, size_t fields)
+{
+    msgpack_packer *pk = &reply_buf.pk;
+    codec_frame_begin(&reply_buf);
+    msgpack_pack_map(pk, fields + 2 + (req->has_id ? 1 : 0));
+    msgpack_pack_str_with_body(pk, "type", 4);
+    msgpack_pack_str_with_body(pk, "res", 3);
+    msgpack_pack_str_with_body(pk, "code", 4);
+    msgpack_pack_int(pk, 200);
+    if (req->has_id) {
+        msgpack_pack_str_with_body(pk, "id", 2);
+        msgpack_pack_uint64(pk, req->id);
+    }
+    return pk;
+}
+
+static void api_reply_end(const mp_request *req)
+{
+    size_t n = codec_frame_end(&reply_buf);
+    struct session *s = session_get(req->session);
+    if (s == NULL) return;
+    stats_count_reply(&broker.stats, 200);
+    if (req->has_id) session_send_bytes(s, reply_buf.sb.data, n); /* success without id: silent */
+    request_done(s);
+}
+
+/* ---- frames and delivery ---- */
+
+static msgpack_packer *api_frame_begin(void)
+{
+    codec_frame_begin(&frame_buf);
+    return &frame_buf.pk;
+}
+
+static const void *api_frame_end(size_t *len)
+{
+    *len = codec_frame_end(&frame_buf);
+    return frame_buf.sb.data;
+}
+
+static int api_push(mp_session id, const void *frame, size_t len, uint64_t mid)
+{
+    struct session *s = session_get(id);
+    if (s == NULL) return 0;
+    if (mid > 0) {
+        if (mid <= s->last_mid) return 0;
+        s->last_mid = mid;
+    }
+    session_send_bytes(s, frame, len);
+    return 1;
+}
+
+static int api_deliver(const char *user, size_t user_len, const void *frame, size_t len,
+                       uint64_t mid)
+{
+    return router_deliver(user, user_len, frame, len, mid);
+}
+
+static size_t api_broadcast(const void *frame, size_t len, mp_session except)
+{
+    return router_broadcast(frame, len, except ? session_get(except) : NULL);
+}
+
+static int api_online(const char *user, size_t user_len)
+{
+    return presence_find(user, user_len) != NULL;
+}
+
+static int api_redis(int argc, const char **argv, const size_t *argv_len, mp_redis_fn fn,
+                     void *arg)
+{
+    if (argc <= 0 || fn == NULL) return -1;
+    return store_command(argc, argv, argv_len, fn, arg);
+}
+
+/* ---- registration ---- */
+
+static int registering(const mp_api *api, const char *what)
+{
+    if (api->ctx->loading) return 1;
+    log_error("plugin %s: %s may only be called inside mp_plugin_init", api->ctx->name, what);
+    return 0;
+}
+
+/* Appends ITEM to a growable array of pointers; 0 or -1. */
+static int push_ptr(void ***array, size_t *count, void *item)
+{
+    void **grown = realloc(*array, (*count + 1) * sizeof *grown);
+    if (grown == NULL) return -1;
+    grown[(*count)++] = item;
+    *array = grown;
+    return 0;
+}
+
+static void c_route(void *state, struct session *s, const struct frame_info *info,
+                    const uint8_t *body, size_t len)
+{
+    struct plugin_handler *h = state;
+    mp_request req = {s->handle, info->has_id, info->id, (const char *)info->type,
+                      info->type_len, body, len};
+    s->inflight++; /* until the plugin replies, maybe from a Redis callback */
+    h->fn(h->p->state, &req);
+}
+
+static const char *c_route_owner(const char *type)
+{
+    for (size_t i = 0; i < handler_count; i++)
+        if (strcmp(handlers[i]->type, type) == 0) return handlers[i]->p->name;
+    return "the broker";
+}
+
+static int api_add_handler(const mp_api *api, const char *type, unsigned flags, mp_handler_fn fn)
+{
+    struct mp_plugin_ctx *p = api->ctx;
+    if (!registering(api, "add_handler")) return -1;
+    size_t len = type ? strlen(type) : 0;
+    if (len == 0 || len > PLUGIN_TYPE_MAX || fn == NULL) {
+        log_error("plugin %s: add_handler needs a type of 1 to %d bytes and a function", p->name,
+                  PLUGIN_TYPE_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < router_count(); i++) {
+        enum route_kind kind;
+        int anonymous;
+        const char *t = router_type_at(i, &kind, &anonymous);
+        if (kind == ROUTE_C && strcmp(t, type) == 0) {
+            log_error("plugin %s: type '%s' is already served by %s", p->name, type,
+                      c_route_owner(type));
+            return -1;
+        }
+    }
+    struct plugin_handler *h = calloc(1, sizeof *h);
+    if (h == NULL || push_ptr((void ***)&handlers, &handler_count, h) != 0) {
+        free(h);
+        log_error("plugin %s: out of memory", p->name);
+        return -1;
+    }
+    h->p = p;
+    h->fn = fn;
+    memcpy(h->type, type, len + 1);
+    if (router_add_c(type, (flags & MP_HANDLER_ANONYMOUS) != 0, c_route, h) != 0) {
+        log_error("plugin %s: cannot register type '%s'", p->name, type);
+        return -1;
+    }
+    log_debug("plugin %s: serves '%s'", p->name, type);
+    return 0;
+}
+
+static int run_message_hook(void *state, struct session *s, const struct frame_info *info,
+                            const char **error)
+{
+    struct plugin_message_hook *h = state;
+    if (s->kind != SESSION_CLIENT) return 0; /* the admin socket is trusted */
+    mp_request req = {s->handle, info->has_id, info->id, (const char *)info->type,
+                      info->type_len, NULL, 0};
+    const char *why = NULL;
+    int code = h->fn(h->p->state, &req, &why);
+    if (code == 0) return 0;
+    if (code < 400 || code > 599) {
+        log_error("plugin %s: on_message returned %d, not an error code; answering 500",
+                  h->p->name, code);
+        code = 500;
+    }
+    *error = why ? why : "refused";
+    return code;
+}
+
+static int api_on_message(const mp_api *api, mp_message_hook_fn fn)
+{
+    struct mp_plugin_ctx *p = api->ctx;
+    if (!registering(api, "on_message") || fn == NULL) return -1;
+    struct plugin_message_hook *h = calloc(1, sizeof *h);
+    if (h == NULL || push_ptr((void ***)&message_hooks, &message_hook_count, h) != 0) {
+        free(h);
+        log_error("plugin %s: out of memory", p->name);
+        return -1;
+    }
+    h->p = p;
+    h->fn = fn;
+    if (router_add_message_hook(run_message_hook, h) != 0) {
+        log_error("plugin %s: too many on_message hooks", p->name);
+        return -1;
+    }
+    return 0;
+}
+
+static int add_session_hook(const mp_api *api, struct session_hooks *list, mp_session_hook_fn fn,
+                            const char *what)
+{
+    if (!registering(api, what) || fn == NULL) return -1;
+    struct session_hook *grown = realloc(list->items, (list->count + 1) * sizeof *grown);
+    if (grown == NULL) {
+        log_error("plugin %s: out of memory", api->ctx->name);
+        return -1;
+    }
+    grown[list->count++] = (struct session_hook){api->ctx, fn};
+    list->items = grown;
+    return 0;
+}
+
+static int api_on_connect(const mp_api *api, mp_session_hook_fn fn)
+{
+    return add_session_hook(api, &connect_hooks, fn, "on_connect");
+}
+
+static int api_on_login(const mp_api *api, mp_session_hook_fn fn)
+{
+    return add_session_hook(api, &login_hooks, fn, "on_login");
+}
+
+static int api_on_disconnect(const mp_api *api, mp_session_hook_fn fn)
+{
+    return add_session_hook(api, &disconnect_hooks, fn, "on_disconnect");
+}
+
+static const mp_api api_template = {
+    .version = MP_PLUGIN_API_VERSION,
+    .size = sizeof(mp_api),
+    .broker_version = MOONPOST_VERSION,
+    .add_handler = api_add_handler,
+    .on_message = api_on_message,
+    .on_connect = api_on_connect,
+    .on_login = api_on_login,
+    .on_disconnect = api_on_disconnect,
+    .config = api_config,
+    .config_key_at = api_config_key_at,
+    .conf_get = api_conf_get,
+    .log = api_log,
+    .now_ms = api_now_ms,
+    .field = api_field,
+    .reply = api_reply,
+    .reply_begin = api_reply_begin,
+    .reply_end = api_reply_end,
+    .session_user = api_session_user,
+    .session_addr = api_session_addr,
+    .session_close = api_session_close,
+    .frame_begin = api_frame_begin,
+    .frame_end = api_frame_end,
+    .push = api_push,
+    .deliver = api_deliver,
+    .broadcast = api_broadcast,
+    .online = api_online,
+    .redis = api_redis,
+};
+
+/* ---- session hooks ---- */
+
+static void run_session_hooks(const struct session_hooks *list, struct session *s)
+{
+    session_handle id = s->handle;
+    for (size_t i = 0; i < list->count; i++) {
+        if (find_session(id) == NULL) return; /* an earlier hook closed it */
+        list->items[i].fn(list->items[i].p->state, id);
+    }
 }
 
 void plugin_session_opened(struct session *s)
 {
-    (void)s;
+    run_session_hooks(&connect_hooks, s);
 }
 
 void plugin_session_login(struct session *s)
 {
-    (void)s;
+    run_session_hooks(&login_hooks, s);
 }
 
+/* Runs the disconnect hooks once per client session, whichever of the two paths below sees
+ * it first. */
 void plugin_session_closed(struct session *s)
 {
-    (void)s;
+    if (s->kind != SESSION_CLIENT || s->handle == last_closed) return;
+    last_closed = s->handle;
+    if (disconnect_hooks.count == 0) return;
+    closing_session = s;
+    session_handle id = s->handle;
+    for (size_t i = 0; i < disconnect_hooks.count; i++)
+        disconnect_hooks.items[i].fn(disconnect_hooks.items[i].p->state, id);
+    closing_session = NULL;
+}
+
+/* The session layer's free callback, chained in front of the broker's own (which reports only
+ * sessions that had logged in): on_disconnect then also covers anonymous sessions. */
+static void on_session_free(struct session *s)
+{
+    plugin_session_closed(s);
+    if (chained_on_free) chained_on_free(s);
+}
+
+/* ---- loading ---- */
+
+static void free_plugin(struct mp_plugin_ctx *p)
+{
+    for (size_t i = 0; i < p->conf_count; i++) {
+        free(p->conf[i].key);
+        free(p->conf[i].value);
+    }
+    free(p->conf);
+    free(p->path);
+    free(p->name);
+    free(p->version);
+    free(p);
+}
+
+/* Splits "PATH key=value ..." into p->path and p->conf. */
+static int parse_item(struct mp_plugin_ctx *p, const char *item)
+{
+    size_t plen = strcspn(item, " \t");
+    p->path = strndup(item, plen);
+    p->name = strdup(item); /* replaced by mp_plugin.name once loaded */
+    if (p->path == NULL || p->name == NULL) return -1;
+    p->name[plen] = '\0';
+    const char *at = item + plen;
+    for (;;) {
+        at += strspn(at, " \t");
+        if (*at == '\0') return 0;
+        size_t len = strcspn(at, " \t");
+        const char *eq = memchr(at, '=', len);
+        if (eq == NULL || eq == at) {
+            log_error("plugin %s: '%.*s' is not key=value", p->path, (int)len, at);
+            return -1;
+        }
+        char *key = strndup(at, (size_t)(eq - at));
+        for (size_t i = 0; key != NULL && i < p->conf_count; i++) {
+            if (strcmp(p->conf[i].key, key) == 0) {
+                log_error("plugin %s: key '%s' given twice", p->path, key);
+                free(key);
+                return -1;
+            }
+        }
+        struct plugin_kv *grown = realloc(p->conf, (p->conf_count + 1) * sizeof *grown);
+        if (key == NULL || grown == NULL) {
+            free(key);
+            log_error("plugin %s: out of memory", p->path);
+            return -1;
+        }
+        p->conf = grown;
+        p->conf[p->conf_count].key = key;
+        p->conf[p->conf_count].value = strndup(eq + 1, len - (size_t)(eq + 1 - at));
+        if (p->conf[p->conf_count++].value == NULL) return -1;
+        at += len;
+    }
+}
+
+static int replace_name(struct mp_plugin_ctx *p, const mp_plugin_info *info)
+{
+    if (info->name != NULL && *info->name != '\0') {
+        free(p->name);
+        p->name = strdup(info->name);
+    }
+    p->version = strdup(info->version ? info->version : "");
+    return p->name != NULL && p->version != NULL ? 0 : -1;
+}
+
+/* Opens the shared object and checks that it is a plugin of this API version. */
+static int open_plugin(struct mp_plugin_ctx *p, mp_plugin_init_fn *init)
+{
+    p->dl = dlopen(p->path, RTLD_NOW | RTLD_LOCAL);
+    if (p->dl == NULL) {
+        log_error("plugin %s: cannot load: %s", p->path, dlerror());
+        return -1;
+    }
+    const mp_plugin_info *info = dlsym(p->dl, "mp_plugin");
+    if (info == NULL) {
+        log_error("plugin %s: not a moonpost plugin: no 'mp_plugin' symbol (MP_PLUGIN_DEFINE)",
+                  p->path);
+        return -1;
+    }
+    if (info->api_version != MP_PLUGIN_API_VERSION) {
+        log_error("plugin %s: built for plugin API version %u but this broker has version %u: "
+                  "rebuild it against this broker's moonpost_plugin.h",
+                  p->path, (unsigned)info->api_version, (unsigned)MP_PLUGIN_API_VERSION);
+        return -1;
+    }
+    if (replace_name(p, info) != 0) return -1;
+    for (size_t i = 0; i < plugin_count; i++) {
+        if (strcmp(plugins[i]->name, p->name) == 0) {
+            log_error("plugin %s: a plugin named '%s' is already loaded from %s", p->path,
+                      p->name, plugins[i]->path);
+            return -1;
+        }
+    }
+    void *init_sym = dlsym(p->dl, "mp_plugin_init");
+    void *fini_sym = dlsym(p->dl, "mp_plugin_fini");
+    /* dlsym answers object pointers; POSIX guarantees they convert to function pointers */
+    memcpy(init, &init_sym, sizeof *init);
+    memcpy(&p->fini, &fini_sym, sizeof p->fini);
+    const char *missing = *init == NULL ? "mp_plugin_init" : p->fini == NULL ? "mp_plugin_fini"
+                                                                             : NULL;
+    if (missing != NULL) {
+        log_error("plugin %s: missing symbol '%s'", p->path, missing);
+        return -1;
+    }
+    return 0;
+}
+
+static int load_one(const char *item)
+{
+    struct mp_plugin_ctx *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        log_error("plugin %s: out of memory", item);
+        return -1;
+    }
+    p->api = api_template;
+    p->api.ctx = p;
+    mp_plugin_init_fn init = NULL;
+    if (parse_item(p, item) != 0 || open_plugin(p, &init) != 0) {
+        if (p->dl) dlclose(p->dl);
+        free_plugin(p);
+        return -1;
+    }
+    if (push_ptr((void ***)&plugins, &plugin_count, p) != 0) {
+        dlclose(p->dl);
+        free_plugin(p);
+        log_error("plugin %s: out of memory", item);
+        return -1;
+    }
+    p->loading = 1;
+    int rc = init(&p->api, &p->state);
+    p->loading = 0;
+    if (rc != 0) {
+        log_error("plugin %s (%s): mp_plugin_init failed (%d)", p->name, p->path, rc);
+        return -1;
+    }
+    p->initialised = 1;
+    log_info("plugin %s %s loaded from %s", p->name, p->version, p->path);
+    return 0;
+}
+
+int plugin_load_all(void)
+{
+    if (broker.conf.plugin.count == 0) return 0;
+    if (!bufs_ready) {
+        codec_buf_init(&frame_buf);
+        codec_buf_init(&reply_buf);
+        bufs_ready = 1;
+    }
+    fill_conf_values();
+    for (size_t i = 0; i < broker.conf.plugin.count; i++)
+        if (load_one(broker.conf.plugin.items[i]) != 0) return -1;
+    if (disconnect_hooks.count > 0 && !on_free_installed) {
+        chained_on_free = session_on_free;
+        session_on_free = on_session_free;
+        on_free_installed = 1;
+    }
+    return 0;
+}
+
+void plugin_unload_all(void)
+{
+    for (size_t i = plugin_count; i-- > 0;) {
+        struct mp_plugin_ctx *p = plugins[i];
+        if (p->initialised && p->fini) p->fini(p->state);
+        p->initialised = 0;
+    }
+    if (on_free_installed) {
+        session_on_free = chained_on_free;
+        chained_on_free = NULL;
+        on_free_installed = 0;
+    }
+    for (size_t i = plugin_count; i-- > 0;) {
+        dlclose(plugins[i]->dl);
+        free_plugin(plugins[i]);
+    }
+    free(plugins);
+    plugins = NULL;
+    plugin_count = 0;
+    for (size_t i = 0; i < handler_count; i++) free(handlers[i]);
+    free(handlers);
+    handlers = NULL;
+    handler_count = 0;
+    for (size_t i = 0; i < message_hook_count; i++) free(message_hooks[i]);
+    free(message_hooks);
+    message_hooks = NULL;
+    message_hook_count = 0;
+    struct session_hooks *lists[] = {&connect_hooks, &login_hooks, &disconnect_hooks};
+    for (size_t i = 0; i < 3; i++) {
+        free(lists[i]->items);
+        *lists[i] = (struct session_hooks){NULL, 0};
+    }
+    if (bufs_ready) {
+        codec_buf_free(&frame_buf);
+        codec_buf_free(&reply_buf);
+        bufs_ready = 0;
+    }
+}
+
+void plugin_pack_list(msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, plugin_count);
+    for (size_t i = 0; i < plugin_count; i++) {
+        const struct mp_plugin_ctx *p = plugins[i];
+        msgpack_pack_map(pk, 3);
+        msgpack_pack_str_with_body(pk, "name", 4);
+        msgpack_pack_str_with_body(pk, p->name, strlen(p->name));
+        msgpack_pack_str_with_body(pk, "path", 4);
+        msgpack_pack_str_with_body(pk, p->path, strlen(p->path));
+        msgpack_pack_str_with_body(pk, "version", 7);
+        msgpack_pack_str_with_body(pk, p->version, strlen(p->version));
+    }
 }

@@ -7,6 +7,7 @@
 #include "broker.h"
 #include "log.h"
 #include "luahost.h"
+#include "plugin.h"
 #include "presence.h"
 
 #define ROUTER_MAX_HOOKS 16
@@ -151,6 +152,14 @@ void router_dispatch(struct session *s, const struct frame_info *info, const uin
         r->fn(r->state, s, info, body, len);
     else
         luahost_dispatch(s, info, body, len);
+}
+
+void router_session_freed(struct session *s)
+{
+    luahost_session_freed(s->handle);
+    if (s->kind != SESSION_CLIENT || s->user_len == 0) return;
+    plugin_session_closed(s);
+    if (presence_find(s->user, s->user_len) == NULL) luahost_user_gone(s->user, s->user_len);
 }
 
 int router_deliver(const char *user, size_t user_len, const void *frame, size_t frame_len,

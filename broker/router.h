@@ -40,6 +40,10 @@ int router_deliver(const char *user, size_t user_len, const void *frame, size_t 
 /* Queues FRAME (encoded once) to every online session but EXCEPT; returns how many. */
 size_t router_broadcast(const void *frame, size_t frame_len, const struct session *except);
 
+/* A session is being freed: drops its script data and tells plugins and scripts when its user
+ * went offline. */
+void router_session_freed(struct session *s);
+
 /* Route introspection for admin.plugins and tests. */
 size_t router_count(void);
 const char *router_type_at(size_t i, enum route_kind *kind, int *anonymous);

@@ -13,8 +13,7 @@ local function refuse_login(s, user, addr)
   return s:fail(401, INVALID)
 end
 
-mp.on("login", function(s, m)
-  if s.user then return s:fail(409, "this connection is already logged in") end
+mp.on("login", chat.login_handler(function(s, m)
   local user, pw, addr = m.user, m.password, s.addr
   local valid = chat.valid_user(user)
   if chat.too_many_failures(valid and user or nil, addr) then
@@ -30,10 +29,9 @@ mp.on("login", function(s, m)
   local ok = mp.pwverify(hash or dummy_hash, password)
   if not hash or not ok then return refuse_login(s, user, addr) end
   return chat.start_session(s, user, mp.random_token(16))
-end, { anonymous = true })
+end), { anonymous = true })
 
-mp.on("resume", function(s, m)
-  if s.user then return s:fail(409, "this connection is already logged in") end
+mp.on("resume", chat.login_handler(function(s, m)
   local user, token, addr = m.user, m.token, s.addr
   local valid = chat.valid_user(user)
   if chat.too_many_failures(valid and user or nil, addr) then
@@ -46,7 +44,7 @@ mp.on("resume", function(s, m)
   if err then return chat.storage_failed(s, err) end
   if owner ~= user then return refuse_login(s, user, addr) end
   return chat.start_session(s, user, token)
-end, { anonymous = true })
+end), { anonymous = true })
 
 mp.on("logout", function(s)
   local user = s.user

@@ -70,6 +70,20 @@ function chat.replay(s, user)
   s:replaying(false)
 end
 
+-- Wraps a login or resume handler so that it is the connection's only login: a second one
+-- while it runs (they wait on hashing and Redis) or after it succeeded answers 409.
+function chat.login_handler(fn)
+  return function(s, m)
+    if s.user or s.data.logging_in then
+      return s:fail(409, "this connection is already logged in")
+    end
+    s.data.logging_in = true
+    local ok, err = pcall(fn, s, m)
+    s.data.logging_in = nil
+    if not ok then error(err, 0) end
+  end
+end
+
 -- Logs S in as USER with TOKEN: the older session of USER (if any) gets bye 409, the reply
 -- carries the token and the online list, then presence and the mailbox follow.
 function chat.start_session(s, user, token)
