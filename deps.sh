@@ -4,10 +4,10 @@
 set -euo pipefail
 
 PACKAGES=(build-essential cmake pkg-config libevent-dev liblua5.4-dev libmsgpack-dev
-          libhiredis-dev libsodium-dev libcmocka-dev redis-server python3)
+          libhiredis-dev libsodium-dev libcmocka-dev redis-server python3 prometheus)
 if [[ "${1:-}" == "--dev" ]]; then
-  # fuzzing, benchmarks and the metrics linter
-  PACKAGES+=(clang libclang-rt-14-dev mosquitto linux-perf prometheus)
+  # fuzzing, linting and benchmarks
+  PACKAGES+=(clang clang-tidy cppcheck libclang-rt-14-dev mosquitto linux-perf)
 fi
 
 missing=()
