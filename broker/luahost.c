@@ -37,6 +37,9 @@ static const char handlers_key = 'h';
 static const char anonymous_key = 'a';
 static const char close_hooks_key = 'c';
 static const char session_data_key = 'd';
+static const char thread_pool_key = 'p';
+
+#define THREAD_POOL_MAX 256 /* finished coroutines kept for reuse */
 
 static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
@@ -200,6 +203,8 @@ static int new_tables(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &close_hooks_key);
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &session_data_key);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &thread_pool_key);
     return 0;
 }
 
@@ -381,6 +386,37 @@ int luahost_yield(lua_State *co, struct request *r)
     return lua_yield(co, 0);
 }
 
+/* Creating a coroutine costs allocations and collection work on every request; a finished one
+ * is reset and kept instead (a request's `s` kept by a script no longer points to it). */
+static void recycle_thread(lua_State *L, lua_State *co)
+{
+    lua_resetthread(co);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &thread_pool_key);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    if (n < THREAD_POOL_MAX) {
+        lua_pushthread(co);
+        lua_xmove(co, L, 1);
+        lua_rawseti(L, -2, n + 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* Pushes a coroutine onto L: a recycled one when there is one. */
+static lua_State *take_thread(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &thread_pool_key);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    if (n == 0) {
+        lua_pop(L, 1);
+        return lua_newthread(L);
+    }
+    lua_rawgeti(L, -1, n);
+    lua_pushnil(L);
+    lua_rawseti(L, -3, n);
+    lua_remove(L, -2);
+    return lua_tothread(L, -1);
+}
+
 static void finish(struct request *r)
 {
     struct luahost_vm *vm = r->vm;
@@ -396,8 +432,9 @@ static void finish(struct request *r)
         stats_observe(broker.stats.handler_latency_buckets, &broker.stats.handler_latency_us_sum,
                       &broker.stats.handler_latency_count, (uint64_t)(now_us() - r->started_us));
     *(struct request **)lua_getextraspace(r->co) = NULL;
+    recycle_thread(vm->L, r->co);
     r->co = NULL;
-    luaL_unref(vm->L, LUA_REGISTRYINDEX, r->ref); /* the request and its coroutine may now go */
+    luaL_unref(vm->L, LUA_REGISTRYINDEX, r->ref); /* the request may now go */
     if (--vm->pending == 0 && vm->retired) vm_free(vm);
 }
 
@@ -438,7 +475,7 @@ void luahost_resume(struct request *r, int nargs)
 static struct request *new_request(struct luahost_vm *vm, session_handle session)
 {
     lua_State *L = vm->L;
-    lua_State *co = lua_newthread(L);
+    lua_State *co = take_thread(L);
     struct request *r = lua_newuserdatauv(L, sizeof *r, 1);
     memset(r, 0, sizeof *r);
     luaL_setmetatable(L, LUAHOST_REQUEST_META);
