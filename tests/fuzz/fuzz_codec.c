@@ -1,0 +1,157 @@
+/* libFuzzer target for the MessagePack <-> Lua codec.
+ *
+ * Decodes the input into a persistent Lua state. When that works, the value V1 is encoded (B),
+ * B is decoded again (V2) and encoded again (C). It aborts when the second decode fails, when
+ * V2 is not the same value as V1, or when C differs from B. C may list the pairs of a map in
+ * another order than B (a Lua table has no order, and V2's hash layout differs from V1's): then
+ * C must have B's size and decode to the same value. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <msgpack.h>
+
+#include "codec.h"
+#include "frame.h"
+
+static lua_State *L;
+static msgpack_sbuffer first, second;
+static msgpack_packer first_pk, second_pk;
+static struct codec_buf frame;
+
+static void require(int ok)
+{
+    if (!ok) abort();
+}
+
+static void init(void)
+{
+    L = luaL_newstate();
+    require(L != NULL);
+    codec_open(L);
+    msgpack_sbuffer_init(&first);
+    msgpack_packer_init(&first_pk, &first, msgpack_sbuffer_write);
+    msgpack_sbuffer_init(&second);
+    msgpack_packer_init(&second_pk, &second, msgpack_sbuffer_write);
+    codec_buf_init(&frame);
+}
+
+static void encode(int idx, msgpack_sbuffer *sb, msgpack_packer *pk)
+{
+    char err[128];
+    msgpack_sbuffer_clear(sb);
+    require(codec_encode(L, idx, pk, err, sizeof err) == 0);
+}
+
+static void decode(const char *data, size_t len)
+{
+    const char *err = NULL;
+    int top = lua_gettop(L);
+    require(codec_decode(L, (const uint8_t *)data, len, &err) == 0);
+    require(lua_gettop(L) == top + 1);
+}
+
+static size_t count_pairs(int t)
+{
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        n++;
+    }
+    return n;
+}
+
+static int same_value(int a, int b);
+
+/* Same metatable, same keys, and the same value under each key. */
+static int same_table(int a, int b)
+{
+    int a_meta = lua_getmetatable(L, a);
+    int b_meta = lua_getmetatable(L, b);
+    int same_meta = a_meta == b_meta && (!a_meta || lua_rawequal(L, -1, -2));
+    lua_pop(L, a_meta + b_meta);
+    if (!same_meta || count_pairs(a) != count_pairs(b)) return 0;
+    lua_pushnil(L);
+    while (lua_next(L, a)) {
+        lua_pushvalue(L, -2);
+        lua_rawget(L, b);
+        int same = same_value(lua_gettop(L) - 1, lua_gettop(L));
+        lua_pop(L, 2);
+        if (!same) {
+            lua_pop(L, 1);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int same_value(int a, int b)
+{
+    require(lua_checkstack(L, 8));
+    if (lua_type(L, a) != lua_type(L, b)) return 0;
+    size_t a_len, b_len;
+    const char *a_bytes, *b_bytes;
+    switch (lua_type(L, a)) {
+    case LUA_TNIL:
+        return 1;
+    case LUA_TBOOLEAN:
+        return lua_toboolean(L, a) == lua_toboolean(L, b);
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, a) != lua_isinteger(L, b)) return 0;
+        if (lua_isinteger(L, a)) return lua_tointeger(L, a) == lua_tointeger(L, b);
+        {
+            double x = lua_tonumber(L, a), y = lua_tonumber(L, b);
+            return memcmp(&x, &y, sizeof x) == 0; /* bit for bit: -0.0 and NaN included */
+        }
+    case LUA_TSTRING:
+    case LUA_TUSERDATA:
+        a_bytes = codec_tobytes(L, a, &a_len);
+        b_bytes = codec_tobytes(L, b, &b_len);
+        require(a_bytes != NULL && b_bytes != NULL); /* decoding makes no other userdata */
+        return a_len == b_len && memcmp(a_bytes, b_bytes, a_len) == 0;
+    case LUA_TTABLE:
+        return same_table(a, b);
+    default:
+        return 0;
+    }
+}
+
+/* A table encodes as a frame whose body is what codec_encode wrote for it. */
+static void check_frame(int idx)
+{
+    char err[128];
+    require(codec_encode_frame(L, idx, &frame, err, sizeof err) == 0);
+    const uint8_t *data = (const uint8_t *)frame.sb.data;
+    require(frame.sb.size == FRAME_HEADER_LEN + first.size);
+    require(frame_read_length(data) == first.size);
+    require(memcmp(data + FRAME_HEADER_LEN, first.data, first.size) == 0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (L == NULL) init();
+    lua_settop(L, 0);
+    const char *err = NULL;
+    if (codec_decode(L, data, size, &err) != 0) {
+        require(err != NULL && lua_gettop(L) == 0);
+        return 0;
+    }
+    require(lua_gettop(L) == 1);
+
+    encode(1, &first, &first_pk);
+    if (lua_type(L, 1) == LUA_TTABLE) check_frame(1);
+    decode(first.data, first.size);
+    require(same_value(1, 2));
+    encode(2, &second, &second_pk);
+    if (first.size != second.size || memcmp(first.data, second.data, first.size) != 0) {
+        require(first.size == second.size);
+        decode(second.data, second.size);
+        require(same_value(2, 3));
+    }
+    lua_settop(L, 0);
+    return 0;
+}
