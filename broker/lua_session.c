@@ -95,18 +95,15 @@ static int session_ok(lua_State *L)
     if (already_replied(L, r)) return 1;
     struct session *s = live_session(L, r);
     if (s == NULL) return 1;
-    r->replied = 1;
-    stats_count_reply(&broker.stats, 200);
-    if (!r->has_id) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
     if (lua_isnoneornil(L, 2)) {
         lua_settop(L, 1);
         lua_newtable(L);
     }
-    size_t n = encode_ok(L, r);
-    session_send_bytes(s, broker.scratch.sb.data, n);
+    /* encode first: a table that cannot be encoded raises, and the request then answers 500 */
+    size_t n = r->has_id ? encode_ok(L, r) : 0;
+    r->replied = 1;
+    stats_count_reply(&broker.stats, 200);
+    if (n > 0) session_send_bytes(s, broker.scratch.sb.data, n);
     lua_pushboolean(L, 1);
     return 1;
 }

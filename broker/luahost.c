@@ -22,6 +22,7 @@ struct luahost_vm {
     size_t mem_limit;
     int pending;  /* requests whose coroutine has not finished */
     int retired;  /* replaced by a reload: closed once pending drops to 0 */
+    int loaded;   /* every script ran: its routes may be served */
     unsigned generation;
     char **redis_libs;
     size_t *redis_lib_lens;
@@ -77,18 +78,19 @@ static void budget_hook(lua_State *co, lua_Debug *ar)
         luaL_error(co, "instruction budget exceeded (%d)", broker.conf.lua_instruction_limit);
 }
 
+/* load(chunk [, chunkname [, mode [, env]]]) with the mode forced to text; the real load is
+ * this closure's upvalue, out of the scripts' reach. */
 static int text_only_load(lua_State *L)
 {
-    /* load(chunk [, chunkname [, mode [, env]]]) with binary chunks refused */
     int n = lua_gettop(L);
-    lua_getglobal(L, "moonpost_raw_load");
+    lua_pushvalue(L, lua_upvalueindex(1));
     lua_pushvalue(L, 1);
-    lua_pushvalue(L, 2);
-    lua_pushliteral(L, "t");
-    if (n >= 4)
-        lua_pushvalue(L, 4);
+    if (n >= 2)
+        lua_pushvalue(L, 2);
     else
         lua_pushnil(L);
+    lua_pushliteral(L, "t");
+    if (n >= 4) lua_pushvalue(L, 4); /* an explicit env, even nil, must stay explicit */
     lua_call(L, n >= 4 ? 4 : 3, LUA_MULTRET);
     return lua_gettop(L) - n;
 }
@@ -171,10 +173,7 @@ static void open_sandbox(lua_State *L)
         lua_setglobal(L, *f);
     }
     lua_getglobal(L, "load");
-    lua_setfield(L, LUA_REGISTRYINDEX, "moonpost.raw_load");
-    lua_getfield(L, LUA_REGISTRYINDEX, "moonpost.raw_load");
-    lua_setglobal(L, "moonpost_raw_load");
-    lua_pushcfunction(L, text_only_load);
+    lua_pushcclosure(L, text_only_load, 1);
     lua_setglobal(L, "load");
     lua_pushcfunction(L, lua_print_to_log);
     lua_setglobal(L, "print");
@@ -255,6 +254,7 @@ static struct luahost_vm *vm_load(char *errbuf, size_t errlen)
         return NULL;
     }
     lua_State *L = vm->L;
+    *(struct request **)lua_getextraspace(L) = NULL; /* the main thread runs no request */
     lua_pushcfunction(L, new_tables);
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) goto fail_msg;
     open_sandbox(L);
@@ -272,6 +272,7 @@ static struct luahost_vm *vm_load(char *errbuf, size_t errlen)
         }
     }
     current = previous;
+    vm->loaded = 1;
     return vm;
 fail_msg:
     snprintf(errbuf, errlen, "%s", lua_tostring(L, -1));
@@ -638,8 +639,9 @@ int luahost_register_handler(lua_State *L, const char *type, int fn_index, int a
     lua_pushboolean(L, anonymous);
     lua_setfield(L, -2, type);
     lua_pop(L, 2);
-    /* after a successful start, a handler added at run time is served at once */
-    if (current != NULL && current->L == L && !current->retired) sync_routes(current);
+    /* a handler added at run time (not while loading) is served at once */
+    if (current != NULL && current->L == L && current->loaded && !current->retired)
+        sync_routes(current);
     return 0;
 }
 

@@ -220,9 +220,9 @@ static void stop(void)
 {
     http_stop();
     server_close();
-    lua_timer_stop_all();
-    worker_stop();
+    worker_stop(); /* resumes waiting handlers with errors; they may start timers */
     store_stop();
+    lua_timer_stop_all();
     session_table_free();
     presence_free();
     luahost_stop();

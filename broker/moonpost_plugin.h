@@ -61,7 +61,15 @@ typedef struct mp_request {
 
 /* A top-level field of a request, as read by api->field. */
 typedef enum mp_type {
-    MP_NIL, MP_BOOL, MP_INT, MP_UINT, MP_FLOAT, MP_STR, MP_BIN, MP_ARRAY, MP_MAP
+    MP_NIL,
+    MP_BOOL,
+    MP_INT,
+    MP_UINT,
+    MP_FLOAT,
+    MP_STR,
+    MP_BIN,
+    MP_ARRAY,
+    MP_MAP
 } mp_type;
 
 typedef struct mp_value {
@@ -167,8 +175,7 @@ struct mp_api {
     int (*push)(mp_session session, const void *frame, size_t len, uint64_t mid);
     /* Queues FRAME to USER's session wherever it is. MID > 0 marks a mailbox message (held
      * back during the mailbox replay, never pushed twice). Returns 1 when the user is online. */
-    int (*deliver)(const char *user, size_t user_len, const void *frame, size_t len,
-                   uint64_t mid);
+    int (*deliver)(const char *user, size_t user_len, const void *frame, size_t len, uint64_t mid);
     /* Queues FRAME to every online session but EXCEPT (0 = none); returns how many. */
     size_t (*broadcast)(const void *frame, size_t len, mp_session except);
     int (*online)(const char *user, size_t user_len);

@@ -9,6 +9,7 @@
 
 #include <dlfcn.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,64 +87,54 @@ static int on_free_installed;
 
 /* ---- broker settings offered to plugins as text ---- */
 
-struct conf_value {
+enum conf_value_kind { VALUE_INT, VALUE_BOOL, VALUE_SECONDS, VALUE_STRING };
+
+static const struct {
     const char *name;
-    const char *text;
-    char buf[32];
+    enum conf_value_kind kind;
+    size_t offset; /* in struct conf */
+} conf_offered[] = {
+    {"max_frame", VALUE_INT, offsetof(struct conf, max_frame)},
+    {"max_body", VALUE_INT, offsetof(struct conf, max_body)},
+    {"output_limit", VALUE_INT, offsetof(struct conf, output_limit)},
+    {"mailbox_max", VALUE_INT, offsetof(struct conf, mailbox_max)},
+    {"redis_prefix", VALUE_STRING, offsetof(struct conf, redis_prefix)},
+    {"node_id", VALUE_STRING, offsetof(struct conf, node_id)},
+    {"presence_notify", VALUE_BOOL, offsetof(struct conf, presence_notify)},
+    {"password_min_len", VALUE_INT, offsetof(struct conf, password_min_len)},
+    {"token_ttl", VALUE_INT, offsetof(struct conf, token_ttl)},
+    {"login_max_failures", VALUE_INT, offsetof(struct conf, login_max_failures)},
+    {"login_failure_window", VALUE_INT, offsetof(struct conf, login_failure_window)},
+    {"idle_timeout", VALUE_SECONDS, offsetof(struct conf, idle_timeout)},
+    {"login_timeout", VALUE_SECONDS, offsetof(struct conf, login_timeout)},
+    {"max_connections", VALUE_INT, offsetof(struct conf, max_connections)},
 };
+#define CONF_OFFERED (sizeof conf_offered / sizeof conf_offered[0])
 
-static struct conf_value conf_values[] = {
-    {"max_frame", NULL, ""},           {"max_body", NULL, ""},
-    {"output_limit", NULL, ""},        {"mailbox_max", NULL, ""},
-    {"redis_prefix", NULL, ""},        {"node_id", NULL, ""},
-    {"presence_notify", NULL, ""},     {"password_min_len", NULL, ""},
-    {"token_ttl", NULL, ""},           {"login_max_failures", NULL, ""},
-    {"login_failure_window", NULL, ""}, {"idle_timeout", NULL, ""},
-    {"login_timeout", NULL, ""},       {"max_connections", NULL, ""},
-};
-#define CONF_VALUE_COUNT (sizeof conf_values / sizeof conf_values[0])
-
-static void set_int_value(const char *name, long long v)
-{
-    for (size_t i = 0; i < CONF_VALUE_COUNT; i++) {
-        if (strcmp(conf_values[i].name, name) != 0) continue;
-        snprintf(conf_values[i].buf, sizeof conf_values[i].buf, "%lld", v);
-        conf_values[i].text = conf_values[i].buf;
-    }
-}
-
-static void set_seconds_value(const char *name, double v)
-{
-    for (size_t i = 0; i < CONF_VALUE_COUNT; i++) {
-        if (strcmp(conf_values[i].name, name) != 0) continue;
-        snprintf(conf_values[i].buf, sizeof conf_values[i].buf, "%g", v);
-        conf_values[i].text = conf_values[i].buf;
-    }
-}
-
-static void fill_conf_values(void)
-{
-    const struct conf *c = &broker.conf;
-    set_int_value("max_frame", c->max_frame);
-    set_int_value("max_body", c->max_body);
-    set_int_value("output_limit", c->output_limit);
-    set_int_value("mailbox_max", c->mailbox_max);
-    set_int_value("presence_notify", c->presence_notify != 0);
-    set_int_value("password_min_len", c->password_min_len);
-    set_int_value("token_ttl", c->token_ttl);
-    set_int_value("login_max_failures", c->login_max_failures);
-    set_int_value("login_failure_window", c->login_failure_window);
-    set_int_value("max_connections", c->max_connections);
-    set_seconds_value("idle_timeout", c->idle_timeout);
-    set_seconds_value("login_timeout", c->login_timeout);
-    conf_values[4].text = c->redis_prefix ? c->redis_prefix : "";
-    conf_values[5].text = c->node_id ? c->node_id : "";
-}
+/* The text of each number, kept so that the pointer handed out stays valid. */
+static char conf_text[CONF_OFFERED][32];
 
 static const char *api_conf_get(const char *name)
 {
-    for (size_t i = 0; i < CONF_VALUE_COUNT; i++)
-        if (strcmp(conf_values[i].name, name) == 0) return conf_values[i].text;
+    for (size_t i = 0; i < CONF_OFFERED; i++) {
+        if (strcmp(conf_offered[i].name, name) != 0) continue;
+        const char *field = (const char *)&broker.conf + conf_offered[i].offset;
+        switch (conf_offered[i].kind) {
+        case VALUE_STRING: {
+            const char *value = *(char *const *)field;
+            return value ? value : "";
+        }
+        case VALUE_BOOL:
+            return *(const int *)field ? "1" : "0";
+        case VALUE_INT:
+            snprintf(conf_text[i], sizeof conf_text[i], "%d", *(const int *)field);
+            break;
+        case VALUE_SECONDS:
+            snprintf(conf_text[i], sizeof conf_text[i], "%g", *(const double *)field);
+            break;
+        }
+        return conf_text[i];
+    }
     return NULL;
 }
 
@@ -215,11 +206,21 @@ static int api_field(const mp_request *req, const char *key, mp_value *out)
     if (req->body == NULL || !frame_get(req->body, req->body_len, key, &item)) return 0;
     memset(out, 0, sizeof *out);
     switch (item.type) {
-    case MPR_NIL: out->type = MP_NIL; break;
-    case MPR_BOOL: out->type = MP_BOOL, out->v.boolean = item.v.boolean; break;
-    case MPR_INT: out->type = MP_INT, out->v.i = item.v.i; break;
-    case MPR_UINT: out->type = MP_UINT, out->v.u = item.v.u; break;
-    case MPR_FLOAT: out->type = MP_FLOAT, out->v.f = item.v.f; break;
+    case MPR_NIL:
+        out->type = MP_NIL;
+        break;
+    case MPR_BOOL:
+        out->type = MP_BOOL, out->v.boolean = item.v.boolean;
+        break;
+    case MPR_INT:
+        out->type = MP_INT, out->v.i = item.v.i;
+        break;
+    case MPR_UINT:
+        out->type = MP_UINT, out->v.u = item.v.u;
+        break;
+    case MPR_FLOAT:
+        out->type = MP_FLOAT, out->v.f = item.v.f;
+        break;
     case MPR_STR:
     case MPR_BIN:
         out->type = item.type == MPR_STR ? MP_STR : MP_BIN;
@@ -318,8 +319,7 @@ static int api_online(const char *user, size_t user_len)
     return presence_find(user, user_len) != NULL;
 }
 
-static int api_redis(int argc, const char **argv, const size_t *argv_len, mp_redis_fn fn,
-                     void *arg)
+static int api_redis(int argc, const char **argv, const size_t *argv_len, mp_redis_fn fn, void *arg)
 {
     if (argc <= 0 || fn == NULL) return -1;
     return store_command(argc, argv, argv_len, fn, arg);
@@ -348,8 +348,8 @@ static void c_route(void *state, struct session *s, const struct frame_info *inf
                     const uint8_t *body, size_t len)
 {
     struct plugin_handler *h = state;
-    mp_request req = {s->handle, info->has_id, info->id, (const char *)info->type,
-                      info->type_len, body, len};
+    mp_request req = {s->handle,      info->has_id, info->id, (const char *)info->type,
+                      info->type_len, body,         len};
     s->inflight++; /* until the plugin replies, maybe from a Redis callback */
     h->fn(h->p->state, &req);
 }
@@ -403,14 +403,14 @@ static int run_message_hook(void *state, struct session *s, const struct frame_i
 {
     struct plugin_message_hook *h = state;
     if (s->kind != SESSION_CLIENT) return 0; /* the admin socket is trusted */
-    mp_request req = {s->handle, info->has_id, info->id, (const char *)info->type,
-                      info->type_len, NULL, 0};
+    mp_request req = {s->handle,      info->has_id, info->id, (const char *)info->type,
+                      info->type_len, NULL,         0};
     const char *why = NULL;
     int code = h->fn(h->p->state, &req, &why);
     if (code == 0) return 0;
     if (code < 400 || code > 599) {
-        log_error("plugin %s: on_message returned %d, not an error code; answering 500",
-                  h->p->name, code);
+        log_error("plugin %s: on_message returned %d, not an error code; answering 500", h->p->name,
+                  code);
         code = 500;
     }
     *error = why ? why : "refused";
@@ -626,8 +626,8 @@ static int open_plugin(struct mp_plugin_ctx *p, mp_plugin_init_fn *init)
     if (replace_name(p, info) != 0) return -1;
     for (size_t i = 0; i < plugin_count; i++) {
         if (strcmp(plugins[i]->name, p->name) == 0) {
-            log_error("plugin %s: a plugin named '%s' is already loaded from %s", p->path,
-                      p->name, plugins[i]->path);
+            log_error("plugin %s: a plugin named '%s' is already loaded from %s", p->path, p->name,
+                      plugins[i]->path);
             return -1;
         }
     }
@@ -636,8 +636,9 @@ static int open_plugin(struct mp_plugin_ctx *p, mp_plugin_init_fn *init)
     /* dlsym answers object pointers; POSIX guarantees they convert to function pointers */
     memcpy(init, &init_sym, sizeof *init);
     memcpy(&p->fini, &fini_sym, sizeof p->fini);
-    const char *missing = *init == NULL ? "mp_plugin_init" : p->fini == NULL ? "mp_plugin_fini"
-                                                                             : NULL;
+    const char *missing = *init == NULL     ? "mp_plugin_init"
+                          : p->fini == NULL ? "mp_plugin_fini"
+                                            : NULL;
     if (missing != NULL) {
         log_error("plugin %s: missing symbol '%s'", p->path, missing);
         return -1;
@@ -686,7 +687,6 @@ int plugin_load_all(void)
         codec_buf_init(&reply_buf);
         bufs_ready = 1;
     }
-    fill_conf_values();
     for (size_t i = 0; i < broker.conf.plugin.count; i++)
         if (load_one(broker.conf.plugin.items[i]) != 0) return -1;
     if (disconnect_hooks.count > 0 && !on_free_installed) {
@@ -716,11 +716,13 @@ void plugin_unload_all(void)
     free(plugins);
     plugins = NULL;
     plugin_count = 0;
-    for (size_t i = 0; i < handler_count; i++) free(handlers[i]);
+    for (size_t i = 0; i < handler_count; i++)
+        free(handlers[i]);
     free(handlers);
     handlers = NULL;
     handler_count = 0;
-    for (size_t i = 0; i < message_hook_count; i++) free(message_hooks[i]);
+    for (size_t i = 0; i < message_hook_count; i++)
+        free(message_hooks[i]);
     free(message_hooks);
     message_hooks = NULL;
     message_hook_count = 0;

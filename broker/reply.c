@@ -26,9 +26,17 @@ msgpack_packer *reply_begin(int has_id, uint64_t id, size_t fields)
     return &b->pk;
 }
 
-size_t reply_encode_bye(int code, const char *error)
+const char *reply_encode_bye(int code, const char *error, size_t *len)
 {
-    struct codec_buf *b = &broker.scratch;
+    /* not broker.scratch: a slow reader is sent its bye while a broadcast from scratch is
+     * still being queued to the others */
+    static struct codec_buf bye;
+    static int ready;
+    struct codec_buf *b = &bye;
+    if (!ready) {
+        codec_buf_init(b);
+        ready = 1;
+    }
     codec_frame_begin(b);
     msgpack_pack_map(&b->pk, 3);
     reply_pack_str(&b->pk, "type");
@@ -37,7 +45,8 @@ size_t reply_encode_bye(int code, const char *error)
     msgpack_pack_int(&b->pk, code);
     reply_pack_str(&b->pk, "error");
     reply_pack_str(&b->pk, error);
-    return codec_frame_end(b);
+    *len = codec_frame_end(b);
+    return b->sb.data;
 }
 
 void reply_end(struct session *s)

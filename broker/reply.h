@@ -14,7 +14,7 @@ void reply_end(struct session *s);
 
 void reply_pack_str(msgpack_packer *pk, const char *s);
 
-/* Encodes `bye` CODE ERROR into the scratch buffer; returns the frame's size. */
-size_t reply_encode_bye(int code, const char *error);
+/* Encodes `bye` CODE ERROR into a buffer of its own (valid until the next call). */
+const char *reply_encode_bye(int code, const char *error, size_t *len);
 
 #endif

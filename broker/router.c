@@ -157,8 +157,9 @@ void router_dispatch(struct session *s, const struct frame_info *info, const uin
 void router_session_freed(struct session *s)
 {
     luahost_session_freed(s->handle);
-    if (s->kind != SESSION_CLIENT || s->user_len == 0) return;
+    if (s->kind != SESSION_CLIENT) return;
     plugin_session_closed(s);
+    if (s->user_len == 0) return;
     if (presence_find(s->user, s->user_len) == NULL) luahost_user_gone(s->user, s->user_len);
 }
 

@@ -27,8 +27,9 @@ static char admin_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 /* Refuses a connection we cannot take with a best-effort `bye` 503. */
 static void refuse(evutil_socket_t fd, const char *why)
 {
-    size_t n = reply_encode_bye(503, why);
-    if (send(fd, broker.scratch.sb.data, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+    size_t n;
+    const char *bye = reply_encode_bye(503, why, &n);
+    if (send(fd, bye, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
         /* the client is gone */
     }
     evutil_closesocket(fd);
@@ -41,7 +42,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)l;
     enum session_kind kind = *(const enum session_kind *)arg;
     if (broker.shutting_down) return refuse(fd, "shutting down");
-    if (kind == SESSION_CLIENT && session_count() >= (size_t)broker.conf.max_connections) {
+    if (kind == SESSION_CLIENT && session_client_count() >= (size_t)broker.conf.max_connections) {
         log_warn("max_connections (%d) reached, refusing a connection", broker.conf.max_connections);
         return refuse(fd, "too many connections");
     }

@@ -27,6 +27,7 @@ struct session_table {
     size_t free_count;
     size_t capacity;
     size_t live;
+    size_t clients;
     struct event *reaper;        /* frees closed sessions outside of their own callbacks */
     struct session **doomed;
     size_t doomed_count;
@@ -73,6 +74,11 @@ size_t session_count(void)
     return table.live;
 }
 
+size_t session_client_count(void)
+{
+    return table.clients;
+}
+
 static uint32_t handle_slot(session_handle h)
 {
     return (uint32_t)h;
@@ -103,6 +109,8 @@ static void release(struct session *s)
     table.slots[slot] = NULL;
     table.free_list[table.free_count++] = slot;
     table.live--;
+    if (s->kind == SESSION_CLIENT) table.clients--;
+    if (s->login_timer) event_free(s->login_timer);
     free(s);
 }
 
@@ -137,8 +145,9 @@ static void set_read_timeout(struct session *s, double seconds)
 
 static void write_bye(struct session *s, int code, const char *error)
 {
-    size_t n = reply_encode_bye(code, error);
-    evbuffer_add(bufferevent_get_output(s->bev), broker.scratch.sb.data, n);
+    size_t n;
+    const char *bye = reply_encode_bye(code, error, &n);
+    evbuffer_add(bufferevent_get_output(s->bev), bye, n);
     broker.stats.frames_out_total++;
 }
 
@@ -217,6 +226,10 @@ void session_set_user(struct session *s, const char *user, size_t len)
     s->user[len] = '\0';
     s->user_len = (uint8_t)len;
     s->state = SESSION_AUTHENTICATED;
+    if (s->login_timer) {
+        event_free(s->login_timer);
+        s->login_timer = NULL;
+    }
     set_read_timeout(s, broker.conf.idle_timeout);
 }
 
@@ -256,15 +269,6 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    if (s->state == SESSION_ANONYMOUS && s->kind == SESSION_CLIENT &&
-        broker.conf.login_timeout > 0) {
-        int64_t left_ms = s->login_deadline_ms - broker_now_ms();
-        if (left_ms <= 0) {
-            session_close(s, 408, "login timeout");
-            return;
-        }
-        set_read_timeout(s, (double)left_ms / 1000.0); /* the deadline does not move */
-    }
     while (s->state != SESSION_CLOSING) {
         if (s->inflight >= SESSION_MAX_INFLIGHT) {
             s->read_paused = 1;
@@ -324,6 +328,26 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     doom(s);
 }
 
+/* The login deadline is a timer of its own: a read timeout would move with every byte, and a
+ * client trickling a frame could hold its slot for ever. */
+static void on_login_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct session *s = arg;
+    broker.stats.idle_timeouts_total++;
+    session_close(s, 408, "login timeout");
+}
+
+static int start_login_timer(struct session *s)
+{
+    double t = broker.conf.login_timeout;
+    if (t <= 0) return 0;
+    s->login_timer = evtimer_new(broker.base, on_login_timeout, s);
+    if (s->login_timer == NULL) return -1;
+    struct timeval tv = {(time_t)t, (suseconds_t)((t - (time_t)t) * 1e6)};
+    return evtimer_add(s->login_timer, &tv);
+}
+
 static void copy_address(struct session *s, const struct sockaddr *addr)
 {
     s->addr_family = (uint8_t)addr->sa_family;
@@ -354,14 +378,17 @@ struct session *session_open(int fd, const struct sockaddr *addr, int addr_len,
     copy_address(s, addr);
     table.slots[slot] = s;
     table.live++;
+    if (kind == SESSION_CLIENT) table.clients++;
 
     if (addr->sa_family != AF_UNIX) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    s->login_deadline_ms = broker_now_ms() + (int64_t)(broker.conf.login_timeout * 1000);
     bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
-    if (kind == SESSION_CLIENT) set_read_timeout(s, broker.conf.login_timeout);
+    if (kind == SESSION_CLIENT) {
+        set_read_timeout(s, broker.conf.idle_timeout);
+        if (start_login_timer(s) != 0) log_warn("cannot arm a login timer");
+    }
     bufferevent_enable(s->bev, EV_READ);
     return s;
 }

@@ -31,7 +31,7 @@ struct session {
     uint16_t inflight;
     uint8_t addr_family; /* AF_INET, AF_INET6 or AF_UNIX */
     uint8_t addr[16];
-    int64_t login_deadline_ms;
+    struct event *login_timer; /* while anonymous: the login_timeout deadline */
     uint64_t last_mid;   /* highest `msg` mid pushed in this session */
     uint32_t online_index; /* position in the presence table's list */
     char user[SESSION_USER_MAX + 1];
@@ -41,6 +41,8 @@ struct session {
 int session_table_init(size_t max);
 void session_table_free(void);
 size_t session_count(void);
+/* Client connections only (admin connections have slots of their own). */
+size_t session_client_count(void);
 
 /* Wraps an accepted socket; returns NULL when the table is full or on allocation failure. */
 struct session *session_open(int fd, const struct sockaddr *addr, int addr_len,

@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""summarize: the JSON results of bench/run.sh (CASE.VARIANT.RUN.json) as one table of medians,
+moonpost beside Mosquitto with their ratio, the targets of docs/benchmarks.md, and how the CPUs
+were shared.
+
+usage: summarize.py RESULTS_DIR [--markdown]"""
+import glob
+import json
+import os
+import statistics
+import sys
+
+MOONPOST = "lua"
+PLUGIN = "plugin"
+MQ_NAGLE = "mosquitto-nodelay-false"
+MQ_NODELAY = "mosquitto-nodelay-true"
+MQ_IDLE = "mosquitto"
+
+# (case, label, how to read a value from a result, unit, higher is better)
+ROWS = [
+    ("private", "private chat, as fast as possible: delivered msgs/s",
+     lambda r: r["delivered_per_s"], "{:,.0f}", True),
+    ("private", "  latency p50 (ms)", lambda r: r["latency"]["p50_us"] / 1e3, "{:.2f}", False),
+    ("private", "  latency p99 (ms)", lambda r: r["latency"]["p99_us"] / 1e3, "{:.2f}", False),
+    ("private20k", "private chat at 20,000 msgs/s: latency p50 (ms)",
+     lambda r: r["latency"]["p50_us"] / 1e3, "{:.3f}", False),
+    ("private20k", "  latency p99 (ms)", lambda r: r["latency"]["p99_us"] / 1e3, "{:.3f}", False),
+    ("private20k", "  latency p99.9 (ms)", lambda r: r["latency"]["p999_us"] / 1e3, "{:.3f}",
+     False),
+    ("private20k", "  delivered msgs/s", lambda r: r["delivered_per_s"], "{:,.0f}", True),
+    ("broadcast", "broadcast 1 -> 1,000: deliveries/s", lambda r: r["delivered_per_s"],
+     "{:,.0f}", True),
+    ("broadcast", "  latency p99 (ms)", lambda r: r["latency"]["p99_us"] / 1e3, "{:.2f}", False),
+    ("idle", "15,000 idle sessions: broker RSS bytes/session",
+     lambda r: r.get("rss_per_session_bytes"), "{:,.0f}", False),
+    ("resume", "resume storm, 10,000 sessions: all back (ms)", lambda r: r.get("all_back_ms"),
+     "{:,.0f}", False),
+    ("resume", "  one session, connect to back p99 (ms)",
+     lambda r: r["latency"]["p99_us"] / 1e3, "{:,.0f}", False),
+    ("login", "login storm, 10,000 sessions: all back (ms)", lambda r: r.get("all_back_ms"),
+     "{:,.0f}", False),
+]
+
+TARGETS = [
+    ("private", "delivered msgs/s >= Mosquitto QoS 0 (the better of its two settings)",
+     lambda v: v(MOONPOST, 0) is not None and v(MQ_NAGLE, 0) is not None
+     and v(MOONPOST, 0) >= max(v(MQ_NAGLE, 0), v(MQ_NODELAY, 0) or 0)),
+    ("private20k", "p99 latency < 1 ms at 20,000 msgs/s",
+     lambda v: v(MOONPOST, 1) is not None and v(MOONPOST, 1) < 1.0),
+    ("broadcast", "deliveries/s >= 2x Mosquitto (the better of its two settings)",
+     lambda v: v(MOONPOST, 0) is not None and v(MQ_NAGLE, 0) is not None
+     and v(MOONPOST, 0) >= 2 * max(v(MQ_NAGLE, 0), v(MQ_NODELAY, 0) or 0)),
+    ("idle", "RSS per session <= 1.5 KiB and <= Mosquitto's per connection",
+     lambda v: v(MOONPOST, 0) is not None and v(MQ_IDLE, 0) is not None
+     and v(MOONPOST, 0) <= 1536 and v(MOONPOST, 0) <= v(MQ_IDLE, 0)),
+    ("resume", "10,000 sessions all back within 2 s",
+     lambda v: v(MOONPOST, 0) is not None and v(MOONPOST, 0) <= 2000),
+]
+
+
+def load(directory):
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+        case, variant = os.path.basename(path).split(".")[:2]
+        try:
+            with open(path) as f:
+                runs.setdefault((case, variant), []).append(json.load(f))
+        except (OSError, ValueError):
+            print("summarize: %s is not a result, skipped" % path, file=sys.stderr)
+    return runs
+
+
+def median(runs, case, variant, get):
+    values = []
+    for r in runs.get((case, variant), []):
+        try:
+            v = get(r)
+        except (KeyError, TypeError):
+            v = None
+        if v is not None:
+            values.append(v)
+    return statistics.median(values) if values else None
+
+
+def fmt(value, pattern):
+    return "-" if value is None else pattern.format(value)
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "-"
+    return "%.2f" % (a / b)
+
+
+def table(header, rows, markdown):
+    if markdown:
+        out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        out += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(out)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda r: "  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w)
+                               for i, (x, w) in enumerate(zip(r, widths)))
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def results_table(runs, markdown):
+    header = ["workload (median of runs)", "moonpost", "moonpost C send", "Mosquitto",
+              "Mosquitto nodelay", "moonpost/Mosquitto", "moonpost/Mosq. nodelay"]
+    rows = []
+    for case, label, get, pattern, _ in ROWS:
+        if not any(k[0] == case for k in runs):
+            continue
+        mp = median(runs, case, MOONPOST, get)
+        plugin = median(runs, case, PLUGIN, get)
+        nagle = median(runs, case, MQ_NAGLE if case != "idle" else MQ_IDLE, get)
+        nodelay = median(runs, case, MQ_NODELAY, get)
+        rows.append([label, fmt(mp, pattern), fmt(plugin, pattern), fmt(nagle, pattern),
+                     fmt(nodelay, pattern), ratio(mp, nagle), ratio(mp, nodelay)])
+    return table(header, rows, markdown)
+
+
+def targets_table(runs, markdown):
+    rows = []
+    for case, text, check in TARGETS:
+        if not any(k[0] == case for k in runs):
+            continue
+        row_index = [i for i, r in enumerate(ROWS) if r[0] == case]
+
+        def v(variant, n, case=case, row_index=row_index):
+            get = ROWS[row_index[n]][2]
+            return median(runs, case, variant, get)
+        try:
+            met = "met" if check(v) else "NOT met"
+        except TypeError:
+            met = "no data"
+        rows.append([case, text, met])
+    return table(["case", "target", "result"], rows, markdown)
+
+
+def cpu_table(runs, markdown):
+    rows = []
+    for (case, variant) in sorted(runs):
+        get = lambda key: (lambda r: r.get(key))
+        bench = median(runs, case, variant, get("cpu_bench_pct"))
+        broker = median(runs, case, variant, get("cpu_broker_pct"))
+        redis = median(runs, case, variant, get("cpu_redis_pct"))
+        machine = median(runs, case, variant, get("cpu_machine_pct"))
+        ours = sum(x for x in (bench, broker, redis) if x is not None)
+        other = None if machine is None else max(0.0, machine - ours)
+        cores = median(runs, case, variant, get("cores"))
+        rows.append([case, variant, fmt(bench, "{:.0f}%"), fmt(broker, "{:.0f}%"),
+                     fmt(redis, "{:.0f}%"),
+                     fmt(machine, "{:.0f}%") + ("" if cores is None else " of %d00%%" % cores),
+                     fmt(other, "{:.0f}%"), str(len(runs[(case, variant)]))])
+    return table(["case", "broker", "load generator", "broker", "redis", "whole machine",
+                  "rest (kernel softirq, others)", "runs"], rows, markdown)
+
+
+def errors_table(runs, markdown):
+    rows = []
+    for (case, variant), rs in sorted(runs.items()):
+        total = sum(r.get("errors_total", 0) for r in rs)
+        if total == 0:
+            continue
+        merged = {}
+        for r in rs:
+            for k, n in r.get("errors", {}).items():
+                merged[k] = merged.get(k, 0) + n
+        rows.append([case, variant, str(total), ", ".join("%s=%d" % kv for kv in sorted(merged.items()))])
+    if not rows:
+        return "no errors in any run"
+    return table(["case", "broker", "errors", "by code"], rows, markdown)
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    markdown = "--markdown" in sys.argv[2:]
+    runs = load(sys.argv[1])
+    if not runs:
+        print("summarize: no results in %s" % sys.argv[1], file=sys.stderr)
+        return 1
+    print(results_table(runs, markdown))
+    print()
+    print(targets_table(runs, markdown))
+    print()
+    print("CPU during the measured window, % of one core (from /proc/PID/stat and /proc/stat):")
+    print(cpu_table(runs, markdown))
+    print()
+    print(errors_table(runs, markdown))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

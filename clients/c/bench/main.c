@@ -1,0 +1,137 @@
+/* moonpost-bench: a load generator for moonpost (and, for comparison, MQTT brokers).
+ *
+ * main: options, the clients dealt to the worker threads, the threads, the report. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "loop.h"
+#include "net.h"
+#include "opts.h"
+#include "phases.h"
+#include "proto.h"
+#include "report.h"
+
+#define SPARE_FDS 64
+
+struct run run;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    phases_interrupt();
+}
+
+static int raise_fd_limit(int need)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)need + SPARE_FDS > rl.rlim_cur) {
+        fprintf(stderr, "moonpost-bench: %d connections need more than the %llu descriptors "
+                        "this process may open\n",
+                need, (unsigned long long)rl.rlim_cur);
+        return -1;
+    }
+    return 0;
+}
+
+/* Client I goes to worker I % T, so each worker's slice is in index order. */
+static int deal_clients(void)
+{
+    int t = run.opt.threads;
+    enum setup_mode mode = run.opt.workload == WL_LOGIN ? SETUP_REGISTER : SETUP_LOGIN;
+    for (int w = 0; w < t; w++) {
+        struct worker *wk = &run.workers[w];
+        wk->count = (size_t)((run.total - w + t - 1) / t);
+        wk->clients = calloc(wk->count ? wk->count : 1, sizeof *wk->clients);
+        if (wk->clients == NULL) return -1;
+    }
+    for (int i = 0; i < run.total; i++) {
+        struct worker *wk = &run.workers[i % t];
+        struct client *c = &wk->clients[i / t];
+        c->fd = -1;
+        c->index = (uint32_t)i;
+        c->w = wk;
+        c->mode = (uint8_t)mode;
+        c->receiver = i >= run.first_receiver;
+    }
+    for (int w = 0; w < t; w++)
+        if (worker_init(&run.workers[w], w) != 0) return -1;
+    return 0;
+}
+
+static int init_run(void)
+{
+    struct options *o = &run.opt;
+    run.proto = o->proto == PROTO_MQTT ? &proto_mqtt : &proto_moonpost;
+    if (net_resolve(o->host, o->port, o->allow_remote, &run.target) != 0) return -1;
+    run.total = o->clients;
+    run.first_receiver = 0;
+    if (o->workload == WL_BROADCAST) {
+        run.total += o->publishers;
+        run.senders = run.first_receiver = o->publishers;
+    } else if (o->workload == WL_PRIVATE) {
+        run.senders = run.total;
+    }
+    if (raise_fd_limit(run.total) != 0) return -1;
+    run.src_addrs = o->src_addrs ? o->src_addrs : net_source_addrs(&run.target, run.total);
+    run.run_id = (uint16_t)(getpid() ^ (bench_now() >> 10));
+    run.sender = calloc((size_t)(run.senders ? run.senders : 1), sizeof *run.sender);
+    if (o->workload == WL_BROADCAST)
+        run.bcast = calloc((size_t)o->publishers * BCAST_RING, sizeof *run.bcast);
+    if (o->workload == WL_RESUME) run.tokens = calloc((size_t)run.total, sizeof *run.tokens);
+    if (!run.sender || (o->workload == WL_BROADCAST && !run.bcast) ||
+        (o->workload == WL_RESUME && !run.tokens))
+        return -1;
+    return deal_clients();
+}
+
+static void free_run(void)
+{
+    for (int w = 0; w < run.opt.threads; w++) {
+        worker_free(&run.workers[w]);
+        free(run.workers[w].clients);
+    }
+    if (run.tokens)
+        for (int i = 0; i < run.total; i++) free(run.tokens[i]);
+    free(run.tokens);
+    free(run.sender);
+    free(run.bcast);
+}
+
+int main(int argc, char **argv)
+{
+    int rc = opts_parse(&run.opt, argc, argv);
+    if (rc != 0) return rc > 0 ? 0 : 2;
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, on_sigint);
+    alarm((unsigned)run.opt.hard_timeout + 10); /* the last resort if a phase hangs */
+    if (init_run() != 0) {
+        fprintf(stderr, "moonpost-bench: cannot set the run up\n");
+        return 1;
+    }
+    atomic_store(&run.phase, PH_INIT);
+    int started = 0;
+    for (; started < run.opt.threads; started++)
+        if (pthread_create(&run.workers[started].thread, NULL, worker_main,
+                           &run.workers[started]) != 0)
+            break;
+    static struct result result;
+    if (started == run.opt.threads) phases_run(&result);
+    atomic_store(&run.phase, PH_DONE);
+    for (int i = 0; i < started; i++) pthread_join(run.workers[i].thread, NULL);
+    report_collect(&result);
+    if (run.opt.json) report_json(&result, stdout);
+    else report_table(&result, stdout);
+    free_run();
+    if (started != run.opt.threads) return 1;
+    return result.hard_stop ? 3 : 0;
+}

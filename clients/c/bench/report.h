@@ -1,0 +1,33 @@
+/* report: the result of a run, summed over the workers, as a human table or as JSON. */
+#ifndef MOONPOST_BENCH_REPORT_H
+#define MOONPOST_BENCH_REPORT_H
+
+#include <stdio.h>
+
+#include "bench.h"
+#include "procstat.h"
+
+struct result {
+    double measured_s; /* the measured window (idle: the hold; storms: until all were back) */
+    uint64_t ready, failed, setup_missing;
+    uint64_t sent, sent_window, delivered, delivered_window, stale, acks;
+    uint64_t res_err[BENCH_CODES], bye[BENCH_CODES], local[LERR_COUNT], other_err;
+    uint64_t errors_total;
+    struct hist latency, reply, setup;
+    long rss_before_kib, rss_after_kib; /* broker, idle workload */
+    uint64_t storm_back;
+    double all_back_ms;
+    struct cpu_sample cpu_broker, cpu_redis, cpu_self, cpu_system;
+    int hard_stop;
+};
+
+/* Adds every worker's counters and histograms into R. */
+void report_collect(struct result *r);
+
+void report_table(const struct result *r, FILE *out);
+void report_json(const struct result *r, FILE *out);
+
+/* One progress line (with \r) from the live atomics. */
+void report_progress(const char *phase, double elapsed_s, FILE *out);
+
+#endif

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Smoke test of moonpost-bench (counts only, never timing): a real redis-server and broker
+from tests/integration/harness.py, 20 private-chat clients for 2 s, and the JSON result must
+show messages delivered and no error of any kind."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+
+import harness  # noqa: E402
+
+BENCH = os.environ.get("MOONPOST_BENCH",
+                       os.path.join(harness.BUILD, "clients", "c", "bench", "moonpost-bench"))
+
+
+class BenchSmokeTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="moonpost-bench-smoke-")
+        self.redis = harness.Redis(self.tmp)
+        self.redis.start()
+        self.broker = harness.Broker(self.tmp, self.redis.port,
+                                     extra=["log_level info", "login_max_failures 1000000"])
+        self.broker.start()
+
+    def tearDown(self):
+        try:
+            self.broker.stop()
+        finally:
+            self.redis.stop()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def bench(self, *args):
+        cmd = [BENCH, *args, "--port", str(self.broker.port), "--json", "--no-progress",
+               "--timeout", "60"]
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=90)
+        self.assertEqual(out.returncode, 0, out.stderr.decode(errors="replace"))
+        return json.loads(out.stdout)
+
+    def test_private_chat_delivers_without_errors(self):
+        r = self.bench("private", "--clients", "20", "--duration", "2", "--warmup", "0.5",
+                       "--rate", "400", "--broker-pid", str(self.broker.proc.pid))
+        self.assertEqual(r["ready"], 20, r)
+        self.assertGreater(r["delivered"], 0, r)
+        self.assertGreater(r["latency"]["count"], 0, r)
+        self.assertEqual(r["errors_total"], 0, r["errors"])
+        self.assertEqual(r["errors"], {})
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

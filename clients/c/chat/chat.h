@@ -1,0 +1,75 @@
+/* chat.h: the state of moonpost-chat, shared by its files. */
+#ifndef MOONPOST_CHAT_H
+#define MOONPOST_CHAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moonpost.h"
+
+#define CHAT_NAME_MAX 64
+#define CHAT_INBOX 100 /* messages kept for "show received messages" */
+#define CHAT_KEEPALIVE_MS 60000
+#define CHAT_RETRY_MS 2000
+
+enum chat_state {
+    ST_MAIN,       /* not logged in: log in, register, quit */
+    ST_LOGIN_USER, /* the steps of the menu dialogs */
+    ST_LOGIN_PASSWORD,
+    ST_REGISTER_USER,
+    ST_REGISTER_PASSWORD,
+    ST_CHAT, /* logged in: users, send, broadcast, received, log out */
+    ST_SEND_TO,
+    ST_SEND_TEXT,
+    ST_BROADCAST_TEXT,
+};
+
+struct inbox_entry {
+    int64_t ts;
+    int is_broadcast;
+    int offline;
+    char from[CHAT_NAME_MAX];
+    char *text; /* printable, owned */
+};
+
+struct chat {
+    mp_client *client;
+    const char *host;
+    uint16_t port;
+    int timeout_ms;
+    enum chat_state state;
+    char typed_user[CHAT_NAME_MAX]; /* the user name given in a dialog's first step */
+    int quit;
+    int reconnecting; /* the connection of a logged-in session was lost */
+    int64_t next_retry_ms;
+    int64_t last_activity_ms;
+    struct inbox_entry inbox[CHAT_INBOX];
+    size_t inbox_len, inbox_next;
+};
+
+/* menu.c: the menus and dialogs; every typed line goes through chat_handle_line. */
+void chat_show_menu(struct chat *ch);
+void chat_handle_line(struct chat *ch, const char *line);
+void chat_set_state(struct chat *ch, enum chat_state st);
+
+/* commands.c: the actions, shared by the menus and the /commands. */
+int chat_connect(struct chat *ch);
+int chat_login(struct chat *ch, const char *user, const char *password);
+int chat_register(struct chat *ch, const char *user, const char *password);
+void chat_users(struct chat *ch);
+void chat_send(struct chat *ch, const char *to, const char *text);
+void chat_broadcast(struct chat *ch, const char *text);
+void chat_logout(struct chat *ch);
+int chat_slash_command(struct chat *ch, const char *line); /* 1 when LINE was a /command */
+void chat_report(struct chat *ch, const char *action, mp_err err);
+void chat_connection_lost(struct chat *ch, mp_err err);
+void chat_tick(struct chat *ch); /* keepalive and reconnect, from the main loop */
+
+/* inbox.c: pushes, printed as they arrive and kept for "show received messages". */
+extern const mp_callbacks chat_callbacks;
+void chat_show_inbox(struct chat *ch);
+void chat_inbox_free(struct chat *ch);
+
+int64_t chat_now_ms(void);
+
+#endif

@@ -1,0 +1,290 @@
+/* print: replies of the admin socket as tables or JSON, read with the shared bounds-checked
+ * MessagePack reader (mpread). */
+#include "print.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "mpread.h"
+
+#define MAX_DEPTH 32
+
+static int is_key(const struct mpr_item *key, const char *name)
+{
+    size_t n = strlen(name);
+    return key->type == MPR_STR && key->v.str.len == n && memcmp(key->v.str.ptr, name, n) == 0;
+}
+
+static void json_string(FILE *out, const uint8_t *p, uint32_t len)
+{
+    fputc('"', out);
+    for (uint32_t i = 0; i < len; i++) {
+        uint8_t b = p[i];
+        if (b == '"' || b == '\\')
+            fprintf(out, "\\%c", b);
+        else if (b < 0x20)
+            fprintf(out, "\\u%04x", b);
+        else
+            fputc(b, out);
+    }
+    fputc('"', out);
+}
+
+/* Bytes as a hex string: JSON has no binary type. */
+static void json_hex(FILE *out, const uint8_t *p, uint32_t len)
+{
+    fputc('"', out);
+    for (uint32_t i = 0; i < len; i++)
+        fprintf(out, "%02x", p[i]);
+    fputc('"', out);
+}
+
+static int json_value(FILE *out, struct mpr *r, int depth);
+
+static int json_key(FILE *out, struct mpr *r)
+{
+    struct mpr_item key;
+    if (mpr_next(r, &key) != MPR_OK) return -1;
+    if (key.type == MPR_STR)
+        json_string(out, key.v.str.ptr, key.v.str.len);
+    else if (key.type == MPR_UINT)
+        fprintf(out, "\"%" PRIu64 "\"", key.v.u);
+    else if (key.type == MPR_INT)
+        fprintf(out, "\"%" PRId64 "\"", key.v.i);
+    else
+        fputs("\"?\"", out);
+    fputc(':', out);
+    return 0;
+}
+
+static int json_value(FILE *out, struct mpr *r, int depth)
+{
+    struct mpr_item it;
+    if (depth > MAX_DEPTH || mpr_next(r, &it) != MPR_OK) return -1;
+    switch (it.type) {
+    case MPR_NIL:
+        fputs("null", out);
+        return 0;
+    case MPR_BOOL:
+        fputs(it.v.boolean ? "true" : "false", out);
+        return 0;
+    case MPR_UINT:
+        fprintf(out, "%" PRIu64, it.v.u);
+        return 0;
+    case MPR_INT:
+        fprintf(out, "%" PRId64, it.v.i);
+        return 0;
+    case MPR_FLOAT:
+        fprintf(out, "%.17g", it.v.f);
+        return 0;
+    case MPR_STR:
+        json_string(out, it.v.str.ptr, it.v.str.len);
+        return 0;
+    case MPR_BIN:
+        json_hex(out, it.v.str.ptr, it.v.str.len);
+        return 0;
+    case MPR_ARRAY:
+        fputc('[', out);
+        for (uint32_t i = 0; i < it.v.count; i++) {
+            if (i) fputc(',', out);
+            if (json_value(out, r, depth + 1) != 0) return -1;
+        }
+        fputc(']', out);
+        return 0;
+    case MPR_MAP:
+        fputc('{', out);
+        for (uint32_t i = 0; i < it.v.count; i++) {
+            if (i) fputc(',', out);
+            if (json_key(out, r) != 0 || json_value(out, r, depth + 1) != 0) return -1;
+        }
+        fputc('}', out);
+        return 0;
+    }
+    return -1;
+}
+
+/* Calls FN for each top-level field but type and id; R is positioned at the value. */
+typedef void (*field_fn)(FILE *out, const struct mpr_item *key, struct mpr *value, void *arg);
+
+static void each_field(FILE *out, const mp_reply *reply, field_fn fn, void *arg)
+{
+    size_t len;
+    const void *data = mp_reply_data(reply, &len);
+    struct mpr r;
+    mpr_init(&r, data, len);
+    struct mpr_item map;
+    if (mpr_next(&r, &map) != MPR_OK || map.type != MPR_MAP) return;
+    for (uint32_t i = 0; i < map.v.count; i++) {
+        struct mpr_item key;
+        if (mpr_next(&r, &key) != MPR_OK) return;
+        struct mpr value = r;
+        if (mpr_skip(&r, MAX_DEPTH) != MPR_OK) return;
+        if (is_key(&key, "type") || is_key(&key, "id")) continue;
+        fn(out, &key, &value, arg);
+    }
+}
+
+static void json_field(FILE *out, const struct mpr_item *key, struct mpr *value, void *arg)
+{
+    int *first = arg;
+    if (!*first) fputc(',', out);
+    *first = 0;
+    json_string(out, key->type == MPR_STR ? key->v.str.ptr : (const uint8_t *)"?",
+                key->type == MPR_STR ? key->v.str.len : 1);
+    fputc(':', out);
+    json_value(out, value, 1);
+}
+
+void print_json(FILE *out, const mp_reply *r)
+{
+    int first = 1;
+    fputc('{', out);
+    each_field(out, r, json_field, &first);
+    fputs("}\n", out);
+}
+
+/* One value, advancing *VALUE past it: a str as plain text, anything else as JSON. */
+static void plain_value(FILE *out, struct mpr *value)
+{
+    struct mpr peek = *value;
+    struct mpr_item it;
+    if (mpr_next(&peek, &it) != MPR_OK) return;
+    if (it.type != MPR_STR) {
+        json_value(out, value, 1);
+        return;
+    }
+    fprintf(out, "%.*s", (int)it.v.str.len, (const char *)it.v.str.ptr);
+    *value = peek;
+}
+
+static void stats_row(FILE *out, const struct mpr_item *key, struct mpr *value, void *arg)
+{
+    (void)arg;
+    if (is_key(key, "code") || key->type != MPR_STR) return;
+    fprintf(out, "%-22.*s ", (int)key->v.str.len, (const char *)key->v.str.ptr);
+    plain_value(out, value);
+    fputc('\n', out);
+}
+
+void print_stats(FILE *out, const mp_reply *r, const char *arg)
+{
+    (void)arg;
+    each_field(out, r, stats_row, NULL);
+}
+
+/* Finds top-level KEY; *AT is positioned at its value. */
+static int find(const mp_reply *reply, const char *key, struct mpr *at)
+{
+    size_t len;
+    const void *data = mp_reply_data(reply, &len);
+    struct mpr r;
+    mpr_init(&r, data, len);
+    struct mpr_item map, k;
+    if (mpr_next(&r, &map) != MPR_OK || map.type != MPR_MAP) return 0;
+    for (uint32_t i = 0; i < map.v.count; i++) {
+        if (mpr_next(&r, &k) != MPR_OK) return 0;
+        if (is_key(&k, key)) {
+            *at = r;
+            return 1;
+        }
+        if (mpr_skip(&r, MAX_DEPTH) != MPR_OK) return 0;
+    }
+    return 0;
+}
+
+/* Enters the array at KEY: returns its length, -1 when there is none. */
+static long array_at(const mp_reply *reply, const char *key, struct mpr *r)
+{
+    struct mpr_item arr;
+    if (!find(reply, key, r) || mpr_next(r, &arr) != MPR_OK || arr.type != MPR_ARRAY) return -1;
+    return (long)arr.v.count;
+}
+
+void print_users(FILE *out, const mp_reply *r, const char *arg)
+{
+    (void)arg;
+    struct mpr it;
+    long n = array_at(r, "users", &it);
+    for (long i = 0; i < n; i++) {
+        plain_value(out, &it);
+        fputc('\n', out);
+    }
+    uint64_t count = n < 0 ? 0 : (uint64_t)n;
+    mp_reply_uint(r, "count", &count);
+    fprintf(out, "%" PRIu64 " user(s) online%s\n", count,
+            n >= 0 && (uint64_t)n < count ? " (list truncated)" : "");
+}
+
+/* One row of the handler table from the map at *R (leaving *R after it). */
+static void handler_row(FILE *out, struct mpr *r)
+{
+    struct mpr_item map, key, val;
+    const char *type = "?", *impl = "?";
+    int type_len = 1, impl_len = 1, anonymous = 0;
+    if (mpr_next(r, &map) != MPR_OK || map.type != MPR_MAP) return;
+    for (uint32_t i = 0; i < map.v.count; i++) {
+        if (mpr_next(r, &key) != MPR_OK) return;
+        struct mpr at = *r;
+        if (mpr_skip(r, MAX_DEPTH) != MPR_OK || mpr_next(&at, &val) != MPR_OK) return;
+        if (is_key(&key, "type") && val.type == MPR_STR) {
+            type = (const char *)val.v.str.ptr;
+            type_len = (int)val.v.str.len;
+        } else if (is_key(&key, "impl") && val.type == MPR_STR) {
+            impl = (const char *)val.v.str.ptr;
+            impl_len = (int)val.v.str.len;
+        } else if (is_key(&key, "anonymous") && val.type == MPR_BOOL) {
+            anonymous = val.v.boolean;
+        }
+    }
+    fprintf(out, "  %-24.*s %-5.*s %s\n", type_len, type, impl_len, impl, anonymous ? "yes" : "no");
+}
+
+void print_plugins(FILE *out, const mp_reply *r, const char *arg)
+{
+    (void)arg;
+    struct mpr it;
+    long n = array_at(r, "plugins", &it);
+    fprintf(out, "plugins: %s\n", n > 0 ? "" : "none");
+    for (long i = 0; i < n; i++) {
+        fputs("  ", out);
+        json_value(out, &it, 1);
+        fputc('\n', out);
+    }
+    n = array_at(r, "handlers", &it);
+    fprintf(out, "handlers:\n  %-24s %-5s %s\n", "TYPE", "IMPL", "BEFORE LOGIN");
+    for (long i = 0; i < n; i++)
+        handler_row(out, &it);
+}
+
+void print_kick(FILE *out, const mp_reply *r, const char *arg)
+{
+    (void)r;
+    fprintf(out, "kicked %s\n", arg);
+}
+
+void print_broadcast(FILE *out, const mp_reply *r, const char *arg)
+{
+    (void)arg;
+    uint64_t mid = 0, sent = 0;
+    mp_reply_uint(r, "mid", &mid);
+    mp_reply_uint(r, "sent", &sent);
+    fprintf(out, "broadcast %" PRIu64 " sent to %" PRIu64 " session(s)\n", mid, sent);
+}
+
+void print_reload(FILE *out, const mp_reply *r, const char *arg)
+{
+    (void)r, (void)arg;
+    fputs("scripts reloaded\n", out);
+}
+
+void print_shutdown(FILE *out, const mp_reply *r, const char *arg)
+{
+    (void)r, (void)arg;
+    fputs("the broker is shutting down\n", out);
+}
+
+void print_loglevel(FILE *out, const mp_reply *r, const char *arg)
+{
+    (void)r;
+    fprintf(out, "log level set to %s\n", arg);
+}

@@ -1,0 +1,240 @@
+/* send: the private-chat `send {to, body}` handler in C, a drop-in for scripts/send.lua.
+ *
+ * Same checks, same replies, same mailbox: the message blob is the map {from, to, body, ts}
+ * that scripts/lib/chat.lua replays, stored by the Redis function moonpost_store (loaded by
+ * scripts/lib/redis_functions.lua), so the sender hears 200 only once the message is in the
+ * recipient's mailbox; then it is pushed at once when the recipient is online.
+ *
+ * Config: none (max_body, mailbox_max and redis_prefix come from the broker). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "moonpost_plugin.h"
+
+MP_PLUGIN_DEFINE("send", "1.0.0");
+
+#define USER_MAX 32
+#define KEY_MAX 512
+
+struct send_state {
+    const mp_api *api;
+    size_t max_body;
+    char mailbox_max[24];
+    char *prefix;
+};
+
+/* One send waiting for Redis: what the reply and the push need, copied out of the frame. */
+struct pending_send {
+    struct send_state *st;
+    mp_request req; /* session, id: the frame pointers in it are not used after the call */
+    int64_t ts;
+    int body_is_bin;
+    size_t from_len, to_len, body_len;
+    char *from, *to, *body; /* into data */
+    char data[];
+};
+
+/* The user name rule of scripts/lib/chat.lua: 1-32 bytes of A-Z a-z 0-9 _ . - */
+static int valid_user(const char *u, size_t len)
+{
+    if (len < 1 || len > USER_MAX) return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = u[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static void pack_str(msgpack_packer *pk, const char *s, size_t len)
+{
+    msgpack_pack_str_with_body(pk, s, len);
+}
+
+static void pack_body(msgpack_packer *pk, const struct pending_send *m)
+{
+    if (m->body_is_bin)
+        msgpack_pack_bin_with_body(pk, m->body, m->body_len);
+    else
+        msgpack_pack_str_with_body(pk, m->body, m->body_len);
+}
+
+/* The mailbox blob: what mp.encode{from, to, body, ts} makes of the same values. */
+static void pack_blob(msgpack_sbuffer *sb, const struct pending_send *m)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    pack_str(&pk, "from", 4);
+    pack_str(&pk, m->from, m->from_len);
+    pack_str(&pk, "to", 2);
+    pack_str(&pk, m->to, m->to_len);
+    pack_str(&pk, "body", 4);
+    pack_body(&pk, m);
+    pack_str(&pk, "ts", 2);
+    msgpack_pack_uint64(&pk, (uint64_t)m->ts);
+}
+
+/* Pushes the msg frame to the recipient; returns 1 when online. */
+static int deliver(const mp_api *api, const struct pending_send *m, uint64_t mid)
+{
+    if (!api->online(m->to, m->to_len)) return 0;
+    msgpack_packer *pk = api->frame_begin();
+    msgpack_pack_map(pk, 7);
+    pack_str(pk, "type", 4);
+    pack_str(pk, "msg", 3);
+    pack_str(pk, "mid", 3);
+    msgpack_pack_uint64(pk, mid);
+    pack_str(pk, "from", 4);
+    pack_str(pk, m->from, m->from_len);
+    pack_str(pk, "to", 2);
+    pack_str(pk, m->to, m->to_len);
+    pack_str(pk, "body", 4);
+    pack_body(pk, m);
+    pack_str(pk, "ts", 2);
+    msgpack_pack_uint64(pk, (uint64_t)m->ts);
+    pack_str(pk, "offline", 7);
+    msgpack_pack_false(pk);
+    size_t len;
+    const void *frame = api->frame_end(&len);
+    return api->deliver(m->to, m->to_len, frame, len, mid);
+}
+
+static void on_stored(struct redisReply *reply, const char *error, void *arg)
+{
+    struct pending_send *m = arg;
+    const mp_api *api = m->st->api;
+    if (reply == NULL) {
+        api->log(api, MP_LOG_DEBUG, "store for %s failed: %s", m->to, error);
+        api->reply(&m->req, 503, "storage unavailable");
+    } else if (reply->type != REDIS_REPLY_INTEGER) {
+        api->log(api, MP_LOG_ERROR, "redis: %s",
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply to FCALL");
+        api->reply(&m->req, 500, "storage error");
+    } else if (reply->integer == -404) {
+        api->reply(&m->req, 404, "no such user");
+    } else if (reply->integer == -507) {
+        api->reply(&m->req, 507, "mailbox full");
+    } else {
+        uint64_t mid = (uint64_t)reply->integer;
+        int online = deliver(api, m, mid);
+        msgpack_packer *pk = api->reply_begin(&m->req, 2);
+        pack_str(pk, "mid", 3);
+        msgpack_pack_uint64(pk, mid);
+        pack_str(pk, "online", 6);
+        if (online)
+            msgpack_pack_true(pk);
+        else
+            msgpack_pack_false(pk);
+        api->reply_end(&m->req);
+    }
+    free(m);
+}
+
+static struct pending_send *copy_request(struct send_state *st, const mp_request *req,
+                                         const char *from, size_t from_len, const mp_value *to,
+                                         const mp_value *body)
+{
+    struct pending_send *m = malloc(sizeof *m + from_len + to->v.str.len + body->v.str.len + 3);
+    if (m == NULL) return NULL;
+    m->st = st;
+    m->req = *req;
+    m->req.body = NULL;
+    m->req.type = NULL;
+    m->ts = st->api->now_ms();
+    m->body_is_bin = body->type == MP_BIN;
+    m->from_len = from_len;
+    m->to_len = to->v.str.len;
+    m->body_len = body->v.str.len;
+    m->from = m->data;
+    m->to = m->from + from_len + 1;
+    m->body = m->to + m->to_len + 1;
+    memcpy(m->from, from, from_len);
+    m->from[from_len] = '\0';
+    memcpy(m->to, to->v.str.ptr, m->to_len);
+    m->to[m->to_len] = '\0';
+    if (m->body_len > 0) memcpy(m->body, body->v.str.ptr, m->body_len);
+    return m;
+}
+
+/* FCALL moonpost_store 2 <prefix>user:<to> <prefix>mbox:<to> mailbox_max blob */
+static int store(struct send_state *st, struct pending_send *m)
+{
+    char user_key[KEY_MAX], mbox_key[KEY_MAX];
+    int ul = snprintf(user_key, sizeof user_key, "%suser:%s", st->prefix, m->to);
+    int ml = snprintf(mbox_key, sizeof mbox_key, "%smbox:%s", st->prefix, m->to);
+    msgpack_sbuffer blob;
+    msgpack_sbuffer_init(&blob);
+    pack_blob(&blob, m);
+    const char *argv[] = {"FCALL",  "moonpost_store", "2",      user_key,
+                          mbox_key, st->mailbox_max,  blob.data};
+    size_t lens[] = {5, 14, 1, (size_t)ul, (size_t)ml, strlen(st->mailbox_max), blob.size};
+    int rc = st->api->redis(7, argv, lens, on_stored, m);
+    msgpack_sbuffer_destroy(&blob);
+    return rc;
+}
+
+static void handle_send(void *state, const mp_request *req)
+{
+    struct send_state *st = state;
+    const mp_api *api = st->api;
+    mp_value to, body;
+    if (!api->field(req, "to", &to) || to.type != MP_STR || !api->field(req, "body", &body) ||
+        (body.type != MP_STR && body.type != MP_BIN))
+        return api->reply(req, 400, "send needs to (str) and body (str or bin)");
+    if (body.v.str.len > st->max_body) return api->reply(req, 413, "body too large");
+    if (!valid_user(to.v.str.ptr, to.v.str.len)) return api->reply(req, 404, "no such user");
+    size_t from_len = 0;
+    const char *from = api->session_user(req->session, &from_len);
+    if (from == NULL) return api->reply(req, 401, "not logged in");
+    struct pending_send *m = copy_request(st, req, from, from_len, &to, &body);
+    if (m == NULL) return api->reply(req, 500, "out of memory");
+    if (store(st, m) != 0) {
+        free(m);
+        api->reply(req, 503, "storage unavailable");
+    }
+}
+
+int mp_plugin_init(const mp_api *api, void **state)
+{
+    MP_PLUGIN_CHECK_VERSION(api);
+    const char *key = api->config_key_at(api, 0);
+    if (key != NULL) {
+        api->log(api, MP_LOG_ERROR, "unknown key '%s' (send takes no keys)", key);
+        return -1;
+    }
+    const char *prefix = api->conf_get("redis_prefix");
+    long long max_body = mp_conf_int(api, "max_body", 16384);
+    long long mailbox_max = mp_conf_int(api, "mailbox_max", 10000);
+    if (prefix == NULL || strlen(prefix) > KEY_MAX - 64) {
+        api->log(api, MP_LOG_ERROR, "redis_prefix is missing or too long");
+        return -1;
+    }
+    struct send_state *st = calloc(1, sizeof *st);
+    if (st == NULL || (st->prefix = strdup(prefix)) == NULL) {
+        free(st);
+        return -1;
+    }
+    st->api = api;
+    st->max_body = max_body < 0 ? 0 : (size_t)max_body;
+    snprintf(st->mailbox_max, sizeof st->mailbox_max, "%lld", mailbox_max);
+    if (api->add_handler(api, "send", 0, handle_send) != 0) {
+        free(st->prefix);
+        free(st);
+        return -1;
+    }
+    *state = st;
+    return 0;
+}
+
+void mp_plugin_fini(void *state)
+{
+    struct send_state *st = state;
+    if (st == NULL) return;
+    free(st->prefix);
+    free(st);
+}
