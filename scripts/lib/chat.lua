@@ -70,15 +70,22 @@ function chat.replay(s, user)
   s:replaying(false)
 end
 
--- Wraps a login or resume handler so that it is the connection's only login: a second one
--- while it runs (they wait on hashing and Redis) or after it succeeded answers 409.
+-- Wraps a login or resume handler: it is the connection's only login (a second one while it
+-- runs, since it waits on hashing and Redis, or after it succeeded answers 409), and it does
+-- not run at all past login_max_failures (429).
 function chat.login_handler(fn)
   return function(s, m)
     if s.user or s.data.logging_in then
       return s:fail(409, "this connection is already logged in")
     end
-    s.data.logging_in = true
-    local ok, err = pcall(fn, s, m)
+    s.data.logging_in = true -- before anything yields
+    local ok, err = pcall(function()
+      local user = chat.valid_user(m.user) and m.user or nil
+      if chat.too_many_failures(user, s.addr) then
+        return s:fail(429, "too many failed logins, try again later")
+      end
+      return fn(s, m)
+    end)
     s.data.logging_in = nil
     if not ok then error(err, 0) end
   end
