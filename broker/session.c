@@ -58,6 +58,7 @@ void session_table_free(void)
     for (size_t i = 0; i < table.capacity; i++) {
         struct session *s = table.slots[i];
         if (s == NULL) continue;
+        if (s->login_timer) event_free(s->login_timer);
         bufferevent_free(s->bev);
         free(s);
     }
