@@ -73,6 +73,11 @@ const char *mp_client_token(const mp_client *c)
     return c && c->token[0] ? c->token : NULL;
 }
 
+int mp_client_is_logged_in(const mp_client *c)
+{
+    return c != NULL && c->fd >= 0 && c->logged_in;
+}
+
 int mp_copy_name(char *dst, const char *src)
 {
     size_t n = strlen(src);

@@ -44,8 +44,14 @@ static mp_err connect_error(mp_client *c, int err, int timeout_ms)
 /* Connects FD to SA, waiting at most until DEADLINE. Returns 0 or an errno value. */
 static int connect_within(int fd, const struct sockaddr *sa, socklen_t len, int64_t deadline)
 {
-    if (connect(fd, sa, len) == 0) return 0;
-    if (errno != EINPROGRESS && errno != EAGAIN && errno != EINTR) return errno;
+    int rc;
+    /* A Unix socket with a full backlog says EAGAIN and is not connecting: try again. */
+    while ((rc = connect(fd, sa, len)) != 0 && errno == EAGAIN) {
+        if (mp_now_ms() >= deadline) return ETIMEDOUT;
+        poll(NULL, 0, 10);
+    }
+    if (rc == 0) return 0;
+    if (errno != EINPROGRESS && errno != EINTR) return errno;
     for (;;) {
         int64_t left = deadline - mp_now_ms();
         if (left <= 0) return ETIMEDOUT;

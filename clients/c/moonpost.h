@@ -57,7 +57,7 @@ typedef enum mp_err {
     MP_ERR_IO,       /* another socket error (errno text in mp_client_errmsg) */
     MP_ERR_PROTOCOL, /* the broker sent bytes that are not a valid frame; the client hung up */
     MP_ERR_SERVER,   /* the broker answered code != 200: see mp_client_code/mp_client_errmsg */
-    MP_ERR_STATE,    /* not allowed now (reconnect without a login, connect inside a callback) */
+    MP_ERR_STATE,    /* not allowed now (reconnect before any connect, connect in a callback) */
     MP_ERR_BUSY,     /* the output queue is full (async requests): process, then retry */
 } mp_err;
 
@@ -173,10 +173,14 @@ MP_API mp_err mp_ping(mp_client *c, int64_t *ts);
 /* Deletes the mailbox messages with mid <= UPTO. Only needed with auto-ack off. */
 MP_API mp_err mp_ack(mp_client *c, uint64_t upto);
 
-/* The user logged in on C (NULL when none) and its resume token (NULL when none). Owned by C,
- * valid until the next login, resume, logout or mp_client_free. */
+/* The user of C's session (NULL when none) and its resume token (NULL when none): set by a
+ * successful login or resume, kept when the connection drops (for mp_client_reconnect),
+ * cleared by logout. Owned by C, valid until the next login, resume, logout or free. */
 MP_API const char *mp_client_user(const mp_client *c);
 MP_API const char *mp_client_token(const mp_client *c);
+
+/* 1 when the current connection is logged in (login or resume succeeded on it). */
+MP_API int mp_client_is_logged_in(const mp_client *c);
 
 /* ---------------------------------------------------------------------------------------------
  * Raw requests, for tools (moonpostctl) and message types this header does not know

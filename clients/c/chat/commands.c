@@ -178,7 +178,7 @@ static void help(void)
                "          /users           who is online\n"
                "          /inbox           the messages received so far\n"
                "          /logout          log out\n"
-               "          /quit            leave moonpost-chat\n"
+               "          /quit            log out and leave moonpost-chat\n"
                "          /help            this text");
 }
 
@@ -253,7 +253,7 @@ void chat_tick(struct chat *ch)
 {
     int64_t now = chat_now_ms();
     if (ch->reconnecting && now >= ch->next_retry_ms) {
-        mp_err err = mp_client_reconnect(ch->client, 1500, NULL);
+        mp_err err = mp_client_reconnect(ch->client, 300, NULL); /* keep typing responsive */
         if (err == MP_OK) {
             ch->reconnecting = 0;
             ch->last_activity_ms = now;

@@ -31,7 +31,8 @@ static void usage(FILE *out)
             "  -r, --register         register USER first (an existing account is fine)\n"
             "  -t, --timeout SECONDS  how long to wait for the broker (default 10)\n"
             "  -h, --help             this text\n"
-            "After login type a menu number, or /msg USER TEXT, /all TEXT, /users, /quit.\n"
+            "After login type a menu number, or /msg USER TEXT, /all TEXT, /users, /quit\n"
+            "(/quit, end of input and Ctrl-C log out and leave).\n"
             "Exit status: 0 after /quit or end of input, 1 when the --user login fails,\n"
             "2 for bad options.\n",
             MP_DEFAULT_PORT);
@@ -164,6 +165,8 @@ int main(int argc, char **argv)
         chat_show_menu(&ch);
     }
     if (!ch.quit) run(&ch);
+    /* leaving logs out: the broker revokes the token and tells the others at once */
+    if (ch.state >= ST_CHAT && mp_client_is_connected(ch.client)) mp_logout(ch.client);
 
     term_restore();
     if (status == 0) printf("\nbye\n");

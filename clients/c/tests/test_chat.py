@@ -4,7 +4,8 @@ broker: a private message and a broadcast appear on the other side, a message th
 while a line is being typed does not break it, the menus work, errors are explained. One more
 run drives moonpost-chat through plain pipes (its non-tty mode).
 
-Run by run_with_broker.py (MOONPOST_PORT); MOONPOST_CHAT is the binary."""
+Run by run_with_broker.py --restart (MOONPOST_PORT, MOONPOST_ADMIN_SOCKET); MOONPOST_CHAT is
+the binary."""
 import os
 import pty
 import re
@@ -12,7 +13,12 @@ import select
 import signal
 import subprocess
 import time
+import sys
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+                                "tests", "integration"))
+from harness import Client  # noqa: E402
 
 CHAT = os.environ.get("MOONPOST_CHAT", "moonpost-chat")
 PORT = os.environ["MOONPOST_PORT"]
@@ -218,6 +224,18 @@ class ChatTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0)
         self.assertIn("[private] frank: back to the pipe", out)
         self.assertNotIn("\x1b[", out)  # no terminal control sequences on a pipe
+
+    def test_zz_reconnects_after_a_broker_restart(self):  # last: restarts the broker
+        t = self.start("--user", "hank", "--password", "hankpw1", "--register")
+        t.expect(r"hank> ")
+        admin = Client(0, path=os.environ["MOONPOST_ADMIN_SOCKET"])
+        self.assertEqual(admin.call(dict(type="admin.shutdown"))["code"], 200)
+        admin.close()
+        t.expect(r"the broker closed the connection: broker unavailable.*\(503")
+        t.expect(r"\* connection lost .*reconnecting")
+        t.expect(r"\* reconnected as hank", timeout=30)
+        t.line("/users")
+        t.expect(r"1 user\(s\) online: hank")
 
 
 if __name__ == "__main__":

@@ -203,6 +203,7 @@ static void test_login_gives_token_and_online_users(void **state)
     assert_true(online->total >= online->n);
     mp_userlist_free(online);
     assert_string_equal(mp_client_user(c), user);
+    assert_true(mp_client_is_logged_in(c));
     assert_non_null(mp_client_token(c));
     assert_true(strlen(mp_client_token(c)) >= 16);
     mp_client_free(c);
@@ -525,6 +526,8 @@ static void test_reconnect_resumes_and_gets_missed_mail(void **state)
     listen_on(cb, &in);
     mp_client_close(cb);
     assert_int_equal(mp_client_run(cb, 10), MP_ERR_CLOSED);
+    assert_false(mp_client_is_logged_in(cb));
+    assert_string_equal(mp_client_user(cb), b); /* kept for the resume */
     int online = 1;
     assert_int_equal(mp_send(ca, b, "while away", 10, MP_BODY_STR, NULL, &online), MP_OK);
     mp_userlist *list = NULL;
@@ -532,6 +535,7 @@ static void test_reconnect_resumes_and_gets_missed_mail(void **state)
     assert_true(lists(list, b));
     mp_userlist_free(list);
     assert_string_equal(mp_client_user(cb), b);
+    assert_true(mp_client_is_logged_in(cb));
     assert_int_equal(test_run_until(cb, &in.msgs, 1, 5000), 1);
     assert_string_equal(in.body, "while away");
     assert_int_equal(in.last.offline, 1);
