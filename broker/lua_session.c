@@ -5,7 +5,6 @@
  * method then does nothing and returns false. */
 #include <string.h>
 
-#include <event2/buffer.h>
 #include <lauxlib.h>
 
 #include "broker.h"
@@ -240,9 +239,7 @@ static int session_index(lua_State *L)
         else
             lua_newtable(L); /* a gone session: a throwaway table */
     } else if (strcmp(key, "queued") == 0) {
-        lua_pushinteger(L, s != NULL ? (lua_Integer)evbuffer_get_length(
-                                           bufferevent_get_output(s->bev))
-                                     : 0);
+        lua_pushinteger(L, s != NULL ? (lua_Integer)session_queued(s) : 0);
     } else if (strcmp(key, "last_mid") == 0) {
         lua_pushinteger(L, s != NULL ? (lua_Integer)s->last_mid : 0);
     } else {

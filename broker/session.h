@@ -6,7 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
 
 #define SESSION_USER_MAX 32
 #define SESSION_MAX_MALFORMED 3
@@ -17,21 +18,27 @@ typedef uint64_t session_handle; /* 0 is never a live session */
 enum session_state { SESSION_ANONYMOUS, SESSION_AUTHENTICATED, SESSION_CLOSING };
 enum session_kind { SESSION_CLIENT, SESSION_ADMIN };
 
+/* About 400 bytes with its buffers empty: the read event is embedded, the write event exists
+ * only while the kernel's send buffer is full, and buffers hold chains only while they hold
+ * bytes. */
 struct session {
     session_handle handle;
-    struct bufferevent *bev;
+    evutil_socket_t fd;
+    struct event read_ev;       /* EV_READ | EV_PERSIST, with the idle timeout */
+    struct event *write_ev;     /* allocated the first time a write would block */
+    struct evbuffer *in, *out;
+    struct event *login_timer;  /* while anonymous: the login_timeout deadline */
     enum session_state state;
     uint8_t kind;
     uint8_t malformed;
     uint8_t doomed;      /* queued to be freed on the next loop pass */
     uint8_t read_paused; /* SESSION_MAX_INFLIGHT reached: reading waits for handlers */
-    uint8_t wants_bytes; /* a read low-watermark is set for a partial frame */
+    uint8_t dirty;       /* in the list of sessions to flush at the end of this loop pass */
     uint8_t replaying;   /* mailbox replay in progress: live `msg` pushes wait for it */
     uint8_t user_len;
     uint16_t inflight;
     uint8_t addr_family; /* AF_INET, AF_INET6 or AF_UNIX */
     uint8_t addr[16];
-    struct event *login_timer; /* while anonymous: the login_timeout deadline */
     uint64_t last_mid;   /* highest `msg` mid pushed in this session */
     uint32_t online_index; /* position in the presence table's list */
     char user[SESSION_USER_MAX + 1];
@@ -54,7 +61,11 @@ struct session *session_get(session_handle handle);
 /* Visits every live session (closing ones excluded). */
 void session_foreach(void (*fn)(struct session *s, void *arg), void *arg);
 
-/* Queues raw frame bytes. A session past its output limit is dropped as a slow reader. */
+/* Bytes queued to S and not yet written to its socket. */
+size_t session_queued(const struct session *s);
+
+/* Queues raw frame bytes; they are written once per loop pass, after every callback that
+ * added to them. A session past its output limit is dropped as a slow reader. */
 void session_send_bytes(struct session *s, const void *data, size_t len);
 
 /* Replies `res` with CODE (and ERROR when CODE != 200), carrying ID when HAS_ID. */

@@ -1,5 +1,6 @@
 """harness: starts a real redis-server and a real moonpost on free ports in a temp dir, and
 speaks the protocol to them over real sockets. Everything is stopped and removed afterwards."""
+import itertools
 import os
 import shutil
 import signal
@@ -9,20 +10,36 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 from mpwire import frame, unpackb
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.environ.get("MOONPOST_BUILD", os.path.join(ROOT, "build"))
 BROKER = os.environ.get("MOONPOST_BIN", os.path.join(BUILD, "broker", "moonpost"))
 SCRIPTS = os.path.join(ROOT, "scripts")
 ALL_SCRIPTS = ["ping", "register", "login", "users", "send", "broadcast", "mailbox", "presence"]
+LUA = os.path.join(HERE, "lua")  # the test handlers
+AUTH = os.path.join(LUA, "auth.lua")
+CORE_LUA = os.path.join(LUA, "core_test.lua")
+REDIS_LUA = os.path.join(LUA, "redis_test.lua")
+
+
+_ports_given = set()
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now and that this process has not handed out before (the
+    kernel may offer the same ephemeral port twice in a row once the probe socket closes)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def wait_port(port, timeout=10.0, proc=None):
@@ -140,16 +157,29 @@ class Broker:
             return f.read()
 
 
+_addr = itertools.count(1)
+
+
+def fresh_addr():
+    """Another loopback source address (127.0.0.0/8 is all local on Linux), for Client(src=):
+    login failures are counted per client address, so each test that provokes failures uses
+    its own."""
+    n = next(_addr)
+    return "127.%d.%d.%d" % (30 + n // 62500, (n // 250) % 250 + 1, n % 250 + 1)
+
+
 class Client:
     """One connection. send() returns the id used; wait_res(id) returns that reply while
-    keeping pushes in self.pushes."""
+    keeping pushes in self.pushes. SRC is the local address to connect from."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=10.0, family=socket.AF_INET, path=None):
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, family=socket.AF_INET, path=None,
+                 src=None):
         if path:
             self.sock = socket.socket(socket.AF_UNIX)
             self.sock.connect(path)
         else:
-            self.sock = socket.create_connection((host, port), timeout=timeout)
+            self.sock = socket.create_connection(
+                (host, port), timeout=timeout, source_address=(src, 0) if src else None)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.settimeout(timeout)
         self.buf = b""
@@ -224,6 +254,38 @@ class Client:
             else:
                 self.pushes.append(f)
 
+    def read_until(self, pred, timeout=10.0):
+        """Frames pushed to this connection (replies with an id are put aside) up to and
+        including the first one PRED accepts."""
+        seen = []
+        deadline = time.time() + timeout
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                raise TimeoutError("nothing matching came; seen %r" % seen[-5:])
+            f = self.next(left)
+            if f.get("type") == "res" and "id" in f:
+                self.replies[f["id"]] = f
+                continue
+            seen.append(f)
+            if pred(f):
+                return seen
+
+    def read_msgs(self, n, timeout=20.0):
+        """The next N msg pushes (replies with an id are put aside, other pushes dropped)."""
+        out = []
+        deadline = time.time() + timeout
+        while len(out) < n:
+            left = deadline - time.time()
+            if left <= 0:
+                raise TimeoutError("got %d of %d msgs" % (len(out), n))
+            f = self.next(left)
+            if f.get("type") == "res" and "id" in f:
+                self.replies[f["id"]] = f
+            elif f.get("type") == "msg":
+                out.append(f)
+        return out
+
     def expect_closed(self, timeout=10.0):
         """Reads until EOF; returns the frames seen on the way."""
         seen = list(self.pushes)
@@ -239,16 +301,74 @@ class Client:
                 return seen
 
 
-class BrokerTest(unittest.TestCase):
+def admin_call(broker, msg, timeout=10.0):
+    """One request on a connection of its own to BROKER's admin socket; returns the reply."""
+    c = Client(None, path=broker.admin, timeout=timeout)
+    try:
+        return c.call(msg, timeout)
+    finally:
+        c.close()
+
+
+def http_get(port, path, timeout=5):
+    """(status, body) of a GET of PATH on 127.0.0.1:PORT, error statuses included."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def parse_metrics(text):
+    """{sample name with its labels: value} from the Prometheus text format."""
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def metrics(broker):
+    """BROKER's /metrics, parsed."""
+    status, text = http_get(broker.http_port, "/metrics", timeout=10)
+    if status != 200:
+        raise RuntimeError("GET /metrics answered %d" % status)
+    return parse_metrics(text)
+
+
+def healthz(broker):
+    """The status code of BROKER's /healthz."""
+    return http_get(broker.http_port, "/healthz", timeout=10)[0]
+
+
+class RedisServerTest(unittest.TestCase):
+    """A fresh redis-server in a fresh temp dir per test class (not started when
+    start_redis is false)."""
+    tmp_prefix = "moonpost-test-"
+    start_redis = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix=cls.tmp_prefix)
+        cls.redis = Redis(cls.tmp)
+        if cls.start_redis:
+            cls.redis.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.redis.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+
+class BrokerTest(RedisServerTest):
     """A fresh redis-server and broker per test class; state is flushed between tests."""
     scripts = None
     extra = None
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="moonpost-test-")
-        cls.redis = Redis(cls.tmp)
-        cls.redis.start()
+        super().setUpClass()
         cls.broker = Broker(cls.tmp, cls.redis.port, cls.scripts, cls.extra).start()
 
     @classmethod
@@ -258,8 +378,7 @@ class BrokerTest(unittest.TestCase):
             if rc not in (0, None):
                 print(cls.broker.log_text()[-4000:])
         finally:
-            cls.redis.stop()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+            super().tearDownClass()
 
     def setUp(self):
         self.clients = []
@@ -272,6 +391,10 @@ class BrokerTest(unittest.TestCase):
         c = Client(self.broker.port, **kw)
         self.clients.append(c)
         return c
+
+    def connect_from(self, src=None):
+        """A connection from the loopback address SRC (default: a fresh one)."""
+        return self.connect(src=src or fresh_addr())
 
     def register(self, user, password="secret1", **kw):
         c = self.connect()
@@ -289,3 +412,7 @@ class BrokerTest(unittest.TestCase):
         c.token = r["token"]
         c.user = user
         return c
+
+    def mbox_count(self, user):
+        """How many messages wait in USER's mailbox."""
+        return self.redis.cmd("ZCARD", "mp:mbox:" + user)

@@ -1,27 +1,15 @@
 """Integration tests of `broadcast`, of 500 clients logging in at once and all hearing one
 broadcast, and of `presence` pushes (PROTOCOL.md), over real sockets against a real broker and
 a real redis-server."""
-import itertools
-import os
 import resource
 import time
 import unittest
 
 from harness import BrokerTest
+from helpers import is_int, uname
 from mpwire import frame
 
-_seq = itertools.count(1)
-
 MAX_BODY = 16384
-
-
-def uname(prefix="b"):
-    """A user name no other test of this process uses (<= 32 bytes)."""
-    return "%s%d_%d" % (prefix, os.getpid() % 10000, next(_seq))
-
-
-def is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 class ChatBase(BrokerTest):
@@ -29,30 +17,13 @@ class ChatBase(BrokerTest):
     def online_user(self, prefix="b"):
         return self.login(uname(prefix))
 
-    def read_until(self, c, pred, timeout=10.0):
-        """Frames pushed to C (replies with an id are put aside) up to and including the
-        first one PRED accepts."""
-        seen = []
-        deadline = time.time() + timeout
-        while True:
-            left = deadline - time.time()
-            if left <= 0:
-                raise TimeoutError("nothing matching came; seen %r" % seen[-5:])
-            f = c.next(left)
-            if f.get("type") == "res" and "id" in f:
-                c.replies[f["id"]] = f
-                continue
-            seen.append(f)
-            if pred(f):
-                return seen
-
     def pushes_until_marker(self, c, marker_from):
         """Sends C a private marker message from MARKER_FROM and returns every push C gets
         before it (the broker writes to one connection in order)."""
-        body = "marker-%d" % next(_seq)
+        body = uname("marker-")
         r = marker_from.call(dict(type="send", to=c.user, body=body))
         self.assertEqual(r["code"], 200, r)
-        seen = self.read_until(c, lambda f: f.get("type") == "msg" and f.get("body") == body)
+        seen = c.read_until(lambda f: f.get("type") == "msg" and f.get("body") == body)
         return seen[:-1]
 
     def broadcast(self, c, body, code=200):

@@ -1,51 +1,19 @@
 """Integration tests of `login`, `resume`, `logout`, the failure limits, "one user, one
 session", what is allowed before login, and `ping` (PROTOCOL.md), over real sockets against a
 real broker and a real redis-server."""
-import itertools
-import os
 import re
 import socket
 import time
 import unittest
 
-from harness import BrokerTest, Client
+from harness import BrokerTest, fresh_addr
+from helpers import uname
 from mpwire import frame
-
-_seq = itertools.count(1)
-_addr = itertools.count(1)
 
 HEX_TOKEN = re.compile(r"[0-9a-fA-F]{32,}")
 
 
-def uname(prefix="l"):
-    """A user name no other test of this process uses (<= 32 bytes)."""
-    return "%s%d_%d" % (prefix, os.getpid() % 10000, next(_seq))
-
-
-def fresh_addr():
-    """Another loopback source address (127.0.0.0/8 is all local on Linux): login failures
-    are counted per client address, so each test that provokes failures uses its own."""
-    n = next(_addr)
-    return "127.%d.%d.%d" % (40 + n // 62500, (n // 250) % 250 + 1, n % 250 + 1)
-
-
-class AddrClient(Client):
-    """A Client whose connection comes from the loopback address SRC."""
-
-    def __init__(self, port, src, timeout=10.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
-                                             source_address=(src, 0))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.settimeout(timeout)
-        self.buf, self.next_id, self.pushes, self.replies = b"", 1, [], {}
-
-
 class ChatLoginBase(BrokerTest):
-
-    def connect_from(self, src=None):
-        c = AddrClient(self.broker.port, src or fresh_addr())
-        self.clients.append(c)
-        return c
 
     def login_as(self, user, password="secret1", src=None):
         """A connection (from its own address) logged in as USER (already registered)."""

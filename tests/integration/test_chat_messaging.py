@@ -1,25 +1,13 @@
 """Integration tests of `users`, `send`, `ack`, the mailbox and the delivery guarantees of
 PROTOCOL.md, over real sockets against a real broker and a real redis-server."""
-import itertools
-import os
 import time
 import unittest
 
 from harness import BrokerTest
+from helpers import is_int, uname
 from mpwire import frame
 
-_seq = itertools.count(1)
-
 MAX_BODY = 16384
-
-
-def uname(prefix="m"):
-    """A user name no other test of this process uses (<= 32 bytes)."""
-    return "%s%d_%d" % (prefix, os.getpid() % 10000, next(_seq))
-
-
-def is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 class ChatBase(BrokerTest):
@@ -38,29 +26,25 @@ class ChatBase(BrokerTest):
         self.assertEqual(r["code"], code, r)
         return r
 
-    def read_until(self, c, pred, timeout=10.0):
-        """Frames pushed to C (replies with an id are put aside) up to and including the
-        first one PRED accepts."""
-        seen = []
-        deadline = time.time() + timeout
-        while True:
-            left = deadline - time.time()
-            if left <= 0:
-                raise TimeoutError("nothing matching came; seen %r" % seen[-5:])
-            f = c.next(left)
-            if f.get("type") == "res" and "id" in f:
-                c.replies[f["id"]] = f
-                continue
-            seen.append(f)
-            if pred(f):
-                return seen
+    def mail_from_two(self, p, n, every, tag):
+        """Online users P+"a" and P+"c" send N messages with bodies TAG+"0", TAG+"1", ... to
+        the new user P+"b", who stays offline (C sends every EVERY-th one, the first
+        included); returns b and [(mid, sender, body)] in sending order."""
+        a, c = self.online_user(p + "a"), self.online_user(p + "c")
+        b = self.new_user(p + "b")
+        sent = []
+        for i in range(n):
+            sender = a if i % every else c
+            body = "%s%d" % (tag, i)
+            sent.append((self.send_to(sender, b, body)["mid"], sender.user, body))
+        return b, sent
 
     def msgs_until_marker(self, c, marker_from):
         """Sends C a marker message from MARKER_FROM and returns the msg pushes C gets before
         it. Pushes are in mid order within a session, so anything still due comes first."""
-        body = "marker-%d" % next(_seq)
+        body = uname("marker-")
         self.send_to(marker_from, c.user, body)
-        seen = self.read_until(c, lambda f: f.get("type") == "msg" and f.get("body") == body)
+        seen = c.read_until(lambda f: f.get("type") == "msg" and f.get("body") == body)
         return [f for f in seen[:-1] if f.get("type") == "msg"]
 
     def login_raw(self, user, password="secret1"):
@@ -75,22 +59,21 @@ class ChatBase(BrokerTest):
         c.token, c.user = f["token"], user
         return c, f
 
-    def read_msgs(self, c, n, timeout=20.0):
-        out = []
-        deadline = time.time() + timeout
-        while len(out) < n:
-            left = deadline - time.time()
-            if left <= 0:
-                raise TimeoutError("got %d of %d msgs" % (len(out), n))
-            f = c.next(left)
-            if f.get("type") == "res" and "id" in f:
-                c.replies[f["id"]] = f
-            elif f.get("type") == "msg":
-                out.append(f)
-        return out
-
-    def mbox_count(self, user):
-        return self.redis.cmd("ZCARD", "mp:mbox:" + user)
+    def assert_replay_then_live(self, a, cb, stored, got, stored_bodies):
+        """GOT, the 350 msgs CB read, are the 300 mailbox messages STORED (bodies
+        STORED_BODIES) and then A's 50 live sends (ids 1000 to 1049, bodies live0 to live49),
+        with no gap, repeat or reorder, and nothing comes after them; returns the 50 replies
+        to the live sends."""
+        live = [a.wait_res(1000 + i, timeout=60) for i in range(50)]
+        self.assertEqual({r["code"] for r in live}, {200})
+        mids = [m["mid"] for m in got]
+        first = stored[0]["mid"]
+        self.assertEqual(mids, list(range(first, first + 350)), "gap, repeat or reorder")
+        self.assertEqual([m["body"] for m in got],
+                         stored_bodies + ["live%d" % i for i in range(50)])
+        self.assertEqual(mids[300:], [r["mid"] for r in live])
+        self.assertEqual(self.msgs_until_marker(cb, a), [])
+        return live
 
     def assert_msg(self, m, mid, frm, to, body, offline):
         self.assertEqual(m["type"], "msg")
@@ -175,7 +158,7 @@ class SendTest(ChatBase):
         # stored before the 200
         self.assertEqual(self.mbox_count(b), 1)
         cb, _ = self.login_raw(b)
-        m = self.read_msgs(cb, 1)[0]
+        m = cb.read_msgs(1)[0]
         self.assert_msg(m, r["mid"], a.user, b, "while you were out", True)
 
     def test_send_online_is_stored_too_until_acked(self):
@@ -228,7 +211,7 @@ class SendTest(ChatBase):
         r3 = self.send_to(a, b.user, b"")
         exact_bin = bytes(range(256)) * (MAX_BODY // 256)
         r4 = self.send_to(a, b.user, exact_bin)
-        ms = self.read_msgs(b, 4)
+        ms = b.read_msgs(4)
         self.assert_msg(ms[0], r1["mid"], a.user, b.user, exact, False)
         self.assert_msg(ms[1], r2["mid"], a.user, b.user, "", False)
         self.assert_msg(ms[2], r3["mid"], a.user, b.user, b"", False)
@@ -239,28 +222,24 @@ class SendTest(ChatBase):
         bodies = [bytes(range(256)) * 4, "h\u00e9llo \u2713 \U0001F600", b"\xff\xfe\x00",
                   "plain", b"plain", "\x00nul\x00"]
         mids = [self.send_to(a, b.user, body)["mid"] for body in bodies]
-        got = self.read_msgs(b, len(bodies))
+        got = b.read_msgs(len(bodies))
         for m, mid, body in zip(got, mids, bodies):
             self.assert_msg(m, mid, a.user, b.user, body, False)
         # and the same through the mailbox (offline)
         c = self.new_user("bc")
         mids = [self.send_to(a, c, body)["mid"] for body in bodies]
         cc, _ = self.login_raw(c)
-        got = self.read_msgs(cc, len(bodies))
+        got = cc.read_msgs(len(bodies))
         for m, mid, body in zip(got, mids, bodies):
             self.assert_msg(m, mid, a.user, c, body, True)
 
     def test_mids_strictly_increasing_per_recipient(self):
-        a, c = self.online_user("ia"), self.online_user("ic")
-        b = self.new_user("ib")
-        mids = []
-        for i in range(30):
-            sender = a if i % 3 else c
-            mids.append(self.send_to(sender, b, "n%d" % i)["mid"])
+        b, sent = self.mail_from_two("i", 30, 3, "n")
+        mids = [mid for mid, _, _ in sent]
         self.assertTrue(all(is_int(m) and m > 0 for m in mids))
         self.assertEqual(mids, sorted(set(mids)), mids)
         cb, _ = self.login_raw(b)
-        got = self.read_msgs(cb, 30)
+        got = cb.read_msgs(30)
         self.assertEqual([m["mid"] for m in got], mids)
         self.assertEqual([m["body"] for m in got], ["n%d" % i for i in range(30)])
 
@@ -270,7 +249,7 @@ class SendTest(ChatBase):
         mids = [self.send_to(a, b, "m%d" % i)["mid"] for i in range(5)]
         self.assertEqual(self.mbox_count(b), 5)
         cb, _ = self.login_raw(b)
-        self.assertEqual([m["mid"] for m in self.read_msgs(cb, 5)], mids)
+        self.assertEqual([m["mid"] for m in cb.read_msgs(5)], mids)
         r = cb.call(dict(type="ack", upto=mids[2]))
         self.assertEqual(r["code"], 200, r)
         # the reply comes after the deletion
@@ -280,7 +259,7 @@ class SendTest(ChatBase):
         self.assertEqual(left, mids[3:])
         cb.close()
         cb2, _ = self.login_raw(b)
-        got = self.read_msgs(cb2, 2)
+        got = cb2.read_msgs(2)
         self.assertEqual([m["mid"] for m in got], mids[3:])
         self.assertTrue(all(m["offline"] is True for m in got))
         self.assertEqual(self.msgs_until_marker(cb2, a), [])
@@ -303,14 +282,9 @@ class SendTest(ChatBase):
         self.assertEqual(self.mbox_count(b.user), 1)
 
     def test_offline_mail_after_login_reply_in_mid_order(self):
-        a, c = self.online_user("pa"), self.online_user("pc")
-        b = self.new_user("pb")
-        sent = []
-        for i in range(12):
-            sender = a if i % 2 else c
-            sent.append((self.send_to(sender, b, "o%d" % i)["mid"], sender.user, "o%d" % i))
+        b, sent = self.mail_from_two("p", 12, 2, "o")
         cb, reply = self.login_raw(b)   # checks the reply is the first frame
-        got = self.read_msgs(cb, 12)
+        got = cb.read_msgs(12)
         for m, (mid, frm, body) in zip(got, sent):
             self.assert_msg(m, mid, frm, b, body, True)
 
@@ -319,10 +293,10 @@ class SendTest(ChatBase):
         b = self.new_user("ub")
         mids = [self.send_to(a, b, "u%d" % i)["mid"] for i in range(4)]
         cb, _ = self.login_raw(b)
-        self.assertEqual([m["mid"] for m in self.read_msgs(cb, 4)], mids)
+        self.assertEqual([m["mid"] for m in cb.read_msgs(4)], mids)
         cb.close()     # nothing acked
         cb, _ = self.login_raw(b)
-        again = self.read_msgs(cb, 4)
+        again = cb.read_msgs(4)
         self.assertEqual([m["mid"] for m in again], mids)
         self.assertEqual([m["body"] for m in again], ["u%d" % i for i in range(4)])
         self.assertTrue(all(m["offline"] is True for m in again))
@@ -335,7 +309,7 @@ class SendTest(ChatBase):
         a = self.online_user("va")
         b = self.online_user("vb")
         mids = [self.send_to(a, b.user, "v%d" % i)["mid"] for i in range(3)]
-        self.assertEqual([m["mid"] for m in self.read_msgs(b, 3)], mids)
+        self.assertEqual([m["mid"] for m in b.read_msgs(3)], mids)
         self.assertEqual(b.call(dict(type="ack", upto=mids[0]))["code"], 200)
         b.close()
         c = self.connect()
@@ -343,7 +317,7 @@ class SendTest(ChatBase):
         rid = c.send(dict(type="resume", user=b.user, token=b.token))
         f = c.read_frame(10)
         self.assertEqual((f.get("id"), f.get("code")), (rid, 200), f)
-        got = self.read_msgs(c, 2)
+        got = c.read_msgs(2)
         self.assertEqual([m["mid"] for m in got], mids[1:])
         self.assertEqual([m["body"] for m in got], ["v1", "v2"])
         self.assertTrue(all(m["offline"] is True for m in got))
@@ -355,7 +329,7 @@ class SendTest(ChatBase):
         self.assertEqual(b.wait_push("msg")["mid"], r["mid"])
         b.close()
         cb, _ = self.login_raw(b.user)
-        m = self.read_msgs(cb, 1)[0]
+        m = cb.read_msgs(1)[0]
         self.assert_msg(m, r["mid"], a.user, b.user, "live", True)
 
     def test_1000_messages_in_order_while_online(self):
@@ -364,7 +338,7 @@ class SendTest(ChatBase):
         data = b"".join(frame(dict(type="send", id=i + 1, to=b.user, body="k%d" % i))
                         for i in range(n))
         a.send_raw(data)
-        got = self.read_msgs(b, n, timeout=60)
+        got = b.read_msgs(n, timeout=60)
         replies = [a.wait_res(i + 1, timeout=60) for i in range(n)]
         self.assertEqual([r["code"] for r in replies], [200] * n)
         self.assertTrue(all(r["online"] is True for r in replies))
@@ -397,17 +371,9 @@ class SendTest(ChatBase):
         # the replay is under way: send 50 live ones now
         a.send_raw(b"".join(frame(dict(type="send", id=1000 + i, to=b, body="live%d" % i))
                             for i in range(50)))
-        got = self.read_msgs(cb, 350, timeout=60)
-        live = [a.wait_res(1000 + i, timeout=60) for i in range(50)]
-        self.assertEqual({r["code"] for r in live}, {200})
-        mids = [m["mid"] for m in got]
-        first = stored[0]["mid"]
-        self.assertEqual(mids, list(range(first, first + 350)), "gap, repeat or reorder")
-        self.assertEqual([m["body"] for m in got],
-                         ["%s%d" % (body, i) for i in range(300)] + ["live%d" % i for i in range(50)])
+        got = cb.read_msgs(350, timeout=60)
+        self.assert_replay_then_live(a, cb, stored, got, ["%s%d" % (body, i) for i in range(300)])
         self.assertTrue(all(m["offline"] is True for m in got[:300]))
-        self.assertEqual(mids[300:], [r["mid"] for r in live])
-        self.assertEqual(self.msgs_until_marker(cb, a), [])
 
     def test_sender_order_kept_with_two_senders(self):
         a, c, b = self.online_user("ga"), self.online_user("gc"), self.online_user("gb")
@@ -416,7 +382,7 @@ class SendTest(ChatBase):
                             for i in range(n)))
         c.send_raw(b"".join(frame(dict(type="send", id=i + 1, to=b.user, body="C%d" % i))
                             for i in range(n)))
-        got = self.read_msgs(b, 2 * n, timeout=60)
+        got = b.read_msgs(2 * n, timeout=60)
         for x in (a, c):
             self.assertEqual({x.wait_res(i + 1, timeout=60)["code"] for i in range(n)}, {200})
         mids = [m["mid"] for m in got]
@@ -459,17 +425,9 @@ class ReplayRaceTest(ChatBase):
         got = []
         for chunk in (20, 40, 60, 80):
             send_live(10)
-            got += self.read_msgs(cb, max(0, chunk - len(got)), timeout=60)
-        got += self.read_msgs(cb, 350 - len(got), timeout=60)
-        live = [a.wait_res(1000 + i, timeout=60) for i in range(50)]
-        self.assertEqual({r["code"] for r in live}, {200})
-        mids = [m["mid"] for m in got]
-        first = stored[0]["mid"]
-        self.assertEqual(mids, list(range(first, first + 350)), "gap, repeat or reorder")
-        self.assertEqual([m["body"] for m in got],
-                         ["q%d" % i for i in range(300)] + ["live%d" % i for i in range(50)])
-        self.assertEqual(mids[300:], [r["mid"] for r in live])
-        self.assertEqual(self.msgs_until_marker(cb, a), [])
+            got += cb.read_msgs(max(0, chunk - len(got)), timeout=60)
+        got += cb.read_msgs(350 - len(got), timeout=60)
+        live = self.assert_replay_then_live(a, cb, stored, got, ["q%d" % i for i in range(300)])
         during = sum(1 for r, m in zip(live, got[300:]) if r["online"] and m["offline"])
         print("\n  [%d of 50 live sends were held back by the replay]" % during, end=" ")
 
@@ -488,7 +446,7 @@ class MailboxFullTest(ChatBase):
         self.assertEqual(self.mbox_count(b), 5)
         # nothing was dropped: the five are there, the sixth is not
         cb, _ = self.login_raw(b)
-        got = self.read_msgs(cb, 5)
+        got = cb.read_msgs(5)
         self.assertEqual([m["mid"] for m in got], mids)
         # also for an online recipient, until it acks
         r = cb.call(dict(type="ack", upto=mids[1]))
@@ -498,7 +456,7 @@ class MailboxFullTest(ChatBase):
         self.send_to(a, b, "and again")
         r = a.call(dict(type="send", to=b, body="full while online"))
         self.assertEqual(r["code"], 507, r)
-        bodies = [m["body"] for m in self.read_msgs(cb, 2)]
+        bodies = [m["body"] for m in cb.read_msgs(2)]
         self.assertEqual(bodies, ["room again", "and again"])
         self.assertEqual(self.mbox_count(b), 5)
         self.assertEqual(cb.call(dict(type="ack", upto=2 ** 40))["code"], 200)
@@ -523,7 +481,7 @@ class MailRestartTest(ChatBase):
         self.assertEqual(rc, 0)
         self.broker.start()
         cb, _ = self.login_raw(b)
-        got = self.read_msgs(cb, 3)
+        got = cb.read_msgs(3)
         for m, mid, body in zip(got, mids, bodies):
             self.assert_msg(m, mid, a.user, b, body, True)
         # not acked: after a second restart it is there again, for a resume this time
@@ -533,14 +491,14 @@ class MailRestartTest(ChatBase):
         rid = cb.send(dict(type="resume", user=b, token=self.token_of(b)))
         f = cb.read_frame(10)
         self.assertEqual((f.get("id"), f.get("code")), (rid, 200), f)
-        got = self.read_msgs(cb, 3)
+        got = cb.read_msgs(3)
         self.assertEqual([m["mid"] for m in got], mids)
         self.assertEqual([m["body"] for m in got], bodies)
         # the mid counter goes on after the restart
         a2 = self.login(a.user, register=False)
         r = self.send_to(a2, b, "after restart")
         self.assertGreater(r["mid"], mids[-1])
-        self.assertEqual(self.read_msgs(cb, 1)[0]["mid"], r["mid"])
+        self.assertEqual(cb.read_msgs(1)[0]["mid"], r["mid"])
 
 
 if __name__ == "__main__":

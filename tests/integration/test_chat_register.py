@@ -1,52 +1,17 @@
 """Integration tests of `register` (PROTOCOL.md, "Client to broker", row register) against a
 real broker and a real redis-server: every validation rule, 409, the demo account, a racing
 double registration, and how the password is stored."""
-import itertools
-import os
-import socket
 import threading
 import unittest
 
-from harness import BrokerTest, Client
+from harness import BrokerTest
+from helpers import uname
 from mpwire import frame
-
-_seq = itertools.count(1)
-
-
-def uname(prefix="r"):
-    """A user name no other test of this process uses (<= 32 bytes)."""
-    return "%s%d_%d" % (prefix, os.getpid() % 10000, next(_seq))
-
-
-_addr = itertools.count(1)
-
-
-def fresh_addr():
-    """Another loopback source address (127.0.0.0/8 is all local on Linux)."""
-    n = next(_addr)
-    return "127.%d.%d.%d" % (30 + n // 62500, (n // 250) % 250 + 1, n % 250 + 1)
-
-
-class AddrClient(Client):
-    """A Client whose connection comes from the loopback address SRC."""
-
-    def __init__(self, port, src, timeout=10.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
-                                             source_address=(src, 0))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.settimeout(timeout)
-        self.buf, self.next_id, self.pushes, self.replies = b"", 1, [], {}
-
 
 USER_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 
 
 class RegisterTest(BrokerTest):
-
-    def connect_from(self, src):
-        c = AddrClient(self.broker.port, src)
-        self.clients.append(c)
-        return c
 
     def reg(self, **fields):
         c = self.connect()
@@ -64,7 +29,7 @@ class RegisterTest(BrokerTest):
     def login_reply(self, user, password):
         # each login from its own 127.x.y.z address, so that the wrong passwords some tests
         # try never add up to the per-address failure limit
-        c = self.connect_from(fresh_addr())
+        c = self.connect_from()
         return c.call(dict(type="login", user=user, password=password))
 
     # -- success ---------------------------------------------------------------------------

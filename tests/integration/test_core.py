@@ -3,39 +3,13 @@ sandbox, pushes and closing, output limits, timeouts, connection limits and IPv6
 
 Each class runs its own redis-server and broker (see harness.py); the Lua handlers used here
 are in lua/auth.lua and lua/core_test.lua."""
-import os
 import socket
 import struct
 import time
 import unittest
-import urllib.request
 
-from harness import BrokerTest, Client
+from harness import AUTH, CORE_LUA, BrokerTest, Client, admin_call, metrics
 from mpwire import frame, packb
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-LUA = os.path.join(HERE, "lua")
-AUTH = os.path.join(LUA, "auth.lua")
-CORE = os.path.join(LUA, "core_test.lua")
-
-
-def admin_call(broker, msg, timeout=10.0):
-    c = Client(None, path=broker.admin, timeout=timeout)
-    try:
-        return c.call(msg, timeout)
-    finally:
-        c.close()
-
-
-def metrics(broker):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % broker.http_port, timeout=10) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
 
 
 def wrap(sock, timeout=10.0):
@@ -63,7 +37,7 @@ def lua_line(path, needle):
 
 
 class CoreTest(BrokerTest):
-    scripts = ["ping", AUTH, CORE]
+    scripts = ["ping", AUTH, CORE_LUA]
     extra = ["output_limit 65536"]
 
     # ---- helpers ----
@@ -325,7 +299,7 @@ class CoreTest(BrokerTest):
         r = c.call({"type": "t.error"})
         self.assertEqual(r["code"], 500, r)
         self.assertIsInstance(r["error"], str)
-        line = lua_line(CORE, 'error("boom from t.error")')
+        line = lua_line(CORE_LUA, 'error("boom from t.error")')
         want = "core_test.lua:%d: boom from t.error" % line
         deadline = time.time() + 5
         while want not in self.broker.log_text() and time.time() < deadline:
@@ -382,7 +356,7 @@ class CoreTest(BrokerTest):
         marker = "mark%d" % time.time_ns()
         r = self.connect().call({"type": "t.log", "marker": marker})
         self.assertEqual(r["code"], 200, r)
-        line = lua_line(CORE, "t.log mp.log line")
+        line = lua_line(CORE_LUA, "t.log mp.log line")
         deadline = time.time() + 5
         while marker + "-print" not in self.broker.log_text() and time.time() < deadline:
             time.sleep(0.05)
@@ -455,7 +429,7 @@ class CoreTest(BrokerTest):
 class InFlight:
     """Handlers in flight on one connection (SESSION_MAX_INFLIGHT = 64). Each test has its own
     class, so a broker crash in one does not fail the others."""
-    scripts = ["ping", AUTH, CORE]
+    scripts = ["ping", AUTH, CORE_LUA]
 
     def assert_alive(self):
         c = self.connect()
@@ -516,7 +490,7 @@ class InFlightPauseTest(InFlight, BrokerTest):
 
 
 class TimeoutTest(BrokerTest):
-    scripts = ["ping", AUTH, CORE]
+    scripts = ["ping", AUTH, CORE_LUA]
     extra = ["idle_timeout 1", "login_timeout 1"]
 
     def test_idle_timeout_408(self):

@@ -3,7 +3,6 @@ SIGTERM/SIGINT shutdown, the pid file, and script reload by SIGHUP and admin.rel
 
 Every test starts its own broker (in its own temp dir) against the class's redis-server."""
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -11,31 +10,17 @@ import tempfile
 import time
 import unittest
 
-from harness import BROKER, Broker, Client, Redis
+from harness import (AUTH, BROKER, CORE_LUA, LUA, REDIS_LUA, Broker, Client,
+                     RedisServerTest)
+from helpers import poll
 from mpwire import frame
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-LUA = os.path.join(HERE, "lua")
-AUTH = os.path.join(LUA, "auth.lua")
-REDIS_LUA = os.path.join(LUA, "redis_test.lua")
 RELOAD_LUA = os.path.join(LUA, "reload.lua")
 LOADWORK_LUA = os.path.join(LUA, "loadwork.lua")
-CORE_LUA = os.path.join(LUA, "core_test.lua")
 
 SHUTDOWN_TIMEOUT = 5  # the harness's shutdown_timeout
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
                    "runtime error:")
-
-
-def poll(fn, timeout=10.0, interval=0.05, what="condition"):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise AssertionError("%s not reached within %.0f s (last: %r)" % (what, timeout, v))
-        time.sleep(interval)
 
 
 def run(*args, timeout=30):
@@ -43,18 +28,7 @@ def run(*args, timeout=30):
                           text=True, timeout=timeout)
 
 
-class LifecycleTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="moonpost-test-")
-        cls.redis = Redis(cls.tmp)
-        cls.redis.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.redis.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
+class LifecycleTest(RedisServerTest):
     def setUp(self):
         self.dir = tempfile.mkdtemp(dir=self.tmp)
         self.brokers = []

@@ -5,27 +5,8 @@ import shutil
 import subprocess
 import time
 import unittest
-import urllib.error
-import urllib.request
 
-from harness import SCRIPTS, BrokerTest, Client, ALL_SCRIPTS
-
-
-def http_get(port, path):
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def parse_metrics(text):
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
+from harness import SCRIPTS, BrokerTest, Client, ALL_SCRIPTS, http_get, parse_metrics
 
 
 class MetricsTest(BrokerTest):

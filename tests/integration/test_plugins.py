@@ -3,7 +3,6 @@ hello example plugin), plugins/ratelimit, and plugins/send against the same send
 scripts/send.lua.
 
 The plugins are built into $MOONPOST_BUILD/plugins/moonpost_NAME.so by plugins/CMakeLists.txt."""
-import itertools
 import os
 import shutil
 import signal
@@ -14,13 +13,12 @@ import time
 import unittest
 
 import harness
-from harness import Broker, BrokerTest, Client, Redis
+from harness import Broker, BrokerTest, Client, RedisServerTest, admin_call
+from helpers import is_int, uname
 from mpwire import frame
 
 PLUGIN_DIR = os.path.join(harness.BUILD, "plugins")
 SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
-
-_seq = itertools.count(1)
 
 
 TESTING_PLUGINS = ("badversion", "noinit", "takeover")  # plugins/testing: broken on purpose
@@ -33,19 +31,6 @@ def plugin(name):
         raise unittest.SkipTest("%s is not built (cmake --build ... --target moonpost_%s)"
                                 % (path, name))
     return path
-
-
-def uname(prefix="p"):
-    """A user name no other test of this process uses (<= 32 bytes)."""
-    return "%s%d_%d" % (prefix, os.getpid() % 10000, next(_seq))
-
-
-def admin_call(broker, msg, timeout=10.0):
-    c = Client(None, path=broker.admin, timeout=timeout)
-    try:
-        return c.call(msg, timeout)
-    finally:
-        c.close()
 
 
 class CleanExit:
@@ -71,19 +56,9 @@ class CleanExit:
 # loading
 
 
-class PluginLoadTest(unittest.TestCase):
+class PluginLoadTest(RedisServerTest):
     """Each test writes a config, starts the broker and expects it to refuse to start."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="moonpost-plugins-")
-        cls.redis = Redis(cls.tmp)
-        cls.redis.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.redis.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+    tmp_prefix = "moonpost-plugins-"
 
     def broker(self, *plugin_lines):
         d = tempfile.mkdtemp(dir=self.tmp)
@@ -362,10 +337,6 @@ MAILBOX_MAX = 250
 SEND_CONFIG = ["max_body %d" % MAX_BODY, "mailbox_max %d" % MAILBOX_MAX]
 
 
-def is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 class SendSemantics(CleanExit):
     """The send tests; IMPL says which implementation the broker runs."""
     impl = None
@@ -377,20 +348,6 @@ class SendSemantics(CleanExit):
         user = uname(prefix)
         self.assertEqual(self.register(user)["code"], 200)
         return user
-
-    def mbox(self, user):
-        return self.redis.cmd("ZCARD", "mp:mbox:" + user)
-
-    def msgs(self, c, n, timeout=30.0):
-        out = []
-        deadline = time.time() + timeout
-        while len(out) < n:
-            f = c.next(max(0.01, deadline - time.time()))
-            if f.get("type") == "res" and "id" in f:
-                c.replies[f["id"]] = f
-            elif f.get("type") == "msg":
-                out.append(f)
-        return out
 
     def login_reply_first(self, user):
         c = self.connect()
@@ -421,7 +378,7 @@ class SendSemantics(CleanExit):
         self.assertTrue(is_int(r["mid"]) and r["mid"] > 0, r)
         self.assertIs(r["online"], True, r)
         self.assert_msg(b.wait_push("msg"), r["mid"], a.user, b.user, "hi", False)
-        self.assertEqual(self.mbox(b.user), 1)  # stored until acked
+        self.assertEqual(self.mbox_count(b.user), 1)  # stored until acked
 
     def test_send_to_offline_user_is_stored_then_replayed(self):
         a = self.online()
@@ -430,9 +387,9 @@ class SendSemantics(CleanExit):
         replies = [a.call(dict(type="send", to=b, body=x)) for x in bodies]
         self.assertEqual([r["code"] for r in replies], [200] * len(bodies))
         self.assertTrue(all(r["online"] is False for r in replies))
-        self.assertEqual(self.mbox(b), len(bodies))
+        self.assertEqual(self.mbox_count(b), len(bodies))
         cb = self.login_reply_first(b)
-        for m, r, body in zip(self.msgs(cb, len(bodies)), replies, bodies):
+        for m, r, body in zip(cb.read_msgs(len(bodies), timeout=30.0), replies, bodies):
             self.assert_msg(m, r["mid"], a.user, b, body, True)
 
     def test_unknown_or_invalid_recipient_404(self):
@@ -451,7 +408,7 @@ class SendSemantics(CleanExit):
             r = a.call(dict(type="send", **msg))
             self.assertEqual((r["code"], r.get("error")),
                              (400, "send needs to (str) and body (str or bin)"), (msg, r))
-        self.assertEqual(self.mbox(b.user), 0)
+        self.assertEqual(self.mbox_count(b.user), 0)
 
     def test_body_over_max_body_413(self):
         a, b = self.online(), self.online()
@@ -478,7 +435,7 @@ class SendSemantics(CleanExit):
         r = a.call(dict(type="send", to=b, body="one too many"))
         self.assertEqual((r["code"], r.get("error")), (507, "mailbox full"), r)
         self.assertNotIn("mid", r)
-        self.assertEqual(self.mbox(b), MAILBOX_MAX)
+        self.assertEqual(self.mbox_count(b), MAILBOX_MAX)
         self.redis.cmd("ZREMRANGEBYSCORE", "mp:mbox:" + b, "-inf", 1)
         r = a.call(dict(type="send", to=b, body="room again"))
         self.assertEqual((r["code"], r["mid"]), (200, MAILBOX_MAX + 1), r)
@@ -488,7 +445,7 @@ class SendSemantics(CleanExit):
         n = 200
         a.send_raw(b"".join(frame(dict(type="send", id=i + 1, to=b.user, body="k%d" % i))
                             for i in range(n)))
-        got = self.msgs(b, n)
+        got = b.read_msgs(n, timeout=30.0)
         replies = [a.wait_res(i + 1, timeout=30) for i in range(n)]
         self.assertEqual({r["code"] for r in replies}, {200})
         self.assertEqual([m["body"] for m in got], ["k%d" % i for i in range(n)])
@@ -509,7 +466,7 @@ class SendSemantics(CleanExit):
                             for i in range(50)))
         f = cb.read_frame(10)
         self.assertEqual((f.get("id"), f.get("code")), (1, 200), f)
-        got = self.msgs(cb, 150)
+        got = cb.read_msgs(150, timeout=30.0)
         live = [a.wait_res(1000 + i, timeout=30) for i in range(50)]
         self.assertEqual({r["code"] for r in live}, {200})
         first = stored[0]["mid"]
@@ -533,7 +490,7 @@ class SendSemantics(CleanExit):
         a.send_raw(b"".join(frame(dict(type="send", id=i + 1, to=b.user, body="g%d" % i))
                             for i in range(50)))
         a.sock.shutdown(socket.SHUT_WR)  # gone while its sends wait for Redis
-        got = self.msgs(b, 50)
+        got = b.read_msgs(50, timeout=30.0)
         self.assertEqual([m["body"] for m in got], ["g%d" % i for i in range(50)])
 
     def test_redis_down_503_then_recovers(self):

@@ -4,68 +4,21 @@ mp.pwhash / mp.pwverify on the worker pool, mp.sleep and mp.every.
 
 The handlers are in lua/redis_test.lua (and lua/auth.lua for a logged-in session)."""
 import os
-import shutil
 import signal
 import statistics
-import tempfile
 import threading
 import time
 import unittest
-import urllib.error
-import urllib.request
 
-from harness import Broker, BrokerTest, Client, Redis
+from harness import AUTH, REDIS_LUA, BrokerTest, admin_call, healthz, metrics
+from helpers import poll
 from mpwire import frame
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-LUA = os.path.join(HERE, "lua")
-AUTH = os.path.join(LUA, "auth.lua")
-REDIS_LUA = os.path.join(LUA, "redis_test.lua")
 SCRIPTS = ["ping", AUTH, REDIS_LUA]
 
 
 def unique(prefix):
     return "%s:%d" % (prefix, time.time_ns())
-
-
-def admin_call(broker, msg, timeout=10.0):
-    c = Client(None, path=broker.admin, timeout=timeout)
-    try:
-        return c.call(msg, timeout)
-    finally:
-        c.close()
-
-
-def metrics(broker):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % broker.http_port, timeout=10) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
-
-
-def healthz(broker):
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % broker.http_port,
-                                    timeout=10) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-
-
-def poll(fn, timeout=10.0, interval=0.05, what="condition"):
-    """Calls fn until it returns something true; returns that value."""
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise AssertionError("%s not reached within %.0f s (last: %r)" % (what, timeout, v))
-        time.sleep(interval)
 
 
 def blocked_clients(redis):
@@ -506,22 +459,7 @@ class RedisOutageTest(RedisCase):
 
 class RedisDownAtStartTest(RedisCase):
     """The broker starts while Redis is down, then Redis appears."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="moonpost-test-")
-        cls.redis = Redis(cls.tmp)  # not started yet
-        cls.broker = Broker(cls.tmp, cls.redis.port, cls.scripts, cls.extra).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            rc = cls.broker.stop()
-            if rc not in (0, None):
-                print(cls.broker.log_text()[-4000:])
-        finally:
-            cls.redis.stop()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+    start_redis = False
 
     def test_starts_without_redis_then_serves(self):
         c = self.connect()

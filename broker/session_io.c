@@ -1,0 +1,251 @@
+/* session_io: reading whole frames from a session's socket, and writing its output once per
+ * loop pass (many pushes to one session in one pass leave in one write). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "broker.h"
+#include "frame.h"
+#include "log.h"
+#include "router.h"
+#include "session_internal.h"
+
+#define READ_CHUNK 65536 /* most bytes read from one socket per callback, for fairness */
+
+/* Sessions with output to write at the end of this loop pass, by handle (a session may be
+ * freed before the flush runs). */
+static struct {
+    session_handle *handles;
+    size_t count;
+    struct event *flush; /* activated by the first write of a pass: runs after the callbacks
+                            already queued in that pass */
+} dirty;
+
+static void flush_dirty(evutil_socket_t fd, short what, void *arg);
+
+int session_io_init(size_t max)
+{
+    dirty.handles = malloc(max * sizeof *dirty.handles);
+    dirty.flush = event_new(broker.base, -1, 0, flush_dirty, NULL);
+    return dirty.handles && dirty.flush ? 0 : -1;
+}
+
+void session_io_free(void)
+{
+    free(dirty.handles);
+    if (dirty.flush) event_free(dirty.flush);
+    memset(&dirty, 0, sizeof dirty);
+}
+
+static struct timeval seconds_tv(double t)
+{
+    struct timeval tv = {(time_t)t, (suseconds_t)((t - (time_t)t) * 1e6)};
+    return tv;
+}
+
+void session_arm_read(struct session *s)
+{
+    double idle = broker.conf.idle_timeout;
+    if (s->kind == SESSION_CLIENT && idle > 0) {
+        struct timeval tv = seconds_tv(idle);
+        event_add(&s->read_ev, &tv);
+    } else {
+        event_add(&s->read_ev, NULL);
+    }
+}
+
+size_t session_queued(const struct session *s)
+{
+    return evbuffer_get_length(s->out);
+}
+
+/* ---- writing ---- */
+
+void session_mark_dirty(struct session *s)
+{
+    if (s->dirty) return;
+    s->dirty = 1;
+    dirty.handles[dirty.count++] = s->handle;
+    if (dirty.count == 1) event_active(dirty.flush, 0, 0);
+}
+
+static void flush_dirty(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    /* writing can close a session, which never adds to this list: iterate a stable count */
+    size_t n = dirty.count;
+    for (size_t i = 0; i < n; i++) {
+        struct session *s = session_get_any(dirty.handles[i]);
+        if (s == NULL) continue;
+        s->dirty = 0;
+        session_write_out(s);
+    }
+    /* sessions marked during the loop (none today) stay for the next pass */
+    memmove(dirty.handles, dirty.handles + n, (dirty.count - n) * sizeof *dirty.handles);
+    dirty.count -= n;
+    if (dirty.count > 0) event_active(dirty.flush, 0, 0);
+}
+
+static int wait_writable(struct session *s)
+{
+    if (s->write_ev == NULL) {
+        s->write_ev = event_new(broker.base, s->fd, EV_WRITE | EV_PERSIST, session_on_writable, s);
+        if (s->write_ev == NULL) return -1;
+    }
+    if (s->state == SESSION_CLOSING) {
+        struct timeval grace = {SESSION_CLOSE_GRACE_SECONDS, 0};
+        return event_add(s->write_ev, &grace);
+    }
+    return event_pending(s->write_ev, EV_WRITE, NULL) ? 0 : event_add(s->write_ev, NULL);
+}
+
+void session_write_out(struct session *s)
+{
+    struct evbuffer *out = s->out;
+    size_t queued = evbuffer_get_length(out);
+    if (queued > 0) {
+        int n = evbuffer_write(out, s->fd);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            session_doom(s); /* the peer is gone: nothing more can be written */
+            return;
+        }
+        if (n > 0) broker.stats.bytes_out_total += (uint64_t)n;
+    }
+    if (evbuffer_get_length(out) > 0) {
+        if (wait_writable(s) != 0) session_doom(s);
+        return;
+    }
+    if (s->write_ev) event_del(s->write_ev);
+    if (s->state == SESSION_CLOSING) session_doom(s); /* the bye is out */
+}
+
+void session_on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct session *s = arg;
+    if (what & EV_TIMEOUT) {
+        session_doom(s); /* a closing session that did not read its bye in time */
+        return;
+    }
+    session_write_out(s);
+}
+
+void session_send_bytes(struct session *s, const void *data, size_t len)
+{
+    if (s->state == SESSION_CLOSING) return;
+    evbuffer_add(s->out, data, len);
+    broker.stats.frames_out_total++;
+    if (evbuffer_get_length(s->out) > (size_t)broker.conf.output_limit) {
+        broker.stats.slow_consumers_total++;
+        char addr[64];
+        log_warn("session %s (%s): output buffer over %d bytes, dropped as a slow reader",
+                 s->user_len ? s->user : "-", session_addr_text(s, addr, sizeof addr),
+                 broker.conf.output_limit);
+        session_close(s, 429, "slow reader: output buffer full");
+        return;
+    }
+    session_mark_dirty(s);
+}
+
+void session_reply(struct session *s, int has_id, uint64_t id, int code, const char *error)
+{
+    stats_count_reply(&broker.stats, code);
+    if (code == 200 && !has_id) return;
+    struct codec_buf *b = &broker.scratch;
+    codec_frame_begin(b);
+    msgpack_pack_map(&b->pk, 2 + (has_id ? 1 : 0) + (code != 200 ? 1 : 0));
+    msgpack_pack_str_with_body(&b->pk, "type", 4);
+    msgpack_pack_str_with_body(&b->pk, "res", 3);
+    if (has_id) {
+        msgpack_pack_str_with_body(&b->pk, "id", 2);
+        msgpack_pack_uint64(&b->pk, id);
+    }
+    msgpack_pack_str_with_body(&b->pk, "code", 4);
+    msgpack_pack_int(&b->pk, code);
+    if (code != 200) {
+        msgpack_pack_str_with_body(&b->pk, "error", 5);
+        msgpack_pack_str_with_body(&b->pk, error, strlen(error));
+    }
+    size_t n = codec_frame_end(b);
+    session_send_bytes(s, b->sb.data, n);
+}
+
+/* ---- reading ---- */
+
+static void malformed(struct session *s, const struct frame_info *info, const char *why)
+{
+    broker.stats.malformed_frames_total++;
+    char addr[64];
+    log_debug("malformed frame from %s: %s", session_addr_text(s, addr, sizeof addr), why);
+    session_reply(s, info->has_id, info->id, 400, why);
+    if (++s->malformed >= SESSION_MAX_MALFORMED) session_close(s, 400, "too many malformed frames");
+}
+
+static void handle_body(struct session *s, const uint8_t *body, size_t len)
+{
+    struct frame_info info;
+    enum frame_error err = frame_check(body, len, &info);
+    broker.stats.frames_in_total++;
+    if (err != FRAME_OK) {
+        malformed(s, &info, frame_error_text(err));
+        return;
+    }
+    router_dispatch(s, &info, body, len);
+}
+
+/* Runs every whole frame buffered in s->in, until the session closes or has too many
+ * requests in flight. */
+static void handle_frames(struct session *s)
+{
+    struct evbuffer *in = s->in;
+    while (s->state != SESSION_CLOSING) {
+        if (s->inflight >= SESSION_MAX_INFLIGHT) {
+            s->read_paused = 1;
+            event_del(&s->read_ev); /* resumed by session_handler_done */
+            return;
+        }
+        uint8_t header[FRAME_HEADER_LEN];
+        if (evbuffer_copyout(in, header, sizeof header) < (ev_ssize_t)sizeof header) return;
+        uint32_t len;
+        switch (frame_split(header, sizeof header, (uint32_t)broker.conf.max_frame, &len)) {
+        case FRAME_EMPTY: session_close(s, 400, "empty frame"); return;
+        case FRAME_OVERSIZE: session_close(s, 413, "frame too large"); return;
+        default: break;
+        }
+        size_t whole = FRAME_HEADER_LEN + (size_t)len;
+        if (evbuffer_get_length(in) < whole) return;
+        const uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)whole);
+        broker.stats.bytes_in_total += whole;
+        handle_body(s, frame + FRAME_HEADER_LEN, len);
+        evbuffer_drain(in, whole);
+    }
+}
+
+void session_on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+    if (what & EV_TIMEOUT) {
+        broker.stats.idle_timeouts_total++;
+        session_close(s, 408, s->state == SESSION_ANONYMOUS ? "login timeout" : "idle timeout");
+        return;
+    }
+    int n = evbuffer_read(s->in, fd, READ_CHUNK);
+    int gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    handle_frames(s); /* frames that arrived before an EOF still count */
+    if (gone) session_doom(s);
+}
+
+void session_handler_done(struct session *s)
+{
+    if (s->inflight > 0) s->inflight--;
+    if (s->read_paused && s->state != SESSION_CLOSING && s->inflight < SESSION_MAX_INFLIGHT) {
+        s->read_paused = 0;
+        session_arm_read(s);
+        /* frames may already be buffered: handle them from the loop, never from inside a
+         * handler (which may itself run inside handle_frames, before its frame is drained) */
+        event_active(&s->read_ev, EV_READ, 0);
+    }
+}
