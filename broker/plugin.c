@@ -129,9 +129,12 @@ static const char *api_conf_get(const char *name)
         case VALUE_INT:
             snprintf(conf_text[i], sizeof conf_text[i], "%d", *(const int *)field);
             break;
-        case VALUE_SECONDS:
-            snprintf(conf_text[i], sizeof conf_text[i], "%g", *(const double *)field);
+        case VALUE_SECONDS: {
+            double seconds;
+            memcpy(&seconds, field, sizeof seconds);
+            snprintf(conf_text[i], sizeof conf_text[i], "%g", seconds);
             break;
+        }
         }
         return conf_text[i];
     }
@@ -579,8 +582,8 @@ static int parse_item(struct mp_plugin_ctx *p, const char *item)
                 return -1;
             }
         }
-        struct plugin_kv *grown = realloc(p->conf, (p->conf_count + 1) * sizeof *grown);
-        if (key == NULL || grown == NULL) {
+        struct plugin_kv *grown = key ? realloc(p->conf, (p->conf_count + 1) * sizeof *grown) : NULL;
+        if (grown == NULL) {
             free(key);
             log_error("plugin %s: out of memory", p->path);
             return -1;
