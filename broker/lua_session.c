@@ -207,7 +207,7 @@ static const luaL_Reg session_methods[] = {
     {NULL, NULL},
 };
 
-/* s.user, s.addr, s.id, s.connected, s.data (a table kept with the session for scripts),
+/* s.user, s.addr, s.id, s.sid (the connection's id), s.connected, s.data (a table kept with the session for scripts),
  * s.queued (bytes waiting to be written), s.last_mid;
  * everything else is a method. */
 static int session_index(lua_State *L)
@@ -231,6 +231,8 @@ static int session_index(lua_State *L)
             lua_pushinteger(L, (lua_Integer)r->id);
         else
             lua_pushnil(L);
+    } else if (strcmp(key, "sid") == 0) {
+        lua_pushinteger(L, (lua_Integer)r->session);
     } else if (strcmp(key, "connected") == 0) {
         lua_pushboolean(L, s != NULL);
     } else if (strcmp(key, "data") == 0) {

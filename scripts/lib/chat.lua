@@ -70,15 +70,20 @@ function chat.replay(s, user)
   s:replaying(false)
 end
 
+-- Connections with a login or resume running, by s.sid (a table that is empty when idle, so
+-- sessions cost nothing here).
+local logging_in = {}
+
 -- Wraps a login or resume handler: it is the connection's only login (a second one while it
 -- runs, since it waits on hashing and Redis, or after it succeeded answers 409), and it does
 -- not run at all past login_max_failures (429).
 function chat.login_handler(fn)
   return function(s, m)
-    if s.user or s.data.logging_in then
+    local sid = s.sid
+    if s.user or logging_in[sid] then
       return s:fail(409, "this connection is already logged in")
     end
-    s.data.logging_in = true -- before anything yields
+    logging_in[sid] = true -- before anything yields
     local ok, err = pcall(function()
       local user = chat.valid_user(m.user) and m.user or nil
       if chat.too_many_failures(user, s.addr) then
@@ -86,7 +91,7 @@ function chat.login_handler(fn)
       end
       return fn(s, m)
     end)
-    s.data.logging_in = nil
+    logging_in[sid] = nil
     if not ok then error(err, 0) end
   end
 end
