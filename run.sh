@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh: installs what is missing, builds, and runs the broker in the foreground with
 # etc/broker.conf (or the file given as $1). When nothing answers at the configured `redis`
-# address and it is on this machine, a redis-server is started for the broker's lifetime.
+# address and it is on this machine, a redis-server is started for the broker's lifetime, its
+# data kept in ~/.local/state/moonpost/redis (or $MOONPOST_REDIS_DIR) across runs.
 set -euo pipefail
 cd "$(dirname "$0")"
 ./deps.sh
@@ -18,10 +19,11 @@ redis_pid=""
 if [[ "$redis" != unix:* ]] && ! (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
   case "$host" in
     127.*|localhost|::1|\[::1\])
-      data=$(mktemp -d -t moonpost-redis.XXXXXX)
-      echo "run.sh: no Redis at $redis, starting redis-server (data in $data)" >&2
+      data=${MOONPOST_REDIS_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/moonpost/redis}
+      mkdir -p "$data"
+      echo "run.sh: no Redis at $redis, starting redis-server (data kept in $data)" >&2
       redis-server --bind "${host//[\[\]]/}" --port "$port" --dir "$data" --daemonize no \
-        --loglevel warning &
+        --appendonly yes --loglevel warning &
       redis_pid=$!
       trap '[[ -n "$redis_pid" ]] && kill "$redis_pid" 2>/dev/null' EXIT
       ;;
