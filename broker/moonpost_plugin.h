@@ -48,7 +48,8 @@ enum mp_log_level { MP_LOG_DEBUG, MP_LOG_INFO, MP_LOG_WARN, MP_LOG_ERROR };
 
 /* One request. TYPE and BODY point into the frame and are valid only during the call; keep a
  * copy of the struct (session, has_id, id are what a later reply needs), never of the
- * pointers. BODY is the whole frame body (a MessagePack map); it is NULL in on_message hooks. */
+ * pointers. BODY is the whole frame body (a MessagePack map), in handlers and on_message
+ * hooks alike. */
 typedef struct mp_request {
     mp_session session;
     int has_id;

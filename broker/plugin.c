@@ -402,12 +402,12 @@ static int api_add_handler(const mp_api *api, const char *type, unsigned flags, 
 }
 
 static int run_message_hook(void *state, struct session *s, const struct frame_info *info,
-                            const char **error)
+                            const uint8_t *body, size_t len, const char **error)
 {
     struct plugin_message_hook *h = state;
     if (s->kind != SESSION_CLIENT) return 0; /* the admin socket is trusted */
     mp_request req = {s->handle,      info->has_id, info->id, (const char *)info->type,
-                      info->type_len, NULL,         0};
+                      info->type_len, body,         len};
     const char *why = NULL;
     int code = h->fn(h->p->state, &req, &why);
     if (code == 0) return 0;

@@ -145,7 +145,7 @@ void router_dispatch(struct session *s, const struct frame_info *info, const uin
     if (r == NULL) return refuse(s, info, 404, "unknown type");
     for (size_t i = 0; i < hook_count; i++) {
         const char *why = "refused";
-        int code = hooks[i].fn(hooks[i].state, s, info, &why);
+        int code = hooks[i].fn(hooks[i].state, s, info, body, len, &why);
         if (code != 0) return refuse(s, info, code, why);
     }
     if (r->kind == ROUTE_C)

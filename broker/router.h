@@ -15,7 +15,7 @@ typedef void (*router_c_handler)(void *state, struct session *s, const struct fr
 /* A hook run before dispatch; returns 0 to let the frame through, or a reply code (429, 403...)
  * to refuse it, with *error set to a static reason. */
 typedef int (*router_message_hook)(void *state, struct session *s, const struct frame_info *info,
-                                   const char **error);
+                                   const uint8_t *body, size_t len, const char **error);
 
 enum route_kind { ROUTE_LUA, ROUTE_C };
 
