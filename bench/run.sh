@@ -2,22 +2,26 @@
 # bench/run.sh: moonpost beside Mosquitto on loopback, every workload of docs/benchmarks.md,
 # each RUNS times; prints one table of medians with the ratio moonpost/Mosquitto.
 #
-# It starts its own redis-server, moonpost and mosquitto, each with a config written into a
-# temp dir and on free ports, and stops them all on exit. Nothing leaves 127.0.0.1.
+# It starts its own redis-server, moonpost (scripts/send.lua, and the C send plugin when it is
+# built) and mosquitto (Nagle on, its default, and off), each with a config written into a temp
+# dir and on free ports, and stops them all on exit. Nothing leaves 127.0.0.1. The brokers run
+# side by side and the runs are interleaved (run 1 of every broker, then run 2, ...) so that a
+# disturbance of the machine does not fall on one broker only.
 #
 # Environment:
 #   MOONPOST_BUILD  build dir with broker/moonpost and clients/c/bench/moonpost-bench
 #                   (default build-bench, then build)
-#   RUNS            runs per case (default 3; medians are quoted)
+#   RUNS            runs per case and broker (default 3; medians are quoted)
 #   DURATION        measured seconds per run (default 10)
-#   CASES           space-separated subset of: private private20k broadcast idle resume login
-#   PIN             1: broker on cpu 0, load generator and redis on cpu 1 (default 0: the
+#   CASES           a subset of: private private20k broadcast idle resume login
+#   PIN             1: brokers on cpu 0, load generator and redis on cpu 1 (default 0: the
 #                   scheduler shares both cores among all)
-#   QUIET_MAX       seconds to wait for other processes to leave the CPUs before a run
-#                   (default 120; the JSON of each run records what else was busy)
+#   QUIET_MAX       seconds to wait before a run for the machine to be quiet (default 60)
+#   NOISE_MAX       a run during which other processes used more than this % of one core is
+#                   repeated, up to RETRIES times (default 20, RETRIES 3)
 #   KEEP            1: keep the temp dir (configs, logs, JSON) and print its path
-#   PERF            1: record a perf profile of the broker during the private and broadcast
-#                   runs (perf.data files in the temp dir; implies KEEP=1)
+#   PERF            1: record a perf profile of the broker during one extra, uncounted private
+#                   and broadcast run per broker (perf.*.data in the temp dir; implies KEEP=1)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,12 +35,15 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
 CASES=${CASES:-private private20k broadcast idle resume login}
 PIN=${PIN:-0}
-QUIET_MAX=${QUIET_MAX:-120}
+QUIET_MAX=${QUIET_MAX:-60}
+NOISE_MAX=${NOISE_MAX:-20}
+RETRIES=${RETRIES:-3}
 PERF=${PERF:-0}
 KEEP=${KEEP:-$PERF}
+NCPU=$(nproc)
 
 for bin in "$BROKER" "$BENCH"; do
-    [[ -x $bin ]] || { echo "run.sh: $bin is missing; build it first (see docs/benchmarks.md)" >&2; exit 2; }
+    [[ -x $bin ]] || { echo "run.sh: $bin is missing; build it first (docs/benchmarks.md)" >&2; exit 2; }
 done
 for tool in redis-server mosquitto python3; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed" >&2; exit 2; }
@@ -63,6 +70,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+has_case() { [[ " $CASES " == *" $1 "* ]]; }
+log() { echo "run.sh: $*" >&2; }
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -70,11 +80,11 @@ free_port() {
 wait_port() {
     local port=$1 pid=$2 i
     for i in $(seq 1 200); do
-        kill -0 "$pid" 2>/dev/null || { echo "run.sh: process $pid exited while starting" >&2; return 1; }
+        kill -0 "$pid" 2>/dev/null || { log "process $pid exited while starting"; return 1; }
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
         sleep 0.05
     done
-    echo "run.sh: port $port did not open" >&2
+    log "port $port did not open"
     return 1
 }
 
@@ -83,8 +93,7 @@ pin() { # pin CPU COMMAND...: runs COMMAND on that cpu when PIN=1
     if [[ $PIN == 1 ]]; then taskset -c "$cpu" "$@"; else "$@"; fi
 }
 
-# spawn CPU LOG COMMAND...: starts a server in the background as the process $! (exec, so that
-# the pid given to the load generator is the server's own, not a subshell's).
+# spawn CPU LOG COMMAND... &: a server whose pid $! is its own (exec), not a subshell's.
 spawn() {
     local cpu=$1 log=$2; shift 2
     if [[ $PIN == 1 ]]; then exec taskset -c "$cpu" "$@" >>"$log" 2>&1
@@ -99,29 +108,31 @@ stop_pid() {
     PIDS=("${keep[@]}")
 }
 
-# ---- the servers ----
+# ---- the servers: NAME -> port and pid ----
 
-REDIS_PORT=$(free_port)
-spawn 1 "$TMP/redis.log" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP" \
-    --save "" --appendonly no --daemonize no --loglevel warning &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
-wait_port "$REDIS_PORT" "$REDIS_PID"
+declare -A PORT PID
 
-MP_PID=""
-MP_PORT=""
-# start_moonpost VARIANT: VARIANT lua (scripts/send.lua) or plugin (the C send plugin).
+start_redis() {
+    PORT[redis]=$(free_port)
+    spawn 1 "$TMP/redis.log" redis-server --port "${PORT[redis]}" --bind 127.0.0.1 \
+        --dir "$TMP" --save "" --appendonly no --daemonize no --loglevel warning &
+    PID[redis]=$!
+    PIDS+=("${PID[redis]}")
+    wait_port "${PORT[redis]}" "${PID[redis]}"
+}
+
+# start_moonpost NAME lua|plugin: scripts/send.lua, or the C send plugin in its place.
 start_moonpost() {
-    local variant=$1 conf=$TMP/moonpost-$1.conf s
-    MP_PORT=$(free_port)
+    local name=$1 variant=$2 conf=$TMP/$1.conf s port
+    port=$(free_port)
     {
-        echo "listen 127.0.0.1:$MP_PORT"
-        echo "redis 127.0.0.1:$REDIS_PORT"
+        echo "listen 127.0.0.1:$port"
+        echo "redis 127.0.0.1:${PORT[redis]}"
         echo "log_level warn"
-        echo "log_file $TMP/moonpost-$variant.log"
+        echo "log_file $TMP/$name.log"
         echo "http_listen \"\""
         echo "max_connections 20000"
-        # argon2id at its minimum cost: only login and register get cheaper (see the docs)
+        # argon2id at its minimum cost: only register and login get cheaper (docs/benchmarks.md)
         echo "pwhash_memory 8"
         echo "pwhash_ops 1"
         echo "login_max_failures 1000000"
@@ -131,20 +142,19 @@ start_moonpost() {
         done
         [[ $variant == plugin ]] && echo "plugin $SEND_PLUGIN"
     } >"$conf"
-    spawn 0 "$TMP/moonpost-$variant.out" "$BROKER" -c "$conf" &
-    MP_PID=$!
-    PIDS+=("$MP_PID")
-    wait_port "$MP_PORT" "$MP_PID"
+    spawn 0 "$TMP/$name.out" "$BROKER" -c "$conf" &
+    PID[$name]=$!
+    PORT[$name]=$port
+    PIDS+=("$!")
+    wait_port "$port" "$!"
 }
 
-MQ_PID=""
-MQ_PORT=""
-# start_mosquitto NODELAY: NODELAY false (Mosquitto's default: Nagle on) or true.
+# start_mosquitto NAME true|false: TCP_NODELAY on its client sockets or not (its default).
 start_mosquitto() {
-    local nodelay=$1 conf=$TMP/mosquitto-$1.conf
-    MQ_PORT=$(free_port)
+    local name=$1 nodelay=$2 conf=$TMP/$1.conf port
+    port=$(free_port)
     cat >"$conf" <<EOF
-listener $MQ_PORT 127.0.0.1
+listener $port 127.0.0.1
 allow_anonymous true
 max_connections -1
 persistence false
@@ -153,121 +163,151 @@ log_type error
 log_type warning
 set_tcp_nodelay $nodelay
 EOF
-    spawn 0 "$TMP/mosquitto-$nodelay.log" mosquitto -c "$conf" &
-    MQ_PID=$!
-    PIDS+=("$MQ_PID")
-    wait_port "$MQ_PORT" "$MQ_PID"
+    spawn 0 "$TMP/$name.log" mosquitto -c "$conf" &
+    PID[$name]=$!
+    PORT[$name]=$port
+    PIDS+=("$!")
+    wait_port "$port" "$!"
 }
+
+proto_of() { [[ $1 == mosquitto* ]] && echo mqtt || echo moonpost; }
 
 # ---- measuring ----
 
-# Waits until the machine is quiet (other processes use < 15% of a core) or QUIET_MAX passed.
+# Waits until other processes leave the CPUs (< 15% of one core busy) or QUIET_MAX passed.
 wait_quiet() {
     local waited=0 a b busy
     while ((waited < QUIET_MAX)); do
         a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat)
         sleep 1
         b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat)
-        busy=$(awk -v a="$a" -v b="$b" 'BEGIN{split(a,x," "); split(b,y," ");
-            t=(y[1]-x[1])+(y[2]-x[2]); print t>0 ? int(100*(y[1]-x[1])/t*2) : 0}')
+        busy=$(awk -v a="$a" -v b="$b" -v n="$NCPU" 'BEGIN { split(a, x, " "); split(b, y, " ");
+            t = (y[1] - x[1]) + (y[2] - x[2]); print (t > 0 ? int(100 * n * (y[1] - x[1]) / t) : 0) }')
         ((busy < 15)) && return 0
         waited=$((waited + 1))
-        ((waited % 10 == 0)) && echo "run.sh: waiting for a quiet machine (busy ${busy}% of a core)" >&2
+        ((waited % 10 == 0)) && log "waiting for a quiet machine (busy: ${busy}% of one core)"
     done
-    echo "run.sh: machine still busy after ${QUIET_MAX}s; measuring anyway (recorded)" >&2
+    log "machine still busy after ${QUIET_MAX}s; measuring anyway"
 }
 
-# bench CASE VARIANT BROKER_PID REDIS_PID ARGS...: RUNS runs, one JSON file each. With PERF=1,
-# private and broadcast get one more run first, under perf record, that is not counted.
-bench() {
-    local case=$1 variant=$2 bpid=$3 rpid=$4 i out
-    shift 4
-    local pids=(--broker-pid "$bpid")
-    [[ -n $rpid ]] && pids+=(--redis-pid "$rpid")
-    if [[ $PERF == 1 && ($case == private || $case == broadcast) ]]; then
+others_pct() { # the CPU other processes used during a run, from its JSON
+    python3 -c 'import json, sys; v = json.load(open(sys.argv[1])).get("cpu_others_pct"); print(int(v or 0))' "$1" 2>/dev/null || echo 0
+}
+
+# measure OUT SERVER ARGS...: one run against SERVER, repeated while others disturbed it.
+measure() {
+    local out=$1 server=$2 try pids
+    shift 2
+    pids=(--broker-pid "${PID[$server]}")
+    [[ $(proto_of "$server") == moonpost ]] && pids+=(--redis-pid "${PID[redis]}")
+    for try in $(seq 1 "$RETRIES"); do
         wait_quiet
-        echo "run.sh: $case $variant under perf (not counted)" >&2
-        (sleep 5; exec perf record -F 999 -g -p "$bpid" -o "$TMP/perf.$case.$variant.data" \
-            -- sleep 5) >"$TMP/perf.$case.$variant.log" 2>&1 &
-        local perfpid=$!
-        pin 1 "$BENCH" "$@" "${pids[@]}" --json --no-progress \
-            --label "$case/$variant/perf" >"$TMP/perf.$case.$variant.json" || true
-        wait "$perfpid" 2>/dev/null || true
+        pin 1 "$BENCH" "$@" --proto "$(proto_of "$server")" --port "${PORT[$server]}" \
+            "${pids[@]}" --json --no-progress >"$out" || log "$out: moonpost-bench failed"
+        local others
+        others=$(others_pct "$out")
+        ((others <= NOISE_MAX)) && return 0
+        log "$(basename "$out"): other processes used ${others}% of a core; run again ($try/$RETRIES)"
+    done
+}
+
+# profile CASE SERVER ARGS...: one extra run with perf recording the broker for 5 s.
+profile() {
+    local case=$1 server=$2
+    shift 2
+    log "$case $server under perf (not counted)"
+    (sleep 6; exec perf record -F 999 -g -p "${PID[$server]}" -o "$TMP/perf.$case.$server.data" \
+        -- sleep 5) >"$TMP/perf.$case.$server.log" 2>&1 &
+    local perfpid=$!
+    measure "$TMP/perf.$case.$server.json" "$server" "$@"
+    wait "$perfpid" 2>/dev/null || true
+}
+
+PRIVATE=(private --clients 1000 --size 64 --window 8 --duration "$DURATION" --warmup 2)
+PRIVATE20K=("${PRIVATE[@]}" --rate 20000)
+BROADCAST=(broadcast --clients 1000 --publishers 1 --size 64 --window 8 --duration "$DURATION"
+           --warmup 2)
+
+log "moonpost $BROKER, load generator $BENCH, $RUNS run(s) of ${DURATION}s, PIN=$PIN"
+log "C send plugin: ${SEND_PLUGIN:-not built (its column stays empty)}"
+start_redis
+
+# ---- private chat and broadcast: every broker up at once, runs interleaved ----
+
+CHAT=()
+for c in private private20k broadcast; do has_case "$c" && CHAT+=("$c"); done
+if ((${#CHAT[@]})); then
+    start_moonpost moonpost lua
+    SERVERS=(moonpost)
+    if [[ -n $SEND_PLUGIN ]]; then start_moonpost moonpost-c-send plugin; SERVERS+=(moonpost-c-send); fi
+    start_mosquitto mosquitto-nagle false
+    start_mosquitto mosquitto-nodelay true
+    SERVERS+=(mosquitto-nagle mosquitto-nodelay)
+    args_of() {
+        case $1 in
+            private) echo "${PRIVATE[@]}" ;;
+            private20k) echo "${PRIVATE20K[@]}" ;;
+            broadcast) echo "${BROADCAST[@]}" ;;
+        esac
+    }
+    # the users exist from here on: a first short run registers them on every moonpost
+    for s in "${SERVERS[@]}"; do
+        [[ $(proto_of "$s") == moonpost ]] || continue
+        measure "$TMP/warmup.$s.json" "$s" private --clients 1000 --duration 1 --warmup 0
+    done
+    if [[ $PERF == 1 ]]; then
+        for c in private broadcast; do
+            has_case "$c" || continue
+            for s in "${SERVERS[@]}"; do
+                [[ $c == broadcast && $s == moonpost-c-send ]] && continue
+                # shellcheck disable=SC2046
+                profile "$c" "$s" $(args_of "$c")
+            done
+        done
     fi
     for i in $(seq 1 "$RUNS"); do
-        wait_quiet
-        out=$RESULTS/$case.$variant.$i.json
-        echo "run.sh: $case $variant run $i/$RUNS" >&2
-        pin 1 "$BENCH" "$@" "${pids[@]}" --json --no-progress \
-            --label "$case/$variant/$i" >"$out" || echo "run.sh: $case $variant run $i failed" >&2
+        for c in "${CHAT[@]}"; do
+            for s in "${SERVERS[@]}"; do
+                [[ $c == broadcast && $s == moonpost-c-send ]] && continue # no send in it
+                log "$c $s run $i/$RUNS"
+                # shellcheck disable=SC2046
+                measure "$RESULTS/$c.$s.$i.json" "$s" $(args_of "$c") --label "$c/$s/$i"
+            done
+        done
     done
-}
-
-has_case() { [[ " $CASES " == *" $1 "* ]]; }
-
-PRIVATE=(private --clients 1000 --size 64 --duration "$DURATION" --warmup 2)
-BROADCAST=(broadcast --clients 1000 --publishers 1 --size 64 --duration "$DURATION" --warmup 2)
-
-run_chat_cases() { # run_chat_cases VARIANT PROTO PORT BROKER_PID REDIS_PID
-    local variant=$1 proto=$2 port=$3 bpid=$4 rpid=$5
-    local common=(--proto "$proto" --port "$port" --user-prefix "b")
-    if has_case private; then
-        bench private "$variant" "$bpid" "$rpid" "${PRIVATE[@]}" "${common[@]}" --window 8
-    fi
-    if has_case private20k; then
-        bench private20k "$variant" "$bpid" "$rpid" "${PRIVATE[@]}" "${common[@]}" --rate 20000 \
-            --window 8
-    fi
-    if has_case broadcast && [[ $variant != plugin ]]; then
-        bench broadcast "$variant" "$bpid" "$rpid" "${BROADCAST[@]}" "${common[@]}" --window 8
-    fi
-}
-
-echo "run.sh: moonpost $BROKER, load generator $BENCH, $RUNS run(s) of ${DURATION}s, PIN=$PIN" >&2
-echo "run.sh: C send plugin: ${SEND_PLUGIN:-not built (its rows stay empty)}" >&2
-
-# private chat and broadcast: moonpost with Lua send, with the C send plugin, Mosquitto both ways
-start_moonpost lua
-run_chat_cases lua moonpost "$MP_PORT" "$MP_PID" "$REDIS_PID"
-stop_pid "$MP_PID"
-if [[ -n $SEND_PLUGIN ]] && (has_case private || has_case private20k); then
-    start_moonpost plugin
-    run_chat_cases plugin moonpost "$MP_PORT" "$MP_PID" "$REDIS_PID"
-    stop_pid "$MP_PID"
+    for s in "${SERVERS[@]}"; do stop_pid "${PID[$s]}"; done
 fi
-for nodelay in false true; do
-    start_mosquitto "$nodelay"
-    run_chat_cases "mosquitto-nodelay-$nodelay" mqtt "$MQ_PORT" "$MQ_PID" ""
-    stop_pid "$MQ_PID"
-done
 
-# idle sessions: a fresh broker per run, so that its RSS before the run is its start-up RSS
+# ---- idle sessions: a fresh broker per run, so its RSS before the run is its start-up RSS ----
+
 if has_case idle; then
-    runs=$RUNS
-    for i in $(seq 1 "$runs"); do
-        RUNS=1
-        start_moonpost lua
-        bench idle lua "$MP_PID" "$REDIS_PID" idle --clients 15000 --duration 5 --settle 2 \
-            --port "$MP_PORT" --setup-concurrency 512
-        mv "$RESULTS/idle.lua.1.json" "$RESULTS/idle.lua.r$i.json"
-        stop_pid "$MP_PID"
-        start_mosquitto true
-        bench idle mosquitto "$MQ_PID" "" idle --proto mqtt --clients 15000 --duration 5 \
-            --settle 2 --port "$MQ_PORT" --setup-concurrency 512
-        mv "$RESULTS/idle.mosquitto.1.json" "$RESULTS/idle.mosquitto.r$i.json"
-        stop_pid "$MQ_PID"
+    for i in $(seq 1 "$RUNS"); do
+        start_moonpost moonpost-idle lua
+        log "idle moonpost run $i/$RUNS"
+        measure "$RESULTS/idle.moonpost.$i.json" moonpost-idle idle --clients 15000 \
+            --duration 5 --settle 2 --setup-concurrency 512 --label "idle/moonpost/$i"
+        stop_pid "${PID[moonpost-idle]}"
+        start_mosquitto mosquitto-idle false
+        log "idle mosquitto run $i/$RUNS"
+        measure "$RESULTS/idle.mosquitto-nagle.$i.json" mosquitto-idle idle --clients 15000 \
+            --duration 5 --settle 2 --setup-concurrency 512 --label "idle/mosquitto/$i"
+        stop_pid "${PID[mosquitto-idle]}"
     done
-    RUNS=$runs
 fi
 
-# storms: moonpost only (MQTT has no resume token)
+# ---- storms: moonpost only (MQTT has no resume token) ----
+
 if has_case resume || has_case login; then
-    start_moonpost lua
-    has_case resume && bench resume lua "$MP_PID" "$REDIS_PID" resume --clients 10000 \
-        --duration 30 --settle 2 --port "$MP_PORT" --setup-concurrency 512
-    has_case login && bench login lua "$MP_PID" "$REDIS_PID" login --clients 10000 \
-        --duration 30 --settle 2 --port "$MP_PORT" --setup-concurrency 512
-    stop_pid "$MP_PID"
+    start_moonpost moonpost lua
+    for i in $(seq 1 "$RUNS"); do
+        for c in resume login; do
+            has_case "$c" || continue
+            log "$c storm run $i/$RUNS"
+            measure "$RESULTS/$c.moonpost.$i.json" moonpost "$c" --clients 10000 --duration 30 \
+                --settle 2 --setup-concurrency 512 --label "$c/moonpost/$i"
+        done
+    done
+    stop_pid "${PID[moonpost]}"
 fi
 
 python3 "$ROOT/bench/summarize.py" "$RESULTS"

@@ -10,11 +10,10 @@ import os
 import statistics
 import sys
 
-MOONPOST = "lua"
-PLUGIN = "plugin"
-MQ_NAGLE = "mosquitto-nodelay-false"
-MQ_NODELAY = "mosquitto-nodelay-true"
-MQ_IDLE = "mosquitto"
+MOONPOST = "moonpost"
+PLUGIN = "moonpost-c-send"
+MQ_NAGLE = "mosquitto-nagle"
+MQ_NODELAY = "mosquitto-nodelay"
 
 # (case, label, how to read a value from a result, unit, higher is better)
 ROWS = [
@@ -51,8 +50,8 @@ TARGETS = [
      lambda v: v(MOONPOST, 0) is not None and v(MQ_NAGLE, 0) is not None
      and v(MOONPOST, 0) >= 2 * max(v(MQ_NAGLE, 0), v(MQ_NODELAY, 0) or 0)),
     ("idle", "RSS per session <= 1.5 KiB and <= Mosquitto's per connection",
-     lambda v: v(MOONPOST, 0) is not None and v(MQ_IDLE, 0) is not None
-     and v(MOONPOST, 0) <= 1536 and v(MOONPOST, 0) <= v(MQ_IDLE, 0)),
+     lambda v: v(MOONPOST, 0) is not None and v(MQ_NAGLE, 0) is not None
+     and v(MOONPOST, 0) <= 1536 and v(MOONPOST, 0) <= v(MQ_NAGLE, 0)),
     ("resume", "10,000 sessions all back within 2 s",
      lambda v: v(MOONPOST, 0) is not None and v(MOONPOST, 0) <= 2000),
 ]
@@ -104,7 +103,7 @@ def table(header, rows, markdown):
 
 
 def results_table(runs, markdown):
-    header = ["workload (median of runs)", "moonpost", "moonpost C send", "Mosquitto",
+    header = ["workload (median of runs)", "moonpost", "moonpost C send", "Mosquitto (Nagle)",
               "Mosquitto nodelay", "moonpost/Mosquitto", "moonpost/Mosq. nodelay"]
     rows = []
     for case, label, get, pattern, _ in ROWS:
@@ -112,7 +111,7 @@ def results_table(runs, markdown):
             continue
         mp = median(runs, case, MOONPOST, get)
         plugin = median(runs, case, PLUGIN, get)
-        nagle = median(runs, case, MQ_NAGLE if case != "idle" else MQ_IDLE, get)
+        nagle = median(runs, case, MQ_NAGLE, get)
         nodelay = median(runs, case, MQ_NODELAY, get)
         rows.append([label, fmt(mp, pattern), fmt(plugin, pattern), fmt(nagle, pattern),
                      fmt(nodelay, pattern), ratio(mp, nagle), ratio(mp, nodelay)])
@@ -145,15 +144,17 @@ def cpu_table(runs, markdown):
         broker = median(runs, case, variant, get("cpu_broker_pct"))
         redis = median(runs, case, variant, get("cpu_redis_pct"))
         machine = median(runs, case, variant, get("cpu_machine_pct"))
+        others = median(runs, case, variant, get("cpu_others_pct"))
         ours = sum(x for x in (bench, broker, redis) if x is not None)
-        other = None if machine is None else max(0.0, machine - ours)
+        kernel = None if machine is None else max(0.0, machine - ours - (others or 0))
         cores = median(runs, case, variant, get("cores"))
         rows.append([case, variant, fmt(bench, "{:.0f}%"), fmt(broker, "{:.0f}%"),
-                     fmt(redis, "{:.0f}%"),
+                     fmt(redis, "{:.0f}%"), fmt(kernel, "{:.0f}%"), fmt(others, "{:.0f}%"),
                      fmt(machine, "{:.0f}%") + ("" if cores is None else " of %d00%%" % cores),
-                     fmt(other, "{:.0f}%"), str(len(runs[(case, variant)]))])
-    return table(["case", "broker", "load generator", "broker", "redis", "whole machine",
-                  "rest (kernel softirq, others)", "runs"], rows, markdown)
+                     str(len(runs[(case, variant)]))])
+    return table(["case", "server", "load generator", "broker", "redis",
+                  "kernel, not in a process", "other processes", "whole machine", "runs"],
+                 rows, markdown)
 
 
 def errors_table(runs, markdown):
@@ -169,7 +170,7 @@ def errors_table(runs, markdown):
         rows.append([case, variant, str(total), ", ".join("%s=%d" % kv for kv in sorted(merged.items()))])
     if not rows:
         return "no errors in any run"
-    return table(["case", "broker", "errors", "by code"], rows, markdown)
+    return table(["case", "server", "errors", "by code"], rows, markdown)
 
 
 def main():
@@ -186,6 +187,8 @@ def main():
     print(targets_table(runs, markdown))
     print()
     print("CPU during the measured window, % of one core (from /proc/PID/stat and /proc/stat):")
+    if markdown:
+        print()
     print(cpu_table(runs, markdown))
     print()
     print(errors_table(runs, markdown))

@@ -262,9 +262,9 @@ static struct luahost_vm *vm_load(char *errbuf, size_t errlen)
     luaL_requiref(L, "moonpost", luaopen_moonpost, 0);
     lua_pop(L, 1);
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, BUDGET_HOOK_EVERY);
-    /* handlers make short-lived tables (requests, frames): the generational collector
-     * reclaims them young, without full cycles over the long-lived state */
-    lua_gc(L, LUA_GCGEN, 0, 0);
+    /* the incremental collector (Lua's default) on purpose: the generational one raised
+     * ping throughput but its atomic major collections stalled the loop for milliseconds
+     * (private-chat p99 0.7 ms -> 5-10 ms at 20,000 msgs/s, docs/benchmarks.md) */
     struct luahost_vm *previous = current;
     current = vm; /* scripts register into the state being loaded */
     for (size_t i = 0; i < broker.conf.script.count; i++) {

@@ -24,20 +24,20 @@ enum proto_kind { PROTO_MOONPOST, PROTO_MQTT };
 
 /* What a client does after it connects, before it counts as ready. */
 enum setup_mode {
-    SETUP_LOGIN,         /* register (409 is fine) then login */
-    SETUP_REGISTER,      /* register only, then close (login storm preparation) */
-    SETUP_LOGIN_ONLY,    /* login (the login storm) */
-    SETUP_RESUME,        /* resume with the token kept from the preparation */
+    SETUP_LOGIN,      /* register (409 is fine) then login */
+    SETUP_REGISTER,   /* register only, then close (login storm preparation) */
+    SETUP_LOGIN_ONLY, /* login (the login storm) */
+    SETUP_RESUME,     /* resume with the token kept from the preparation */
 };
 
 /* Locally detected errors, counted beside the broker's res/bye codes. */
 enum local_error {
-    LERR_CONNECT,   /* connect() failed or was refused */
-    LERR_CLOSED,    /* the broker closed a connection we still needed */
-    LERR_PROTOCOL,  /* a frame or packet we could not read */
-    LERR_LOST,      /* sent, never delivered within --lost-after */
-    LERR_SETUP,     /* a client was not ready when the setup timeout ran out */
-    LERR_STORM,     /* a storm session not back when the storm timeout ran out */
+    LERR_CONNECT,  /* connect() failed or was refused */
+    LERR_CLOSED,   /* the broker closed a connection we still needed */
+    LERR_PROTOCOL, /* a frame or packet we could not read */
+    LERR_LOST,     /* sent, never delivered within --lost-after */
+    LERR_SETUP,    /* a client was not ready when the setup timeout ran out */
+    LERR_STORM,    /* a storm session not back when the storm timeout ran out */
     LERR_COUNT
 };
 
@@ -82,7 +82,7 @@ struct client {
     uint8_t mode; /* enum setup_mode */
     uint8_t dirty, want_out, ack_listed, receiver;
     uint64_t last_id;
-    uint64_t max_mid, acked_mid;
+    uint64_t max_mid; /* highest mid seen, acked by the next ack */
     uint32_t unacked;
     int64_t t_start, t_ack_due;
     uint32_t seq; /* messages this client sent */
@@ -108,7 +108,7 @@ struct counters {
     atomic_ullong sent, delivered, ready, failed, back, errors;
     uint64_t delivered_window; /* deliveries received inside the measured window */
     uint64_t sent_window;
-    uint64_t stale;            /* deliveries of another run (a left-over mailbox), acked */
+    uint64_t stale; /* deliveries of another run (a left-over mailbox), acked */
     uint64_t acks;
     uint64_t res_err[BENCH_CODES];
     uint64_t bye[BENCH_CODES];
@@ -127,16 +127,16 @@ struct worker {
     size_t next_sender;  /* round robin over senders */
     double rate_sent;    /* sends made under --rate since the run started */
     int64_t next_lost_check;
-    uint8_t *body;       /* scratch for one message body of --size bytes */
+    uint8_t *body; /* scratch for one message body of --size bytes */
     struct client **dirty;
     size_t dirty_count;
     struct client **ack_list;
     size_t ack_count;
     uint64_t rng;
     uint8_t *rbuf;
-    struct hist latency;  /* send to delivery (private, broadcast), connect to back (storms) */
-    struct hist reply;    /* request to its res (moonpost send, broadcast) */
-    struct hist setup;    /* connect to ready (login, subscribe) before the measured phase */
+    struct hist latency; /* send to delivery (private, broadcast), connect to back (storms) */
+    struct hist reply;   /* request to its res (moonpost send, broadcast) */
+    struct hist setup;   /* connect to ready (login, subscribe) before the measured phase */
     struct counters ctr;
 };
 
@@ -152,7 +152,7 @@ struct run {
     atomic_llong t_storm_start, t_last_back;
     atomic_int receivers_ready;
     struct worker workers[BENCH_MAX_THREADS];
-    struct sender *sender; /* [senders] */
+    struct sender *sender;    /* [senders] */
     struct bcast_slot *bcast; /* [publishers * BCAST_RING] */
     char **tokens;            /* resume tokens by client index */
     const struct proto *proto;
@@ -162,6 +162,13 @@ extern struct run run;
 
 /* Monotonic clock in nanoseconds. */
 int64_t bench_now(void);
+
+/* Whether T falls inside the measured window (sends and deliveries outside it are not counted). */
+static inline int in_measured_window(int64_t t)
+{
+    return t >= atomic_load_explicit(&run.t_measure_start, memory_order_relaxed) &&
+           t < atomic_load_explicit(&run.t_measure_end, memory_order_relaxed);
+}
 
 /* Counts a broker-side code (res != 200) or a local error. */
 void count_res_error(struct worker *w, int code);

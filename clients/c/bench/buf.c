@@ -17,7 +17,8 @@ uint8_t *buf_reserve(struct buf *b, size_t n)
         return b->data + b->len;
     }
     size_t cap = b->cap ? b->cap : BUF_MIN;
-    while (cap - b->len < n) cap *= 2;
+    while (cap - b->len < n)
+        cap *= 2;
     uint8_t *data = realloc(b->data, cap);
     if (data == NULL) return NULL;
     b->data = data;

@@ -24,12 +24,6 @@ uint64_t client_next_id(struct client *c, int64_t now)
     return id;
 }
 
-static int in_window(int64_t t)
-{
-    return t >= atomic_load_explicit(&run.t_measure_start, memory_order_relaxed) &&
-           t < atomic_load_explicit(&run.t_measure_end, memory_order_relaxed);
-}
-
 static void note_back(int64_t now)
 {
     long long last = atomic_load(&run.t_last_back);
@@ -70,17 +64,21 @@ void client_token(struct client *c, const uint8_t *token, size_t len)
     run.tokens[c->index] = strndup((const char *)token, len);
 }
 
-/* Acks now when the batch is full; otherwise within --ack-delay. */
+void client_ack_now(struct client *c)
+{
+    run.proto->ack(c, c->max_mid);
+    c->unacked = 0;
+    c->w->ctr.acks++;
+}
+
+/* Acks now when the batch is full; otherwise within --ack-delay (loop.c sends those). */
 static void note_ack(struct client *c, uint64_t mid, int64_t now)
 {
     if (run.proto->ack == NULL || mid == 0) return;
     if (mid > c->max_mid) c->max_mid = mid;
     c->unacked++;
     if (c->unacked >= (uint32_t)run.opt.ack_every) {
-        run.proto->ack(c, c->max_mid);
-        c->acked_mid = c->max_mid;
-        c->unacked = 0;
-        c->w->ctr.acks++;
+        client_ack_now(c);
         return;
     }
     if (!c->ack_listed) {
@@ -103,8 +101,8 @@ void client_delivery(struct client *c, enum delivery_kind kind, const uint8_t *b
         return;
     }
     atomic_fetch_add_explicit(&w->ctr.delivered, 1, memory_order_relaxed);
-    if (in_window(now)) w->ctr.delivered_window++;
-    if (in_window(p.sent_ns)) hist_record(&w->latency, now - p.sent_ns);
+    if (in_measured_window(now)) w->ctr.delivered_window++;
+    if (in_measured_window(p.sent_ns)) hist_record(&w->latency, now - p.sent_ns);
     const struct workload *wl = workload_for(run.opt.workload);
     if (wl->delivered) wl->delivered(w, &p, now);
 }
@@ -112,7 +110,7 @@ void client_delivery(struct client *c, enum delivery_kind kind, const uint8_t *b
 void client_reply(struct client *c, uint64_t id, int code, int64_t now)
 {
     struct worker *w = c->w;
-    if (id != 0 && in_window((int64_t)id)) hist_record(&w->reply, now - (int64_t)id);
+    if (id != 0 && in_measured_window((int64_t)id)) hist_record(&w->reply, now - (int64_t)id);
     if (code == 200) return;
     count_res_error(w, code);
     const struct workload *wl = workload_for(run.opt.workload);

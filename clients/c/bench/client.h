@@ -28,6 +28,9 @@ void client_token(struct client *c, const uint8_t *token, size_t len);
 void client_delivery(struct client *c, enum delivery_kind kind, const uint8_t *body, size_t len,
                      uint64_t mid, int offline, int64_t now);
 
+/* Acks every message the client has seen (moonpost `ack upto`, no id: silent on success). */
+void client_ack_now(struct client *c);
+
 /* A `res` to a request sent after setup (send, broadcast). ID 0: a res without id. */
 void client_reply(struct client *c, uint64_t id, int code, int64_t now);
 

@@ -17,15 +17,19 @@ static void one_more_error(struct worker *w)
 
 void count_res_error(struct worker *w, int code)
 {
-    if (code >= 0 && code < BENCH_CODES) w->ctr.res_err[code]++;
-    else w->ctr.other_err++;
+    if (code >= 0 && code < BENCH_CODES)
+        w->ctr.res_err[code]++;
+    else
+        w->ctr.other_err++;
     one_more_error(w);
 }
 
 void count_bye(struct worker *w, int code)
 {
-    if (code >= 0 && code < BENCH_CODES) w->ctr.bye[code]++;
-    else w->ctr.other_err++;
+    if (code >= 0 && code < BENCH_CODES)
+        w->ctr.bye[code]++;
+    else
+        w->ctr.other_err++;
     one_more_error(w);
 }
 

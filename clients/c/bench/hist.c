@@ -46,7 +46,8 @@ void hist_record(struct hist *h, int64_t value)
 void hist_merge(struct hist *into, const struct hist *from)
 {
     if (from->count == 0) return;
-    for (unsigned i = 0; i < HIST_BUCKETS; i++) into->bucket[i] += from->bucket[i];
+    for (unsigned i = 0; i < HIST_BUCKETS; i++)
+        into->bucket[i] += from->bucket[i];
     into->count += from->count;
     into->sum += from->sum;
     if (from->min < into->min) into->min = from->min;

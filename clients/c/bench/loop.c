@@ -15,10 +15,10 @@
 #include "proto.h"
 #include "workload.h"
 
-#define RBUF_SIZE (256 * 1024)
+#define RBUF_SIZE ((size_t)256 * 1024)
 #define MAX_EVENTS 512
-#define CONNECTS_PER_PASS 512 /* a storm starts in slices so replies keep being read */
-#define BUSY_WAIT_NS 1000000LL   /* the longest wait while messages are travelling */
+#define CONNECTS_PER_PASS 512  /* a storm starts in slices so replies keep being read */
+#define BUSY_WAIT_NS 1000000LL /* the longest wait while messages are travelling */
 #define SETUP_WAIT_NS 10000000LL
 
 atomic_int workers_closed;
@@ -42,7 +42,8 @@ int worker_init(struct worker *w, int id)
 
 void worker_free(struct worker *w)
 {
-    for (size_t i = 0; i < w->count; i++) client_close(&w->clients[i]);
+    for (size_t i = 0; i < w->count; i++)
+        client_close(&w->clients[i]);
     if (w->epfd >= 0) close(w->epfd);
     free(w->rbuf);
     free(w->body);
@@ -140,7 +141,7 @@ static void read_client(struct worker *w, struct client *c, int64_t now)
         } else if (consume(c, dst, (size_t)n, 0, now) != 0) {
             return;
         }
-        if (n < RBUF_SIZE) return;
+        if ((size_t)n < RBUF_SIZE) return;
     }
 }
 
@@ -188,12 +189,11 @@ static void start_client(struct worker *w, struct client *c, int64_t now)
 
 static void start_connects(struct worker *w, int storm, int64_t now)
 {
-    size_t limit = storm ? w->count
-                         : (size_t)(run.opt.setup_concurrency + run.opt.threads - 1) /
-                               (size_t)run.opt.threads;
+    size_t limit =
+        storm ? w->count
+              : (size_t)(run.opt.setup_concurrency + run.opt.threads - 1) / (size_t)run.opt.threads;
     size_t started = 0;
-    while (w->next_connect < w->count && w->open_setups < limit &&
-           started < CONNECTS_PER_PASS) {
+    while (w->next_connect < w->count && w->open_setups < limit && started < CONNECTS_PER_PASS) {
         start_client(w, &w->clients[w->next_connect++], now);
         started++;
     }
@@ -212,11 +212,8 @@ static void flush_acks(struct worker *w, int64_t now, int all)
             w->ack_list[kept++] = c;
             continue;
         }
-        run.proto->ack(c, c->max_mid);
-        c->acked_mid = c->max_mid;
-        c->unacked = 0;
+        client_ack_now(c);
         c->ack_listed = 0;
-        w->ctr.acks++;
     }
     w->ack_count = kept;
 }
@@ -225,7 +222,8 @@ static void flush_acks(struct worker *w, int64_t now, int all)
 static void enter_phase(struct worker *w, int ph)
 {
     if (ph == PH_CLOSE) {
-        for (size_t i = 0; i < w->count; i++) client_close(&w->clients[i]);
+        for (size_t i = 0; i < w->count; i++)
+            client_close(&w->clients[i]);
         atomic_fetch_add(&workers_closed, 1);
     } else if (ph == PH_STORM) {
         enum setup_mode mode = run.opt.workload == WL_LOGIN ? SETUP_LOGIN_ONLY : SETUP_RESUME;
@@ -269,7 +267,8 @@ void *worker_main(void *arg)
         struct timespec ts = {(time_t)(wait / 1000000000), (long)(wait % 1000000000)};
         int n = epoll_pwait2(w->epfd, events, MAX_EVENTS, &ts, NULL);
         int64_t now = bench_now();
-        for (int i = 0; i < n; i++) on_event(w, events[i].data.ptr, events[i].events, now);
+        for (int i = 0; i < n; i++)
+            on_event(w, events[i].data.ptr, events[i].events, now);
         now = bench_now();
         if (ph == PH_SETUP || ph == PH_STORM) start_connects(w, ph == PH_STORM, now);
         if (ph == PH_RUN && wl->tick) wl->tick(w, now);

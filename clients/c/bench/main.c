@@ -23,7 +23,7 @@ struct run run;
 static void on_sigint(int sig)
 {
     (void)sig;
-    phases_interrupt();
+    phases_interrupted = 1;
 }
 
 static int raise_fd_limit(int need)
@@ -35,8 +35,9 @@ static int raise_fd_limit(int need)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)need + SPARE_FDS > rl.rlim_cur) {
-        fprintf(stderr, "moonpost-bench: %d connections need more than the %llu descriptors "
-                        "this process may open\n",
+        fprintf(stderr,
+                "moonpost-bench: %d connections need more than the %llu descriptors "
+                "this process may open\n",
                 need, (unsigned long long)rl.rlim_cur);
         return -1;
     }
@@ -101,7 +102,8 @@ static void free_run(void)
         free(run.workers[w].clients);
     }
     if (run.tokens)
-        for (int i = 0; i < run.total; i++) free(run.tokens[i]);
+        for (int i = 0; i < run.total; i++)
+            free(run.tokens[i]);
     free(run.tokens);
     free(run.sender);
     free(run.bcast);
@@ -127,10 +129,13 @@ int main(int argc, char **argv)
     static struct result result;
     if (started == run.opt.threads) phases_run(&result);
     atomic_store(&run.phase, PH_DONE);
-    for (int i = 0; i < started; i++) pthread_join(run.workers[i].thread, NULL);
+    for (int i = 0; i < started; i++)
+        pthread_join(run.workers[i].thread, NULL);
     report_collect(&result);
-    if (run.opt.json) report_json(&result, stdout);
-    else report_table(&result, stdout);
+    if (run.opt.json)
+        report_json(&result, stdout);
+    else
+        report_table(&result, stdout);
     free_run();
     if (started != run.opt.threads) return 1;
     return result.hard_stop ? 3 : 0;

@@ -69,8 +69,7 @@ int net_connect(const struct sockaddr_in *target, int src_addrs, unsigned index)
         close(fd);
         return -1;
     }
-    if (connect(fd, (const struct sockaddr *)target, sizeof *target) != 0 &&
-        errno != EINPROGRESS) {
+    if (connect(fd, (const struct sockaddr *)target, sizeof *target) != 0 && errno != EINPROGRESS) {
         close(fd);
         return -1;
     }

@@ -64,10 +64,28 @@ static void usage(FILE *out)
 }
 
 enum {
-    OPT_PROTO = 256, OPT_ALLOW_REMOTE, OPT_WARMUP, OPT_DRAIN, OPT_ACK_EVERY, OPT_ACK_DELAY,
-    OPT_LOST_AFTER, OPT_USER_PREFIX, OPT_PASSWORD, OPT_TOPIC_PREFIX, OPT_NO_REGISTER,
-    OPT_SETUP_CONC, OPT_SETUP_TIMEOUT, OPT_SETTLE, OPT_TIMEOUT, OPT_SRC_ADDRS, OPT_BROKER_PID,
-    OPT_REDIS_PID, OPT_LABEL, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS,
+    OPT_PROTO = 256,
+    OPT_ALLOW_REMOTE,
+    OPT_WARMUP,
+    OPT_DRAIN,
+    OPT_ACK_EVERY,
+    OPT_ACK_DELAY,
+    OPT_LOST_AFTER,
+    OPT_USER_PREFIX,
+    OPT_PASSWORD,
+    OPT_TOPIC_PREFIX,
+    OPT_NO_REGISTER,
+    OPT_SETUP_CONC,
+    OPT_SETUP_TIMEOUT,
+    OPT_SETTLE,
+    OPT_TIMEOUT,
+    OPT_SRC_ADDRS,
+    OPT_BROKER_PID,
+    OPT_REDIS_PID,
+    OPT_LABEL,
+    OPT_JSON,
+    OPT_PROGRESS,
+    OPT_NO_PROGRESS,
 };
 
 static const struct option long_options[] = {
@@ -111,8 +129,7 @@ static int parse_num(const char *name, const char *s, double lo, double hi, doub
     char *end;
     double v = strtod(s, &end);
     if (end == s || *end != '\0' || v < lo || v > hi) {
-        fprintf(stderr, "moonpost-bench: --%s %s: expected a number in %g..%g\n", name, s, lo,
-                hi);
+        fprintf(stderr, "moonpost-bench: --%s %s: expected a number in %g..%g\n", name, s, lo, hi);
         return -1;
     }
     *out = v;
@@ -167,42 +184,86 @@ static int take(struct options *o, int ch, const char *arg)
 {
     switch (ch) {
     case OPT_PROTO:
-        if (strcmp(arg, "moonpost") == 0) o->proto = PROTO_MOONPOST;
-        else if (strcmp(arg, "mqtt") == 0) o->proto = PROTO_MQTT;
-        else return fprintf(stderr, "moonpost-bench: --proto moonpost or mqtt\n"), -1;
+        if (strcmp(arg, "moonpost") == 0)
+            o->proto = PROTO_MOONPOST;
+        else if (strcmp(arg, "mqtt") == 0)
+            o->proto = PROTO_MQTT;
+        else
+            return fprintf(stderr, "moonpost-bench: --proto moonpost or mqtt\n"), -1;
         return 0;
-    case 'H': o->host = arg; return 0;
-    case 'p': return parse_int("port", arg, 1, 65535, &o->port);
-    case OPT_ALLOW_REMOTE: o->allow_remote = 1; return 0;
-    case 'c': return parse_int("clients", arg, 1, 1000000, &o->clients);
-    case 'P': return parse_int("publishers", arg, 1, 100000, &o->publishers);
-    case 't': return parse_int("threads", arg, 1, BENCH_MAX_THREADS, &o->threads);
-    case 'd': return parse_num("duration", arg, 0.1, 86400, &o->duration);
-    case OPT_WARMUP: return parse_num("warmup", arg, 0, 3600, &o->warmup);
-    case OPT_DRAIN: return parse_num("drain", arg, 0, 3600, &o->drain);
-    case 'r': return parse_num("rate", arg, 0, 1e9, &o->rate);
-    case 'w': return parse_int("window", arg, 1, BCAST_RING / 2, &o->window);
-    case 's': return parse_int("size", arg, BENCH_BODY_MIN, 16 << 20, &o->size);
-    case OPT_ACK_EVERY: return parse_int("ack-every", arg, 1, 1000000, &o->ack_every);
-    case OPT_ACK_DELAY: return parse_num("ack-delay", arg, 0, 60, &o->ack_delay);
-    case OPT_LOST_AFTER: return parse_num("lost-after", arg, 0.01, 3600, &o->lost_after);
-    case OPT_USER_PREFIX: o->user_prefix = arg; return 0;
-    case OPT_PASSWORD: o->password = arg; return 0;
-    case OPT_TOPIC_PREFIX: o->topic_prefix = arg; return 0;
-    case OPT_NO_REGISTER: o->no_register = 1; return 0;
-    case OPT_SETUP_CONC: return parse_int("setup-concurrency", arg, 1, 1000000,
-                                          &o->setup_concurrency);
-    case OPT_SETUP_TIMEOUT: return parse_num("setup-timeout", arg, 0.1, 86400, &o->setup_timeout);
-    case OPT_SETTLE: return parse_num("settle", arg, 0, 3600, &o->settle);
-    case OPT_TIMEOUT: return parse_num("timeout", arg, 1, 86400 * 2, &o->hard_timeout);
-    case OPT_SRC_ADDRS: return parse_int("src-addrs", arg, 0, 250, &o->src_addrs);
-    case OPT_BROKER_PID: return parse_int("broker-pid", arg, 1, 1 << 30, &o->broker_pid);
-    case OPT_REDIS_PID: return parse_int("redis-pid", arg, 1, 1 << 30, &o->redis_pid);
-    case OPT_LABEL: o->label = arg; return 0;
-    case OPT_JSON: o->json = 1; return 0;
-    case OPT_PROGRESS: o->progress = 1; return 0;
-    case OPT_NO_PROGRESS: o->progress = 0; return 0;
-    default: usage(stderr); return -1;
+    case 'H':
+        o->host = arg;
+        return 0;
+    case 'p':
+        return parse_int("port", arg, 1, 65535, &o->port);
+    case OPT_ALLOW_REMOTE:
+        o->allow_remote = 1;
+        return 0;
+    case 'c':
+        return parse_int("clients", arg, 1, 1000000, &o->clients);
+    case 'P':
+        return parse_int("publishers", arg, 1, 100000, &o->publishers);
+    case 't':
+        return parse_int("threads", arg, 1, BENCH_MAX_THREADS, &o->threads);
+    case 'd':
+        return parse_num("duration", arg, 0.1, 86400, &o->duration);
+    case OPT_WARMUP:
+        return parse_num("warmup", arg, 0, 3600, &o->warmup);
+    case OPT_DRAIN:
+        return parse_num("drain", arg, 0, 3600, &o->drain);
+    case 'r':
+        return parse_num("rate", arg, 0, 1e9, &o->rate);
+    case 'w':
+        return parse_int("window", arg, 1, (double)BCAST_RING / 2, &o->window);
+    case 's':
+        return parse_int("size", arg, BENCH_BODY_MIN, 16 << 20, &o->size);
+    case OPT_ACK_EVERY:
+        return parse_int("ack-every", arg, 1, 1000000, &o->ack_every);
+    case OPT_ACK_DELAY:
+        return parse_num("ack-delay", arg, 0, 60, &o->ack_delay);
+    case OPT_LOST_AFTER:
+        return parse_num("lost-after", arg, 0.01, 3600, &o->lost_after);
+    case OPT_USER_PREFIX:
+        o->user_prefix = arg;
+        return 0;
+    case OPT_PASSWORD:
+        o->password = arg;
+        return 0;
+    case OPT_TOPIC_PREFIX:
+        o->topic_prefix = arg;
+        return 0;
+    case OPT_NO_REGISTER:
+        o->no_register = 1;
+        return 0;
+    case OPT_SETUP_CONC:
+        return parse_int("setup-concurrency", arg, 1, 1000000, &o->setup_concurrency);
+    case OPT_SETUP_TIMEOUT:
+        return parse_num("setup-timeout", arg, 0.1, 86400, &o->setup_timeout);
+    case OPT_SETTLE:
+        return parse_num("settle", arg, 0, 3600, &o->settle);
+    case OPT_TIMEOUT:
+        return parse_num("timeout", arg, 1, 86400 * 2, &o->hard_timeout);
+    case OPT_SRC_ADDRS:
+        return parse_int("src-addrs", arg, 0, 250, &o->src_addrs);
+    case OPT_BROKER_PID:
+        return parse_int("broker-pid", arg, 1, 1 << 30, &o->broker_pid);
+    case OPT_REDIS_PID:
+        return parse_int("redis-pid", arg, 1, 1 << 30, &o->redis_pid);
+    case OPT_LABEL:
+        o->label = arg;
+        return 0;
+    case OPT_JSON:
+        o->json = 1;
+        return 0;
+    case OPT_PROGRESS:
+        o->progress = 1;
+        return 0;
+    case OPT_NO_PROGRESS:
+        o->progress = 0;
+        return 0;
+    default:
+        usage(stderr);
+        return -1;
     }
 }
 
@@ -222,7 +283,8 @@ static int check(struct options *o)
     if (o->port == 0) o->port = o->proto == PROTO_MQTT ? 1883 : 8889;
     if (o->progress < 0) o->progress = isatty(STDERR_FILENO) && !o->json;
     if (o->hard_timeout == 0)
-        o->hard_timeout = 2 * o->setup_timeout + o->settle + o->warmup + o->duration + o->drain + 30;
+        o->hard_timeout =
+            2 * o->setup_timeout + o->settle + o->warmup + o->duration + o->drain + 30;
     return 0;
 }
 

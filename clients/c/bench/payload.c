@@ -21,9 +21,12 @@ static int get_hex(const uint8_t *in, int digits, uint64_t *v)
     for (int i = 0; i < digits; i++) {
         uint8_t ch = in[i];
         unsigned d;
-        if (ch >= '0' && ch <= '9') d = ch - '0';
-        else if (ch >= 'a' && ch <= 'f') d = ch - 'a' + 10;
-        else return -1;
+        if (ch >= '0' && ch <= '9')
+            d = ch - '0';
+        else if (ch >= 'a' && ch <= 'f')
+            d = ch - 'a' + 10;
+        else
+            return -1;
         x = x << 4 | d;
     }
     *v = x;

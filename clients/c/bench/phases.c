@@ -12,16 +12,12 @@
 
 #define POLL_NS 20000000LL
 
-static volatile sig_atomic_t interrupted;
+volatile sig_atomic_t phases_interrupted;
 static int64_t t_begin, hard_deadline, next_progress;
 static struct result *result;
 
-void phases_interrupt(void)
-{
-    interrupted = 1;
-}
-
-static const char *const phase_names[] = {"init", "setup", "run", "drain", "close", "storm", "done"};
+static const char *const phase_names[] = {"init",  "setup", "run", "drain",
+                                          "close", "storm", "done"};
 
 static void sleep_ns(int64_t ns)
 {
@@ -58,7 +54,7 @@ static int poll_once(void)
         fprintf(stderr, "\nmoonpost-bench: hard stop after %.0f s\n", run.opt.hard_timeout);
         return 0;
     }
-    return !interrupted;
+    return !phases_interrupted;
 }
 
 /* Waits until DONE() or DEADLINE; returns 0 when the run must end. */
@@ -103,6 +99,7 @@ static void cpu_begin(struct result *r)
     int64_t now = bench_now();
     cpu_sample_begin(&r->cpu_self, 0, now);
     cpu_sample_begin(&r->cpu_system, -1, now);
+    others_begin(&r->cpu_others, run.opt.broker_pid, run.opt.redis_pid, now);
     cpu_sample_begin(&r->cpu_broker, run.opt.broker_pid, now);
     cpu_sample_begin(&r->cpu_redis, run.opt.redis_pid, now);
     if (!run.opt.broker_pid) r->cpu_broker.cpu0 = -1;
@@ -114,6 +111,7 @@ static void cpu_end(struct result *r)
     int64_t now = bench_now();
     cpu_sample_end(&r->cpu_self, now);
     cpu_sample_end(&r->cpu_system, now);
+    others_end(&r->cpu_others, now);
     if (run.opt.broker_pid) cpu_sample_end(&r->cpu_broker, now);
     if (run.opt.redis_pid) cpu_sample_end(&r->cpu_redis, now);
 }
@@ -196,6 +194,7 @@ void phases_run(struct result *r)
     r->all_back_ms = -1;
     r->cpu_self.percent = r->cpu_broker.percent = r->cpu_redis.percent = -1;
     r->cpu_system.percent = -1;
+    r->cpu_others.percent = -1;
     switch (run.opt.workload) {
     case WL_PRIVATE:
     case WL_BROADCAST:
@@ -205,7 +204,9 @@ void phases_run(struct result *r)
         if (setup(r)) hold_idle(r);
         break;
     case WL_LOGIN:
-    case WL_RESUME: storm(r); break;
+    case WL_RESUME:
+        storm(r);
+        break;
     }
     set_phase(PH_DONE);
     if (run.opt.progress) {

@@ -9,7 +9,9 @@
  * knows into R (timings, RSS, CPU). */
 void phases_run(struct result *r);
 
-/* Ends the run early (SIGINT): the script stops at its next check. */
-void phases_interrupt(void);
+#include <signal.h>
+
+/* Set by the SIGINT handler: the script stops at its next check and reports. */
+extern volatile sig_atomic_t phases_interrupted;
 
 #endif

@@ -1,6 +1,7 @@
 /* procstat: /proc/PID/status and /proc/PID/stat readers. */
 #include "procstat.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +10,10 @@
 
 static void proc_path(char *out, size_t len, int pid, const char *file)
 {
-    if (pid == 0) snprintf(out, len, "/proc/self/%s", file);
-    else snprintf(out, len, "/proc/%d/%s", pid, file);
+    if (pid == 0)
+        snprintf(out, len, "/proc/self/%s", file);
+    else
+        snprintf(out, len, "/proc/%d/%s", pid, file);
 }
 
 long procstat_rss_kib(int pid)
@@ -30,35 +33,56 @@ long procstat_rss_kib(int pid)
     return kib;
 }
 
-double procstat_cpu_seconds(int pid)
+int procstat_read_stat(int pid, long long *f, int max)
 {
     char path[64], line[1024];
     proc_path(path, sizeof path, pid, "stat");
-    FILE *f = fopen(path, "r");
-    if (f == NULL) return -1;
-    size_t n = fread(line, 1, sizeof line - 1, f);
-    fclose(f);
+    FILE *file = fopen(path, "r");
+    if (file == NULL) return -1;
+    size_t n = fread(line, 1, sizeof line - 1, file);
+    fclose(file);
     line[n] = '\0';
-    /* the command name may hold spaces and parentheses: fields start after the last ')' */
+    /* the command may hold spaces and parentheses: the fields start after the last ')' */
     char *p = strrchr(line, ')');
-    if (p == NULL) return -1;
-    unsigned long long utime = 0, stime = 0;
-    /* after ')': state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
-     * utime(14) stime(15) */
-    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-               &stime) != 2)
-        return -1;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+    if (p == NULL || p[1] != ' ' || p[2] == '\0') return -1;
+    p += 3; /* ") S": past the state */
+    int k = 3;
+    while (k + 1 < max) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || errno != 0) break;
+        f[++k] = v;
+        p = end;
+    }
+    return k > 3 ? k : -1;
+}
+
+double procstat_cpu_seconds(int pid)
+{
+    long long f[STAT_STIME + 1];
+    if (procstat_read_stat(pid, f, STAT_STIME + 1) < STAT_STIME) return -1;
+    return (double)(f[STAT_UTIME] + f[STAT_STIME]) / (double)sysconf(_SC_CLK_TCK);
 }
 
 double procstat_system_busy_seconds(void)
 {
+    char line[512];
     FILE *f = fopen("/proc/stat", "r");
     if (f == NULL) return -1;
-    unsigned long long v[5] = {0};
-    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4]);
+    char *ok = fgets(line, sizeof line, f);
     fclose(f);
-    if (n < 5) return -1;
+    if (ok == NULL || strncmp(line, "cpu ", 4) != 0) return -1;
+    /* user nice system idle iowait ...: idle and iowait are the 4th and 5th */
+    unsigned long long v[5];
+    char *p = line + 4;
+    for (int i = 0; i < 5; i++) {
+        char *end;
+        errno = 0;
+        v[i] = strtoull(p, &end, 10);
+        if (end == p || errno != 0) return -1;
+        p = end;
+    }
     /* Busy = wall time of every core minus idle and iowait. Idle is measured precisely by the
      * tickless kernel, while the busy fields are sampled at ticks and miss work done between
      * them on a mostly idle machine. */

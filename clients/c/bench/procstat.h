@@ -7,6 +7,17 @@
 /* VmRSS of PID in KiB (from /proc/PID/status), or -1. PID 0 means this process. */
 long procstat_rss_kib(int pid);
 
+/* The numeric fields of /proc/PID/stat (PID 0: this process): F[k] is field k of proc(5), for
+ * 4 <= k < MAX (the fields after the command and the state; F[0..3] are left alone). Returns the
+ * highest field read, or -1. */
+int procstat_read_stat(int pid, long long *f, int max);
+#define STAT_FLAGS 9
+#define STAT_UTIME 14
+#define STAT_STIME 15
+#define STAT_CUTIME 16
+#define STAT_CSTIME 17
+#define STAT_STARTTIME 22
+
 /* User + system CPU time of PID in seconds (utime + stime of /proc/PID/stat), or -1. */
 double procstat_cpu_seconds(int pid);
 

@@ -181,8 +181,10 @@ static void take_field(struct mp_frame *f, const struct mpr_item *k, const struc
     } else if (key_is(k, "id") && as_uint(v, &f->id)) {
         f->has_id = 1;
     } else if (key_is(k, "code")) {
-        if (as_uint(v, &u)) f->code = (int64_t)u;
-        else if (v->type == MPR_INT) f->code = v->v.i;
+        if (as_uint(v, &u))
+            f->code = (int64_t)u;
+        else if (v->type == MPR_INT)
+            f->code = v->v.i;
     } else if (key_is(k, "mid")) {
         as_uint(v, &f->mid);
     } else if (key_is(k, "body") && (v->type == MPR_STR || v->type == MPR_BIN)) {
@@ -262,10 +264,13 @@ static long mp_parse(struct client *c, const uint8_t *data, size_t len, int64_t 
     while (c->state != CL_DONE && c->state != CL_IDLE) {
         uint32_t body_len;
         switch (frame_split(data + pos, len - pos, MP_MAX_FRAME, &body_len)) {
-        case FRAME_NEED_MORE: return (long)pos;
+        case FRAME_NEED_MORE:
+            return (long)pos;
         case FRAME_EMPTY:
-        case FRAME_OVERSIZE: return -1;
-        case FRAME_READY: break;
+        case FRAME_OVERSIZE:
+            return -1;
+        case FRAME_READY:
+            break;
         }
         struct mp_frame f;
         if (read_frame(data + pos + FRAME_HEADER_LEN, body_len, &f) != 0) return -1;

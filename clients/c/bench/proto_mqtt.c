@@ -70,8 +70,8 @@ static void mqtt_start(struct client *c, int64_t now)
     uint8_t *p = packet_begin(c, MQTT_CONNECT, 10 + 2 + (size_t)n);
     if (p == NULL) return;
     p = put_str(p, "MQTT", 4);
-    *p++ = 4;    /* protocol level 3.1.1 */
-    *p++ = 0x02; /* clean session, no will, no credentials */
+    *p++ = 4;          /* protocol level 3.1.1 */
+    *p++ = 0x02;       /* clean session, no will, no credentials */
     p = put_u16(p, 0); /* no keep-alive: the run bounds the connection's life */
     put_str(p, id, (size_t)n);
     c->step = STEP_CONNACK;
@@ -81,8 +81,10 @@ static void mqtt_start(struct client *c, int64_t now)
 static void subscribe(struct client *c)
 {
     char topic[TOPIC_MAX];
-    if (run.opt.workload == WL_BROADCAST) broadcast_topic(topic, sizeof topic);
-    else private_topic(topic, sizeof topic, c->index);
+    if (run.opt.workload == WL_BROADCAST)
+        broadcast_topic(topic, sizeof topic);
+    else
+        private_topic(topic, sizeof topic, c->index);
     size_t n = strlen(topic);
     uint8_t *p = packet_begin(c, MQTT_SUBSCRIBE, 2 + 2 + n + 1);
     if (p == NULL) return;
@@ -178,11 +180,20 @@ static long mqtt_parse(struct client *c, const uint8_t *data, size_t len, int64_
         const uint8_t *p = data + pos + header;
         pos += header + remaining;
         switch (first & 0xf0) {
-        case MQTT_PUBLISH: on_publish(c, first & 0x0f, p, remaining, now); break;
-        case MQTT_CONNACK: on_connack(c, p, remaining, now); break;
-        case MQTT_SUBACK: on_suback(c, p, remaining, now); break;
-        case MQTT_PINGRESP: break;
-        default: count_local(c->w, LERR_PROTOCOL); break;
+        case MQTT_PUBLISH:
+            on_publish(c, first & 0x0f, p, remaining, now);
+            break;
+        case MQTT_CONNACK:
+            on_connack(c, p, remaining, now);
+            break;
+        case MQTT_SUBACK:
+            on_suback(c, p, remaining, now);
+            break;
+        case MQTT_PINGRESP:
+            break;
+        default:
+            count_local(c->w, LERR_PROTOCOL);
+            break;
         }
     }
     return (long)pos;

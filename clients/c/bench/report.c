@@ -7,7 +7,7 @@
 #include "opts.h"
 #include "proto.h"
 
-static const char *const local_names[LERR_COUNT] = {"connect", "closed",   "protocol",
+static const char *const local_names[LERR_COUNT] = {"connect", "closed",        "protocol",
                                                     "lost",    "setup_timeout", "storm_timeout"};
 
 void report_collect(struct result *r)
@@ -32,14 +32,17 @@ void report_collect(struct result *r)
             r->res_err[k] += c->res_err[k];
             r->bye[k] += c->bye[k];
         }
-        for (int k = 0; k < LERR_COUNT; k++) r->local[k] += c->local[k];
+        for (int k = 0; k < LERR_COUNT; k++)
+            r->local[k] += c->local[k];
         hist_merge(&r->latency, &w->latency);
         hist_merge(&r->reply, &w->reply);
         hist_merge(&r->setup, &w->setup);
     }
     r->errors_total = r->other_err;
-    for (int k = 0; k < BENCH_CODES; k++) r->errors_total += r->res_err[k] + r->bye[k];
-    for (int k = 0; k < LERR_COUNT; k++) r->errors_total += r->local[k];
+    for (int k = 0; k < BENCH_CODES; k++)
+        r->errors_total += r->res_err[k] + r->bye[k];
+    for (int k = 0; k < LERR_COUNT; k++)
+        r->errors_total += r->local[k];
 }
 
 static double ms(uint64_t ns)
@@ -60,9 +63,9 @@ static int storm(void)
 static void print_hist(FILE *out, const char *name, const struct hist *h)
 {
     if (h->count == 0) return;
-    fprintf(out, "  %-11s p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms  (n=%llu)\n",
-            name, ms(hist_quantile(h, 0.50)), ms(hist_quantile(h, 0.99)),
-            ms(hist_quantile(h, 0.999)), ms(h->max), (unsigned long long)h->count);
+    fprintf(out, "  %-11s p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms  (n=%llu)\n", name,
+            ms(hist_quantile(h, 0.50)), ms(hist_quantile(h, 0.99)), ms(hist_quantile(h, 0.999)),
+            ms(h->max), (unsigned long long)h->count);
 }
 
 static void print_errors(FILE *out, const struct result *r)
@@ -90,6 +93,7 @@ static void print_cpu(FILE *out, const struct result *r)
     if (r->cpu_system.percent >= 0)
         fprintf(out, "  whole machine %.0f%% of %ld00%%", r->cpu_system.percent,
                 sysconf(_SC_NPROCESSORS_ONLN));
+    if (r->cpu_others.percent >= 0) fprintf(out, "  other processes %.0f%%", r->cpu_others.percent);
     fprintf(out, "  (100%% = one core)\n");
 }
 
@@ -107,7 +111,8 @@ void report_table(const struct result *r, FILE *out)
     fprintf(out, "%s\n", r->hard_stop ? "  HARD STOP" : "");
     fprintf(out, "  %-11s %llu ready, %llu failed", "setup", (unsigned long long)r->ready,
             (unsigned long long)r->failed);
-    if (r->setup.count) fprintf(out, ", connect to ready p50 %.3f ms", ms(hist_quantile(&r->setup, .5)));
+    if (r->setup.count)
+        fprintf(out, ", connect to ready p50 %.3f ms", ms(hist_quantile(&r->setup, .5)));
     fprintf(out, "\n");
     if (o->workload == WL_PRIVATE || o->workload == WL_BROADCAST) {
         fprintf(out, "  %-11s %.1f s\n", "measured", r->measured_s);
@@ -139,16 +144,19 @@ static void json_str(FILE *out, const char *s)
     fputc('"', out);
     for (; *s; s++) {
         if (*s == '"' || *s == '\\') fputc('\\', out);
-        if ((unsigned char)*s < 0x20) fprintf(out, "\\u%04x", *s);
-        else fputc(*s, out);
+        if ((unsigned char)*s < 0x20)
+            fprintf(out, "\\u%04x", *s);
+        else
+            fputc(*s, out);
     }
     fputc('"', out);
 }
 
 static void json_hist(FILE *out, const char *name, const struct hist *h)
 {
-    fprintf(out, ",\"%s\":{\"count\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-                 "\"max_us\":%.1f,\"mean_us\":%.1f}",
+    fprintf(out,
+            ",\"%s\":{\"count\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
+            "\"max_us\":%.1f,\"mean_us\":%.1f}",
             name, (unsigned long long)h->count, hist_quantile(h, .5) / 1e3,
             hist_quantile(h, .99) / 1e3, hist_quantile(h, .999) / 1e3,
             h->count ? (double)h->max / 1e3 : 0.0, hist_mean(h) / 1e3);
@@ -159,7 +167,8 @@ static void json_errors(FILE *out, const struct result *r)
     fprintf(out, ",\"errors_total\":%llu,\"errors\":{", (unsigned long long)r->errors_total);
     const char *sep = "";
     for (int k = 0; k < BENCH_CODES; k++) {
-        if (r->res_err[k]) fprintf(out, "%s\"res_%d\":%llu", sep, k, (unsigned long long)r->res_err[k]);
+        if (r->res_err[k])
+            fprintf(out, "%s\"res_%d\":%llu", sep, k, (unsigned long long)r->res_err[k]);
         if (r->res_err[k]) sep = ",";
     }
     for (int k = 0; k < BENCH_CODES; k++) {
@@ -177,8 +186,10 @@ static void json_errors(FILE *out, const struct result *r)
 
 static void json_cpu(FILE *out, const char *name, const struct cpu_sample *s)
 {
-    if (s->percent < 0) fprintf(out, ",\"%s\":null", name);
-    else fprintf(out, ",\"%s\":%.1f", name, s->percent);
+    if (s->percent < 0)
+        fprintf(out, ",\"%s\":null", name);
+    else
+        fprintf(out, ",\"%s\":%.1f", name, s->percent);
 }
 
 void report_json(const struct result *r, FILE *out)
@@ -187,8 +198,9 @@ void report_json(const struct result *r, FILE *out)
     fprintf(out, "{\"workload\":\"%s\",\"proto\":\"%s\",\"label\":", workload_name(o->workload),
             run.proto->name);
     json_str(out, o->label ? o->label : "");
-    fprintf(out, ",\"clients\":%d,\"publishers\":%d,\"threads\":%d,\"rate\":%.0f,\"window\":%d,"
-                 "\"size\":%d,\"hard_stop\":%s",
+    fprintf(out,
+            ",\"clients\":%d,\"publishers\":%d,\"threads\":%d,\"rate\":%.0f,\"window\":%d,"
+            "\"size\":%d,\"hard_stop\":%s",
             o->clients, o->workload == WL_BROADCAST ? o->publishers : 0, o->threads, o->rate,
             o->window, o->size, r->hard_stop ? "true" : "false");
     fprintf(out, ",\"ready\":%llu,\"failed\":%llu,\"measured_s\":%.3f",
@@ -204,20 +216,27 @@ void report_json(const struct result *r, FILE *out)
     json_hist(out, "reply", &r->reply);
     json_hist(out, "setup", &r->setup);
     if (o->workload == WL_IDLE && r->rss_after_kib >= 0 && r->ready > 0)
-        fprintf(out, ",\"broker_rss_before_kib\":%ld,\"broker_rss_after_kib\":%ld,"
-                     "\"rss_per_session_bytes\":%.1f",
+        fprintf(out,
+                ",\"broker_rss_before_kib\":%ld,\"broker_rss_after_kib\":%ld,"
+                "\"rss_per_session_bytes\":%.1f",
                 r->rss_before_kib, r->rss_after_kib,
                 (double)(r->rss_after_kib - r->rss_before_kib) * 1024.0 / (double)r->ready);
     if (storm()) {
         fprintf(out, ",\"storm_back\":%llu,\"all_back_ms\":", (unsigned long long)r->storm_back);
-        if (r->all_back_ms >= 0) fprintf(out, "%.1f", r->all_back_ms);
-        else fprintf(out, "null");
+        if (r->all_back_ms >= 0)
+            fprintf(out, "%.1f", r->all_back_ms);
+        else
+            fprintf(out, "null");
     }
     json_errors(out, r);
     json_cpu(out, "cpu_bench_pct", &r->cpu_self);
     json_cpu(out, "cpu_broker_pct", &r->cpu_broker);
     json_cpu(out, "cpu_redis_pct", &r->cpu_redis);
     json_cpu(out, "cpu_machine_pct", &r->cpu_system);
+    if (r->cpu_others.percent < 0)
+        fprintf(out, ",\"cpu_others_pct\":null");
+    else
+        fprintf(out, ",\"cpu_others_pct\":%.1f", r->cpu_others.percent);
     fprintf(out, ",\"cores\":%ld", sysconf(_SC_NPROCESSORS_ONLN));
     fprintf(out, "}\n");
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "bench.h"
+#include "others.h"
 #include "procstat.h"
 
 struct result {
@@ -18,6 +19,7 @@ struct result {
     uint64_t storm_back;
     double all_back_ms;
     struct cpu_sample cpu_broker, cpu_redis, cpu_self, cpu_system;
+    struct others_sample cpu_others;
     int hard_stop;
 };
 

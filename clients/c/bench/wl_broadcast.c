@@ -6,11 +6,6 @@
 
 #define LOST_CHECK_NS 100000000LL
 
-static int in_window(int64_t t)
-{
-    return t >= atomic_load(&run.t_measure_start) && t < atomic_load(&run.t_measure_end);
-}
-
 static struct bcast_slot *slot_of(uint32_t publisher, uint32_t seq)
 {
     return &run.bcast[(size_t)publisher * BCAST_RING + seq % BCAST_RING];
@@ -25,7 +20,7 @@ static void send_one(struct worker *w, struct client *c, int64_t now)
     run.proto->send_broadcast(c, w->body, (size_t)run.opt.size, now);
     sender_took((int)c->index, now);
     atomic_fetch_add_explicit(&w->ctr.sent, 1, memory_order_relaxed);
-    if (in_window(now)) w->ctr.sent_window++;
+    if (in_measured_window(now)) w->ctr.sent_window++;
 }
 
 static int is_publisher(const struct client *c)
@@ -37,7 +32,8 @@ static int is_publisher(const struct client *c)
 static size_t publishers_here(const struct worker *w)
 {
     size_t n = 0;
-    while (n < w->count && is_publisher(&w->clients[n])) n++;
+    while (n < w->count && is_publisher(&w->clients[n]))
+        n++;
     return n;
 }
 

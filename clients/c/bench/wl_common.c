@@ -23,9 +23,8 @@ void sender_release(int s, int64_t now)
     struct sender *sd = &run.sender[s];
     int v = atomic_load_explicit(&sd->inflight, memory_order_relaxed);
     /* never below 0: a message declared lost may still turn up */
-    while (v > 0 && !atomic_compare_exchange_weak_explicit(&sd->inflight, &v, v - 1,
-                                                           memory_order_relaxed,
-                                                           memory_order_relaxed)) {
+    while (v > 0 && !atomic_compare_exchange_weak_explicit(
+                        &sd->inflight, &v, v - 1, memory_order_relaxed, memory_order_relaxed)) {
     }
     atomic_store_explicit(&sd->last_progress_ns, now, memory_order_relaxed);
 }
@@ -47,7 +46,8 @@ void sender_check_lost(struct worker *w, struct client *c, int s, int64_t now)
 long senders_in_flight(void)
 {
     long n = 0;
-    for (int s = 0; s < run.senders; s++) n += atomic_load(&run.sender[s].inflight);
+    for (int s = 0; s < run.senders; s++)
+        n += atomic_load(&run.sender[s].inflight);
     return n;
 }
 
@@ -84,8 +84,11 @@ const struct workload workload_none = {.name = "none"};
 const struct workload *workload_for(enum workload_kind kind)
 {
     switch (kind) {
-    case WL_PRIVATE: return &workload_private;
-    case WL_BROADCAST: return &workload_broadcast;
-    default: return &workload_none;
+    case WL_PRIVATE:
+        return &workload_private;
+    case WL_BROADCAST:
+        return &workload_broadcast;
+    default:
+        return &workload_none;
     }
 }

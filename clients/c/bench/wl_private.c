@@ -7,11 +7,6 @@
 
 #define LOST_CHECK_NS 100000000LL
 
-static int in_window(int64_t t)
-{
-    return t >= atomic_load(&run.t_measure_start) && t < atomic_load(&run.t_measure_end);
-}
-
 static void send_one(struct worker *w, struct client *c, int64_t now)
 {
     uint32_t to = rng_below(&w->rng, (uint32_t)run.total - 1);
@@ -20,14 +15,15 @@ static void send_one(struct worker *w, struct client *c, int64_t now)
     run.proto->send_private(c, to, w->body, (size_t)run.opt.size, now);
     sender_took((int)c->index, now);
     atomic_fetch_add_explicit(&w->ctr.sent, 1, memory_order_relaxed);
-    if (in_window(now)) w->ctr.sent_window++;
+    if (in_measured_window(now)) w->ctr.sent_window++;
 }
 
 static void fill_windows(struct worker *w, int64_t now)
 {
     for (size_t i = 0; i < w->count; i++) {
         struct client *c = &w->clients[i];
-        while (c->state == CL_READY && sender_has_room((int)c->index)) send_one(w, c, now);
+        while (c->state == CL_READY && sender_has_room((int)c->index))
+            send_one(w, c, now);
     }
 }
 
@@ -51,8 +47,10 @@ static void send_at_rate(struct worker *w, long due, int64_t now)
 static void private_tick(struct worker *w, int64_t now)
 {
     long due = rate_due(w, now);
-    if (due < 0) fill_windows(w, now);
-    else send_at_rate(w, due, now);
+    if (due < 0)
+        fill_windows(w, now);
+    else
+        send_at_rate(w, due, now);
     if (now < w->next_lost_check) return;
     w->next_lost_check = now + LOST_CHECK_NS;
     for (size_t i = 0; i < w->count; i++)
