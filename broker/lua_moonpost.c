@@ -171,13 +171,13 @@ int mpl_deliver(lua_State *L)
     const char *user = luaL_checklstring(L, 1, &user_len);
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_Integer mid = luaL_optinteger(L, 3, 0);
-    if (presence_find(user, user_len) == NULL) {
+    struct session *s = presence_find(user, user_len); /* offline: nothing to encode */
+    if (s == NULL) {
         lua_pushboolean(L, 0);
         return 1;
     }
     size_t n = lua_encode_frame(L, 2);
-    lua_pushboolean(L, router_deliver(user, user_len, broker.scratch.sb.data, n,
-                                      mid > 0 ? (uint64_t)mid : 0));
+    lua_pushboolean(L, router_deliver_to(s, broker.scratch.sb.data, n, mid > 0 ? (uint64_t)mid : 0));
     return 1;
 }
 

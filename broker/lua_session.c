@@ -14,6 +14,7 @@
 #include "luahost.h"
 #include "plugin.h"
 #include "presence.h"
+#include "reply.h"
 #include "router.h"
 #include "session.h"
 
@@ -40,15 +41,6 @@ static int already_replied(lua_State *L, struct request *r)
     return 1;
 }
 
-/* Encodes the table at index 2 once and queues it to S; the method's result is true. */
-static int send_table(lua_State *L, struct session *s)
-{
-    size_t n = lua_encode_frame(L, 2);
-    session_send_bytes(s, broker.scratch.sb.data, n);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
 static int is_reply_key(lua_State *L, int idx)
 {
     if (lua_type(L, idx) != LUA_TSTRING) return 0;
@@ -56,8 +48,7 @@ static int is_reply_key(lua_State *L, int idx)
     return strcmp(k, "type") == 0 || strcmp(k, "id") == 0 || strcmp(k, "code") == 0;
 }
 
-/* Packs {type = "res", id, code = 200} plus the fields of the table at 2 (ids are unsigned
- * 64-bit, which a Lua integer cannot hold, so they never pass through Lua). */
+/* Packs {type = "res", id, code = 200} plus the fields of the table at 2. */
 static size_t encode_ok(lua_State *L, const struct request *r)
 {
     struct codec_buf *b = &broker.scratch;
@@ -67,14 +58,7 @@ static size_t encode_ok(lua_State *L, const struct request *r)
         lua_pop(L, 1);
         if (!is_reply_key(L, -1)) fields++;
     }
-    codec_frame_begin(b);
-    msgpack_pack_map(&b->pk, fields + 3);
-    msgpack_pack_str_with_body(&b->pk, "type", 4);
-    msgpack_pack_str_with_body(&b->pk, "res", 3);
-    msgpack_pack_str_with_body(&b->pk, "id", 2);
-    msgpack_pack_uint64(&b->pk, r->id);
-    msgpack_pack_str_with_body(&b->pk, "code", 4);
-    msgpack_pack_int(&b->pk, 200);
+    reply_begin_in(b, 1, r->id, 200, fields);
     char err[256];
     lua_pushnil(L);
     while (lua_next(L, 2)) {
@@ -131,14 +115,13 @@ static int session_push(lua_State *L)
     lua_Integer mid = luaL_optinteger(L, 3, 0);
     struct session *s = live_session(L, r);
     if (s == NULL) return 1;
-    if (mid > 0) {
-        if ((uint64_t)mid <= s->last_mid) {
-            lua_pushboolean(L, 0);
-            return 1;
-        }
-        s->last_mid = (uint64_t)mid;
+    if (mid > 0 && (uint64_t)mid <= s->last_mid) { /* a repeat: not even encoded */
+        lua_pushboolean(L, 0);
+        return 1;
     }
-    return send_table(L, s);
+    size_t n = lua_encode_frame(L, 2);
+    lua_pushboolean(L, router_push(s, broker.scratch.sb.data, n, mid > 0 ? (uint64_t)mid : 0));
+    return 1;
 }
 
 /* s:close([code, reason]) -- sends `bye` and closes once flushed. */

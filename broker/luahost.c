@@ -39,6 +39,7 @@ static const char anonymous_key = 'a';
 static const char close_hooks_key = 'c';
 static const char session_data_key = 'd';
 static const char thread_pool_key = 'p';
+static const char routed_key = 'r'; /* array of the handlers the router points at, by slot */
 
 #define THREAD_POOL_MAX 256 /* finished coroutines kept for reuse */
 
@@ -288,18 +289,21 @@ static void sync_routes(struct luahost_vm *vm)
 {
     lua_State *L = vm->L;
     router_clear_lua();
+    lua_newtable(L); /* the routed handlers, by slot */
     lua_rawgetp(L, LUA_REGISTRYINDEX, &handlers_key);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &anonymous_key);
+    int slot = 0;
     lua_pushnil(L);
     while (lua_next(L, -3)) {
-        lua_pop(L, 1);
+        lua_rawseti(L, -5, ++slot); /* routed[slot] = handler */
         lua_pushvalue(L, -1);
         lua_rawget(L, -3);
         int anonymous = lua_toboolean(L, -1);
         lua_pop(L, 1);
-        router_add_lua(lua_tostring(L, -1), anonymous);
+        router_add_lua(lua_tostring(L, -1), anonymous, slot);
     }
     lua_pop(L, 2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &routed_key);
 }
 
 static void retire(struct luahost_vm *vm)
@@ -520,6 +524,7 @@ struct dispatch_args {
     const struct frame_info *info;
     const uint8_t *body;
     size_t len;
+    int slot;
     struct request *r;
 };
 
@@ -531,9 +536,8 @@ static int prepare_dispatch(lua_State *L)
     r->id = a->info->id;
     lua_State *co = r->co;
     lua_pushcfunction(co, run_handler);
-    lua_rawgetp(co, LUA_REGISTRYINDEX, &handlers_key);
-    lua_pushlstring(co, (const char *)a->info->type, a->info->type_len);
-    lua_rawget(co, -2);
+    lua_rawgetp(co, LUA_REGISTRYINDEX, &routed_key);
+    lua_rawgeti(co, -1, a->slot);
     lua_remove(co, -2);
     lua_rawgeti(co, LUA_REGISTRYINDEX, r->ref);
     lua_pushlightuserdata(co, (void *)a->body);
@@ -543,14 +547,14 @@ static int prepare_dispatch(lua_State *L)
 }
 
 void luahost_dispatch(struct session *s, const struct frame_info *info, const uint8_t *body,
-                      size_t len)
+                      size_t len, int slot)
 {
     if (current == NULL) {
         session_reply(s, info->has_id, info->id, 503, "scripts not loaded");
         return;
     }
     lua_State *L = current->L;
-    struct dispatch_args a = {s, info, body, len, NULL};
+    struct dispatch_args a = {s, info, body, len, slot, NULL};
     lua_pushcfunction(L, prepare_dispatch);
     lua_pushlightuserdata(L, &a);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {

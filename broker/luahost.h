@@ -44,9 +44,9 @@ int luahost_reload(char *errbuf, size_t errlen);
 
 void luahost_stop(void);
 
-/* Runs the Lua handler of a frame the router has checked. */
+/* Runs the Lua handler of a frame the router has checked; SLOT is the one router_add_lua got. */
 void luahost_dispatch(struct session *s, const struct frame_info *info, const uint8_t *body,
-                      size_t len);
+                      size_t len, int slot);
 
 /* Forgets the scripts' per-session table (s.data) of a session being freed. */
 void luahost_session_freed(session_handle handle);

@@ -20,6 +20,7 @@
 #include "moonpost_plugin.h"
 #include "mpread.h"
 #include "presence.h"
+#include "reply.h"
 #include "router.h"
 #include "store.h"
 
@@ -81,9 +82,6 @@ static int bufs_ready;
 
 /* The session whose disconnect hooks are running: still readable by id while they run. */
 static struct session *closing_session;
-static session_handle last_closed;
-static void (*chained_on_free)(struct session *s);
-static int on_free_installed;
 
 /* ---- broker settings offered to plugins as text ---- */
 
@@ -256,18 +254,7 @@ static void api_reply(const mp_request *req, int code, const char *error)
 
 static msgpack_packer *api_reply_begin(const mp_request *req, size_t fields)
 {
-    msgpack_packer *pk = &reply_buf.pk;
-    codec_frame_begin(&reply_buf);
-    msgpack_pack_map(pk, fields + 2 + (req->has_id ? 1 : 0));
-    msgpack_pack_str_with_body(pk, "type", 4);
-    msgpack_pack_str_with_body(pk, "res", 3);
-    msgpack_pack_str_with_body(pk, "code", 4);
-    msgpack_pack_int(pk, 200);
-    if (req->has_id) {
-        msgpack_pack_str_with_body(pk, "id", 2);
-        msgpack_pack_uint64(pk, req->id);
-    }
-    return pk;
+    return reply_begin_in(&reply_buf, req->has_id, req->id, 200, fields);
 }
 
 static void api_reply_end(const mp_request *req)
@@ -297,13 +284,7 @@ static const void *api_frame_end(size_t *len)
 static int api_push(mp_session id, const void *frame, size_t len, uint64_t mid)
 {
     struct session *s = session_get(id);
-    if (s == NULL) return 0;
-    if (mid > 0) {
-        if (mid <= s->last_mid) return 0;
-        s->last_mid = mid;
-    }
-    session_send_bytes(s, frame, len);
-    return 1;
+    return s != NULL ? router_push(s, frame, len, mid) : 0;
 }
 
 static int api_deliver(const char *user, size_t user_len, const void *frame, size_t len,
@@ -519,26 +500,15 @@ void plugin_session_login(struct session *s)
     run_session_hooks(&login_hooks, s);
 }
 
-/* Runs the disconnect hooks once per client session, whichever of the two paths below sees
- * it first. */
+/* Called by the router for every client session being freed, logged in or not. */
 void plugin_session_closed(struct session *s)
 {
-    if (s->kind != SESSION_CLIENT || s->handle == last_closed) return;
-    last_closed = s->handle;
-    if (disconnect_hooks.count == 0) return;
+    if (s->kind != SESSION_CLIENT || disconnect_hooks.count == 0) return;
     closing_session = s;
     session_handle id = s->handle;
     for (size_t i = 0; i < disconnect_hooks.count; i++)
         disconnect_hooks.items[i].fn(disconnect_hooks.items[i].p->state, id);
     closing_session = NULL;
-}
-
-/* The session layer's free callback, chained in front of the broker's own (which reports only
- * sessions that had logged in): on_disconnect then also covers anonymous sessions. */
-static void on_session_free(struct session *s)
-{
-    plugin_session_closed(s);
-    if (chained_on_free) chained_on_free(s);
 }
 
 /* ---- loading ---- */
@@ -692,11 +662,6 @@ int plugin_load_all(void)
     }
     for (size_t i = 0; i < broker.conf.plugin.count; i++)
         if (load_one(broker.conf.plugin.items[i]) != 0) return -1;
-    if (disconnect_hooks.count > 0 && !on_free_installed) {
-        chained_on_free = session_on_free;
-        session_on_free = on_session_free;
-        on_free_installed = 1;
-    }
     return 0;
 }
 
@@ -706,11 +671,6 @@ void plugin_unload_all(void)
         struct mp_plugin_ctx *p = plugins[i];
         if (p->initialised && p->fini) p->fini(p->state);
         p->initialised = 0;
-    }
-    if (on_free_installed) {
-        session_on_free = chained_on_free;
-        chained_on_free = NULL;
-        on_free_installed = 0;
     }
     for (size_t i = plugin_count; i-- > 0;) {
         dlclose(plugins[i]->dl);

@@ -10,20 +10,25 @@ void reply_pack_str(msgpack_packer *pk, const char *s)
     msgpack_pack_str_with_body(pk, s, strlen(s));
 }
 
-msgpack_packer *reply_begin(int has_id, uint64_t id, size_t fields)
+msgpack_packer *reply_begin_in(struct codec_buf *b, int has_id, uint64_t id, int code,
+                               size_t fields)
 {
-    struct codec_buf *b = &broker.scratch;
     codec_frame_begin(b);
     msgpack_pack_map(&b->pk, fields + 2 + (has_id ? 1 : 0));
     reply_pack_str(&b->pk, "type");
     reply_pack_str(&b->pk, "res");
     reply_pack_str(&b->pk, "code");
-    msgpack_pack_int(&b->pk, 200);
+    msgpack_pack_int(&b->pk, code);
     if (has_id) {
         reply_pack_str(&b->pk, "id");
-        msgpack_pack_uint64(&b->pk, id);
+        msgpack_pack_uint64(&b->pk, id); /* ids are uint64: they never pass through Lua */
     }
     return &b->pk;
+}
+
+msgpack_packer *reply_begin(int has_id, uint64_t id, size_t fields)
+{
+    return reply_begin_in(&broker.scratch, has_id, id, 200, fields);
 }
 
 const char *reply_encode_bye(int code, const char *error, size_t *len)

@@ -1,4 +1,4 @@
-/* reply: building a `res` 200 with extra fields from C, straight into the scratch buffer. */
+/* reply: building `res` and `bye` frames from C. */
 #ifndef MOONPOST_REPLY_H
 #define MOONPOST_REPLY_H
 
@@ -6,8 +6,15 @@
 
 #include "session.h"
 
-/* Starts `res` 200 for request (HAS_ID, ID) with FIELDS more key/value pairs to follow; returns
- * the packer to write them with. */
+#include "codec.h"
+
+/* Starts a frame in B: `res` CODE for request (HAS_ID, ID), with FIELDS more key/value pairs to
+ * follow (`error` among them when CODE != 200); returns the packer to write them with. The one
+ * place that writes a reply's header. */
+msgpack_packer *reply_begin_in(struct codec_buf *b, int has_id, uint64_t id, int code,
+                               size_t fields);
+
+/* reply_begin_in(scratch, has_id, id, 200, fields). */
 msgpack_packer *reply_begin(int has_id, uint64_t id, size_t fields);
 /* Queues the reply to S. */
 void reply_end(struct session *s);

@@ -19,6 +19,7 @@ struct route {
     int anonymous;
     router_c_handler fn;
     void *state;
+    int lua_slot; /* ROUTE_LUA: where luahost finds the handler, so the type is looked up once */
 };
 
 struct hook {
@@ -64,14 +65,16 @@ static int add_route(const char *type, enum route_kind kind, int anonymous, rout
     return 0;
 }
 
-int router_add_lua(const char *type, int anonymous)
+int router_add_lua(const char *type, int anonymous, int slot)
 {
     struct route *r = find_route((const uint8_t *)type, strlen(type));
     if (r != NULL && r->kind == ROUTE_C) {
         log_warn("type '%s' is served by a C plugin; its Lua handler is not used", type);
         return -1;
     }
-    return add_route(type, ROUTE_LUA, anonymous, NULL, NULL);
+    if (add_route(type, ROUTE_LUA, anonymous, NULL, NULL) != 0) return -1;
+    find_route((const uint8_t *)type, strlen(type))->lua_slot = slot;
+    return 0;
 }
 
 int router_add_c(const char *type, int anonymous, router_c_handler fn, void *state)
@@ -151,7 +154,7 @@ void router_dispatch(struct session *s, const struct frame_info *info, const uin
     if (r->kind == ROUTE_C)
         r->fn(r->state, s, info, body, len);
     else
-        luahost_dispatch(s, info, body, len);
+        luahost_dispatch(s, info, body, len, r->lua_slot);
 }
 
 void router_session_freed(struct session *s)
@@ -163,18 +166,28 @@ void router_session_freed(struct session *s)
     if (presence_find(s->user, s->user_len) == NULL) luahost_user_gone(s->user, s->user_len);
 }
 
+int router_push(struct session *s, const void *frame, size_t frame_len, uint64_t mid)
+{
+    if (mid > 0) {
+        if (mid <= s->last_mid) return 0;
+        s->last_mid = mid;
+    }
+    session_send_bytes(s, frame, frame_len);
+    return 1;
+}
+
+int router_deliver_to(struct session *s, const void *frame, size_t frame_len, uint64_t mid)
+{
+    if (mid > 0 && s->replaying) return 1;
+    if (router_push(s, frame, frame_len, mid)) broker.stats.deliveries_total++;
+    return 1;
+}
+
 int router_deliver(const char *user, size_t user_len, const void *frame, size_t frame_len,
                    uint64_t mid)
 {
     struct session *s = presence_find(user, user_len);
-    if (s == NULL) return 0;
-    if (mid > 0) {
-        if (s->replaying || mid <= s->last_mid) return 1;
-        s->last_mid = mid;
-    }
-    session_send_bytes(s, frame, frame_len);
-    broker.stats.deliveries_total++;
-    return 1;
+    return s != NULL ? router_deliver_to(s, frame, frame_len, mid) : 0;
 }
 
 size_t router_broadcast(const void *frame, size_t frame_len, const struct session *except)

@@ -19,8 +19,9 @@ typedef int (*router_message_hook)(void *state, struct session *s, const struct 
 
 enum route_kind { ROUTE_LUA, ROUTE_C };
 
-/* Registers (or replaces) the handler of TYPE. ANONYMOUS: it may run before login. */
-int router_add_lua(const char *type, int anonymous);
+/* Registers (or replaces) the handler of TYPE. ANONYMOUS: it may run before login. SLOT is
+ * handed back to luahost_dispatch to find the Lua function. */
+int router_add_lua(const char *type, int anonymous, int slot);
 int router_add_c(const char *type, int anonymous, router_c_handler fn, void *state);
 /* Forgets every Lua route (before a reload registers the new ones). C routes stay. */
 void router_clear_lua(void);
@@ -31,11 +32,18 @@ void router_free(void);
 void router_dispatch(struct session *s, const struct frame_info *info, const uint8_t *body,
                      size_t len);
 
-/* Queues FRAME to USER's session. MID > 0 marks a mailbox message: it is held back while the
- * session replays its mailbox (the replay will bring it) and never pushed twice. Returns 1 when
- * the user is online (pushed or about to be replayed), 0 when not. */
+/* Queues FRAME to S. MID > 0 marks a mailbox message: pushed only when above the session's
+ * last_mid, which it then becomes, so a session never sees a mid twice or out of order.
+ * Returns 1 when queued. */
+int router_push(struct session *s, const void *frame, size_t frame_len, uint64_t mid);
+
+/* Queues FRAME to USER's session. A mailbox message (MID > 0) is also held back while the
+ * session replays its mailbox (the replay will bring it). Returns 1 when the user is online
+ * (pushed or about to be replayed), 0 when not. */
 int router_deliver(const char *user, size_t user_len, const void *frame, size_t frame_len,
                    uint64_t mid);
+/* The same for a session already found (presence_find). */
+int router_deliver_to(struct session *s, const void *frame, size_t frame_len, uint64_t mid);
 
 /* Queues FRAME (encoded once) to every online session but EXCEPT; returns how many. */
 size_t router_broadcast(const void *frame, size_t frame_len, const struct session *except);

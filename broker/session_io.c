@@ -10,6 +10,7 @@
 #include "broker.h"
 #include "frame.h"
 #include "log.h"
+#include "reply.h"
 #include "router.h"
 #include "session_internal.h"
 
@@ -154,23 +155,13 @@ void session_reply(struct session *s, int has_id, uint64_t id, int code, const c
 {
     stats_count_reply(&broker.stats, code);
     if (code == 200 && !has_id) return;
-    struct codec_buf *b = &broker.scratch;
-    codec_frame_begin(b);
-    msgpack_pack_map(&b->pk, 2 + (has_id ? 1 : 0) + (code != 200 ? 1 : 0));
-    msgpack_pack_str_with_body(&b->pk, "type", 4);
-    msgpack_pack_str_with_body(&b->pk, "res", 3);
-    if (has_id) {
-        msgpack_pack_str_with_body(&b->pk, "id", 2);
-        msgpack_pack_uint64(&b->pk, id);
-    }
-    msgpack_pack_str_with_body(&b->pk, "code", 4);
-    msgpack_pack_int(&b->pk, code);
+    msgpack_packer *pk = reply_begin_in(&broker.scratch, has_id, id, code, code != 200);
     if (code != 200) {
-        msgpack_pack_str_with_body(&b->pk, "error", 5);
-        msgpack_pack_str_with_body(&b->pk, error, strlen(error));
+        reply_pack_str(pk, "error");
+        reply_pack_str(pk, error);
     }
-    size_t n = codec_frame_end(b);
-    session_send_bytes(s, b->sb.data, n);
+    size_t n = codec_frame_end(&broker.scratch);
+    session_send_bytes(s, broker.scratch.sb.data, n);
 }
 
 /* ---- reading ---- */
