@@ -63,6 +63,9 @@ static void write_metrics(struct evbuffer *out)
                             (unsigned long long)s->replies_total[i]);
     counter(out, "moonpost_deliveries_total", "Private messages pushed to online sessions.",
             s->deliveries_total);
+    counter(out, "moonpost_mid_regressions_total",
+            "Live private messages not pushed: their mid was not above the session's last.",
+            s->mid_regressions_total);
     counter(out, "moonpost_broadcast_deliveries_total", "Broadcast frames queued to sessions.",
             s->broadcast_deliveries_total);
     counter(out, "moonpost_slow_consumers_dropped_total", "Sessions dropped for a full output.",

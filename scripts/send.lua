@@ -12,7 +12,7 @@ mp.on("send", function(s, m)
   local ts = mp.now()
   local blob = mp.encode{ from = s.user, to = m.to, body = m.body, ts = ts }
   local mid, err = mp.redis("FCALL", "moonpost_store", 2, chat.key.user(m.to),
-                            chat.key.mailbox(m.to), mp.config.mailbox_max, blob)
+                            chat.key.mailbox(m.to), mp.config.mailbox_max, blob, ts)
   if not mid then return chat.storage_failed(s, err) end
   if mid == -404 then return s:fail(404, "no such user") end
   if mid == -507 then return s:fail(507, "mailbox full") end

@@ -161,7 +161,7 @@ static struct pending_send *copy_request(struct send_state *st, const mp_request
     return m;
 }
 
-/* FCALL moonpost_store 2 <prefix>user:<to> <prefix>mbox:<to> mailbox_max blob */
+/* FCALL moonpost_store 2 <prefix>user:<to> <prefix>mbox:<to> mailbox_max blob ts */
 static int store(struct send_state *st, struct pending_send *m)
 {
     char user_key[KEY_MAX], mbox_key[KEY_MAX];
@@ -170,10 +170,13 @@ static int store(struct send_state *st, struct pending_send *m)
     msgpack_sbuffer blob;
     msgpack_sbuffer_init(&blob);
     pack_blob(&blob, m);
-    const char *argv[] = {"FCALL",  "moonpost_store", "2",      user_key,
-                          mbox_key, st->mailbox_max,  blob.data};
-    size_t lens[] = {5, 14, 1, (size_t)ul, (size_t)ml, strlen(st->mailbox_max), blob.size};
-    int rc = st->api->redis(7, argv, lens, on_stored, m);
+    char ts[24]; /* the broker's clock: the mid is at least 1024 per ms of it */
+    int tl = snprintf(ts, sizeof ts, "%lld", (long long)m->ts);
+    const char *argv[] = {"FCALL",        "moonpost_store", "2",       user_key,
+                          mbox_key,       st->mailbox_max,  blob.data, ts};
+    size_t lens[] = {5, 14, 1, (size_t)ul, (size_t)ml, strlen(st->mailbox_max), blob.size,
+                     (size_t)tl};
+    int rc = st->api->redis(8, argv, lens, on_stored, m);
     msgpack_sbuffer_destroy(&blob);
     return rc;
 }
