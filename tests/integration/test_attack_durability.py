@@ -328,7 +328,7 @@ class TestPersistenceCheck(DurabilityBase):
         self.assertEqual(self.verdict(self.broker), 0.0)
         poll(lambda: "appendonly" in self.broker.log_text(), what="the warning")
         log = self.broker.log_text()
-        self.assertRegex(log, r"warn.*appendonly no")
+        self.assertRegex(log, r"WARN .*appendonly no")
         # not required: still served
         user = uname("pw")
         self.register(user)
@@ -369,7 +369,8 @@ class TestPersistenceCheckDurable(DurabilityBase):
              timeout=20, what="durable")
         user = uname("du")
         self.register(user)
-        self.assertNotRegex(self.broker.log_text(), r"warn.*appendonly")
+        poll(lambda: "appendonly yes" in self.broker.log_text(), what="the verdict logged")
+        self.assertNotRegex(self.broker.log_text(), r"WARN .*appendonly")
 
 
 class TestReplayWaitsForTheReader(DurabilityBase):
