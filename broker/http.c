@@ -80,9 +80,10 @@ static void write_metrics(struct evbuffer *out)
     counter(out, "moonpost_redis_reconnects_total", "Redis connections lost.",
             s->redis_reconnects_total);
     gauge(out, "moonpost_redis_up", "1 when the Redis connection is up.", store_ready());
-    evbuffer_add_printf(out, "# HELP moonpost_redis_durable 1 when Redis keeps an append-only "
-                             "file (acked messages survive its restart), 0 when not, -1 unknown.\n"
-                             "# TYPE moonpost_redis_durable gauge\nmoonpost_redis_durable %d\n",
+    evbuffer_add_printf(out,
+                        "# HELP moonpost_redis_durable 1 when Redis keeps an append-only "
+                        "file (acked messages survive its restart), 0 when not, -1 unknown.\n"
+                        "# TYPE moonpost_redis_durable gauge\nmoonpost_redis_durable %d\n",
                         store_durability());
     counter(out, "moonpost_reloads_total", "Successful script reloads.", s->reloads_total);
     counter(out, "moonpost_reload_failures_total", "Failed script reloads.",

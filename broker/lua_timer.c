@@ -14,11 +14,11 @@
 
 struct timer {
     struct event *ev;
-    struct request *sleeper;  /* sleep and drain: the request to resume */
-    session_handle session;   /* drain: whose output */
-    size_t low_water;         /* drain: done at or below this many queued bytes */
-    unsigned vm_generation;   /* every: the scripts generation it belongs to */
-    int fn_ref;               /* every: the function, in that state's registry */
+    struct request *sleeper; /* sleep and drain: the request to resume */
+    session_handle session;  /* drain: whose output */
+    size_t low_water;        /* drain: done at or below this many queued bytes */
+    unsigned vm_generation;  /* every: the scripts generation it belongs to */
+    int fn_ref;              /* every: the function, in that state's registry */
     struct timer *prev, *next;
 };
 

@@ -39,10 +39,10 @@ static struct {
     int64_t connect_started_ms;
     struct call *free_calls;
     int stopping;
-    int durable;          /* enum store_durability, from the latest check */
-    int verified;         /* a check answered on this connection */
+    int durable;  /* enum store_durability, from the latest check */
+    int verified; /* a check answered on this connection */
     int64_t last_check_ms;
-    char settings[64];    /* "appendonly yes, appendfsync everysec": what was logged last */
+    char settings[64]; /* "appendonly yes, appendfsync everysec": what was logged last */
 } store = {.durable = STORE_DURABILITY_UNKNOWN};
 
 static void connect_now(void);
@@ -73,8 +73,7 @@ static void call_put(struct call *c)
 /* redis_require_durable on: storage is refused until this connection's check says durable. */
 static int refusing(void)
 {
-    return broker.conf.redis_require_durable &&
-           (!store.verified || store.durable != STORE_DURABLE);
+    return broker.conf.redis_require_durable && (!store.verified || store.durable != STORE_DURABLE);
 }
 
 int store_ready(void)
@@ -190,10 +189,12 @@ static void report_durability(const char *settings, const char *why_unknown)
                               : "";
     if (store.durable == STORE_DURABILITY_UNKNOWN)
         log_warn("redis: cannot read its persistence settings (CONFIG GET: %s): whether acked "
-                 "messages survive a Redis restart is unknown%s", why_unknown, refused);
+                 "messages survive a Redis restart is unknown%s",
+                 why_unknown, refused);
     else if (store.durable == STORE_NOT_DURABLE)
         log_warn("redis: %s: acked messages are lost when Redis restarts or fails (no "
-                 "append-only file); set appendonly yes (docs/operations.md)%s", settings, refused);
+                 "append-only file); set appendonly yes (docs/operations.md)%s",
+                 settings, refused);
     else if (strstr(settings, "appendfsync no") != NULL)
         log_warn("redis: %s: acked messages survive a Redis restart, but an OS crash or power "
                  "loss may lose the last ~30 s of them; appendfsync everysec or always is safer",

@@ -172,10 +172,10 @@ static int store(struct send_state *st, struct pending_send *m)
     pack_blob(&blob, m);
     char ts[24]; /* the broker's clock: the mid is at least 1024 per ms of it */
     int tl = snprintf(ts, sizeof ts, "%lld", (long long)m->ts);
-    const char *argv[] = {"FCALL",        "moonpost_store", "2",       user_key,
-                          mbox_key,       st->mailbox_max,  blob.data, ts};
-    size_t lens[] = {5, 14, 1, (size_t)ul, (size_t)ml, strlen(st->mailbox_max), blob.size,
-                     (size_t)tl};
+    const char *argv[] = {"FCALL",  "moonpost_store", "2",       user_key,
+                          mbox_key, st->mailbox_max,  blob.data, ts};
+    size_t lens[] = {5,         14,        1, (size_t)ul, (size_t)ml, strlen(st->mailbox_max),
+                     blob.size, (size_t)tl};
     int rc = st->api->redis(8, argv, lens, on_stored, m);
     msgpack_sbuffer_destroy(&blob);
     return rc;
