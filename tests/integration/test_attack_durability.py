@@ -15,6 +15,22 @@ import time
 import unittest
 
 from harness import Broker, Client, Redis, healthz, metrics, wait_port
+
+
+def gauge(broker, name):
+    """NAME from BROKER's /metrics, or None (also while its HTTP listener is not up yet)."""
+    try:
+        return metrics(broker).get(name)
+    except OSError:
+        return None
+
+
+def health(broker):
+    """The status of BROKER's /healthz, or None while its HTTP listener is not up yet."""
+    try:
+        return healthz(broker)
+    except OSError:
+        return None
 from helpers import poll, uname
 
 
@@ -272,7 +288,7 @@ class TestReplayCut(DurabilityBase):
         self.redis.stop()
         first_session, got_bye = self.read_session(b, reader, idle=20.0)
         self.redis.start(dbfilename="cut.rdb")
-        poll(lambda: healthz(self.broker) == 200, timeout=30, what="redis back")
+        poll(lambda: health(self.broker) == 200, timeout=30, what="redis back")
         live = "live-after-cut"
         self.send_ok(a, b_user, live)
         if not got_bye:  # the replay went on or stalled: read on in the same session
@@ -320,7 +336,7 @@ class TestPersistenceCheck(DurabilityBase):
 
     def verdict(self, broker):
         def known():
-            v = metrics(broker).get("moonpost_redis_durable")
+            v = gauge(broker, "moonpost_redis_durable")
             return v is not None and v != -1.0 and (v,)
         return poll(known, timeout=20, what="a durability verdict")[0]
 
@@ -344,9 +360,9 @@ class TestPersistenceCheck(DurabilityBase):
         # the operator turns the append-only file on: the broker serves again
         self.assertEqual(self.redis.cmd("CONFIG", "SET", "appendonly", "yes"), "OK")
         self.redis.cmd("CLIENT", "KILL", "TYPE", "normal")
-        poll(lambda: metrics(self.broker).get("moonpost_redis_durable") == 1.0,
+        poll(lambda: gauge(self.broker, "moonpost_redis_durable") == 1.0,
              timeout=30, what="durable after CONFIG SET appendonly yes")
-        poll(lambda: healthz(self.broker) == 200, timeout=30, what="healthz 200")
+        poll(lambda: health(self.broker) == 200, timeout=30, what="healthz 200")
         r = c.call(dict(type="register", user=uname("rq"), password="secret1"))
         self.assertEqual(r["code"], 200, r)
 
@@ -357,7 +373,7 @@ class TestPersistenceCheck(DurabilityBase):
         self.redis.start()
         self.broker = self.start_broker(["redis_require_durable on"])
         poll(lambda: "persistence" in self.broker.log_text(), what="the unknown warning")
-        self.assertEqual(metrics(self.broker).get("moonpost_redis_durable"), -1.0)
+        self.assertEqual(gauge(self.broker, "moonpost_redis_durable"), -1.0)
         self.assertEqual(healthz(self.broker), 503)
 
 
@@ -366,7 +382,7 @@ class TestPersistenceCheckDurable(DurabilityBase):
 
     def test_appendonly_yes_is_durable(self):
         self.broker = self.start_broker(["redis_require_durable on"])
-        poll(lambda: metrics(self.broker).get("moonpost_redis_durable") == 1.0,
+        poll(lambda: gauge(self.broker, "moonpost_redis_durable") == 1.0,
              timeout=20, what="durable")
         user = uname("du")
         self.register(user)
