@@ -14,6 +14,7 @@ import tempfile
 import time
 import unittest
 
+import harness
 from harness import Broker, Client, Redis, healthz, metrics, wait_port
 
 
@@ -254,6 +255,20 @@ class TestMidsSurviveRollback(DurabilityBase):
         self.assertLess(first["mid"], second["mid"])
         self.assertLess(second["mid"], third["mid"])
         self.assertLess(third["mid"], 2 ** 53, "mids must stay exact as Redis scores")
+
+
+class TestMidsSurviveRollbackCSend(TestMidsSurviveRollback):
+    """The same with `send` served by the C plugin (plugins/send/send.c)."""
+    broker_extra = ["plugin " + os.path.join(harness.BUILD, "plugins", "moonpost_send.so")]
+
+    def setUp(self):
+        super().setUp()
+        self.assertTrue(os.path.exists(self.broker_extra[0].split()[1]), "build moonpost_send")
+
+    def start_broker(self, extra=(), name="moonpost"):
+        b = super().start_broker(extra, name)
+        self.assertIn("plugin send", b.log_text())  # logged before the port opens
+        return b
 
 
 class TestReplayCut(DurabilityBase):
