@@ -271,6 +271,31 @@ class TestMidsSurviveRollbackCSend(TestMidsSurviveRollback):
         return b
 
 
+class TestMidRegressionIsNotSilent(DurabilityBase):
+    """A live message whose mid is not above the session's last (the clocks went back further
+    than Redis's loss) is not pushed, but logged and counted."""
+
+    def test_mid_that_went_back_is_logged_and_counted(self):
+        self.broker = self.start_broker()
+        a_user, b_user = uname("ga"), uname("gb")
+        self.register(a_user)
+        self.register(b_user)
+        a, b = self.login(a_user), self.login(b_user)
+        self.redis.cmd("HSET", "mp:user:" + b_user, "mid", 2 ** 52)  # a mid from the future
+        high = self.send_ok(a, b_user, "from the future")
+        self.assertEqual(high, 2 ** 52 + 1)
+        self.assertEqual(b.read_msgs(1)[0]["mid"], high)
+        self.redis.cmd("HSET", "mp:user:" + b_user, "mid", 0)  # ... and the counter lost
+        low = self.send_ok(a, b_user, "back to now")
+        self.assertLess(low, high)
+        poll(lambda: gauge(self.broker, "moonpost_mid_regressions_total") == 1.0,
+             what="the regression counted")
+        self.assertRegex(self.broker.log_text(),
+                         r"ERROR .*%s: live message mid %d is not above the last pushed mid %d"
+                         % (b_user, low, high))
+        self.assertEqual(self.redis.cmd("ZCARD", "mp:mbox:" + b_user), 2, "both stay stored")
+
+
 class TestReplayCut(DurabilityBase):
     """Item 3: Redis dies while the mailbox is being replayed after login."""
     broker_extra = ["output_limit 1048576"]
