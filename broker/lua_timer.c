@@ -17,6 +17,7 @@ struct timer {
     struct request *sleeper; /* sleep and drain: the request to resume */
     session_handle session;  /* drain: whose output */
     size_t low_water;        /* drain: done at or below this many queued bytes */
+    double timeout;          /* drain: seconds allowed, for the log */
     unsigned vm_generation;  /* every: the scripts generation it belongs to */
     int fn_ref;              /* every: the function, in that state's registry */
     struct timer *prev, *next;
@@ -85,15 +86,15 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
     struct session *s = session_get(t->session);
     int drained = s != NULL && session_queued(s) <= t->low_water;
     if (s != NULL) session_cancel_drain(s, t->ev);
-    unlink_timer(t);
     if (s != NULL && !drained && (what & EV_TIMEOUT)) {
         char addr[64];
         broker.stats.slow_consumers_total++;
         log_warn("session %s (%s): output not read for %.1f s, dropped as a slow reader",
                  s->user_len ? s->user : "-", session_addr_text(s, addr, sizeof addr),
-                 broker.conf.idle_timeout);
+                 t->timeout);
         session_close(s, 429, "slow reader: output not read");
     }
+    unlink_timer(t);
     lua_checkstack(r->co, 1);
     lua_pushboolean(r->co, drained);
     luahost_resume(r, 1);
@@ -116,6 +117,7 @@ int lua_timer_wait_drain(lua_State *L, struct request *r, struct session *s, siz
     t->sleeper = r;
     t->session = s->handle;
     t->low_water = low_water;
+    t->timeout = timeout;
     t->next = timers;
     if (timers) timers->prev = t;
     timers = t;
