@@ -136,6 +136,8 @@ class Conn:
         if self.closed:
             return
         self.closed = True
+        if self.reading is not asyncio.current_task():
+            self.reading.cancel()
         for fut in self.waiting.values():
             if not fut.done():
                 fut.set_exception(ConnectionError("connection closed"))
@@ -231,6 +233,7 @@ class User:
             self.chaos.count("login %d" % r["code"])
             return False
         self.token = r["token"]
+        self.chaos.logged_in.add(self.name)
         return True
 
     async def ack_loop(self, conn):
@@ -282,6 +285,7 @@ class ChaosTest(unittest.TestCase):
         self.crashes = 0
         self.cut = None          # armed: (returning users, event set when a replay is cut, kill)
         self.phases = []         # [(start time, name)] of the chaos, for the report
+        self.logged_in = set()   # users that have logged in once
 
     def tearDown(self):
         self.done = True
@@ -429,6 +433,10 @@ class ChaosTest(unittest.TestCase):
         await asyncio.gather(*(self.register(u) for u in users))
         tasks = [asyncio.ensure_future(u.run()) for u in users]
         try:
+            deadline = now() + 120
+            while len(self.logged_in) < USERS and now() < deadline:
+                await asyncio.sleep(0.1)
+            self.assertEqual(len(self.logged_in), USERS, "not every user could log in")
             self.sending = True
             await self.chaos(users)
             self.sending = False
