@@ -22,8 +22,10 @@ if [[ "$redis" != unix:* ]] && ! (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; t
       data=${MOONPOST_REDIS_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/moonpost/redis}
       mkdir -p "$data"
       echo "run.sh: no Redis at $redis, starting redis-server (data kept in $data)" >&2
+      # durable as docs/operations.md asks (etc/redis-moonpost.conf): the broker checks it
       redis-server --bind "${host//[\[\]]/}" --port "$port" --dir "$data" --daemonize no \
-        --appendonly yes --loglevel warning &
+        --appendonly yes --appendfsync everysec --maxmemory-policy noeviction \
+        --loglevel warning &
       redis_pid=$!
       trap '[[ -n "$redis_pid" ]] && kill "$redis_pid" 2>/dev/null' EXIT
       ;;

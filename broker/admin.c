@@ -95,7 +95,8 @@ static void admin_kick(void *state, struct session *s, const struct frame_info *
     session_reply(s, info->has_id, info->id, 200, NULL);
 }
 
-/* admin.broadcast takes its mid from the same broker-wide counter as user broadcasts. */
+/* admin.broadcast takes its mid from the same broker-wide counter as user broadcasts, with the
+ * scripts' Redis function moonpost_broadcast_mid (mids that do not go back with Redis). */
 struct admin_broadcast {
     session_handle admin;
     int has_id;
@@ -110,7 +111,12 @@ static void on_broadcast_mid(redisReply *reply, const char *error, void *arg)
     struct admin_broadcast *ab = arg;
     struct session *s = session_get(ab->admin);
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        if (s) session_reply(s, ab->has_id, ab->id, 503, error ? error : "storage error");
+        if (reply != NULL) /* e.g. the chat scripts' function library is not loaded */
+            log_error("admin.broadcast: redis: %s",
+                      reply->type == REDIS_REPLY_ERROR ? reply->str : "not an integer");
+        if (s)
+            session_reply(s, ab->has_id, ab->id, reply == NULL ? 503 : 500,
+                          reply == NULL ? error : "storage error");
         free(ab);
         return;
     }
@@ -160,9 +166,11 @@ static void admin_broadcast(void *state, struct session *s, const struct frame_i
     memcpy(ab->body, item.v.str.ptr, item.v.str.len);
     char key[256];
     snprintf(key, sizeof key, "%sbmid", broker.conf.redis_prefix ? broker.conf.redis_prefix : "");
-    const char *argv[] = {"INCR", key};
-    size_t lens[] = {4, strlen(key)};
-    if (store_command(2, argv, lens, on_broadcast_mid, ab) != 0) {
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)broker_now_ms());
+    const char *argv[] = {"FCALL", "moonpost_broadcast_mid", "1", key, now};
+    size_t lens[] = {5, 22, 1, strlen(key), strlen(now)};
+    if (store_command(5, argv, lens, on_broadcast_mid, ab) != 0) {
         free(ab);
         session_reply(s, info->has_id, info->id, 503, "storage unavailable");
     }

@@ -66,6 +66,7 @@ static const struct conf_key conf_keys[] = {
     KEY(redis_db, CONF_INT, 0, 1000, "0"),
     KEY(redis_timeout, CONF_SECONDS, 0.01, 3600, "5"),
     KEY(redis_prefix, CONF_STRING, 0, 0, "mp:"),
+    KEY(redis_require_durable, CONF_BOOL, 0, 1, "off"),
     /* workers and password hashing */
     KEY(workers, CONF_INT, 1, 64, "2"),
     KEY(pwhash_memory, CONF_INT, 8, 4194304, "19456"),

@@ -40,6 +40,7 @@ struct conf {
     int redis_db;             /* default 0 */
     double redis_timeout;     /* seconds, connect and command timeout, default 5 */
     char *redis_prefix;       /* default "mp:" */
+    int redis_require_durable;/* bool, default 0: refuse storage while Redis keeps no AOF */
     /* workers and password hashing */
     int workers;              /* threads for CPU-heavy work, default 2 */
     int pwhash_memory;        /* KiB for argon2id, default 19456 (19 MiB) */

@@ -63,6 +63,9 @@ static void write_metrics(struct evbuffer *out)
                             (unsigned long long)s->replies_total[i]);
     counter(out, "moonpost_deliveries_total", "Private messages pushed to online sessions.",
             s->deliveries_total);
+    counter(out, "moonpost_mid_regressions_total",
+            "Live private messages not pushed: their mid was not above the session's last.",
+            s->mid_regressions_total);
     counter(out, "moonpost_broadcast_deliveries_total", "Broadcast frames queued to sessions.",
             s->broadcast_deliveries_total);
     counter(out, "moonpost_slow_consumers_dropped_total", "Sessions dropped for a full output.",
@@ -77,6 +80,11 @@ static void write_metrics(struct evbuffer *out)
     counter(out, "moonpost_redis_reconnects_total", "Redis connections lost.",
             s->redis_reconnects_total);
     gauge(out, "moonpost_redis_up", "1 when the Redis connection is up.", store_ready());
+    evbuffer_add_printf(out,
+                        "# HELP moonpost_redis_durable 1 when Redis keeps an append-only "
+                        "file (acked messages survive its restart), 0 when not, -1 unknown.\n"
+                        "# TYPE moonpost_redis_durable gauge\nmoonpost_redis_durable %d\n",
+                        store_durability());
     counter(out, "moonpost_reloads_total", "Successful script reloads.", s->reloads_total);
     counter(out, "moonpost_reload_failures_total", "Failed script reloads.",
             s->reload_failures_total);
@@ -102,7 +110,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         evhttp_send_reply(req, 200, "OK", out);
     } else if (strcmp(uri, "/healthz") == 0) {
         int up = store_ready();
-        evbuffer_add_printf(out, "%s\n", up ? "ok" : "redis unavailable");
+        evbuffer_add_printf(out, "%s%s\n", up ? "" : "redis ", up ? "ok" : store_state_text());
         evhttp_add_header(headers, "Content-Type", "text/plain");
         evhttp_send_reply(req, up ? 200 : 503, up ? "OK" : "Service Unavailable", out);
     } else {

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "lua_api.h"
 #include "luahost.h"
+#include "lua_timer.h"
 #include "plugin.h"
 #include "presence.h"
 #include "reply.h"
@@ -168,6 +169,27 @@ static int session_replaying(lua_State *L)
     return 1;
 }
 
+/* s:drain(low_water [, timeout]) -- yields until at most LOW_WATER bytes wait in this session's
+ * output (true), or the session closes (false); past TIMEOUT seconds (default idle_timeout,
+ * 0 = none) the session is closed with bye 429 as a slow reader (false). */
+static int session_drain(lua_State *L)
+{
+    struct request *r = check_request(L);
+    lua_Integer low_water = luaL_checkinteger(L, 2);
+    double timeout = luaL_optnumber(L, 3, broker.conf.idle_timeout);
+    luaL_argcheck(L, low_water >= 0, 2, "a number of bytes");
+    luaL_argcheck(L, timeout >= 0 && timeout <= 86400, 3, "seconds between 0 and 86400");
+    struct session *s = live_session(L, r);
+    if (s == NULL) return 1;
+    if (session_queued(s) <= (size_t)low_water) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    struct request *waiting = luahost_current(L); /* the coroutine that yields, maybe not r's */
+    if (waiting == NULL) return luaL_error(L, "s:drain can only be called from a handler or timer");
+    return lua_timer_wait_drain(L, waiting, s, (size_t)low_water, timeout);
+}
+
 /* s:broadcast(t) -- T to every other online session; returns how many. */
 static int session_broadcast(lua_State *L)
 {
@@ -186,6 +208,7 @@ static const luaL_Reg session_methods[] = {
     {"close", session_close_lua},
     {"authenticate", session_authenticate},
     {"replaying", session_replaying},
+    {"drain", session_drain},
     {"broadcast", session_broadcast},
     {NULL, NULL},
 };

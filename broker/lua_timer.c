@@ -1,4 +1,5 @@
-/* lua_timer: moonpost.sleep (yields) and moonpost.every (a periodic function). */
+/* lua_timer: moonpost.sleep (yields), moonpost.every (a periodic function) and s:drain (yields
+ * until a session's output drains, with a deadline). */
 #include <stdlib.h>
 
 #include <lauxlib.h>
@@ -9,12 +10,15 @@
 #include "lua_api.h"
 #include "luahost.h"
 #include "lua_timer.h"
+#include "session.h"
 
 struct timer {
     struct event *ev;
-    struct request *sleeper;  /* sleep: the request to resume */
-    unsigned vm_generation;   /* every: the scripts generation it belongs to */
-    int fn_ref;               /* every: the function, in that state's registry */
+    struct request *sleeper; /* sleep and drain: the request to resume */
+    session_handle session;  /* drain: whose output */
+    size_t low_water;        /* drain: done at or below this many queued bytes */
+    unsigned vm_generation;  /* every: the scripts generation it belongs to */
+    int fn_ref;              /* every: the function, in that state's registry */
     struct timer *prev, *next;
 };
 
@@ -69,6 +73,52 @@ int mpl_sleep(lua_State *L)
     struct timer *t = new_timer(seconds, 0, on_sleep_done);
     if (t == NULL) return luaL_error(L, "out of memory");
     t->sleeper = r;
+    return luahost_yield(L, r);
+}
+
+/* Woken by the session (EV_WRITE: drained or closing) or by the deadline (EV_TIMEOUT). */
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct timer *t = arg;
+    struct request *r = t->sleeper;
+    struct session *s = session_get(t->session);
+    int drained = s != NULL && session_queued(s) <= t->low_water;
+    if (s != NULL) session_cancel_drain(s, t->ev);
+    unlink_timer(t);
+    if (s != NULL && !drained && (what & EV_TIMEOUT)) {
+        char addr[64];
+        broker.stats.slow_consumers_total++;
+        log_warn("session %s (%s): output not read for %.1f s, dropped as a slow reader",
+                 s->user_len ? s->user : "-", session_addr_text(s, addr, sizeof addr),
+                 broker.conf.idle_timeout);
+        session_close(s, 429, "slow reader: output not read");
+    }
+    lua_checkstack(r->co, 1);
+    lua_pushboolean(r->co, drained);
+    luahost_resume(r, 1);
+}
+
+int lua_timer_wait_drain(lua_State *L, struct request *r, struct session *s, size_t low_water,
+                         double timeout)
+{
+    struct timer *t = calloc(1, sizeof *t);
+    if (t == NULL) return luaL_error(L, "out of memory");
+    t->ev = event_new(broker.base, -1, 0, on_drain, t);
+    if (t->ev == NULL || session_wait_drain(s, low_water, t->ev) != 0) {
+        const char *why = t->ev ? "another drain waits on this session" : "out of memory";
+        if (t->ev) event_free(t->ev);
+        free(t);
+        return luaL_error(L, "s:drain: %s", why);
+    }
+    struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (time_t)timeout) * 1e6)};
+    if (timeout > 0) event_add(t->ev, &tv);
+    t->sleeper = r;
+    t->session = s->handle;
+    t->low_water = low_water;
+    t->next = timers;
+    if (timers) timers->prev = t;
+    timers = t;
     return luahost_yield(L, r);
 }
 

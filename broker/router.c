@@ -176,9 +176,25 @@ int router_push(struct session *s, const void *frame, size_t frame_len, uint64_t
     return 1;
 }
 
+/* A live message whose mid is not above what the session was already sent: its mid was handed
+ * out behind a later one, which the mid rule of the Redis functions prevents unless the clocks
+ * of Redis and the broker went back further than the data Redis lost. The client would take it
+ * for a repeat, so it is not pushed; it stays in the mailbox, and it is never silent. */
+static void mid_went_back(const struct session *s, uint64_t mid)
+{
+    broker.stats.mid_regressions_total++;
+    log_error("session %s: live message mid %llu is not above the last pushed mid %llu, not "
+              "pushed (a mid went back: check the clocks of Redis and the broker)",
+              s->user, (unsigned long long)mid, (unsigned long long)s->last_mid);
+}
+
 int router_deliver_to(struct session *s, const void *frame, size_t frame_len, uint64_t mid)
 {
     if (mid > 0 && s->replaying) return 1;
+    if (mid > 0 && mid <= s->last_mid) {
+        mid_went_back(s, mid);
+        return 1;
+    }
     if (router_push(s, frame, frame_len, mid)) broker.stats.deliveries_total++;
     return 1;
 }

@@ -130,6 +130,7 @@ static void reap_doomed(evutil_socket_t fd, short what, void *arg)
 void session_doom(struct session *s)
 {
     if (s->doomed) return;
+    session_wake_drain(s);
     s->doomed = 1;
     s->state = SESSION_CLOSING;
     presence_remove(s);
@@ -149,6 +150,7 @@ void session_close(struct session *s, int code, const char *error)
         broker.stats.frames_out_total++;
     }
     s->state = SESSION_CLOSING;
+    session_wake_drain(s);
     presence_remove(s);
     event_del(&s->read_ev);
     if (evbuffer_get_length(s->out) == 0) {

@@ -40,6 +40,8 @@ struct session {
     uint8_t addr_family; /* AF_INET, AF_INET6 or AF_UNIX */
     uint8_t addr[16];
     uint64_t last_mid;   /* highest `msg` mid pushed in this session */
+    struct event *drain_ev; /* session_wait_drain: activated once out is at most drain_low_water */
+    size_t drain_low_water;
     uint32_t online_index; /* position in the presence table's list */
     char user[SESSION_USER_MAX + 1];
 };
@@ -63,6 +65,12 @@ void session_foreach(void (*fn)(struct session *s, void *arg), void *arg);
 
 /* Bytes queued to S and not yet written to its socket. */
 size_t session_queued(const struct session *s);
+
+/* Activates EV (with EV_WRITE) once S's queued output is at most LOW_WATER, or when S closes;
+ * at most one waiter per session. Returns 0, or -1 when another waiter is registered. */
+int session_wait_drain(struct session *s, size_t low_water, struct event *ev);
+/* Forgets EV if it is S's drain waiter (it timed out). */
+void session_cancel_drain(struct session *s, const struct event *ev);
 
 /* Queues raw frame bytes; they are written once per loop pass, after every callback that
  * added to them. A session past its output limit is dropped as a slow reader. */

@@ -17,6 +17,9 @@ struct session *session_get_any(session_handle handle);
 void session_on_readable(evutil_socket_t fd, short what, void *arg);
 void session_on_writable(evutil_socket_t fd, short what, void *arg);
 
+/* Activates S's drain waiter, if any, and forgets it. */
+void session_wake_drain(struct session *s);
+
 /* Writes what S has queued; called for a dirty session at the end of a loop pass. */
 void session_write_out(struct session *s);
 /* Puts S in the list written at the end of this loop pass. */

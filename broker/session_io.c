@@ -63,6 +63,27 @@ size_t session_queued(const struct session *s)
     return evbuffer_get_length(s->out);
 }
 
+int session_wait_drain(struct session *s, size_t low_water, struct event *ev)
+{
+    if (s->drain_ev != NULL) return -1;
+    s->drain_ev = ev;
+    s->drain_low_water = low_water;
+    return 0;
+}
+
+void session_cancel_drain(struct session *s, const struct event *ev)
+{
+    if (s->drain_ev == ev) s->drain_ev = NULL;
+}
+
+/* The waiter runs from the loop, not from inside this write path (it may push and close). */
+void session_wake_drain(struct session *s)
+{
+    if (s->drain_ev == NULL) return;
+    event_active(s->drain_ev, EV_WRITE, 0);
+    s->drain_ev = NULL;
+}
+
 /* ---- writing ---- */
 
 void session_mark_dirty(struct session *s)
@@ -115,6 +136,8 @@ void session_write_out(struct session *s)
         }
         if (n > 0) broker.stats.bytes_out_total += (uint64_t)n;
     }
+    if (s->drain_ev != NULL && evbuffer_get_length(out) <= s->drain_low_water)
+        session_wake_drain(s);
     if (evbuffer_get_length(out) > 0) {
         if (wait_writable(s) != 0) session_doom(s);
         return;

@@ -21,6 +21,7 @@ struct stats {
     uint64_t handler_errors_total;
     uint64_t broadcast_deliveries_total;
     uint64_t deliveries_total;
+    uint64_t mid_regressions_total; /* live mailbox pushes whose mid was not above the last */
     uint64_t redis_commands_total;
     uint64_t redis_errors_total;
     uint64_t redis_reconnects_total;

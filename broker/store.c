@@ -1,4 +1,5 @@
-/* store: hiredis async client with reconnect, a command watchdog and pooled call contexts. */
+/* store: hiredis async client with reconnect, a command watchdog, pooled call contexts, and
+ * the check of Redis's persistence settings (does an acked message survive a Redis restart?). */
 #include "store.h"
 
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define WATCHDOG_MS 250
+#define DURABILITY_RECHECK_MS 30000 /* CONFIG SET may change the settings without a reconnect */
 
 enum store_state { STORE_DOWN, STORE_CONNECTING, STORE_READY };
 
@@ -37,7 +39,11 @@ static struct {
     int64_t connect_started_ms;
     struct call *free_calls;
     int stopping;
-} store;
+    int durable;  /* enum store_durability, from the latest check */
+    int verified; /* a check answered on this connection */
+    int64_t last_check_ms;
+    char settings[64]; /* "appendonly yes, appendfsync everysec": what was logged last */
+} store = {.durable = STORE_DURABILITY_UNKNOWN};
 
 static void connect_now(void);
 
@@ -64,15 +70,26 @@ static void call_put(struct call *c)
     store.free_calls = c;
 }
 
+/* redis_require_durable on: storage is refused until this connection's check says durable. */
+static int refusing(void)
+{
+    return broker.conf.redis_require_durable && (!store.verified || store.durable != STORE_DURABLE);
+}
+
 int store_ready(void)
 {
-    return store.state == STORE_READY;
+    return store.state == STORE_READY && !refusing();
+}
+
+int store_durability(void)
+{
+    return store.durable;
 }
 
 const char *store_state_text(void)
 {
     switch (store.state) {
-    case STORE_READY: return "connected";
+    case STORE_READY: return refusing() ? "connected, refused: not durable" : "connected";
     case STORE_CONNECTING: return "connecting";
     default: return "down";
     }
@@ -107,7 +124,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 int store_command(int argc, const char **argv, const size_t *argv_len, store_reply_fn fn,
                   void *arg)
 {
-    if (store.state != STORE_READY) return -1;
+    if (!store_ready()) return -1;
     struct call *c = call_get();
     if (c == NULL) return -1;
     c->fn = fn;
@@ -148,6 +165,72 @@ void store_load_libraries(void)
     }
 }
 
+/* ---- persistence check ---- */
+
+/* The value of KEY in a CONFIG GET reply (a flat array of key, value), or NULL. */
+static const char *config_value(const redisReply *r, const char *key)
+{
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
+            strcmp(k->str, key) == 0)
+            return v->str;
+    }
+    return NULL;
+}
+
+/* Logs what the settings mean for acked messages, once per connection and on every change. */
+static void report_durability(const char *settings, const char *why_unknown)
+{
+    if (store.verified && strcmp(settings, store.settings) == 0) return;
+    snprintf(store.settings, sizeof store.settings, "%s", settings);
+    const char *refused = broker.conf.redis_require_durable
+                              ? "; storage requests are refused (redis_require_durable on)"
+                              : "";
+    if (store.durable == STORE_DURABILITY_UNKNOWN)
+        log_warn("redis: cannot read its persistence settings (CONFIG GET: %s): whether acked "
+                 "messages survive a Redis restart is unknown%s",
+                 why_unknown, refused);
+    else if (store.durable == STORE_NOT_DURABLE)
+        log_warn("redis: %s: acked messages are lost when Redis restarts or fails (no "
+                 "append-only file); set appendonly yes (docs/operations.md)%s",
+                 settings, refused);
+    else if (strstr(settings, "appendfsync no") != NULL)
+        log_warn("redis: %s: acked messages survive a Redis restart, but an OS crash or power "
+                 "loss may lose the last ~30 s of them; appendfsync everysec or always is safer",
+                 settings);
+    else
+        log_info("redis: %s: acked messages survive a Redis restart%s", settings,
+                 strstr(settings, "everysec") ? " (a power loss may lose the last second)" : "");
+}
+
+static void on_durability_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac, (void)privdata;
+    const redisReply *r = reply;
+    if (r == NULL) return; /* the connection is gone: the next one checks again */
+    const char *aof = r->type == REDIS_REPLY_ARRAY ? config_value(r, "appendonly") : NULL;
+    const char *fsync = r->type == REDIS_REPLY_ARRAY ? config_value(r, "appendfsync") : NULL;
+    char settings[64] = "unknown";
+    if (aof == NULL) {
+        store.durable = STORE_DURABILITY_UNKNOWN;
+    } else {
+        store.durable = strcmp(aof, "yes") == 0 ? STORE_DURABLE : STORE_NOT_DURABLE;
+        snprintf(settings, sizeof settings, "appendonly %s, appendfsync %s", aof,
+                 fsync ? fsync : "?");
+    }
+    report_durability(settings, r->type == REDIS_REPLY_ERROR ? r->str : "no such settings");
+    store.verified = 1;
+}
+
+static void check_durability(void)
+{
+    static const char *argv[] = {"CONFIG", "GET", "appendonly", "appendfsync"};
+    static const size_t lens[] = {6, 3, 10, 11};
+    store.last_check_ms = broker_now_ms();
+    redisAsyncCommandArgv(store.ctx, on_durability_reply, NULL, 4, argv, lens);
+}
+
 /* AUTH, SELECT and the function libraries go first on every new connection; commands sent
  * afterwards are pipelined behind them, so no command ever runs before them. */
 static void setup_connection(void)
@@ -166,7 +249,9 @@ static void setup_connection(void)
         send_setup("SELECT", 2, argv, lens);
     }
     store.state = STORE_READY;
+    store.verified = 0;
     store_load_libraries();
+    check_durability();
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -246,6 +331,8 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
         schedule_retry();
         return;
     }
+    if (store.state == STORE_READY && broker_now_ms() - store.last_check_ms > DURABILITY_RECHECK_MS)
+        check_durability();
     if (store.state == STORE_READY && store.in_flight > 0 &&
         broker_now_ms() - store.last_progress_ms > timeout_ms) {
         log_warn("redis: no reply for %.1f s with %zu command(s) waiting, reconnecting",

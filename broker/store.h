@@ -11,9 +11,20 @@
  * connection was lost or timed out before the reply came. The reply is freed after it returns. */
 typedef void (*store_reply_fn)(redisReply *reply, const char *error, void *arg);
 
+/* What Redis's persistence settings mean for a message answered 200 (checked at every
+ * connect and every 30 s): it survives a Redis restart (appendonly yes), it does not, or
+ * unknown (CONFIG refused, or not checked yet). */
+enum store_durability {
+    STORE_DURABILITY_UNKNOWN = -1,
+    STORE_NOT_DURABLE = 0,
+    STORE_DURABLE = 1,
+};
+
 int store_start(void);
 void store_stop(void);
+/* Connected, and (with redis_require_durable on) found durable on this connection. */
 int store_ready(void);
+int store_durability(void);
 
 /* Sends one command. Returns 0 (FN will be called), or -1 when Redis is not connected (FN is
  * not called: the caller answers 503 at once). */

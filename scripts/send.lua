@@ -13,7 +13,8 @@ mp.on("send", function(s, m)
   local blob = mp.encode{ from = s.user, to = m.to, body = m.body, ts = ts }
   local mid, err = mp.redis("FCALL", "moonpost_store", 3, chat.key.user(m.to),
                             chat.key.mailbox(m.to), chat.key.mailbox_senders(m.to),
-                            mp.config.mailbox_max, blob, mp.config.mailbox_per_sender, s.user)
+                            mp.config.mailbox_max, blob, ts, mp.config.mailbox_per_sender,
+                            s.user)
   if not mid then return chat.storage_failed(s, err) end
   if mid == -404 then return s:fail(404, "no such user") end
   if mid == -507 then return s:fail(507, "mailbox full") end

@@ -169,7 +169,7 @@ static struct pending_send *copy_request(struct send_state *st, const mp_request
 }
 
 /* FCALL moonpost_store 3 <prefix>user:<to> <prefix>mbox:<to> <prefix>mboxfrom:<to>
- *       mailbox_max blob mailbox_per_sender <from> */
+ *       mailbox_max blob ts mailbox_per_sender <from> */
 static int store(struct send_state *st, struct pending_send *m)
 {
     char user_key[KEY_MAX], mbox_key[KEY_MAX], from_key[KEY_MAX];
@@ -179,10 +179,13 @@ static int store(struct send_state *st, struct pending_send *m)
     msgpack_sbuffer blob;
     msgpack_sbuffer_init(&blob);
     pack_blob(&blob, m);
-    enum { ARGC = 10, BLOB = 7 }; /* the blob is binary, every other argument a C string */
+    char ts[24]; /* the broker's clock: the mid is at least 1024 per ms of it */
+    snprintf(ts, sizeof ts, "%lld", (long long)m->ts);
+    enum { ARGC = 11, BLOB = 7 }; /* the blob is binary, every other argument a C string */
     const char *argv[ARGC] = {
-        "FCALL",   "moonpost_store",       "3",    user_key, mbox_key, from_key, st->mailbox_max,
-        blob.data, st->mailbox_per_sender, m->from};
+        "FCALL",  "moonpost_store", "3",       user_key, mbox_key,
+        from_key, st->mailbox_max,  blob.data, ts,       st->mailbox_per_sender,
+        m->from};
     size_t lens[ARGC];
     for (int i = 0; i < ARGC; i++)
         lens[i] = i == BLOB ? blob.size : strlen(argv[i]);

@@ -46,7 +46,11 @@ end
 
 -- Pushes the mailbox in mid order, in batches that fit the output buffer. Live messages for
 -- this session wait meanwhile (the broker holds them back while s:replaying(true)) and come
--- from the mailbox instead, so the session sees strictly increasing mids.
+-- from the mailbox instead, so the session sees strictly increasing mids. Between batches it
+-- waits for the client to read (s:drain: a client that reads nothing for idle_timeout is
+-- dropped with bye 429). A replay Redis cuts ends the session with bye 503: were it to go on,
+-- live messages would overtake the rest of the mailbox, and a client acking the highest mid
+-- it saw would delete what it never got. The client logs in again and the replay restarts.
 function chat.replay(s, user)
   local per_message = mp.config.max_body + 256
   local batch = math.max(1, math.min(100, (mp.config.output_limit // 4) // per_message))
@@ -54,26 +58,26 @@ function chat.replay(s, user)
   local key = chat.key.mailbox(user)
   local after = 0
   s:replaying(true)
-  while s.connected do
-    while s.connected and s.queued > low_water do mp.sleep(0.005) end
+  while s:drain(low_water) do
     local rows, err = mp.redis("ZRANGEBYSCORE", key, "(" .. after, "+inf", "WITHSCORES",
                                "LIMIT", 0, batch)
     if not rows then
-      mp.log("warn", "mailbox replay of", user, "stopped:", err.msg)
-      break
+      mp.log("warn", "mailbox replay of", user, "cut, session closed:", err.msg)
+      return s:close(503, "mailbox replay interrupted (storage unavailable), log in again")
     end
-    if #rows == 0 then break end
+    if #rows == 0 then return s:replaying(false) end
     for i = 1, #rows, 2 do
       local member, mid = rows[i], tonumber(rows[i + 1])
-      local m = mp.decode(member:sub(member:find(":", 1, true) + 1))
+      local m = mp.decode(member:sub((member:find(":", 1, true) or 0) + 1))
       if m then
         s:push({ type = "msg", mid = mid, from = m.from, to = m.to, body = m.body, ts = m.ts,
                  offline = true }, mid)
+      else
+        mp.log("error", "mailbox of", user, ": message", mid, "cannot be decoded, skipped")
       end
       after = mid
     end
   end
-  s:replaying(false)
 end
 
 -- Connections with a login or resume running, by s.sid (a table that is empty when idle, so

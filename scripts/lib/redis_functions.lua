@@ -11,8 +11,22 @@ redis.register_function('moonpost_register', function(keys, args)
   return 1
 end)
 
+-- The next mid after LAST (a number or nil): above LAST and at least 1024 per millisecond of
+-- the later of Redis's clock and the broker's (BROKER_MS, ms since the epoch), so that a
+-- counter that went back with lost writes (a restart without AOF, a failover, a restored
+-- backup) never hands out a mid again: the clock has moved on since. Stays below 2^53, so the
+-- mid is exact as a sorted-set score, until the year 2248. Returned as an integer string.
+local function next_mid(last, broker_ms)
+  local t = redis.call('TIME')
+  local now = math.max(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000),
+                       tonumber(broker_ms) or 0)
+  local mid = math.max((tonumber(last) or 0) + 1, now * 1024)
+  if mid >= 9007199254740992 then return redis.error_reply('ERR mid out of range') end
+  return string.format('%d', mid)
+end
+
 -- KEYS: recipient's user hash, recipient's mailbox, the mailbox's per-sender counts.
--- ARGV: mailbox_max, message blob, mailbox_per_sender, sender.
+-- ARGV: mailbox_max, message blob, the broker's clock (ms), mailbox_per_sender, sender.
 -- Takes the recipient's next mid and stores "mid:blob" with score mid.
 -- Returns the mid, -404 when the user does not exist, -507 when the mailbox is full, -429
 -- when the sender already has mailbox_per_sender unacked messages in it.
@@ -20,11 +34,22 @@ redis.register_function('moonpost_store', function(keys, args)
   if redis.call('EXISTS', keys[1]) == 0 then return -404 end
   if redis.call('ZCARD', keys[2]) >= tonumber(args[1]) then return -507 end
   -- per-sender quota (given back by moonpost_ack)
-  if tonumber(redis.call('HGET', keys[3], args[4]) or 0) >= tonumber(args[3]) then return -429 end
-  local mid = redis.call('HINCRBY', keys[1], 'mid', 1)
+  if tonumber(redis.call('HGET', keys[3], args[5]) or 0) >= tonumber(args[4]) then return -429 end
+  local mid = next_mid(redis.call('HGET', keys[1], 'mid'), args[3])
+  if type(mid) == 'table' then return mid end
+  redis.call('HSET', keys[1], 'mid', mid)
   redis.call('ZADD', keys[2], mid, mid .. ':' .. args[2])
-  redis.call('HINCRBY', keys[3], args[4], 1)
-  return mid
+  redis.call('HINCRBY', keys[3], args[5], 1)
+  return tonumber(mid)
+end)
+
+-- KEYS: the broadcast mid counter. ARGV: the broker's clock (ms). Returns the next broadcast
+-- mid, by the same rule as mailbox mids.
+redis.register_function('moonpost_broadcast_mid', function(keys, args)
+  local mid = next_mid(redis.call('GET', keys[1]), args[1])
+  if type(mid) == 'table' then return mid end
+  redis.call('SET', keys[1], mid)
+  return tonumber(mid)
 end)
 
 -- The sender of a mailbox member "mid:blob" (blob: a MessagePack map with `from`), or nil

@@ -119,6 +119,8 @@ class Conn:
                 n = struct.unpack(">I", await self.reader.readexactly(4))[0]
                 f = unpackb(await self.reader.readexactly(n))
                 if f.get("type") == "res" and "id" in f:
+                    if "token" in f and f.get("code") == 200:
+                        self.user.chaos.replay_starts(self.user)
                     fut = self.waiting.pop(f["id"], None)
                     if fut is not None and not fut.done():
                         fut.set_result(f)
@@ -190,8 +192,6 @@ class User:
         self.shown[mid] = content
         self.shown_order.append(mid)
         self.shown_content.add(content)
-        if m.get("offline"):
-            self.chaos.offline_msg_shown(self)
 
     # ---- the connection ----
 
@@ -243,13 +243,22 @@ class User:
                 conn.post(dict(type="ack", upto=self.last_mid))  # no id: silent when it works
                 conn.acked = self.last_mid
 
+    def recipient(self):
+        """Anyone but this user; half the time one of those kept away, if any (to fill their
+        mailboxes, so that their replays take long enough to be cut)."""
+        away = [u.name for u in self.chaos.users if u.away and u is not self]
+        if away and self.rng.random() < 0.5:
+            return self.rng.choice(away)
+        to = self.rng.choice(self.chaos.names)
+        while to == self.name:
+            to = self.rng.choice(self.chaos.names)
+        return to
+
     async def send_loop(self, conn):
         while not conn.closed and not self.away and not self.chaos.done:
             if not self.outbox and self.chaos.sending:
                 self.seq += 1
-                to = self.rng.choice(self.chaos.names)
-                while to == self.name:
-                    to = self.rng.choice(self.chaos.names)
+                to = self.recipient()
                 self.outbox.append((to, "%s>%s#%d" % (self.name, to, self.seq)))
             if not self.outbox:
                 await asyncio.sleep(0.1)
@@ -306,9 +315,9 @@ class ChaosTest(unittest.TestCase):
     def answered(self, sender, to, body):
         self.owed.setdefault(to, set()).add((sender, body))
 
-    def offline_msg_shown(self, user):
-        """A replay pushed USER an offline message: when the chaos waits for a replay to cut,
-        and this one has at least 5 more to go, Redis dies now."""
+    def replay_starts(self, user):
+        """USER's login or resume was answered: its replay starts now. When the chaos waits
+        for a replay to cut, and USER is owed at least 5 messages, Redis stops now."""
         if self.cut is None or user not in self.cut[0] or self.cut[1].is_set():
             return
         if len(self.owed.get(user.name, set()) - user.shown_content) >= 5:
@@ -373,9 +382,9 @@ class ChaosTest(unittest.TestCase):
         self.phase("settling")
 
     async def cut_replays(self, users, kill):
-        """USERS stay away while the others write to them, then come back together; while one
-        of them is in its replay (it has been shown an offline message and is owed 5 more),
-        Redis is killed (KILL) or paused for longer than redis_timeout."""
+        """USERS stay away while the others write to them, then come back together; when the
+        first of them that is owed at least 5 messages has its login answered (its replay
+        starts), Redis is killed (KILL) or paused for longer than redis_timeout."""
         for u in users:
             u.away = True
         await self.traffic(5)
@@ -429,7 +438,7 @@ class ChaosTest(unittest.TestCase):
     async def scenario(self):
         names = ["c%03d" % i for i in range(USERS)]
         self.names = names
-        users = [User(self, n, i) for i, n in enumerate(names)]
+        users = self.users = [User(self, n, i) for i, n in enumerate(names)]
         await asyncio.gather(*(self.register(u) for u in users))
         tasks = [asyncio.ensure_future(u.run()) for u in users]
         try:
@@ -470,10 +479,13 @@ class ChaosTest(unittest.TestCase):
                                    if start <= t <= end and (u.name, body) not in
                                    self.user(users, to).shown_content)
         duplicates = shown - len({c for u in users for c in u.shown_content})
+        replay_lines = [line for line in self.broker_log().splitlines()
+                        if "mailbox replay of" in line]
         print("\n  [%.0f s: %d sends answered 200, %d shown, %d lost in the rollback window, "
-              "%d shown twice after a retry, %d repeats unseen dropped; %s]"
+              "%d shown twice after a retry, %d repeats unseen dropped, %d replays cut "
+              "(broker log); %s]"
               % (now() - started, answered, shown, lost_in_rollback, duplicates,
-                 sum(u.dropped_unseen for u in users),
+                 sum(u.dropped_unseen for u in users), len(replay_lines),
                  ", ".join("%s: %d" % kv for kv in sorted(self.counts.items()))), end=" ")
         self.assertEqual(self.crashes, 0, "the broker died on its own")
         self.assertEqual([u.name for u in users if u.outbox], [], "sends never answered 200")
@@ -488,6 +500,10 @@ class ChaosTest(unittest.TestCase):
         for u in users:
             self.assertEqual(u.shown_order, sorted(set(u.shown_order)), u.name)
         self.assertGreater(answered, 1000)
+
+    def broker_log(self):
+        with open(self.broker.log, errors="replace") as f:
+            return f.read()
 
     @staticmethod
     def user(users, name):

@@ -438,7 +438,8 @@ class SendSemantics(CleanExit):
         self.assertEqual(self.mbox_count(b), MAILBOX_MAX)
         self.redis.cmd("ZREMRANGEBYSCORE", "mp:mbox:" + b, "-inf", 1)
         r = a.call(dict(type="send", to=b, body="room again"))
-        self.assertEqual((r["code"], r["mid"]), (200, MAILBOX_MAX + 1), r)
+        self.assertEqual(r["code"], 200, r)
+        self.assertGreater(r["mid"], MAILBOX_MAX)
 
     def test_200_messages_in_order(self):
         a, b = self.online(), self.online()
@@ -451,7 +452,7 @@ class SendSemantics(CleanExit):
         self.assertEqual([m["body"] for m in got], ["k%d" % i for i in range(n)])
         mids = [m["mid"] for m in got]
         self.assertEqual(mids, [r["mid"] for r in replies])
-        self.assertEqual(mids, list(range(mids[0], mids[0] + n)))
+        self.assertEqual(mids, sorted(set(mids)), "mids strictly increase")
 
     def test_live_messages_wait_for_the_replay(self):
         a = self.online()
@@ -469,8 +470,8 @@ class SendSemantics(CleanExit):
         got = cb.read_msgs(150, timeout=30.0)
         live = [a.wait_res(1000 + i, timeout=30) for i in range(50)]
         self.assertEqual({r["code"] for r in live}, {200})
-        first = stored[0]["mid"]
-        self.assertEqual([m["mid"] for m in got], list(range(first, first + 150)))
+        self.assertEqual([m["mid"] for m in got],
+                         [r["mid"] for r in stored] + [r["mid"] for r in live])
         self.assertEqual([m["body"] for m in got],
                          ["o%d" % i for i in range(100)] + ["live%d" % i for i in range(50)])
 
