@@ -78,6 +78,7 @@ static const struct conf_key conf_keys[] = {
     KEY(login_failure_window, CONF_INT, 1, 86400, "300"),
     KEY(presence_notify, CONF_BOOL, 0, 1, "off"),
     KEY(mailbox_max, CONF_INT, 1, 100000000, "10000"),
+    KEY(mailbox_per_sender, CONF_INT, 1, 100000000, "1000"),
     /* operations */
     KEY(admin_socket, CONF_PATH, 0, 0, NULL),
     KEY(http_listen, CONF_STRING, 0, 0, NULL),

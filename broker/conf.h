@@ -52,6 +52,7 @@ struct conf {
     int login_failure_window; /* seconds, default 300 */
     int presence_notify;      /* bool, default 0 */
     int mailbox_max;          /* default 10000 */
+    int mailbox_per_sender;   /* unacked messages from one sender in one mailbox, default 1000 */
     /* operations */
     char *admin_socket;       /* path of the admin Unix socket, NULL = none */
     char *http_listen;        /* "host:port" for /metrics and /healthz, NULL = none */

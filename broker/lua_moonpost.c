@@ -234,6 +234,7 @@ static void push_config(lua_State *L)
         {"login_max_failures", c->login_max_failures},
         {"login_failure_window", c->login_failure_window},
         {"mailbox_max", c->mailbox_max},
+        {"mailbox_per_sender", c->mailbox_per_sender},
         {"redis_db", c->redis_db},
         {"output_limit", c->output_limit},
     };

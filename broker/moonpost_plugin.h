@@ -134,9 +134,9 @@ struct mp_api {
     /* The I-th key of the plugin line (for refusing unknown keys), NULL past the end. */
     const char *(*config_key_at)(const mp_api *api, size_t i);
     /* A broker setting as text, NULL for a name it does not offer: max_frame, max_body,
-     * output_limit, mailbox_max, redis_prefix, node_id, presence_notify (0/1),
-     * password_min_len, token_ttl, login_max_failures, login_failure_window, idle_timeout,
-     * login_timeout, max_connections. */
+     * output_limit, mailbox_max, mailbox_per_sender, redis_prefix, node_id, presence_notify
+     * (0/1), password_min_len, token_ttl, login_max_failures, login_failure_window,
+     * idle_timeout, login_timeout, max_connections. */
     const char *(*conf_get)(const char *name);
 
     /* ---- logging and time ---- */

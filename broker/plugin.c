@@ -96,6 +96,7 @@ static const struct {
     {"max_body", VALUE_INT, offsetof(struct conf, max_body)},
     {"output_limit", VALUE_INT, offsetof(struct conf, output_limit)},
     {"mailbox_max", VALUE_INT, offsetof(struct conf, mailbox_max)},
+    {"mailbox_per_sender", VALUE_INT, offsetof(struct conf, mailbox_per_sender)},
     {"redis_prefix", VALUE_STRING, offsetof(struct conf, redis_prefix)},
     {"node_id", VALUE_STRING, offsetof(struct conf, node_id)},
     {"presence_notify", VALUE_BOOL, offsetof(struct conf, presence_notify)},

@@ -11,11 +11,14 @@ mp.on("send", function(s, m)
   if not chat.valid_user(m.to) then return s:fail(404, "no such user") end
   local ts = mp.now()
   local blob = mp.encode{ from = s.user, to = m.to, body = m.body, ts = ts }
-  local mid, err = mp.redis("FCALL", "moonpost_store", 2, chat.key.user(m.to),
-                            chat.key.mailbox(m.to), mp.config.mailbox_max, blob, ts)
+  local mid, err = mp.redis("FCALL", "moonpost_store", 3, chat.key.user(m.to),
+                            chat.key.mailbox(m.to), chat.key.mailbox_senders(m.to),
+                            mp.config.mailbox_max, blob, ts, mp.config.mailbox_per_sender,
+                            s.user)
   if not mid then return chat.storage_failed(s, err) end
   if mid == -404 then return s:fail(404, "no such user") end
   if mid == -507 then return s:fail(507, "mailbox full") end
+  if mid == -429 then return s:fail(429, "too many unread messages to this user") end
   local online = mp.deliver(m.to, { type = "msg", mid = mid, from = s.user, to = m.to,
                                     body = m.body, ts = ts, offline = false }, mid)
   return s:ok{ mid = mid, online = online }

@@ -5,7 +5,8 @@
  * scripts/lib/redis_functions.lua), so the sender hears 200 only once the message is in the
  * recipient's mailbox; then it is pushed at once when the recipient is online.
  *
- * Config: none (max_body, mailbox_max and redis_prefix come from the broker). */
+ * Config: none (max_body, mailbox_max, mailbox_per_sender and redis_prefix come from the
+ * broker). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ struct send_state {
     const mp_api *api;
     size_t max_body;
     char mailbox_max[24];
+    char mailbox_per_sender[24];
     char *prefix;
 };
 
@@ -111,6 +113,9 @@ static void on_stored(struct redisReply *reply, const char *error, void *arg)
     if (reply == NULL) {
         api->log(api, MP_LOG_DEBUG, "store for %s failed: %s", m->to, error);
         api->reply(&m->req, 503, "storage unavailable");
+    } else if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "OOM", 3) == 0) {
+        api->log(api, MP_LOG_WARN, "redis is out of memory, a write was refused: %s", reply->str);
+        api->reply(&m->req, 503, "storage full");
     } else if (reply->type != REDIS_REPLY_INTEGER) {
         api->log(api, MP_LOG_ERROR, "redis: %s",
                  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply to FCALL");
@@ -119,6 +124,8 @@ static void on_stored(struct redisReply *reply, const char *error, void *arg)
         api->reply(&m->req, 404, "no such user");
     } else if (reply->integer == -507) {
         api->reply(&m->req, 507, "mailbox full");
+    } else if (reply->integer == -429) {
+        api->reply(&m->req, 429, "too many unread messages to this user");
     } else {
         uint64_t mid = (uint64_t)reply->integer;
         int online = deliver(api, m, mid);
@@ -161,22 +168,28 @@ static struct pending_send *copy_request(struct send_state *st, const mp_request
     return m;
 }
 
-/* FCALL moonpost_store 2 <prefix>user:<to> <prefix>mbox:<to> mailbox_max blob ts */
+/* FCALL moonpost_store 3 <prefix>user:<to> <prefix>mbox:<to> <prefix>mboxfrom:<to>
+ *       mailbox_max blob ts mailbox_per_sender <from> */
 static int store(struct send_state *st, struct pending_send *m)
 {
-    char user_key[KEY_MAX], mbox_key[KEY_MAX];
-    int ul = snprintf(user_key, sizeof user_key, "%suser:%s", st->prefix, m->to);
-    int ml = snprintf(mbox_key, sizeof mbox_key, "%smbox:%s", st->prefix, m->to);
+    char user_key[KEY_MAX], mbox_key[KEY_MAX], from_key[KEY_MAX];
+    snprintf(user_key, sizeof user_key, "%suser:%s", st->prefix, m->to);
+    snprintf(mbox_key, sizeof mbox_key, "%smbox:%s", st->prefix, m->to);
+    snprintf(from_key, sizeof from_key, "%smboxfrom:%s", st->prefix, m->to);
     msgpack_sbuffer blob;
     msgpack_sbuffer_init(&blob);
     pack_blob(&blob, m);
     char ts[24]; /* the broker's clock: the mid is at least 1024 per ms of it */
-    int tl = snprintf(ts, sizeof ts, "%lld", (long long)m->ts);
-    const char *argv[] = {"FCALL",  "moonpost_store", "2",       user_key,
-                          mbox_key, st->mailbox_max,  blob.data, ts};
-    size_t lens[] = {5,         14,        1, (size_t)ul, (size_t)ml, strlen(st->mailbox_max),
-                     blob.size, (size_t)tl};
-    int rc = st->api->redis(8, argv, lens, on_stored, m);
+    snprintf(ts, sizeof ts, "%lld", (long long)m->ts);
+    enum { ARGC = 11, BLOB = 7 }; /* the blob is binary, every other argument a C string */
+    const char *argv[ARGC] = {
+        "FCALL",  "moonpost_store", "3",       user_key, mbox_key,
+        from_key, st->mailbox_max,  blob.data, ts,       st->mailbox_per_sender,
+        m->from};
+    size_t lens[ARGC];
+    for (int i = 0; i < ARGC; i++)
+        lens[i] = i == BLOB ? blob.size : strlen(argv[i]);
+    int rc = st->api->redis(ARGC, argv, lens, on_stored, m);
     msgpack_sbuffer_destroy(&blob);
     return rc;
 }
@@ -213,6 +226,7 @@ int mp_plugin_init(const mp_api *api, void **state)
     const char *prefix = api->conf_get("redis_prefix");
     long long max_body = mp_conf_int(api, "max_body", 16384);
     long long mailbox_max = mp_conf_int(api, "mailbox_max", 10000);
+    long long mailbox_per_sender = mp_conf_int(api, "mailbox_per_sender", 1000);
     if (prefix == NULL || strlen(prefix) > KEY_MAX - 64) {
         api->log(api, MP_LOG_ERROR, "redis_prefix is missing or too long");
         return -1;
@@ -225,6 +239,7 @@ int mp_plugin_init(const mp_api *api, void **state)
     st->api = api;
     st->max_body = max_body < 0 ? 0 : (size_t)max_body;
     snprintf(st->mailbox_max, sizeof st->mailbox_max, "%lld", mailbox_max);
+    snprintf(st->mailbox_per_sender, sizeof st->mailbox_per_sender, "%lld", mailbox_per_sender);
     if (api->add_handler(api, "send", 0, handle_send) != 0) {
         free(st->prefix);
         free(st);

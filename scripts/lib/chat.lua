@@ -11,6 +11,7 @@ local prefix = mp.config.redis_prefix
 chat.key = {
   user = function(u) return prefix .. "user:" .. u end,
   mailbox = function(u) return prefix .. "mbox:" .. u end,
+  mailbox_senders = function(u) return prefix .. "mboxfrom:" .. u end,
   token = function(t) return prefix .. "token:" .. t end,
   user_failures = function(u) return prefix .. "fail:u:" .. u end,
   addr_failures = function(a) return prefix .. "fail:a:" .. a end,
@@ -26,11 +27,16 @@ function chat.is_body(b)
   return type(b) == "string" or mp.isbin(b)
 end
 
--- Fails the request with Redis's error (503 when Redis is unreachable) and returns true.
+-- Fails the request with Redis's error and returns true: 503 when Redis is unreachable, or
+-- out of memory (maxmemory reached: a write is refused with an OOM error), else 500.
 function chat.storage_failed(s, err)
-  if err.code ~= 503 then mp.log("error", "redis:", err.msg) end
-  return s:fail(err.code == 503 and 503 or 500, err.code == 503 and "storage unavailable"
-                or "storage error")
+  if err.code == 503 then return s:fail(503, "storage unavailable") end
+  if err.msg:find("^OOM") then
+    mp.log("warn", "redis is out of memory, a write was refused:", err.msg)
+    return s:fail(503, "storage full")
+  end
+  mp.log("error", "redis:", err.msg)
+  return s:fail(500, "storage error")
 end
 
 function chat.announce(user, online, except)

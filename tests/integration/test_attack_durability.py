@@ -298,7 +298,7 @@ class TestMidRegressionIsNotSilent(DurabilityBase):
 
 class TestReplayCut(DurabilityBase):
     """Item 3: Redis dies while the mailbox is being replayed after login."""
-    broker_extra = ["output_limit 1048576"]
+    broker_extra = ["output_limit 1048576", "mailbox_per_sender 2000"]  # COUNT from one sender
     COUNT = 2000
     BODY = 16000
 

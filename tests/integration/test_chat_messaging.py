@@ -350,7 +350,8 @@ class SendTest(ChatBase):
         self.assertTrue(all(x < y for x, y in zip(mids, mids[1:])))
         self.assertEqual(mids, [r["mid"] for r in replies])
         self.assertTrue(all(m["offline"] is False and m["from"] == a.user for m in got))
-        # and nothing more comes
+        # and nothing more comes (acked first: a's 1000 unacked ones are its mailbox_per_sender)
+        self.assertEqual(b.call(dict(type="ack", upto=mids[-1]))["code"], 200)
         self.assertEqual(self.msgs_until_marker(b, a), [])
 
     def test_live_messages_during_replay(self):

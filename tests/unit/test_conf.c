@@ -111,6 +111,7 @@ static void test_defaults_are_those_documented_in_conf_h(void **state)
     assert_int_equal(c.login_failure_window, 300);
     assert_int_equal(c.presence_notify, 0);
     assert_int_equal(c.mailbox_max, 10000);
+    assert_int_equal(c.mailbox_per_sender, 1000);
     assert_null(c.admin_socket);
     assert_null(c.http_listen);
     assert_null(c.node_id);
@@ -155,6 +156,7 @@ static void test_every_key_and_type_is_parsed(void **state)
                           "login_failure_window 86400\n"
                           "presence_notify YES\n"
                           "mailbox_max 100000000\n"
+                          "mailbox_per_sender 7\n"
                           "admin_socket /run/mp/admin.sock\n"
                           "http_listen 0.0.0.0:9889\n"
                           "node_id node-a\n",
@@ -191,6 +193,7 @@ static void test_every_key_and_type_is_parsed(void **state)
     assert_int_equal(c.login_failure_window, 86400);
     assert_int_equal(c.presence_notify, 1);
     assert_int_equal(c.mailbox_max, 100000000);
+    assert_int_equal(c.mailbox_per_sender, 7);
     assert_string_equal(c.admin_socket, "/run/mp/admin.sock");
     assert_string_equal(c.http_listen, "0.0.0.0:9889");
     assert_string_equal(c.node_id, "node-a");

@@ -1,0 +1,218 @@
+"""One sender cannot fill another user's mailbox (issue 11, item 10), and a Redis that is out
+of memory is answered cleanly.
+
+Each recipient's mailbox keeps, next to its messages, how many unacked ones each sender has in
+it (`mp:mboxfrom:NAME`); past `mailbox_per_sender` the sender is answered 429 while everyone
+else still reaches the recipient, and the recipient's ack gives the quota back. When Redis
+reaches `maxmemory` (noeviction), a send is answered 503 "storage full" and logged, the broker
+goes on, and an ack still runs and frees memory.
+
+Every test runs twice: with scripts/send.lua and with the C send plugin (plugins/send)."""
+import shutil
+import unittest
+
+from harness import BrokerTest
+from helpers import poll, uname
+from mpwire import frame, packb
+from test_plugins import CleanExit, plugin
+
+QUOTA_TEXT = "too many unread messages to this user"
+
+
+class MailboxCase(CleanExit):
+    """Helpers; SEND_PLUGIN says whether the C send plugin serves `send`."""
+    send_plugin = False
+    config = []
+
+    @classmethod
+    def setUpClass(cls):
+        cls.extra = list(cls.config) + (["plugin %s" % plugin("send")] if cls.send_plugin else [])
+        try:
+            super().setUpClass()
+        except Exception:  # e.g. a broker that refuses the config: no Redis left behind
+            cls.redis.stop()
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise
+
+    def online(self, prefix="q"):
+        return self.login(uname(prefix))
+
+    def offline(self, prefix="q"):
+        user = uname(prefix)
+        self.assertEqual(self.register(user)["code"], 200)
+        return user
+
+    def flood(self, c, to, n, body="x", first_id=1):
+        """C pipelines N sends to TO; returns the N replies in order."""
+        c.send_raw(b"".join(frame(dict(type="send", id=first_id + i, to=to, body=body))
+                            for i in range(n)))
+        return [c.wait_res(first_id + i, timeout=60) for i in range(n)]
+
+    def send(self, c, to, body="x"):
+        return c.call(dict(type="send", to=to, body=body), timeout=30)
+
+    def sender_counts(self, user):
+        """{sender: unacked messages} of USER's mailbox, as Redis keeps it."""
+        flat = self.redis.cmd("HGETALL", "mp:mboxfrom:" + user) or []
+        return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    def assert_quota_refused(self, r):
+        self.assertEqual((r["code"], r.get("error")), (429, QUOTA_TEXT), r)
+        self.assertNotIn("mid", r)
+
+
+class DefaultQuota(MailboxCase):
+    """The defaults: mailbox_max 10000, mailbox_per_sender 1000."""
+
+    def test_one_sender_cannot_make_a_victim_unreachable(self):
+        attacker, other = self.online("att"), self.online("oth")
+        victim = self.offline("vic")
+        replies = self.flood(attacker, victim, 1200)
+        codes = [r["code"] for r in replies]
+        self.assertEqual(codes, [200] * 1000 + [429] * 200)
+        self.assert_quota_refused(replies[-1])
+        self.assertEqual(self.mbox_count(victim), 1000)
+        self.assertEqual(self.sender_counts(victim), {attacker.user: 1000})
+        # everyone else still reaches the victim, and the attacker still reaches others
+        r = self.send(other, victim, "still here")
+        self.assertEqual(r["code"], 200, r)
+        self.assertEqual(self.send(attacker, self.offline("vic2"))["code"], 200)
+        # the victim reads and acks everything: the quota comes back
+        cv = self.login(victim, register=False)
+        msgs = cv.read_msgs(1001, timeout=60)
+        self.assertEqual(msgs[-1]["body"], "still here")
+        self.assertEqual(cv.call(dict(type="ack", upto=msgs[-1]["mid"]))["code"], 200)
+        self.assertEqual(self.mbox_count(victim), 0)
+        self.assertEqual(self.redis.cmd("EXISTS", "mp:mboxfrom:" + victim), 0)
+        self.assertEqual(self.send(attacker, victim, "again")["code"], 200)
+
+
+class SmallQuota(MailboxCase):
+    config = ["mailbox_max 25", "mailbox_per_sender 10"]
+
+    def test_partial_ack_gives_back_what_it_deleted(self):
+        a = self.online("pa")
+        b = self.online("pb")
+        replies = self.flood(a, b.user, 12)
+        self.assertEqual([r["code"] for r in replies], [200] * 10 + [429] * 2)
+        b.read_msgs(10)
+        self.assertEqual(b.call(dict(type="ack", upto=replies[3]["mid"]))["code"], 200)
+        self.assertEqual(self.sender_counts(b.user), {a.user: 6})
+        more = self.flood(a, b.user, 5, first_id=100)
+        self.assertEqual([r["code"] for r in more], [200] * 4 + [429])
+        self.assertEqual(self.sender_counts(b.user), {a.user: 10})
+
+    def test_counts_per_sender_and_full_mailbox_is_still_507(self):
+        senders = [self.online("fs") for _ in range(4)]
+        victim = self.offline("fv")
+        for s, n in zip(senders, (10, 10, 5)):
+            self.assertEqual({r["code"] for r in self.flood(s, victim, n)}, {200})
+        self.assertEqual(self.sender_counts(victim),
+                         {senders[0].user: 10, senders[1].user: 10, senders[2].user: 5})
+        # 25 messages: full for everyone, a sender under its quota included
+        r = self.send(senders[3], victim)
+        self.assertEqual((r["code"], r.get("error")), (507, "mailbox full"), r)
+        cv = self.login(victim, register=False)
+        msgs = cv.read_msgs(25)
+        # ack the first 12: sender 0's ten and two of sender 1's
+        self.assertEqual(cv.call(dict(type="ack", upto=msgs[11]["mid"]))["code"], 200)
+        self.assertEqual(self.sender_counts(victim), {senders[1].user: 8, senders[2].user: 5})
+        self.assertEqual(self.send(senders[3], victim)["code"], 200)
+
+    def test_ack_of_messages_stored_without_counts(self):
+        # messages stored by an older broker have no count: acking them leaves none behind,
+        # and the counts of newer ones stay right
+        a, old = self.online("la"), uname("old")
+        b = self.offline("lb")
+        members = []
+        for mid in (1, 2):
+            blob = packb({"from": old, "to": b, "body": "old%d" % mid, "ts": 1})
+            members += [mid, b"%d:" % mid + blob]
+        self.redis.cmd("ZADD", "mp:mbox:" + b, *members)
+        self.redis.cmd("HSET", "mp:user:" + b, "mid", 2)
+        self.assertEqual({r["code"] for r in self.flood(a, b, 3)}, {200})
+        cb = self.login(b, register=False)
+        msgs = cb.read_msgs(5)
+        self.assertEqual([m["from"] for m in msgs], [old, old, a.user, a.user, a.user])
+        self.assertEqual(cb.call(dict(type="ack", upto=msgs[3]["mid"]))["code"], 200)
+        self.assertEqual(self.sender_counts(b), {a.user: 1})
+        self.assertEqual(cb.call(dict(type="ack", upto=msgs[4]["mid"]))["code"], 200)
+        self.assertEqual(self.redis.cmd("EXISTS", "mp:mboxfrom:" + b), 0)
+
+    def test_stale_counts_are_dropped_when_the_mailbox_empties(self):
+        # counts that no longer match the mailbox (its members removed behind the broker's
+        # back) cannot lock a sender out for good: the next ack that empties it drops them
+        a = self.online("sa")
+        b = self.online("sb")
+        self.assertEqual({r["code"] for r in self.flood(a, b.user, 10)}, {200})
+        self.redis.cmd("DEL", "mp:mbox:" + b.user)
+        self.assert_quota_refused(self.send(a, b.user))
+        self.assertEqual(b.call(dict(type="ack", upto=2 ** 53))["code"], 200)
+        self.assertEqual(self.send(a, b.user)["code"], 200)
+
+
+class OutOfMemory(MailboxCase):
+    """Redis at maxmemory (noeviction) refuses writes: sends are answered 503, the broker
+    logs it and goes on, and an ack (which frees memory) still works."""
+
+    def tearDown(self):
+        self.redis.cmd("CONFIG", "SET", "maxmemory", 0)
+        super().tearDown()
+
+    def used_memory(self):
+        info = self.redis.cmd("INFO", "memory").decode()
+        return int(info.split("used_memory:", 1)[1].split()[0])
+
+    def test_send_to_a_full_redis_503_then_ack_frees(self):
+        a, b = self.online("oa"), self.online("ob")
+        limit = self.used_memory() + 2 * 1024 * 1024
+        self.redis.cmd("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        self.redis.cmd("CONFIG", "SET", "maxmemory", limit)
+        body = "m" * 16384
+        codes = []
+        while not codes or codes[-1] == 200:
+            self.assertLess(len(codes), 1000, "Redis never ran out of memory")
+            r = self.send(a, b.user, body)
+            codes.append(r["code"])
+        self.assertEqual((r["code"], r.get("error")), (503, "storage full"), r)
+        self.assertGreater(len(codes), 10)
+        got = b.read_msgs(len(codes) - 1, timeout=60)
+        # Redis entirely full now: every write is refused, and the broker goes on
+        self.redis.cmd("CONFIG", "SET", "maxmemory", 1)
+        self.assertEqual(self.send(a, b.user, body)["code"], 503)
+        self.assertIsNone(self.broker.proc.poll())
+        poll(lambda: "redis is out of memory" in self.broker.log_text(), what="the OOM logged")
+        # but the recipient's ack still runs: it is what frees memory
+        self.assertEqual(b.call(dict(type="ack", upto=got[-1]["mid"]))["code"], 200)
+        self.assertEqual(self.mbox_count(b.user), 0)
+        self.redis.cmd("CONFIG", "SET", "maxmemory", limit)
+        r = self.send(a, b.user, body)
+        self.assertEqual(r["code"], 200, r)
+
+
+class LuaDefaultQuotaTest(DefaultQuota, BrokerTest):
+    pass
+
+
+class CDefaultQuotaTest(DefaultQuota, BrokerTest):
+    send_plugin = True
+
+
+class LuaSmallQuotaTest(SmallQuota, BrokerTest):
+    pass
+
+
+class CSmallQuotaTest(SmallQuota, BrokerTest):
+    send_plugin = True
+
+
+class LuaOutOfMemoryTest(OutOfMemory, BrokerTest):
+    pass
+
+
+class COutOfMemoryTest(OutOfMemory, BrokerTest):
+    send_plugin = True
+
+
+if __name__ == "__main__":
+    unittest.main()
