@@ -72,6 +72,12 @@ int mpl_sleep(lua_State *L)
     return luahost_yield(L, r);
 }
 
+static int push_timer_fn(lua_State *L, void *ud)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, *(const int *)ud);
+    return 1;
+}
+
 static void on_every(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -81,8 +87,7 @@ static void on_every(evutil_socket_t fd, short what, void *arg)
         unlink_timer(t); /* its scripts were replaced by a reload */
         return;
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->fn_ref);
-    luahost_spawn(L, 0);
+    luahost_spawn("timer", push_timer_fn, &t->fn_ref);
 }
 
 int mpl_every(lua_State *L)
