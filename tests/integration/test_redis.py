@@ -45,8 +45,9 @@ class RedisCase(BrokerTest):
 
 
 class RedisTest(RedisCase):
-    # the broker's default password hashing cost, heavier than the harness default
-    extra = ["pwhash_memory 19456", "pwhash_ops 2"]
+    # the broker's default password hashing cost, heavier than the harness default; frames
+    # with more than 1024 command words must reach the script
+    extra = ["pwhash_memory 19456", "pwhash_ops 2", "max_frame_values 4096"]
 
     # ---- reply types ----
 
@@ -385,6 +386,7 @@ class RedisBatchArgumentErrorTest(RedisCase):
 
 class RedisBatchTooManyArgumentsTest(RedisCase):
     """Like RedisBatchArgumentErrorTest, with a command of more than 1024 arguments."""
+    extra = ["max_frame_values 4096"]  # the frame carries more than 1024 command words
 
     def test_too_many_arguments_after_commands_were_sent(self):
         c = self.connect()
@@ -428,6 +430,8 @@ class RedisOutageTest(RedisCase):
         poll(lambda: blocked_clients(self.redis) == 1, what="BLPOP blocked in Redis")
         sent0 = metrics(self.broker)["moonpost_redis_commands_total"]
         conns = [self.connect() for _ in range(10)]
+        for i, c in enumerate(conns):  # logged in: 64 requests in flight (4 before login)
+            self.assertEqual(c.call({"type": "t.login", "user": "outage%d" % i})["code"], 200)
         ids = {c: [c.send({"type": "t.redis", "args": ["INCR", key + ":n"]}) for _ in range(50)]
                for c in conns}
         # every request has reached the broker's Redis connection (queued behind the BLPOP)

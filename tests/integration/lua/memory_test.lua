@@ -70,11 +70,11 @@ mp.on("t.gone", function(s) return s:ok{ gone = gone } end, { anonymous = true }
 
 -- handlers blocked until t.release, to count what runs at once
 local blocked, released = 0, false
-mp.on("t.block", function(s)
+mp.on("t.block", function(s, m)
   blocked = blocked + 1
   while not released do mp.sleep(0.01) end
   blocked = blocked - 1
-  return s:ok{}
+  return s:ok{ kept = m.junk ~= nil }          -- the message stays alive while it waits
 end, { anonymous = true })
 mp.on("t.blocked", function(s) return s:ok{ blocked = blocked } end, { anonymous = true })
 mp.on("t.release", function(s, m)
