@@ -124,8 +124,8 @@ static int decode_value(lua_State *L, struct decoder *d, int depth)
     struct mpr_item item;
     int rc = mpr_next(&d->r, &item);
     if (rc != MPR_OK)
-        return decode_fail(d, CODEC_MALFORMED,
-                           rc == MPR_UNSUPPORTED ? "unsupported msgpack type" : "truncated msgpack");
+        return decode_fail(d, CODEC_MALFORMED, rc == MPR_UNSUPPORTED ? "unsupported msgpack type"
+                                                                     : "truncated msgpack");
     switch (item.type) {
     case MPR_NIL: lua_pushnil(L); return 0;
     case MPR_BOOL: lua_pushboolean(L, item.v.boolean); return 0;

@@ -86,9 +86,14 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     uint64_t *count = r != NULL ? &r->instructions : &((struct luahost_vm *)vm)->load_instructions;
     *count += BUDGET_HOOK_EVERY;
     if (*count <= (uint64_t)limit) return;
-    if (!lua_getinfo(L, "Sl", ar)) ar->currentline = -1;
-    lua_pushfstring(L, "%s:%d: instruction budget exceeded (%d)%s", ar->short_src,
-                    ar->currentline, limit, r == NULL ? " while loading" : "");
+    const char *src = "?";
+    int line = -1;
+    if (lua_getinfo(L, "Sl", ar)) {
+        src = ar->short_src;
+        line = ar->currentline;
+    }
+    lua_pushfstring(L, "%s:%d: instruction budget exceeded (%d)%s", src, line, limit,
+                    r == NULL ? " while loading" : "");
     lua_error(L);
 }
 
@@ -559,8 +564,9 @@ static void finish(struct request *r)
                       &broker.stats.handler_latency_count, (uint64_t)(now_us() - r->started_us));
     request_memory -= r->charge;
     *(struct request **)lua_getextraspace(r->co) = NULL;
+    /* unref overwrites existing keys: it allocates nothing, so it is safe unprotected */
     if (luahost_protected(vm->L, release_protected, r) < 0 && r->ref != LUA_NOREF)
-        luaL_unref(vm->L, LUA_REGISTRYINDEX, r->ref); /* overwrites existing keys: allocates nothing */
+        luaL_unref(vm->L, LUA_REGISTRYINDEX, r->ref);
     r->co = NULL;
     if (--vm->pending == 0 && vm->retired) vm_free(vm);
 }
@@ -676,7 +682,8 @@ static struct request *new_request(struct luahost_vm *vm, session_handle session
 static size_t request_budget(void)
 {
     if (broker.conf.lua_memory_limit <= 0) return SIZE_MAX;
-    return (size_t)broker.conf.lua_memory_limit / 100 * (size_t)broker.conf.lua_request_memory_share;
+    return (size_t)broker.conf.lua_memory_limit / 100 *
+           (size_t)broker.conf.lua_request_memory_share;
 }
 
 struct dispatch_args {

@@ -12,7 +12,7 @@
 #define SESSION_USER_MAX 32
 #define SESSION_MAX_MALFORMED 3
 #define SESSION_MAX_INFLIGHT 64 /* handlers running at once for one session: reading pauses past it */
-#define SESSION_MAX_INFLIGHT_ANONYMOUS 4 /* the same before login: what an unknown client may hold */
+#define SESSION_MAX_INFLIGHT_ANONYMOUS 4 /* the same before login */
 
 typedef uint64_t session_handle; /* 0 is never a live session */
 
