@@ -488,8 +488,8 @@ struct request *luahost_current(lua_State *co)
  * its results could not be built for. */
 static int resume_k(lua_State *co, int status, lua_KContext ctx)
 {
-    (void)status;
-    struct request *r = (struct request *)ctx;
+    (void)status, (void)ctx;
+    struct request *r = luahost_current(co);
     const char *why = r->resume_error;
     if (why != NULL) {
         r->resume_error = NULL;
@@ -501,7 +501,7 @@ static int resume_k(lua_State *co, int status, lua_KContext ctx)
 int luahost_yield(lua_State *co, struct request *r)
 {
     r->waiting = 1;
-    return lua_yieldk(co, 0, (lua_KContext)r, resume_k);
+    return lua_yieldk(co, 0, 0, resume_k);
 }
 
 /* Creating a coroutine costs allocations and collection work on every request; a finished one
