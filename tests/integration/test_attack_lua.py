@@ -37,6 +37,29 @@ def junk_frame(msg, maps, group=0):
     return struct.pack(">I", len(body)) + bytes(body)
 
 
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+
+
+def assert_clean_stop(broker):
+    """Stops BROKER; it must exit 0 with no sanitizer report in its log."""
+    rc = broker.stop()
+    log = broker.log_text()
+    assert rc == 0, "exit code %s; log tail:\n%s" % (rc, log[-3000:])
+    for mark in SANITIZER_MARKS:
+        assert mark not in log, "sanitizer report:\n%s" % log[-6000:]
+
+
+class CleanStop:
+    """For BrokerTest classes: the class's broker must stop cleanly."""
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            assert_clean_stop(cls.broker)
+        finally:
+            super().tearDownClass()
+
+
 def flood_one(port, frames, timeout=60):
     """Sends FRAMES on a new connection and returns the codes of the replies (after a `bye`,
     its code for every frame left; None when the connection closed without one)."""
@@ -58,7 +81,7 @@ def flood_one(port, frames, timeout=60):
     return codes
 
 
-class FloodTest(BrokerTest):
+class FloodTest(CleanStop, BrokerTest):
     """The register flood of the issue, with the shipped scripts, the default Lua limits and
     the default hashing cost (no login timeout: the frames may wait for the hashing queue as
     long as it takes)."""
@@ -144,8 +167,7 @@ class MemoryErrorTest(RedisServerTest):
     def tearDown(self):
         for c in self.clients:
             c.close()
-        rc = self.broker.stop()
-        self.assertEqual(rc, 0, self.broker.log_text()[-3000:])
+        assert_clean_stop(self.broker)
 
     def connect(self):
         c = Client(self.broker.port)
@@ -202,7 +224,7 @@ class MemoryErrorTest(RedisServerTest):
         self.assert_alive()
 
 
-class InFlightTest(BrokerTest):
+class InFlightTest(CleanStop, BrokerTest):
     """Requests a connection, and all connections together, may keep waiting in Lua."""
     scripts = ["ping", AUTH, MEMORY_LUA]
     # 1% of 32 MiB: room for about 4 requests that carry 1,000 values each
@@ -319,7 +341,7 @@ class LoadLoopTest(RedisServerTest):
             c.close()
             self.assertEqual(healthz(b), 200)
         finally:
-            self.assertEqual(b.stop(), 0)
+            assert_clean_stop(b)
 
 
 if __name__ == "__main__":
