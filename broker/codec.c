@@ -61,39 +61,52 @@ const char *codec_tobytes(lua_State *L, int idx, size_t *len)
 
 /* ---- decoding ---- */
 
-static int decode_value(lua_State *L, struct mpr *r, int depth, const char **err);
+struct decoder {
+    struct mpr r;
+    size_t values, max_values; /* created so far, and the bound (0 = none) */
+    const char *err;
+    int status;
+};
 
-static int decode_container(lua_State *L, struct mpr *r, const struct mpr_item *item, int depth,
-                            const char **err)
+static int decode_fail(struct decoder *d, int status, const char *err)
 {
-    if (depth > CODEC_MAX_DEPTH) {
-        *err = "containers nested deeper than 32";
-        return -1;
-    }
-    if (!lua_checkstack(L, 4)) {
-        *err = "out of Lua stack";
-        return -1;
-    }
+    d->status = status;
+    d->err = err;
+    return -1;
+}
+
+static int decode_value(lua_State *L, struct decoder *d, int depth);
+
+static int decode_container(lua_State *L, struct decoder *d, const struct mpr_item *item,
+                            int depth)
+{
+    if (depth > CODEC_MAX_DEPTH)
+        return decode_fail(d, CODEC_MALFORMED, "containers nested deeper than 32");
+    if (!lua_checkstack(L, 4)) return decode_fail(d, CODEC_MALFORMED, "out of Lua stack");
     int is_map = item->type == MPR_MAP;
-    lua_createtable(L, is_map ? 0 : (int)item->v.count, is_map ? (int)item->v.count : 0);
+    /* the count was checked against the bytes left; a table sized for more values than the
+     * budget allows would be the very allocation the budget is there to prevent */
+    size_t left = d->max_values ? d->max_values - d->values : item->v.count;
+    int size = (int)(item->v.count < left ? item->v.count : left);
+    lua_createtable(L, is_map ? 0 : size, is_map ? size : 0);
     if (!is_map && item->v.count == 0) luaL_setmetatable(L, CODEC_ARRAY_META);
     for (uint32_t i = 0; i < item->v.count; i++) {
         if (is_map) {
-            if (decode_value(L, r, depth + 1, err) != 0) goto fail;
+            if (decode_value(L, d, depth + 1) != 0) goto fail;
             int kt = lua_type(L, -1);
             if (kt == LUA_TNIL || (kt == LUA_TNUMBER && isnan(lua_tonumber(L, -1))) ||
                 kt == LUA_TTABLE || kt == LUA_TUSERDATA) {
-                *err = "map key must be a string or a number";
+                decode_fail(d, CODEC_MALFORMED, "map key must be a string or a number");
                 lua_pop(L, 1);
                 goto fail;
             }
-            if (decode_value(L, r, depth + 1, err) != 0) {
+            if (decode_value(L, d, depth + 1) != 0) {
                 lua_pop(L, 1);
                 goto fail;
             }
             lua_rawset(L, -3);
         } else {
-            if (decode_value(L, r, depth + 1, err) != 0) goto fail;
+            if (decode_value(L, d, depth + 1) != 0) goto fail;
             lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
     }
@@ -103,14 +116,16 @@ fail:
     return -1;
 }
 
-static int decode_value(lua_State *L, struct mpr *r, int depth, const char **err)
+static int decode_value(lua_State *L, struct decoder *d, int depth)
 {
+    if (d->max_values && d->values == d->max_values)
+        return decode_fail(d, CODEC_TOO_MANY, "too many values");
+    d->values++;
     struct mpr_item item;
-    int rc = mpr_next(r, &item);
-    if (rc != MPR_OK) {
-        *err = rc == MPR_UNSUPPORTED ? "unsupported msgpack type" : "truncated msgpack";
-        return -1;
-    }
+    int rc = mpr_next(&d->r, &item);
+    if (rc != MPR_OK)
+        return decode_fail(d, CODEC_MALFORMED, rc == MPR_UNSUPPORTED ? "unsupported msgpack type"
+                                                                     : "truncated msgpack");
     switch (item.type) {
     case MPR_NIL: lua_pushnil(L); return 0;
     case MPR_BOOL: lua_pushboolean(L, item.v.boolean); return 0;
@@ -123,27 +138,31 @@ static int decode_value(lua_State *L, struct mpr *r, int depth, const char **err
     case MPR_STR: lua_pushlstring(L, (const char *)item.v.str.ptr, item.v.str.len); return 0;
     case MPR_BIN: codec_push_bin(L, item.v.str.ptr, item.v.str.len); return 0;
     case MPR_ARRAY:
-    case MPR_MAP: return decode_container(L, r, &item, depth, err);
+    case MPR_MAP: return decode_container(L, d, &item, depth);
     }
-    *err = "unknown item";
-    return -1;
+    return decode_fail(d, CODEC_MALFORMED, "unknown item");
 }
 
-int codec_decode(lua_State *L, const uint8_t *data, size_t len, const char **err)
+int codec_decode(lua_State *L, const uint8_t *data, size_t len, size_t max_values,
+                 size_t *values, const char **err)
 {
-    struct mpr r;
-    mpr_init(&r, data, len);
+    struct decoder d = {.max_values = max_values, .status = CODEC_OK};
+    mpr_init(&d.r, data, len);
     if (!lua_checkstack(L, 4)) {
         *err = "out of Lua stack";
-        return -1;
+        return CODEC_MALFORMED;
     }
-    if (decode_value(L, &r, 1, err) != 0) return -1;
-    if (r.pos != r.end) {
+    if (decode_value(L, &d, 1) != 0) {
+        *err = d.err;
+        return d.status;
+    }
+    if (d.r.pos != d.r.end) {
         lua_pop(L, 1);
         *err = "trailing bytes after the value";
-        return -1;
+        return CODEC_MALFORMED;
     }
-    return 0;
+    if (values != NULL) *values = d.values;
+    return CODEC_OK;
 }
 
 /* ---- encoding ---- */

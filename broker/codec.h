@@ -21,9 +21,15 @@
 /* Creates the metatables above in L's registry; call once per state. */
 void codec_open(lua_State *L);
 
-/* Decodes exactly one value that fills all of [data, data+len) and pushes it. Returns 0, or -1
- * with nothing pushed and a reason in *err (a static string). Never trusts the input. */
-int codec_decode(lua_State *L, const uint8_t *data, size_t len, const char **err);
+enum codec_status { CODEC_OK = 0, CODEC_MALFORMED = -1, CODEC_TOO_MANY = -2 };
+
+/* Decodes exactly one value that fills all of [data, data+len) and pushes it. MAX_VALUES bounds
+ * the values it may create (every container, key and scalar counts one; 0 = no bound): past
+ * it decoding stops at once, so a small frame cannot build a huge table. Returns CODEC_OK (with
+ * the count in *values when VALUES is not NULL), or an error with nothing pushed and a reason in
+ * *err (a static string). Never trusts the input; raises only Lua memory errors. */
+int codec_decode(lua_State *L, const uint8_t *data, size_t len, size_t max_values,
+                 size_t *values, const char **err);
 
 /* Packs the value at IDX. Returns 0, or -1 with a reason in errbuf (the packer may then hold
  * part of the value: callers discard it). */

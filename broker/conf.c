@@ -60,6 +60,8 @@ static const struct conf_key conf_keys[] = {
     KEY(plugin, CONF_PLUGIN, 0, 0, NULL),
     KEY(lua_memory_limit, CONF_INT, 0, INT_MAX, "268435456"),
     KEY(lua_instruction_limit, CONF_INT, 0, INT_MAX, "10000000"),
+    KEY(max_frame_values, CONF_INT, 16, 16777216, "1024"),
+    KEY(lua_request_memory_share, CONF_INT, 1, 100, "50"),
     /* redis */
     KEY(redis, CONF_STRING, 0, 0, "127.0.0.1:6379"),
     KEY(redis_password, CONF_STRING, 0, 0, NULL),

@@ -34,6 +34,8 @@ struct conf {
     struct conf_list plugin;  /* "PATH [key=value ...]", PATH resolved */
     int lua_memory_limit;     /* bytes for the Lua state, default 256 MiB, 0 = none */
     int lua_instruction_limit;/* VM instructions per handler run between yields, default 10000000, 0 = none */
+    int max_frame_values;     /* values one request frame may decode into, default 1024 */
+    int lua_request_memory_share; /* % of lua_memory_limit requests in flight may hold, default 50 */
     /* redis */
     char *redis;              /* "host:port" or "unix:/path.sock"; default 127.0.0.1:6379 */
     char *redis_password;     /* NULL = none */

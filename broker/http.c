@@ -9,6 +9,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "luahost.h"
 #include "presence.h"
 #include "session.h"
 #include "store.h"
@@ -74,6 +75,13 @@ static void write_metrics(struct evbuffer *out)
             s->idle_timeouts_total);
     counter(out, "moonpost_handler_errors_total", "Handler runs that raised an error.",
             s->handler_errors_total);
+    counter(out, "moonpost_requests_busy_total",
+            "Requests answered 503 busy: those in flight held their Lua memory budget.",
+            s->requests_busy_total);
+    gauge(out, "moonpost_lua_memory_bytes", "Bytes the Lua state uses.", luahost_memory_used());
+    gauge(out, "moonpost_lua_request_memory_bytes",
+          "Bytes the Lua requests in flight are counted to hold (lua_request_memory_share).",
+          luahost_request_memory());
     counter(out, "moonpost_redis_commands_total", "Redis commands sent.", s->redis_commands_total);
     counter(out, "moonpost_redis_errors_total", "Redis commands lost to a connection failure.",
             s->redis_errors_total);

@@ -121,7 +121,7 @@ int mpl_decode(lua_State *L)
     const char *data = codec_tobytes(L, 1, &len);
     if (data == NULL) return luaL_argerror(L, 1, "string or bin expected");
     const char *err = NULL;
-    if (codec_decode(L, (const uint8_t *)data, len, &err) != 0) {
+    if (codec_decode(L, (const uint8_t *)data, len, 0, NULL, &err) != CODEC_OK) {
         lua_pushnil(L);
         lua_pushstring(L, err);
         return 2;

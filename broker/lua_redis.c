@@ -2,7 +2,9 @@
  *
  * Results: status -> string, integer -> integer, bulk -> string, nil -> nil (false inside
  * arrays), array -> table, error reply -> nil plus {code = 500, msg = "ERR ..."} (inside
- * arrays, {err = "ERR ..."}). When Redis is unreachable: nil plus {code = 503, msg = ...}. */
+ * arrays, {err = "ERR ..."}). When Redis is unreachable: nil plus {code = 503, msg = ...}. A
+ * reply too large for the Lua memory limit: nil plus {code = 500, msg = ...}, or the call raises
+ * that error when not even this fits (and always for a batch). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,52 +122,41 @@ static struct request *yieldable_request(lua_State *L, const char *what)
 struct conversion {
     const redisReply *reply;
     const char *error;
-    int nested;
 };
 
-static int convert_protected(lua_State *L)
+static const char too_large[] = "redis reply too large for the Lua memory limit";
+
+static int push_conversion(lua_State *L, void *ud)
 {
-    const struct conversion *c = lua_touserdata(L, 1);
-    lua_settop(L, 0);
-    if (c->nested) {
-        if (c->reply == NULL)
-            lua_pushboolean(L, 0);
-        else
-            push_reply(L, c->reply, 1);
-        return 1;
-    }
+    const struct conversion *c = ud;
     push_result(L, c->reply, c->error);
     return 2;
 }
 
-/* Pushes the converted reply (NRESULTS values) onto the main state M. */
-static void convert(lua_State *M, const redisReply *reply, const char *error, int nresults)
+static int push_too_large(lua_State *L, void *ud)
 {
-    struct conversion c = {reply, error, nresults == 1};
-    lua_pushcfunction(M, convert_protected);
-    lua_pushlightuserdata(M, &c);
-    if (lua_pcall(M, 1, nresults, 0) != LUA_OK) {
-        lua_pop(M, 1);
-        static const char msg[] = "redis reply too large for the Lua memory limit";
-        if (nresults == 2) lua_pushnil(M);
-        push_error(M, 500, msg, sizeof msg - 1);
-    }
+    (void)ud;
+    lua_pushnil(L);
+    push_error(L, 500, too_large, sizeof too_large - 1);
+    return 2;
 }
 
-/* Moves the two results on top of the main state to R's coroutine and resumes it. */
-static void resume_with_results(struct request *r, lua_State *M)
+/* Resumes R with the results of REPLY: the reply, else the too-large error (what is left of the
+ * heap after the failed conversion may hold it), else an error raised in the script. */
+static void resume_with_reply(struct request *r, const redisReply *reply, const char *error)
 {
-    lua_checkstack(r->co, 2);
-    lua_xmove(M, r->co, 2);
-    luahost_resume(r, 2);
+    struct conversion c = {reply, error};
+    int n = luahost_push_results(r, push_conversion, &c);
+    if (n < 0) n = luahost_push_results(r, push_too_large, NULL);
+    if (n < 0)
+        luahost_resume_error(r, too_large);
+    else
+        luahost_resume(r, n);
 }
 
 static void on_single_reply(redisReply *reply, const char *error, void *arg)
 {
-    struct request *r = arg;
-    lua_State *M = luahost_main_state(r);
-    convert(M, reply, error, 2);
-    resume_with_results(r, M);
+    resume_with_reply(arg, reply, error);
 }
 
 int mpl_redis(lua_State *L)
@@ -186,33 +177,60 @@ struct batch {
     int results_ref;
     int remaining;
     int index;
-    int failed;
+    int failed;       /* a command was lost with the connection */
+    int out_of_memory; /* a reply could not be converted */
 };
+
+struct batch_reply {
+    struct batch *b;
+    const redisReply *reply;
+};
+
+static int store_batch_reply(lua_State *L, void *ud)
+{
+    const struct batch_reply *br = ud;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, br->b->results_ref);
+    if (br->reply == NULL)
+        lua_pushboolean(L, 0);
+    else
+        push_reply(L, br->reply, 1);
+    lua_rawseti(L, -2, br->b->index);
+    return 0;
+}
+
+static int push_batch_results(lua_State *L, void *ud)
+{
+    struct batch *b = ud;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, b->results_ref);
+    if (!b->failed) {
+        lua_pushnil(L);
+        return 2;
+    }
+    static const char msg[] = "redis connection lost";
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    push_error(L, 503, msg, sizeof msg - 1);
+    return 2;
+}
 
 static void on_batch_reply(redisReply *reply, const char *error, void *arg)
 {
+    (void)error;
     struct batch *b = arg;
     struct request *r = b->r;
     lua_State *M = luahost_main_state(r);
     if (reply == NULL) b->failed = 1;
-    lua_rawgeti(M, LUA_REGISTRYINDEX, b->results_ref);
-    convert(M, reply, error, 1);
-    lua_rawseti(M, -2, ++b->index);
-    if (--b->remaining > 0) {
-        lua_pop(M, 1);
-        return;
-    }
-    luaL_unref(M, LUA_REGISTRYINDEX, b->results_ref);
-    if (b->failed) {
-        lua_pop(M, 1);
-        static const char msg[] = "redis connection lost";
-        lua_pushnil(M);
-        push_error(M, 503, msg, sizeof msg - 1);
-    } else {
-        lua_pushnil(M);
-    }
+    struct batch_reply br = {b, reply};
+    b->index++;
+    if (!b->out_of_memory && luahost_protected(M, store_batch_reply, &br) < 0) b->out_of_memory = 1;
+    if (--b->remaining > 0) return;
+    int n = b->out_of_memory ? -1 : luahost_push_results(r, push_batch_results, b);
+    luaL_unref(M, LUA_REGISTRYINDEX, b->results_ref); /* an existing key: allocates nothing */
     free(b);
-    resume_with_results(r, M);
+    if (n < 0)
+        luahost_resume_error(r, too_large);
+    else
+        luahost_resume(r, n);
 }
 
 /* moonpost.redis_batch({cmd...}, {cmd...}, ...) -> {reply, reply, ...} in one round trip. */

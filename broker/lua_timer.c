@@ -124,6 +124,12 @@ int lua_timer_wait_drain(lua_State *L, struct request *r, struct session *s, siz
     return luahost_yield(L, r);
 }
 
+static int push_timer_fn(lua_State *L, void *ud)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, *(const int *)ud);
+    return 1;
+}
+
 static void on_every(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -133,8 +139,7 @@ static void on_every(evutil_socket_t fd, short what, void *arg)
         unlink_timer(t); /* its scripts were replaced by a reload */
         return;
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->fn_ref);
-    luahost_spawn(L, 0);
+    luahost_spawn("timer", push_timer_fn, &t->fn_ref);
 }
 
 int mpl_every(lua_State *L)

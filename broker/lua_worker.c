@@ -35,28 +35,36 @@ static void run_pw(struct worker_job *job)
                                   crypto_pwhash_ALG_ARGON2ID13) == 0;
 }
 
+static int push_pw_result(lua_State *L, void *ud)
+{
+    const struct pw_job *j = ud;
+    if (j->job.cancelled) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "shutting down");
+    } else if (j->verify) {
+        lua_pushboolean(L, j->ok);
+        lua_pushnil(L);
+    } else if (j->ok) {
+        lua_pushstring(L, j->hash);
+        lua_pushnil(L);
+    } else {
+        lua_pushnil(L);
+        lua_pushliteral(L, "password hashing failed (out of memory?)");
+    }
+    return 2;
+}
+
 static void done_pw(struct worker_job *job)
 {
     struct pw_job *j = (struct pw_job *)job;
     struct request *r = j->r;
-    lua_State *co = r->co;
-    lua_checkstack(co, 2);
-    if (j->job.cancelled) {
-        lua_pushnil(co);
-        lua_pushliteral(co, "shutting down");
-    } else if (j->verify) {
-        lua_pushboolean(co, j->ok);
-        lua_pushnil(co);
-    } else if (j->ok) {
-        lua_pushstring(co, j->hash);
-        lua_pushnil(co);
-    } else {
-        lua_pushnil(co);
-        lua_pushliteral(co, "password hashing failed (out of memory?)");
-    }
+    int n = luahost_push_results(r, push_pw_result, j); /* protected: the heap may be full */
     sodium_memzero(j, sizeof *j);
     free(j);
-    luahost_resume(r, 2);
+    if (n < 0)
+        luahost_resume_error(r, "no Lua memory left for the password hashing result");
+    else
+        luahost_resume(r, n);
 }
 
 static int submit(lua_State *L, int verify)

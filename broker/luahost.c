@@ -15,6 +15,10 @@
 #include "router.h"
 
 #define BUDGET_HOOK_EVERY 1000 /* instructions between two checks of the budget */
+/* What a request is counted to hold against the requests' memory budget: its coroutine and
+ * request object, the frame's bytes (strings) and a table slot or object per decoded value. */
+#define REQUEST_BASE_COST 2048
+#define REQUEST_VALUE_COST 80
 
 struct luahost_vm {
     lua_State *L;
@@ -23,6 +27,7 @@ struct luahost_vm {
     int pending;  /* requests whose coroutine has not finished */
     int retired;  /* replaced by a reload: closed once pending drops to 0 */
     int loaded;   /* every script ran: its routes may be served */
+    uint64_t load_instructions; /* run by the main thread for the script being loaded */
     unsigned generation;
     char **redis_libs;
     size_t *redis_lib_lens;
@@ -31,6 +36,7 @@ struct luahost_vm {
 
 static struct luahost_vm *current;
 static unsigned generations;
+static size_t request_memory; /* the charges of every request in flight, all states */
 static char script_dir[4096] = ".";
 
 /* Registry keys: their addresses are unique. */
@@ -68,15 +74,36 @@ static int64_t now_us(void)
 
 /* ---- sandbox ---- */
 
-static void budget_hook(lua_State *co, lua_Debug *ar)
+/* Counts the instructions of a request between two resumes, or of the main thread while it
+ * loads a script (a loop at load time must not hang the start, `-t` or a reload). */
+static void budget_hook(lua_State *L, lua_Debug *ar)
 {
-    (void)ar;
-    struct request *r = luahost_current(co);
-    if (r == NULL) return;
-    r->instructions += BUDGET_HOOK_EVERY;
-    if (broker.conf.lua_instruction_limit > 0 &&
-        r->instructions > (uint64_t)broker.conf.lua_instruction_limit)
-        luaL_error(co, "instruction budget exceeded (%d)", broker.conf.lua_instruction_limit);
+    int limit = broker.conf.lua_instruction_limit;
+    if (limit <= 0) return;
+    struct request *r = luahost_current(L);
+    void *vm = NULL;
+    if (r == NULL) lua_getallocf(L, &vm);
+    uint64_t *count = r != NULL ? &r->instructions : &((struct luahost_vm *)vm)->load_instructions;
+    *count += BUDGET_HOOK_EVERY;
+    if (*count <= (uint64_t)limit) return;
+    const char *src = "?";
+    int line = -1;
+    if (lua_getinfo(L, "Sl", ar)) {
+        src = ar->short_src;
+        line = ar->currentline;
+    }
+    lua_pushfstring(L, "%s:%d: instruction budget exceeded (%d)%s", src, line, limit,
+                    r == NULL ? " while loading" : "");
+    lua_error(L);
+}
+
+/* Last resort: an error outside any protected call. Everything is meant to run protected, so
+ * this is a bug; say what it was before Lua aborts. */
+static int on_panic(lua_State *L)
+{
+    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(not a string)";
+    log_error("Lua error outside any protected call, aborting: %s", msg);
+    return 0;
 }
 
 /* load(chunk [, chunkname [, mode [, env]]]) with the mode forced to text; the real load is
@@ -182,6 +209,33 @@ static void open_sandbox(lua_State *L)
     lua_setglobal(L, "require");
 }
 
+/* ---- protected calls ---- */
+
+struct protected_call {
+    luahost_push_fn fn;
+    void *ud;
+};
+
+static int run_protected(lua_State *L)
+{
+    struct protected_call *c = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    return c->fn(L, c->ud);
+}
+
+int luahost_protected(lua_State *L, luahost_push_fn fn, void *ud)
+{
+    int top = lua_gettop(L);
+    struct protected_call c = {fn, ud};
+    lua_pushcfunction(L, run_protected); /* a light C function: pushing it allocates nothing */
+    lua_pushlightuserdata(L, &c);
+    if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) { /* logged by the caller, with context */
+        lua_settop(L, top);
+        return -1;
+    }
+    return lua_gettop(L) - top;
+}
+
 /* ---- state ---- */
 
 static void vm_free(struct luahost_vm *vm)
@@ -193,8 +247,9 @@ static void vm_free(struct luahost_vm *vm)
     free(vm);
 }
 
-static int new_tables(lua_State *L)
+static int open_libs(lua_State *L, void *ud)
 {
+    (void)ud;
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &handlers_key);
     lua_newtable(L);
@@ -205,6 +260,10 @@ static int new_tables(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &session_data_key);
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &thread_pool_key);
+    open_sandbox(L);
+    codec_open(L);
+    luaL_requiref(L, "moonpost", luaopen_moonpost, 0);
+    lua_pop(L, 1);
     return 0;
 }
 
@@ -215,16 +274,30 @@ static int traceback_handler(lua_State *L)
     return 1;
 }
 
-static int load_script(lua_State *L, const char *path, char *errbuf, size_t errlen)
+/* Compiles and runs the script at path (a light userdata); a compile error is returned, a
+ * run-time one raised (and given a traceback). */
+static int run_script(lua_State *L)
 {
-    lua_pushcfunction(L, traceback_handler);
-    if (luaL_loadfilex(L, path, "t") != LUA_OK || lua_pcall(L, 0, 0, -2) != LUA_OK) {
-        snprintf(errbuf, errlen, "%s", lua_tostring(L, -1));
-        lua_pop(L, 2);
-        return -1;
-    }
-    lua_pop(L, 1);
+    const char *path = lua_touserdata(L, 1);
+    if (luaL_loadfilex(L, path, "t") != LUA_OK) return 1;
+    lua_call(L, 0, 0);
     return 0;
+}
+
+static int load_script(struct luahost_vm *vm, const char *path, char *errbuf, size_t errlen)
+{
+    lua_State *L = vm->L;
+    vm->load_instructions = 0; /* each script gets the budget of one handler run */
+    lua_pushcfunction(L, traceback_handler);
+    lua_pushcfunction(L, run_script);
+    lua_pushlightuserdata(L, (void *)path);
+    int failed = lua_pcall(L, 1, 1, -3) != LUA_OK || !lua_isnil(L, -1);
+    if (failed)
+        snprintf(errbuf, errlen, "%s",
+                 lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                : "(error object is not a string)");
+    lua_pop(L, 2);
+    return failed ? -1 : 0;
 }
 
 static void set_script_dir(void)
@@ -255,13 +328,13 @@ static struct luahost_vm *vm_load(char *errbuf, size_t errlen)
         return NULL;
     }
     lua_State *L = vm->L;
+    lua_atpanic(L, on_panic);
     *(struct request **)lua_getextraspace(L) = NULL; /* the main thread runs no request */
-    lua_pushcfunction(L, new_tables);
-    if (lua_pcall(L, 0, 0, 0) != LUA_OK) goto fail_msg;
-    open_sandbox(L);
-    codec_open(L);
-    luaL_requiref(L, "moonpost", luaopen_moonpost, 0);
-    lua_pop(L, 1);
+    if (luahost_protected(L, open_libs, NULL) < 0) {
+        snprintf(errbuf, errlen, "cannot open the Lua libraries (lua_memory_limit too small?)");
+        vm_free(vm);
+        return NULL;
+    }
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, BUDGET_HOOK_EVERY);
     /* the incremental collector (Lua's default) on purpose: the generational one raised
      * ping throughput but its atomic major collections stalled the loop for milliseconds
@@ -269,7 +342,7 @@ static struct luahost_vm *vm_load(char *errbuf, size_t errlen)
     struct luahost_vm *previous = current;
     current = vm; /* scripts register into the state being loaded */
     for (size_t i = 0; i < broker.conf.script.count; i++) {
-        if (load_script(L, broker.conf.script.items[i], errbuf, errlen) != 0) {
+        if (load_script(vm, broker.conf.script.items[i], errbuf, errlen) != 0) {
             current = previous;
             vm_free(vm);
             return NULL;
@@ -278,32 +351,38 @@ static struct luahost_vm *vm_load(char *errbuf, size_t errlen)
     current = previous;
     vm->loaded = 1;
     return vm;
-fail_msg:
-    snprintf(errbuf, errlen, "%s", lua_tostring(L, -1));
-    vm_free(vm);
-    return NULL;
 }
 
-/* Makes the router serve exactly the types VM's scripts registered. */
-static void sync_routes(struct luahost_vm *vm)
+/* Makes the router serve exactly the types L's scripts registered. Everything that allocates
+ * comes before the router is touched, so a memory error leaves the routes as they were. */
+static int sync_routes_protected(lua_State *L, void *ud)
 {
-    lua_State *L = vm->L;
-    router_clear_lua();
+    (void)ud;
     lua_newtable(L); /* the routed handlers, by slot */
     lua_rawgetp(L, LUA_REGISTRYINDEX, &handlers_key);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &anonymous_key);
     int slot = 0;
     lua_pushnil(L);
-    while (lua_next(L, -3)) {
-        lua_rawseti(L, -5, ++slot); /* routed[slot] = handler */
+    while (lua_next(L, -2)) lua_rawseti(L, -4, ++slot); /* routed[slot] = handler */
+    lua_pushvalue(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &routed_key);
+    router_clear_lua();
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &anonymous_key);
+    slot = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -3)) { /* the same order: the table did not change in between */
+        lua_pop(L, 1);
         lua_pushvalue(L, -1);
         lua_rawget(L, -3);
         int anonymous = lua_toboolean(L, -1);
         lua_pop(L, 1);
-        router_add_lua(lua_tostring(L, -1), anonymous, slot);
+        router_add_lua(lua_tostring(L, -1), anonymous, ++slot);
     }
-    lua_pop(L, 2);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &routed_key);
+    return 0;
+}
+
+static int sync_routes(struct luahost_vm *vm)
+{
+    return luahost_protected(vm->L, sync_routes_protected, NULL) < 0 ? -1 : 0;
 }
 
 static void retire(struct luahost_vm *vm)
@@ -323,7 +402,10 @@ int luahost_start(void)
         return -1;
     }
     current = vm;
-    sync_routes(vm);
+    if (sync_routes(vm) != 0) {
+        log_error("scripts: no memory left to route their handlers");
+        return -1;
+    }
     log_info("loaded %zu script(s), %zu route(s)", broker.conf.script.count, router_count());
     return 0;
 }
@@ -332,6 +414,11 @@ int luahost_reload(char *errbuf, size_t errlen)
 {
     set_script_dir();
     struct luahost_vm *vm = vm_load(errbuf, errlen);
+    if (vm != NULL && sync_routes(vm) != 0) {
+        snprintf(errbuf, errlen, "no memory left to route the handlers");
+        vm_free(vm);
+        vm = NULL;
+    }
     if (vm == NULL) {
         log_error("reload failed, the running scripts stay: %s", errbuf);
         broker.stats.reload_failures_total++;
@@ -339,7 +426,6 @@ int luahost_reload(char *errbuf, size_t errlen)
     }
     struct luahost_vm *old = current;
     current = vm;
-    sync_routes(vm);
     retire(old);
     broker.stats.reloads_total++;
     log_info("reloaded %zu script(s), %zu route(s)", broker.conf.script.count, router_count());
@@ -381,6 +467,16 @@ const char *luahost_script_dir(void)
     return script_dir;
 }
 
+size_t luahost_memory_used(void)
+{
+    return current ? current->mem_used : 0;
+}
+
+size_t luahost_request_memory(void)
+{
+    return request_memory;
+}
+
 /* ---- requests ---- */
 
 struct request *luahost_current(lua_State *co)
@@ -388,25 +484,38 @@ struct request *luahost_current(lua_State *co)
     return *(struct request **)lua_getextraspace(co);
 }
 
+/* Where a waiting call continues: with the values it was resumed with, or raising the error
+ * its results could not be built for. */
+static int resume_k(lua_State *co, int status, lua_KContext ctx)
+{
+    (void)status, (void)ctx;
+    struct request *r = luahost_current(co);
+    const char *why = r->resume_error;
+    if (why != NULL) {
+        r->resume_error = NULL;
+        return luaL_error(co, "%s", why);
+    }
+    return r->resume_nargs;
+}
+
 int luahost_yield(lua_State *co, struct request *r)
 {
     r->waiting = 1;
-    return lua_yield(co, 0);
+    return lua_yieldk(co, 0, 0, resume_k);
 }
 
 /* Creating a coroutine costs allocations and collection work on every request; a finished one
- * is reset and kept instead (a request's `s` kept by a script no longer points to it). */
-static void recycle_thread(lua_State *L, lua_State *co)
+ * (reset, at the top of L) is kept instead (a request's `s` kept by a script no longer points
+ * to it). */
+static void recycle_thread(lua_State *L)
 {
-    lua_resetthread(co);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &thread_pool_key);
     lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
     if (n < THREAD_POOL_MAX) {
-        lua_pushthread(co);
-        lua_xmove(co, L, 1);
+        lua_pushvalue(L, -2);
         lua_rawseti(L, -2, n + 1);
     }
-    lua_pop(L, 1);
+    lua_pop(L, 2);
 }
 
 /* Pushes a coroutine onto L: a recycled one when there is one. */
@@ -425,6 +534,20 @@ static lua_State *take_thread(lua_State *L)
     return lua_tothread(L, -1);
 }
 
+/* Lets the request go (its registry reference), then keeps its coroutine for reuse. */
+static int release_protected(lua_State *L, void *ud)
+{
+    struct request *r = ud;
+    lua_State *co = r->co;
+    lua_resetthread(co); /* does not raise; leaves co's stack empty */
+    lua_pushthread(co);  /* anchors co while the request, which holds it, goes */
+    lua_xmove(co, L, 1);
+    luaL_unref(L, LUA_REGISTRYINDEX, r->ref);
+    r->ref = LUA_NOREF;
+    recycle_thread(L); /* may fail to allocate: co is then only collected */
+    return 0;
+}
+
 static void finish(struct request *r)
 {
     struct luahost_vm *vm = r->vm;
@@ -439,19 +562,51 @@ static void finish(struct request *r)
     if (r->session != 0)
         stats_observe(broker.stats.handler_latency_buckets, &broker.stats.handler_latency_us_sum,
                       &broker.stats.handler_latency_count, (uint64_t)(now_us() - r->started_us));
+    request_memory -= r->charge;
     *(struct request **)lua_getextraspace(r->co) = NULL;
-    recycle_thread(vm->L, r->co);
+    /* unref overwrites existing keys: it allocates nothing, so it is safe unprotected */
+    if (luahost_protected(vm->L, release_protected, r) < 0 && r->ref != LUA_NOREF)
+        luaL_unref(vm->L, LUA_REGISTRYINDEX, r->ref);
     r->co = NULL;
-    luaL_unref(vm->L, LUA_REGISTRYINDEX, r->ref); /* the request may now go */
     if (--vm->pending == 0 && vm->retired) vm_free(vm);
 }
 
-static void fail_request(struct request *r, lua_State *co)
+/* "'register' from 127.0.0.1 (user -)": what a log line about R is about. */
+static const char *request_context(const struct request *r, char *buf, size_t len)
 {
-    const char *msg = lua_tostring(co, -1);
-    luaL_traceback(r->vm->L, co, msg ? msg : "(error object is not a string)", 0);
-    log_error("handler error: %s", lua_tostring(r->vm->L, -1));
-    lua_pop(r->vm->L, 1);
+    struct session *s = r->session ? session_get(r->session) : NULL;
+    char addr[64];
+    if (s == NULL)
+        snprintf(buf, len, "'%s'", r->what);
+    else
+        snprintf(buf, len, "'%s' from %s (user %s)", r->what,
+                 session_addr_text(s, addr, sizeof addr), s->user_len ? s->user : "-");
+    return buf;
+}
+
+static int push_traceback(lua_State *L, void *ud)
+{
+    lua_State *co = ud;
+    const char *msg = lua_type(co, -1) == LUA_TSTRING ? lua_tostring(co, -1)
+                                                      : "(error object is not a string)";
+    luaL_traceback(L, co, msg, 0);
+    return 1;
+}
+
+/* Logs why R failed (MSG, or the error object on top of CO) and answers 500 if not yet. */
+static void fail_request(struct request *r, lua_State *co, const char *msg)
+{
+    char who[128];
+    request_context(r, who, sizeof who);
+    lua_State *L = r->vm->L;
+    if (msg == NULL && luahost_protected(L, push_traceback, co) == 1) {
+        log_error("handler error in %s: %s", who, lua_tostring(L, -1));
+        lua_pop(L, 1);
+    } else {
+        if (msg == NULL)
+            msg = lua_type(co, -1) == LUA_TSTRING ? lua_tostring(co, -1) : "(not a string)";
+        log_error("handler error in %s: %s", who, msg);
+    }
     broker.stats.handler_errors_total++;
     struct session *s = r->session ? session_get(r->session) : NULL;
     if (s != NULL && !r->replied) {
@@ -465,22 +620,42 @@ void luahost_resume(struct request *r, int nargs)
     int nres = 0;
     r->waiting = 0;
     r->instructions = 0;
+    r->resume_nargs = nargs;
     int status = lua_resume(r->co, r->vm->L, nargs, &nres);
     if (status == LUA_YIELD) {
         if (!r->waiting) {
             /* a yield that no I/O will resume (coroutine.yield is not offered, but be sure) */
-            lua_pushliteral(r->co, "handlers may only yield inside moonpost calls");
-            fail_request(r, r->co);
+            fail_request(r, r->co, "handlers may only yield inside moonpost calls");
             finish(r);
         }
         return;
     }
-    if (status != LUA_OK) fail_request(r, r->co);
+    if (status != LUA_OK) fail_request(r, r->co, NULL);
     finish(r);
 }
 
+int luahost_push_results(struct request *r, luahost_push_fn fn, void *ud)
+{
+    lua_State *L = r->vm->L;
+    int n = luahost_protected(L, fn, ud);
+    if (n < 0) return -1;
+    if (!lua_checkstack(r->co, n)) { /* does not raise: 0 when the stack cannot grow */
+        lua_pop(L, n);
+        return -1;
+    }
+    lua_xmove(L, r->co, n);
+    return n;
+}
+
+void luahost_resume_error(struct request *r, const char *why)
+{
+    r->resume_error = why;
+    luahost_resume(r, 0);
+}
+
 /* Creates a request and its coroutine on the main state, anchored in the registry. */
-static struct request *new_request(struct luahost_vm *vm, session_handle session)
+static struct request *new_request(struct luahost_vm *vm, session_handle session,
+                                   const char *what, size_t what_len)
 {
     lua_State *L = vm->L;
     lua_State *co = take_thread(L);
@@ -495,28 +670,20 @@ static struct request *new_request(struct luahost_vm *vm, session_handle session
     r->vm = vm;
     r->session = session;
     r->started_us = now_us();
+    if (what_len >= sizeof r->what) what_len = sizeof r->what - 1;
+    memcpy(r->what, what, what_len);
     *(struct request **)lua_getextraspace(co) = r;
     vm->pending++;
     return r;
 }
 
-/* The body of every request coroutine: decode the frame, then call the handler. */
-static int run_handler_done(lua_State *co, int status, lua_KContext ctx)
-{
-    (void)co, (void)status, (void)ctx;
-    return 0;
-}
+/* ---- dispatch ---- */
 
-static int run_handler(lua_State *co)
+static size_t request_budget(void)
 {
-    /* stack: handler, request, body (light userdata), length */
-    const uint8_t *body = lua_touserdata(co, 3);
-    size_t len = (size_t)lua_tointeger(co, 4);
-    lua_settop(co, 2);
-    const char *err = NULL;
-    if (codec_decode(co, body, len, &err) != 0) return luaL_error(co, "decoding the frame: %s", err);
-    lua_callk(co, 2, 0, 0, run_handler_done);
-    return 0;
+    if (broker.conf.lua_memory_limit <= 0) return SIZE_MAX;
+    return (size_t)broker.conf.lua_memory_limit / 100 *
+           (size_t)broker.conf.lua_request_memory_share;
 }
 
 struct dispatch_args {
@@ -526,22 +693,45 @@ struct dispatch_args {
     size_t len;
     int slot;
     struct request *r;
+    int refused;         /* a code to answer instead of running the handler */
+    const char *why;
 };
 
-static int prepare_dispatch(lua_State *L)
+/* Decodes the frame within the values the budgets leave, then starts the request with the
+ * handler, `s` and the message on its coroutine. */
+static int prepare_dispatch(lua_State *L, void *ud)
 {
-    struct dispatch_args *a = lua_touserdata(L, 1);
-    struct request *r = new_request(current, a->s->handle);
+    struct dispatch_args *a = ud;
+    size_t base = REQUEST_BASE_COST + a->len, budget = request_budget();
+    if (request_memory + base > budget) {
+        a->refused = 503;
+        a->why = "busy, retry later";
+        return 0;
+    }
+    size_t room = (budget - request_memory - base) / REQUEST_VALUE_COST;
+    size_t max = (size_t)broker.conf.max_frame_values;
+    size_t values = 0;
+    const char *err = NULL;
+    int rc = codec_decode(L, a->body, a->len, room < max ? room : max, &values, &err);
+    if (rc != CODEC_OK) {
+        a->refused = rc == CODEC_MALFORMED ? 400 : room < max ? 503 : 413;
+        a->why = rc == CODEC_MALFORMED ? err
+                 : room < max          ? "busy, retry later"
+                                       : "frame holds more values than max_frame_values";
+        return 0;
+    }
+    struct request *r = new_request(current, a->s->handle, (const char *)a->info->type,
+                                    a->info->type_len);
     r->has_id = (uint8_t)a->info->has_id;
     r->id = a->info->id;
-    lua_State *co = r->co;
-    lua_pushcfunction(co, run_handler);
+    r->charge = base + values * REQUEST_VALUE_COST;
+    request_memory += r->charge;
+    lua_State *co = r->co; /* a fresh or reset coroutine: LUA_MINSTACK free slots */
     lua_rawgetp(co, LUA_REGISTRYINDEX, &routed_key);
     lua_rawgeti(co, -1, a->slot);
     lua_remove(co, -2);
     lua_rawgeti(co, LUA_REGISTRYINDEX, r->ref);
-    lua_pushlightuserdata(co, (void *)a->body);
-    lua_pushinteger(co, (lua_Integer)a->len);
+    lua_xmove(L, co, 1); /* the message */
     a->r = r;
     return 0;
 }
@@ -553,48 +743,55 @@ void luahost_dispatch(struct session *s, const struct frame_info *info, const ui
         session_reply(s, info->has_id, info->id, 503, "scripts not loaded");
         return;
     }
-    lua_State *L = current->L;
-    struct dispatch_args a = {s, info, body, len, slot, NULL};
-    lua_pushcfunction(L, prepare_dispatch);
-    lua_pushlightuserdata(L, &a);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-        log_error("cannot start a handler: %s", lua_tostring(L, -1));
-        lua_pop(L, 1);
+    struct dispatch_args a = {s, info, body, len, slot, NULL, 0, NULL};
+    if (luahost_protected(current->L, prepare_dispatch, &a) < 0) {
+        char addr[64];
+        log_error("cannot start the handler of '%.*s' from %s: no Lua memory left",
+                  (int)info->type_len, (const char *)info->type,
+                  session_addr_text(s, addr, sizeof addr));
+        broker.stats.handler_errors_total++;
         session_reply(s, info->has_id, info->id, 500, "internal error");
         return;
     }
+    if (a.r == NULL) {
+        if (a.refused == 503) broker.stats.requests_busy_total++;
+        session_reply(s, info->has_id, info->id, a.refused, a.why);
+        return;
+    }
     s->inflight++;
-    luahost_resume(a.r, 4);
+    luahost_resume(a.r, 2);
 }
 
+/* ---- timers and hooks ---- */
+
 struct spawn_args {
-    int nargs;
+    const char *what;
+    luahost_push_fn fn;
+    void *ud;
     struct request *r;
+    int nargs;
 };
 
-static int prepare_spawn(lua_State *L)
+static int prepare_spawn(lua_State *L, void *ud)
 {
-    struct spawn_args *a = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    struct request *r = new_request(current, 0);
-    lua_xmove(L, r->co, a->nargs + 1);
+    struct spawn_args *a = ud;
+    int n = a->fn(L, a->ud); /* the function and its arguments, a few values */
+    struct request *r = new_request(current, 0, a->what, strlen(a->what));
+    lua_xmove(L, r->co, n);
     a->r = r;
+    a->nargs = n - 1;
     return 0;
 }
 
-int luahost_spawn(lua_State *L, int nargs)
+int luahost_spawn(const char *what, luahost_push_fn fn, void *ud)
 {
-    /* stack of L (the current main state): fn, args... */
-    struct spawn_args a = {nargs, NULL};
-    lua_pushcfunction(L, prepare_spawn);
-    lua_insert(L, -(nargs + 2));
-    lua_pushlightuserdata(L, &a);
-    if (lua_pcall(L, nargs + 2, 0, 0) != LUA_OK) {
-        log_error("cannot start a coroutine: %s", lua_tostring(L, -1));
-        lua_pop(L, 1);
+    if (current == NULL) return -1;
+    struct spawn_args a = {what, fn, ud, NULL, 0};
+    if (luahost_protected(current->L, prepare_spawn, &a) < 0) {
+        log_error("cannot start %s: no Lua memory left", what);
         return -1;
     }
-    luahost_resume(a.r, nargs);
+    luahost_resume(a.r, a.nargs);
     return 0;
 }
 
@@ -610,14 +807,36 @@ void luahost_push_session_data(lua_State *L, session_handle handle)
     lua_remove(L, -2);
 }
 
-void luahost_session_freed(session_handle handle)
+static int forget_session_data(lua_State *L, void *ud)
 {
-    if (current == NULL) return;
-    lua_State *L = current->L;
+    const session_handle *handle = ud;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &session_data_key);
     lua_pushnil(L);
-    lua_rawseti(L, -2, (lua_Integer)handle);
-    lua_pop(L, 1);
+    lua_rawseti(L, -2, (lua_Integer)*handle);
+    return 0;
+}
+
+void luahost_session_freed(session_handle handle)
+{
+    if (current != NULL && luahost_protected(current->L, forget_session_data, &handle) < 0)
+        log_error("cannot drop the script data of session %llu: no Lua memory left",
+                  (unsigned long long)handle);
+}
+
+struct close_hook {
+    lua_Integer index;
+    const char *user;
+    size_t len;
+};
+
+static int push_close_hook(lua_State *L, void *ud)
+{
+    const struct close_hook *h = ud;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &close_hooks_key);
+    lua_rawgeti(L, -1, h->index);
+    lua_remove(L, -2);
+    lua_pushlstring(L, h->user, h->len);
+    return 2;
 }
 
 void luahost_user_gone(const char *user, size_t len)
@@ -626,13 +845,13 @@ void luahost_user_gone(const char *user, size_t len)
     lua_State *L = current->L;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &close_hooks_key);
     lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, -1, i);
-        lua_pushlstring(L, user, len);
-        lua_rotate(L, -3, 0);
-        luahost_spawn(L, 1);
-    }
     lua_pop(L, 1);
+    char what[64];
+    snprintf(what, sizeof what, "the on_close hook for %.*s", (int)len, user);
+    for (lua_Integer i = 1; i <= n; i++) {
+        struct close_hook h = {i, user, len};
+        luahost_spawn(what, push_close_hook, &h);
+    }
 }
 
 /* ---- what scripts register ---- */
@@ -647,8 +866,11 @@ int luahost_register_handler(lua_State *L, const char *type, int fn_index, int a
     lua_setfield(L, -2, type);
     lua_pop(L, 2);
     /* a handler added at run time (not while loading) is served at once */
-    if (current != NULL && current->L == L && current->loaded && !current->retired)
-        sync_routes(current);
+    void *vm;
+    lua_getallocf(L, &vm);
+    if (vm == current && current->loaded && !current->retired &&
+        luahost_protected(current->L, sync_routes_protected, NULL) < 0)
+        return luaL_error(L, "no memory left to route '%s'", type);
     return 0;
 }
 

@@ -2,10 +2,14 @@
  *
  * A C function that waits on I/O (Redis, a worker, a timer) takes the running request with
  * luahost_current(), starts the I/O with the request as its context, and returns
- * luahost_yield(). When the I/O completes, its callback pushes the results onto request->co
- * and calls luahost_resume(). A request stays alive (anchored in the registry) until its
- * coroutine ends, so such a context is always valid; the *session* may be gone by then, which
- * is why requests hold a session handle and look it up each time. */
+ * luahost_yield(). When the I/O completes, its callback builds the results with
+ * luahost_push_results() and calls luahost_resume(), or luahost_resume_error() when they could
+ * not be built. A request stays alive (anchored in the registry) until its coroutine ends, so
+ * such a context is always valid; the *session* may be gone by then, which is why requests
+ * hold a session handle and look it up each time.
+ *
+ * Every Lua call made from C outside a running coroutine is protected: a Lua error there (a
+ * full heap, most likely) fails that request or that hook, is logged, and the broker goes on. */
 #ifndef MOONPOST_LUAHOST_H
 #define MOONPOST_LUAHOST_H
 
@@ -32,7 +36,14 @@ struct request {
     struct luahost_vm *vm;
     uint64_t instructions;  /* VM instructions since the last resume */
     int64_t started_us;
+    size_t charge;          /* what it counts against the requests' memory budget */
+    int resume_nargs;       /* values the next resume hands to the waiting call */
+    const char *resume_error; /* set: the waiting call raises this instead */
+    char what[56];          /* the message type, "timer" or "the on_close hook for USER" */
 };
+
+/* Pushes values onto L and returns how many; may raise (it runs protected). */
+typedef int (*luahost_push_fn)(lua_State *L, void *ud);
 
 /* Creates the state and loads every configured script. Returns 0, or -1 after logging the
  * script error (file:line). */
@@ -66,13 +77,29 @@ int luahost_yield(lua_State *co, struct request *r);
 /* Resumes R with NARGS values already pushed onto r->co. */
 void luahost_resume(struct request *r, int nargs);
 
-/* Starts FN (at the top of the main state's stack, popped) in a new coroutine with NARGS
- * arguments below it... see luahost.c: used by timers and hooks. Returns 0 or -1. */
-int luahost_spawn(lua_State *L, int nargs);
+/* Builds the values a waiting request resumes with: FN runs protected on R's main state and
+ * what it pushed moves onto r->co. Returns how many, or -1 (nothing pushed) when FN failed. */
+int luahost_push_results(struct request *r, luahost_push_fn fn, void *ud);
+
+/* Resumes R so that the call it waits in raises WHY (a static string): for results that
+ * could not be built. */
+void luahost_resume_error(struct request *r, const char *why);
+
+/* Runs FN protected on the main state L; what it pushed stays there. Returns how many, or -1
+ * (L as before) when it raised. */
+int luahost_protected(lua_State *L, luahost_push_fn fn, void *ud);
+
+/* Runs, in a new coroutine of the current scripts, the function and arguments FN pushes
+ * (protected). WHAT names it in logs. Returns 0, or -1 (logged). */
+int luahost_spawn(const char *what, luahost_push_fn fn, void *ud);
 
 /* The main state of the request's Lua state: idle whenever an I/O callback runs, so callbacks
- * build results there under lua_pcall and lua_xmove them onto the coroutine. */
+ * build results there (luahost_protected) and move them onto the coroutine. */
 lua_State *luahost_main_state(const struct request *r);
+
+/* Bytes the current Lua state uses, and bytes the requests in flight are counted to hold. */
+size_t luahost_memory_used(void);
+size_t luahost_request_memory(void);
 
 /* Every load of the scripts has a generation number: the one serving requests, and the one
  * being loaded (they differ only while a load runs). */

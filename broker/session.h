@@ -12,6 +12,7 @@
 #define SESSION_USER_MAX 32
 #define SESSION_MAX_MALFORMED 3
 #define SESSION_MAX_INFLIGHT 64 /* handlers running at once for one session: reading pauses past it */
+#define SESSION_MAX_INFLIGHT_ANONYMOUS 4 /* the same before login */
 
 typedef uint64_t session_handle; /* 0 is never a live session */
 
@@ -32,7 +33,7 @@ struct session {
     uint8_t kind;
     uint8_t malformed;
     uint8_t doomed;      /* queued to be freed on the next loop pass */
-    uint8_t read_paused; /* SESSION_MAX_INFLIGHT reached: reading waits for handlers */
+    uint8_t read_paused; /* in-flight limit reached: reading waits for handlers */
     uint8_t dirty;       /* in the list of sessions to flush at the end of this loop pass */
     uint8_t replaying;   /* mailbox replay in progress: live `msg` pushes wait for it */
     uint8_t user_len;

@@ -210,13 +210,21 @@ static void handle_body(struct session *s, const uint8_t *body, size_t len)
     router_dispatch(s, &info, body, len);
 }
 
+/* Handlers one session may have running at once (each holds its decoded frame). */
+static unsigned max_inflight(const struct session *s)
+{
+    return s->state == SESSION_ANONYMOUS && s->kind == SESSION_CLIENT
+               ? SESSION_MAX_INFLIGHT_ANONYMOUS
+               : SESSION_MAX_INFLIGHT;
+}
+
 /* Runs every whole frame buffered in s->in, until the session closes or has too many
  * requests in flight. */
 static void handle_frames(struct session *s)
 {
     struct evbuffer *in = s->in;
     while (s->state != SESSION_CLOSING) {
-        if (s->inflight >= SESSION_MAX_INFLIGHT) {
+        if (s->inflight >= max_inflight(s)) {
             s->read_paused = 1;
             event_del(&s->read_ev); /* resumed by session_handler_done */
             return;
@@ -255,7 +263,7 @@ void session_on_readable(evutil_socket_t fd, short what, void *arg)
 void session_handler_done(struct session *s)
 {
     if (s->inflight > 0) s->inflight--;
-    if (s->read_paused && s->state != SESSION_CLOSING && s->inflight < SESSION_MAX_INFLIGHT) {
+    if (s->read_paused && s->state != SESSION_CLOSING && s->inflight < max_inflight(s)) {
         s->read_paused = 0;
         session_arm_read(s);
         /* frames may already be buffered: handle them from the loop, never from inside a

@@ -19,6 +19,7 @@ struct stats {
     uint64_t slow_consumers_total;
     uint64_t idle_timeouts_total;
     uint64_t handler_errors_total;
+    uint64_t requests_busy_total; /* refused 503: requests in flight hold their memory budget */
     uint64_t broadcast_deliveries_total;
     uint64_t deliveries_total;
     uint64_t mid_regressions_total; /* live mailbox pushes whose mid was not above the last */

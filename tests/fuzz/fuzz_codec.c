@@ -50,7 +50,7 @@ static void decode(const char *data, size_t len)
 {
     const char *err = NULL;
     int top = lua_gettop(L);
-    require(codec_decode(L, (const uint8_t *)data, len, &err) == 0);
+    require(codec_decode(L, (const uint8_t *)data, len, 0, NULL, &err) == CODEC_OK);
     require(lua_gettop(L) == top + 1);
 }
 
@@ -136,11 +136,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (L == NULL) init();
     lua_settop(L, 0);
     const char *err = NULL;
-    if (codec_decode(L, data, size, &err) != 0) {
+    size_t values = 0;
+    if (codec_decode(L, data, size, 0, &values, &err) != CODEC_OK) {
         require(err != NULL && lua_gettop(L) == 0);
         return 0;
     }
-    require(lua_gettop(L) == 1);
+    require(lua_gettop(L) == 1 && values >= 1 && values <= size);
+    /* the value budget: exactly VALUES fits, one less stops with nothing pushed */
+    require(codec_decode(L, data, size, values, NULL, &err) == CODEC_OK);
+    lua_pop(L, 1);
+    require(codec_decode(L, data, size, values - 1 ? values - 1 : 0, NULL, &err) ==
+            (values > 1 ? CODEC_TOO_MANY : CODEC_OK));
+    lua_settop(L, 1);
 
     encode(1, &first, &first_pk);
     if (lua_type(L, 1) == LUA_TTABLE) check_frame(1);

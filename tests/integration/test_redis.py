@@ -45,8 +45,9 @@ class RedisCase(BrokerTest):
 
 
 class RedisTest(RedisCase):
-    # the broker's default password hashing cost, heavier than the harness default
-    extra = ["pwhash_memory 19456", "pwhash_ops 2"]
+    # the broker's default password hashing cost, heavier than the harness default; frames
+    # with more than 1024 command words must reach the script
+    extra = ["pwhash_memory 19456", "pwhash_ops 2", "max_frame_values 4096"]
 
     # ---- reply types ----
 
@@ -303,6 +304,8 @@ class RedisTest(RedisCase):
     def test_hashing_does_not_stall_ping(self):
         n_hash = 100
         hashers = [self.connect(timeout=120) for _ in range(4)]
+        for i, c in enumerate(hashers):  # logged in: no login timeout, 64 requests in flight
+            self.assertEqual(c.call({"type": "t.login", "user": "hasher%d" % i})["code"], 200)
         pending = []
         for i in range(n_hash):
             c = hashers[i % len(hashers)]
@@ -319,6 +322,7 @@ class RedisTest(RedisCase):
         reader = threading.Thread(target=collect)
         reader.start()
         pinger = self.connect()
+        self.assertEqual(pinger.call({"type": "t.login", "user": "pinger"})["code"], 200)
         latencies = []
         t_start = time.time()
         while reader.is_alive() and time.time() - t_start < 120:
@@ -385,6 +389,7 @@ class RedisBatchArgumentErrorTest(RedisCase):
 
 class RedisBatchTooManyArgumentsTest(RedisCase):
     """Like RedisBatchArgumentErrorTest, with a command of more than 1024 arguments."""
+    extra = ["max_frame_values 4096"]  # the frame carries more than 1024 command words
 
     def test_too_many_arguments_after_commands_were_sent(self):
         c = self.connect()
@@ -428,6 +433,8 @@ class RedisOutageTest(RedisCase):
         poll(lambda: blocked_clients(self.redis) == 1, what="BLPOP blocked in Redis")
         sent0 = metrics(self.broker)["moonpost_redis_commands_total"]
         conns = [self.connect() for _ in range(10)]
+        for i, c in enumerate(conns):  # logged in: 64 requests in flight (4 before login)
+            self.assertEqual(c.call({"type": "t.login", "user": "outage%d" % i})["code"], 200)
         ids = {c: [c.send({"type": "t.redis", "args": ["INCR", key + ":n"]}) for _ in range(50)]
                for c in conns}
         # every request has reached the broker's Redis connection (queued behind the BLPOP)

@@ -96,7 +96,7 @@ static void decode_in(struct fixture *f)
 {
     const char *err = NULL;
     int top = lua_gettop(f->L);
-    int rc = codec_decode(f->L, (const uint8_t *)f->in.data, f->in.size, &err);
+    int rc = codec_decode(f->L, (const uint8_t *)f->in.data, f->in.size, 0, NULL, &err);
     if (rc != 0) fail_msg("codec_decode failed: %s", err);
     assert_int_equal(lua_gettop(f->L), top + 1);
 }
@@ -106,7 +106,8 @@ static void assert_decode_fails(struct fixture *f, const char *reason)
 {
     const char *err = NULL;
     int top = lua_gettop(f->L);
-    assert_int_equal(codec_decode(f->L, (const uint8_t *)f->in.data, f->in.size, &err), -1);
+    assert_int_equal(codec_decode(f->L, (const uint8_t *)f->in.data, f->in.size, 0, NULL, &err),
+                     CODEC_MALFORMED);
     assert_int_equal(lua_gettop(f->L), top);
     assert_non_null(err);
     if (reason) assert_string_equal(err, reason);
@@ -803,7 +804,8 @@ static void test_every_truncation_is_rejected(void **state)
     for (size_t len = 0; len < full; len++) {
         const char *err = NULL;
         int top = lua_gettop(f->L);
-        assert_int_equal(codec_decode(f->L, (const uint8_t *)f->in.data, len, &err), -1);
+        assert_int_equal(codec_decode(f->L, (const uint8_t *)f->in.data, len, 0, NULL, &err),
+                         CODEC_MALFORMED);
         assert_string_equal(err, "truncated msgpack");
         assert_int_equal(lua_gettop(f->L), top);
     }
@@ -911,6 +913,47 @@ static void test_tobytes_reads_strings_and_bins_only(void **state)
     lua_pop(f->L, 1);
 }
 
+/* An array of 60,000 empty maps (a 60 KB frame that would build 4 MB of tables) stops at the
+ * budget: nothing pushed, and no table sized for 60,000 slots was ever allocated. */
+static void test_value_budget_stops_a_table_bomb(void **state)
+{
+    struct fixture *f = *state;
+    msgpack_pack_array(&f->in_pk, 60000);
+    for (int i = 0; i < 60000; i++) msgpack_pack_map(&f->in_pk, 0);
+    const char *err = NULL;
+    size_t values = 0;
+    int top = lua_gettop(f->L);
+    f->largest_alloc = 0;
+    assert_int_equal(codec_decode(f->L, (const uint8_t *)f->in.data, f->in.size, 1024, &values,
+                                  &err),
+                     CODEC_TOO_MANY);
+    assert_int_equal(lua_gettop(f->L), top);
+    assert_string_equal(err, "too many values");
+    assert_true(f->largest_alloc < 1024 * 16 + 64);
+    /* unbounded, it decodes: 1 array + 60,000 maps */
+    assert_int_equal(codec_decode(f->L, (const uint8_t *)f->in.data, f->in.size, 0, &values, &err),
+                     CODEC_OK);
+    assert_int_equal(values, 60001);
+    lua_pop(f->L, 1);
+}
+
+/* Every value counts one, keys included; exactly the budget fits. */
+static void test_value_budget_counts_keys_and_values(void **state)
+{
+    struct fixture *f = *state;
+    put_hex(f, "82 a474797065 a470696e67 a26964 07"); /* {type = "ping", id = 7} */
+    const char *err = NULL;
+    size_t values = 0;
+    assert_int_equal(codec_decode(f->L, (const uint8_t *)f->in.data, f->in.size, 5, &values, &err),
+                     CODEC_OK);
+    assert_int_equal(values, 5);
+    lua_pop(f->L, 1);
+    int top = lua_gettop(f->L);
+    assert_int_equal(codec_decode(f->L, (const uint8_t *)f->in.data, f->in.size, 4, &values, &err),
+                     CODEC_TOO_MANY);
+    assert_int_equal(lua_gettop(f->L), top);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -946,6 +989,8 @@ int main(void)
         T(test_values_lua_cannot_send_fail_to_encode),
         T(test_encode_frame_writes_the_length_prefix),
         T(test_tobytes_reads_strings_and_bins_only),
+        T(test_value_budget_stops_a_table_bomb),
+        T(test_value_budget_counts_keys_and_values),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

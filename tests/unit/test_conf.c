@@ -97,6 +97,8 @@ static void test_defaults_are_those_documented_in_conf_h(void **state)
     assert_list(&c.plugin, 0);
     assert_int_equal(c.lua_memory_limit, 256 * 1024 * 1024);
     assert_int_equal(c.lua_instruction_limit, 10000000);
+    assert_int_equal(c.max_frame_values, 1024);
+    assert_int_equal(c.lua_request_memory_share, 50);
     assert_string_equal(c.redis, "127.0.0.1:6379");
     assert_null(c.redis_password);
     assert_int_equal(c.redis_db, 0);
