@@ -70,11 +70,16 @@ static const struct conf_key conf_keys[] = {
     KEY(workers, CONF_INT, 1, 64, "2"),
     KEY(pwhash_memory, CONF_INT, 8, 4194304, "19456"),
     KEY(pwhash_ops, CONF_INT, 1, 100, "2"),
+    KEY(pwhash_queue_max, CONF_INT, 1, 1000000, "1000"),
+    KEY(pwhash_queue_per_addr, CONF_INT, 1, 1000000, "16"),
     /* chat policy */
     KEY(password_min_len, CONF_INT, 1, 1024, "6"),
     KEY(token_ttl, CONF_INT, 1, 31536000, "604800"),
     KEY(login_max_failures, CONF_INT, 1, 1000000, "10"),
     KEY(login_failure_window, CONF_INT, 1, 86400, "300"),
+    KEY(login_addr_max_failures, CONF_INT, 1, 1000000, "100"),
+    KEY(login_backoff_max, CONF_INT, 0, 3600, "5"),
+    KEY(register_max_per_addr, CONF_INT, 0, 1000000, "20"),
     KEY(presence_notify, CONF_BOOL, 0, 1, "off"),
     KEY(mailbox_max, CONF_INT, 1, 100000000, "10000"),
     /* operations */

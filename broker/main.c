@@ -202,7 +202,8 @@ static int start(void)
         return -1;
     }
     session_on_free = router_session_freed;
-    if (worker_start(broker.conf.workers) != 0) {
+    if (worker_start(broker.conf.workers, broker.conf.pwhash_queue_max,
+                     broker.conf.pwhash_queue_per_addr) != 0) {
         log_error("cannot start %d worker thread(s)", broker.conf.workers);
         return -1;
     }

@@ -19,6 +19,9 @@ struct stats {
     uint64_t slow_consumers_total;
     uint64_t idle_timeouts_total;
     uint64_t handler_errors_total;
+    uint64_t worker_jobs_total;         /* jobs the worker threads ran */
+    uint64_t worker_jobs_dropped_total; /* skipped: nobody waited for them any more */
+    uint64_t worker_jobs_refused_total; /* not queued: the queue or the address's share was full */
     uint64_t broadcast_deliveries_total;
     uint64_t deliveries_total;
     uint64_t redis_commands_total;
