@@ -9,8 +9,8 @@
 #define WORKER_OWNER_MAX 64 /* bytes of an owner key (an address as text), longer ones are cut */
 
 struct worker_job;
-typedef void (*worker_run_fn)(struct worker_job *job);  /* on a worker thread */
-typedef void (*worker_done_fn)(struct worker_job *job); /* on the loop thread */
+typedef void (*worker_run_fn)(struct worker_job *job);   /* on a worker thread */
+typedef void (*worker_done_fn)(struct worker_job *job);  /* on the loop thread */
 typedef int (*worker_wanted_fn)(struct worker_job *job); /* on the loop thread */
 
 enum worker_cancel { WORKER_RAN = 0, WORKER_STOPPED, WORKER_UNWANTED };
@@ -18,10 +18,10 @@ enum worker_cancel { WORKER_RAN = 0, WORKER_STOPPED, WORKER_UNWANTED };
 struct worker_job {
     worker_run_fn run;
     worker_done_fn done;
-    worker_wanted_fn wanted; /* NULL or: asked when the job's turn comes; 0 = skip the run */
+    worker_wanted_fn wanted;      /* NULL or: asked when the job's turn comes; 0 = skip the run */
     enum worker_cancel cancelled; /* why the job did not run, or WORKER_RAN */
-    int64_t run_us;          /* private to the pool */
-    struct worker_job *next; /* private to the pool */
+    int64_t run_us;               /* private to the pool */
+    struct worker_job *next;      /* private to the pool */
 };
 
 enum worker_status { WORKER_OK = 0, WORKER_NO_THREADS = -1, WORKER_FULL = -2 };
