@@ -159,7 +159,6 @@ end
 -- carries the token and the online list, then presence and the mailbox follow. The failure
 -- of (user, address) is cleared, the reservation of the address and the user taken back.
 function chat.start_session(s, user, token, attempt, renew)
-  attempt.settled = true
   local keys = attempt.keys
   local r, err = mp.redis_batch(
     { "FCALL", "moonpost_token_add", 2, chat.key.token(token), chat.key.tokens(user), user,
@@ -167,6 +166,7 @@ function chat.start_session(s, user, token, attempt, renew)
     { "DEL", keys[1] },
     { "FCALL", "moonpost_unreserve", 2, keys[2], keys[3] })
   if not r then return chat.storage_failed(s, err) end
+  attempt.settled = true
   if r[1] ~= 1 then
     if type(r[1]) == "table" then return chat.storage_failed(s, { code = 500, msg = r[1].err }) end
     return s:fail(401, "invalid user or password")
