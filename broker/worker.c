@@ -50,6 +50,7 @@ static struct {
     struct owner *turn_head, *turn_tail;
     int queued, running;
     int queue_max, per_owner_max;
+    int64_t max_wait_us;
     int64_t avg_run_us; /* moving average of a job's run time, for retry_after */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .ready = PTHREAD_COND_INITIALIZER, .wake_fd = -1};
 
@@ -215,10 +216,18 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     complete(list);
 }
 
-int worker_start(int threads, int queue_max, int per_owner_max)
+/* How long a job queued now would take to run: the jobs ahead of it at the average speed. */
+static int64_t expected_wait_us(void)
+{
+    int threads = pool.count > 0 ? pool.count : 1;
+    return (int64_t)(pool.queued + pool.running) * pool.avg_run_us / threads;
+}
+
+int worker_start(int threads, int queue_max, int per_owner_max, int max_wait_ms)
 {
     pool.queue_max = queue_max;
     pool.per_owner_max = per_owner_max;
+    pool.max_wait_us = (int64_t)max_wait_ms * 1000;
     pool.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (pool.wake_fd < 0) return -1;
     pool.wake = event_new(broker.base, pool.wake_fd, EV_READ | EV_PERSIST, on_wake, NULL);
@@ -238,7 +247,11 @@ enum worker_status worker_submit(struct worker_job *job, const char *owner)
     char key[WORKER_OWNER_MAX];
     snprintf(key, sizeof key, "%s", owner);
     struct owner *o = owner_find(key, 0);
-    if (pool.queued >= pool.queue_max || (o != NULL && o->queued >= pool.per_owner_max)) {
+    /* a job that would wait longer than its client does (the login timeout) would be wasted */
+    int too_late =
+        pool.max_wait_us > 0 && pool.queued > 0 && expected_wait_us() > pool.max_wait_us;
+    if (too_late || pool.queued >= pool.queue_max ||
+        (o != NULL && o->queued >= pool.per_owner_max)) {
         broker.stats.worker_jobs_refused_total++;
         return WORKER_FULL;
     }
@@ -253,9 +266,7 @@ enum worker_status worker_submit(struct worker_job *job, const char *owner)
 
 int worker_retry_after(void)
 {
-    int threads = pool.count > 0 ? pool.count : 1;
-    int64_t us = (int64_t)(pool.queued + pool.running) * pool.avg_run_us / threads;
-    int seconds = (int)(us / 1000000) + 1;
+    int seconds = (int)(expected_wait_us() / 1000000) + 1;
     return seconds < 60 ? seconds : 60;
 }
 

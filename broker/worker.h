@@ -26,12 +26,14 @@ struct worker_job {
 
 enum worker_status { WORKER_OK = 0, WORKER_NO_THREADS = -1, WORKER_FULL = -2 };
 
-/* Starts THREADS threads; at most QUEUE_MAX jobs wait in all, and PER_OWNER_MAX per owner. */
-int worker_start(int threads, int queue_max, int per_owner_max);
+/* Starts THREADS threads; at most QUEUE_MAX jobs wait in all, PER_OWNER_MAX per owner, and
+ * none when the queue would take more than MAX_WAIT_MS to reach it (0 = no such bound). */
+int worker_start(int threads, int queue_max, int per_owner_max, int max_wait_ms);
 /* Stops the threads; completes every job still queued with cancelled = WORKER_STOPPED. */
 void worker_stop(void);
 /* Queues JOB (run, done and wanted set by the caller) for OWNER (the client's address; "" for
- * the broker's own work). WORKER_FULL when the queue or the owner's share of it is full. */
+ * the broker's own work). WORKER_FULL when the queue or the owner's share of it is full, or
+ * the job would wait too long. */
 enum worker_status worker_submit(struct worker_job *job, const char *owner);
 /* Seconds a job queued now would likely wait (at least 1): what a refused client is told. */
 int worker_retry_after(void);

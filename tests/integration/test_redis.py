@@ -46,8 +46,9 @@ class RedisCase(BrokerTest):
 
 class RedisTest(RedisCase):
     # the broker's default password hashing cost, heavier than the harness default
-    extra = ["pwhash_memory 19456", "pwhash_ops 2",
-             "pwhash_queue_per_addr 1000"]  # 100 hashes at once from one address
+    # 100 hashes at once from one address: no per-address share, and a queue of 30 s
+    extra = ["pwhash_memory 19456", "pwhash_ops 2", "pwhash_queue_per_addr 1000",
+             "login_timeout 60"]
 
     # ---- reply types ----
 
