@@ -16,6 +16,8 @@ chat.key = {
   user_failures = function(u) return prefix .. "fail:u:" .. u end,
   addr_failures = function(a) return prefix .. "fail:a:" .. a end,
   pair_failures = function(u, a) return prefix .. "fail:ua:" .. u .. ":" .. a end,
+  pair_inflight = function(u, a) return prefix .. "try:ua:" .. u .. ":" .. a end,
+  addr_inflight = function(a) return prefix .. "try:a:" .. a end,
   addr_registrations = function(a) return prefix .. "reg:a:" .. a end,
   broadcast_mid = prefix .. "bmid",
 }
@@ -91,9 +93,9 @@ local logging_in = {}
 
 -- Wraps a login or resume handler FN(s, m, attempt): it is the connection's only login (a
 -- second one while it runs, since it waits on hashing and Redis, or after it succeeded answers
--- 409), and it runs only once chat.reserve_attempt counted it within the failure limits. FN
--- calls chat.refuse_login (the attempt stays a failure) or chat.start_session; any other end
--- (busy, storage error, client gone) takes the reservation back.
+-- 409), and it runs only once chat.reserve_attempt let it in within the failure limits. FN
+-- ends with chat.refuse_login (a failure) or chat.start_session (a success); any other end
+-- (busy, storage error, client gone) is neither.
 function chat.login_handler(fn)
   return function(s, m)
     local sid = s.sid
@@ -107,9 +109,7 @@ function chat.login_handler(fn)
       if attempt then return fn(s, m, attempt) end
     end)
     logging_in[sid] = nil
-    if attempt and not attempt.settled then
-      mp.redis("FCALL", "moonpost_unreserve", 3, table.unpack(attempt.keys))
-    end
+    if attempt and not attempt.settled then chat.end_attempt(attempt, "none") end
     if not ok then error(err, 0) end
   end
 end
@@ -124,19 +124,22 @@ local function backoff(failures)
   return math.min(mp.config.login_backoff_max, 0.25 * 2 ^ over)
 end
 
--- Counts this login of USER from S's address as a failure before anything is checked, in one
--- Redis step (see moonpost_login_attempt): login_max_failures per (user, address) and
--- login_addr_max_failures per address within login_failure_window, else 429 with retry_after.
--- Returns the attempt {keys, delay}, or nil once S has been answered.
+-- Lets this login of USER from S's address in, in one Redis step with the check of the limits
+-- (see moonpost_login_attempt): login_max_failures per (user, address) and
+-- login_addr_max_failures per address within login_failure_window, counting the attempts in
+-- flight as if they were failing; else 429 (or 503 while attempts in flight may still fail),
+-- with retry_after. Returns the attempt {keys, delay}, or nil once S has been answered.
 function chat.reserve_attempt(s, user)
   local addr = s.addr
   if not addr then return nil end
   local name = chat.valid_user(user) and user or ""
   local keys = { chat.key.pair_failures(name, addr), chat.key.addr_failures(addr),
+                 chat.key.pair_inflight(name, addr), chat.key.addr_inflight(addr),
                  chat.key.user_failures(name) }
   local c = mp.config
-  local r, err = mp.redis("FCALL", "moonpost_login_attempt", 3, keys[1], keys[2], keys[3],
-                          c.login_max_failures, c.login_addr_max_failures, c.login_failure_window)
+  local r, err = mp.redis("FCALL", "moonpost_login_attempt", #keys, keys[1], keys[2], keys[3],
+                          keys[4], keys[5], c.login_max_failures, c.login_addr_max_failures,
+                          c.login_failure_window)
   if not r then
     chat.storage_failed(s, err)
     return nil
@@ -145,26 +148,40 @@ function chat.reserve_attempt(s, user)
     s:fail(429, "too many failed logins, try again later", { retry_after = r[2] })
     return nil
   end
+  if r[1] == -1 then
+    s:fail(503, "busy, retry later", { retry_after = r[2] })
+    return nil
+  end
   return { keys = keys, delay = backoff(r[2]) }
 end
 
--- Answers 401 (the same text for every cause); the attempt stays counted as a failure.
-function chat.refuse_login(s, attempt)
+-- The FCALL that ends ATTEMPT with OUTCOME ("fail", "ok" or "none"), for mp.redis(_batch).
+local function end_attempt_command(attempt, outcome)
+  local k = attempt.keys
+  return { "FCALL", "moonpost_login_done", #k, k[1], k[2], k[3], k[4], k[5], outcome,
+           mp.config.login_failure_window }
+end
+
+function chat.end_attempt(attempt, outcome)
   attempt.settled = true
+  mp.redis(table.unpack(end_attempt_command(attempt, outcome)))
+end
+
+-- Counts a failure, then answers 401 (the same text for every cause).
+function chat.refuse_login(s, attempt)
+  chat.end_attempt(attempt, "fail")
   return s:fail(401, "invalid user or password")
 end
 
 -- Logs S in as USER with TOKEN (a new one, or with RENEW the one resumed: refused with 401 if
 -- it was revoked meanwhile): the older session of USER (if any) gets bye 409, the reply
--- carries the token and the online list, then presence and the mailbox follow. The failure
--- of (user, address) is cleared, the reservation of the address and the user taken back.
+-- carries the token and the online list, then presence and the mailbox follow. The failures
+-- of (user, address) are cleared.
 function chat.start_session(s, user, token, attempt, renew)
-  local keys = attempt.keys
   local r, err = mp.redis_batch(
     { "FCALL", "moonpost_token_add", 2, chat.key.token(token), chat.key.tokens(user), user,
       mp.config.token_ttl, mp.now(), chat.TOKENS_MAX, renew and 1 or 0, chat.key.token(""), token },
-    { "DEL", keys[1] },
-    { "FCALL", "moonpost_unreserve", 2, keys[2], keys[3] })
+    end_attempt_command(attempt, "ok"))
   if not r then return chat.storage_failed(s, err) end
   attempt.settled = true
   if r[1] ~= 1 then

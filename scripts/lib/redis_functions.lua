@@ -22,30 +22,51 @@ redis.register_function('moonpost_store', function(keys, args)
   return mid
 end)
 
--- Login attempts. KEYS: failures of (user, address), of the address, of the user.
--- ARGV: most per (user, address), most per address, window (s).
--- Refused ({0, seconds until the blocking window ends}) when the (user, address) or the
--- address counter is at its limit; else counts this attempt in all three as a failure (taken
--- back by moonpost_unreserve when it was not one) and returns {1, the user's failures before
--- it}. One step, so parallel attempts cannot all pass the check before any is counted.
+-- Login attempts. KEYS: failures of (user, address), failures of the address, attempts in
+-- flight for (user, address), attempts in flight from the address, failures of the user.
+-- ARGV: most failures per (user, address), most per address, window (s).
+-- Returns {0, seconds until the window ends} when the (user, address) or the address is at its
+-- limit of failures; {-1, 1} when it would be with the attempts in flight (they may all fail:
+-- busy, retry in a second); else counts the attempt in flight (moonpost_login_done ends it)
+-- and returns {1, the user's failures}. One step, so parallel attempts cannot all pass the
+-- check: failures never exceed the limits.
 redis.register_function('moonpost_login_attempt', function(keys, args)
-  local window = tonumber(args[3])
   for i = 1, 2 do
-    if tonumber(redis.call('GET', keys[i]) or 0) >= tonumber(args[i]) then
+    local failures = tonumber(redis.call('GET', keys[i]) or 0)
+    if failures >= tonumber(args[i]) then
       local ttl = redis.call('TTL', keys[i])
-      return { 0, ttl > 0 and ttl or window }
+      return { 0, ttl > 0 and ttl or tonumber(args[3]) }
+    end
+    if failures + tonumber(redis.call('GET', keys[i + 2]) or 0) >= tonumber(args[i]) then
+      return { -1, 1 }
     end
   end
-  local before = 0
-  for i = 1, 3 do
-    before = redis.call('INCR', keys[i]) - 1
-    redis.call('EXPIRE', keys[i], window, 'NX')
+  for i = 3, 4 do
+    redis.call('INCR', keys[i])
+    redis.call('EXPIRE', keys[i], 60) -- a broker that dies mid-attempt leaks it for 60 s only
   end
-  return { 1, before }
+  return { 1, tonumber(redis.call('GET', keys[5]) or 0) }
 end)
 
--- KEYS: counters. Takes back one reserved attempt from each (one that turned out not to be a
--- failure).
+-- Ends an attempt of moonpost_login_attempt (same KEYS). ARGV: "fail" (counted in the three
+-- failure counters, within the window ARGV[2]), "ok" (clears the failures of (user, address))
+-- or "none" (neither: busy, client gone).
+redis.register_function('moonpost_login_done', function(keys, args)
+  for i = 3, 4 do
+    if tonumber(redis.call('GET', keys[i]) or 0) > 0 then redis.call('DECR', keys[i]) end
+  end
+  if args[1] == 'fail' then
+    for _, i in ipairs({ 1, 2, 5 }) do
+      redis.call('INCR', keys[i])
+      redis.call('EXPIRE', keys[i], tonumber(args[2]), 'NX')
+    end
+  elseif args[1] == 'ok' then
+    redis.call('DEL', keys[1])
+  end
+  return 1
+end)
+
+-- KEYS: counters. Takes back one reserved registration from each (one that hashed nothing).
 redis.register_function('moonpost_unreserve', function(keys)
   for _, key in ipairs(keys) do
     if tonumber(redis.call('GET', key) or 0) > 0 then redis.call('DECR', key) end
