@@ -103,7 +103,9 @@ redis.register_function('moonpost_token_add', function(keys, args)
   local set = args[5] == '1' and 'XX' or 'NX'
   if not redis.call('SET', keys[1], args[1], 'EX', ttl, set) then return 0 end
   redis.call('ZREMRANGEBYSCORE', keys[2], '-inf', now)
-  redis.call('ZADD', keys[2], now + ttl * 1000, args[7])
+  -- scores strictly increase, so that the oldest token is the lowest even within one ms
+  local newest = redis.call('ZRANGE', keys[2], -1, -1, 'WITHSCORES')[2]
+  redis.call('ZADD', keys[2], math.max(now + ttl * 1000, (tonumber(newest) or 0) + 1), args[7])
   redis.call('EXPIRE', keys[2], ttl)
   local extra = redis.call('ZCARD', keys[2]) - max
   if extra > 0 then
