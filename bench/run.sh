@@ -136,6 +136,11 @@ start_moonpost() {
         echo "pwhash_memory 8"
         echo "pwhash_ops 1"
         echo "login_max_failures 1000000"
+        # the load generator is one address: no per-address limits (the bench does not retry)
+        echo "login_addr_max_failures 1000000"
+        echo "register_max_per_addr 0"
+        echo "pwhash_queue_max 1000000"
+        echo "pwhash_queue_per_addr 1000000"
         for s in ping register login users send broadcast mailbox presence; do
             [[ $variant == plugin && $s == send ]] && continue
             echo "script $ROOT/scripts/$s.lua"

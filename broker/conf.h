@@ -47,11 +47,16 @@ struct conf {
     int workers;              /* threads for CPU-heavy work, default 2 */
     int pwhash_memory;        /* KiB for argon2id, default 19456 (19 MiB) */
     int pwhash_ops;           /* argon2id passes, default 2 */
+    int pwhash_queue_max;     /* hashing jobs waiting in all, default 1000 */
+    int pwhash_queue_per_addr;/* hashing jobs waiting per client address, default 16 */
     /* chat policy */
     int password_min_len;     /* default 6 */
     int token_ttl;            /* seconds, default 604800 */
     int login_max_failures;   /* default 10 */
     int login_failure_window; /* seconds, default 300 */
+    int login_addr_max_failures; /* failed logins per address (any user) per window, default 100 */
+    int login_backoff_max;    /* seconds, most a login of a much-failed user waits, default 5, 0 = none */
+    int register_max_per_addr;/* registrations per address per hour, default 20, 0 = no limit */
     int presence_notify;      /* bool, default 0 */
     int mailbox_max;          /* default 10000 */
     int mailbox_per_sender;   /* unacked messages from one sender in one mailbox, default 1000 */

@@ -13,6 +13,7 @@
 #include "presence.h"
 #include "session.h"
 #include "store.h"
+#include "worker.h"
 
 static struct evhttp *http;
 
@@ -82,6 +83,15 @@ static void write_metrics(struct evbuffer *out)
     gauge(out, "moonpost_lua_request_memory_bytes",
           "Bytes the Lua requests in flight are counted to hold (lua_request_memory_share).",
           luahost_request_memory());
+    gauge(out, "moonpost_worker_queued", "Jobs (password hashing) waiting for a worker thread.",
+          (uint64_t)worker_queued());
+    counter(out, "moonpost_worker_jobs_total", "Jobs run by the worker threads.",
+            s->worker_jobs_total);
+    counter(out, "moonpost_worker_jobs_dropped_total",
+            "Queued jobs skipped because their client had left.", s->worker_jobs_dropped_total);
+    counter(out, "moonpost_worker_jobs_refused_total",
+            "Jobs refused (503) because the queue or the address's share was full.",
+            s->worker_jobs_refused_total);
     counter(out, "moonpost_redis_commands_total", "Redis commands sent.", s->redis_commands_total);
     counter(out, "moonpost_redis_errors_total", "Redis commands lost to a connection failure.",
             s->redis_errors_total);

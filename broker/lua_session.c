@@ -49,22 +49,35 @@ static int is_reply_key(lua_State *L, int idx)
     return strcmp(k, "type") == 0 || strcmp(k, "id") == 0 || strcmp(k, "code") == 0;
 }
 
-/* Packs {type = "res", id, code = 200} plus the fields of the table at 2. */
-static size_t encode_ok(lua_State *L, const struct request *r)
+static int is_reply_or_error_key(lua_State *L, int idx)
+{
+    return is_reply_key(L, idx) ||
+           (lua_type(L, idx) == LUA_TSTRING && strcmp(lua_tostring(L, idx), "error") == 0);
+}
+
+/* Packs {type = "res", id, code} plus `error` = ERROR (when not NULL) and the fields of the
+ * table at IDX. */
+static size_t encode_reply(lua_State *L, const struct request *r, int code, const char *error,
+                           int idx)
 {
     struct codec_buf *b = &broker.scratch;
-    size_t fields = 0;
+    int (*skip)(lua_State *, int) = error != NULL ? is_reply_or_error_key : is_reply_key;
+    size_t fields = error != NULL;
     lua_pushnil(L);
-    while (lua_next(L, 2)) {
+    while (lua_next(L, idx)) {
         lua_pop(L, 1);
-        if (!is_reply_key(L, -1)) fields++;
+        if (!skip(L, -1)) fields++;
     }
-    reply_begin_in(b, 1, r->id, 200, fields);
+    msgpack_packer *pk = reply_begin_in(b, r->has_id, r->id, code, fields);
+    if (error != NULL) {
+        reply_pack_str(pk, "error");
+        reply_pack_str(pk, error);
+    }
     char err[256];
     lua_pushnil(L);
-    while (lua_next(L, 2)) {
-        if (!is_reply_key(L, -2) && (codec_encode(L, -2, &b->pk, err, sizeof err) != 0 ||
-                                     codec_encode(L, -1, &b->pk, err, sizeof err) != 0))
+    while (lua_next(L, idx)) {
+        if (!skip(L, -2) && (codec_encode(L, -2, &b->pk, err, sizeof err) != 0 ||
+                             codec_encode(L, -1, &b->pk, err, sizeof err) != 0))
             return (size_t)luaL_error(L, "cannot encode reply: %s", err);
         lua_pop(L, 1);
     }
@@ -84,7 +97,7 @@ static int session_ok(lua_State *L)
         lua_newtable(L);
     }
     /* encode first: a table that cannot be encoded raises, and the request then answers 500 */
-    size_t n = r->has_id ? encode_ok(L, r) : 0;
+    size_t n = r->has_id ? encode_reply(L, r, 200, NULL, 2) : 0;
     r->replied = 1;
     stats_count_reply(&broker.stats, 200);
     if (n > 0) session_send_bytes(s, broker.scratch.sb.data, n);
@@ -92,18 +105,29 @@ static int session_ok(lua_State *L)
     return 1;
 }
 
-/* s:fail(code, reason) -- replies `res` CODE with an error text. */
+/* s:fail(code, reason [, t]) -- replies `res` CODE with an error text and the fields of T
+ * (e.g. retry_after). */
 static int session_fail(lua_State *L)
 {
     struct request *r = check_request(L);
     lua_Integer code = luaL_checkinteger(L, 2);
     const char *reason = luaL_optstring(L, 3, "error");
     luaL_argcheck(L, code >= 100 && code <= 999, 2, "a protocol code");
+    int with_fields = !lua_isnoneornil(L, 4);
+    if (with_fields) luaL_checktype(L, 4, LUA_TTABLE);
     if (already_replied(L, r)) return 1;
     struct session *s = live_session(L, r);
     if (s == NULL) return 1;
+    if (!with_fields) {
+        r->replied = 1;
+        session_reply(s, r->has_id, r->id, (int)code, reason);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    size_t n = encode_reply(L, r, (int)code, reason, 4); /* first: it may raise */
     r->replied = 1;
-    session_reply(s, r->has_id, r->id, (int)code, reason);
+    stats_count_reply(&broker.stats, (int)code);
+    session_send_bytes(s, broker.scratch.sb.data, n);
     lua_pushboolean(L, 1);
     return 1;
 }

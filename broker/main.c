@@ -202,7 +202,10 @@ static int start(void)
         return -1;
     }
     session_on_free = router_session_freed;
-    if (worker_start(broker.conf.workers) != 0) {
+    /* a hashing job that would start after half the login timeout is refused (503) at once */
+    if (worker_start(broker.conf.workers, broker.conf.pwhash_queue_max,
+                     broker.conf.pwhash_queue_per_addr,
+                     (int)(broker.conf.login_timeout * 500)) != 0) {
         log_error("cannot start %d worker thread(s)", broker.conf.workers);
         return -1;
     }

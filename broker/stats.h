@@ -20,6 +20,9 @@ struct stats {
     uint64_t idle_timeouts_total;
     uint64_t handler_errors_total;
     uint64_t requests_busy_total; /* refused 503: requests in flight hold their memory budget */
+    uint64_t worker_jobs_total;         /* jobs the worker threads ran */
+    uint64_t worker_jobs_dropped_total; /* skipped: nobody waited for them any more */
+    uint64_t worker_jobs_refused_total; /* not queued: the queue or the address's share was full */
     uint64_t broadcast_deliveries_total;
     uint64_t deliveries_total;
     uint64_t mid_regressions_total; /* live mailbox pushes whose mid was not above the last */

@@ -1,10 +1,18 @@
-/* worker: pthreads, a mutex-protected job queue and a completion queue drained on the loop. */
+/* worker: pthreads fed one job at a time from a fair queue the loop thread owns, and a
+ * completion queue drained on the loop.
+ *
+ * Jobs wait on the loop thread, not in the threads' queue, so that whether a job is still
+ * wanted (its client still connected) is asked at the moment it would start: a job of a client
+ * that left costs nothing. Waiting jobs are grouped by owner (client address) and owners take
+ * turns, so a flood from one address delays others by at most one job per turn. */
 #include "worker.h"
 
 #include <pthread.h>
-#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -12,8 +20,19 @@
 #include "broker.h"
 #include "log.h"
 
+#define OWNER_BUCKETS 256
+
 struct queue {
     struct worker_job *head, *tail;
+};
+
+/* An owner with jobs waiting; freed when its last job leaves the queue. */
+struct owner {
+    char key[WORKER_OWNER_MAX];
+    struct queue jobs;
+    int queued;
+    struct owner *next_turn;   /* the round-robin list of owners with jobs */
+    struct owner *next_bucket; /* hash chain */
 };
 
 static struct {
@@ -21,11 +40,18 @@ static struct {
     int count;
     pthread_mutex_t lock;
     pthread_cond_t ready;
-    struct queue todo;
+    struct queue todo; /* handed to the threads: at most one job per idle thread */
     struct queue done;
     int stopping;
     int wake_fd;
     struct event *wake;
+    /* loop thread only */
+    struct owner *buckets[OWNER_BUCKETS];
+    struct owner *turn_head, *turn_tail;
+    int queued, running;
+    int queue_max, per_owner_max;
+    int64_t max_wait_us;
+    int64_t avg_run_us; /* moving average of a job's run time, for retry_after */
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .ready = PTHREAD_COND_INITIALIZER, .wake_fd = -1};
 
 static void push(struct queue *q, struct worker_job *job)
@@ -38,12 +64,30 @@ static void push(struct queue *q, struct worker_job *job)
     q->tail = job;
 }
 
+static struct worker_job *pop(struct queue *q)
+{
+    struct worker_job *job = q->head;
+    if (job == NULL) return NULL;
+    q->head = job->next;
+    if (q->head == NULL) q->tail = NULL;
+    return job;
+}
+
 static struct worker_job *take_all(struct queue *q)
 {
     struct worker_job *all = q->head;
     q->head = q->tail = NULL;
     return all;
 }
+
+static int64_t monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- the threads ---- */
 
 static void *worker_main(void *arg)
 {
@@ -52,11 +96,11 @@ static void *worker_main(void *arg)
     for (;;) {
         while (!pool.stopping && pool.todo.head == NULL) pthread_cond_wait(&pool.ready, &pool.lock);
         if (pool.stopping) break;
-        struct worker_job *job = pool.todo.head;
-        pool.todo.head = job->next;
-        if (pool.todo.head == NULL) pool.todo.tail = NULL;
+        struct worker_job *job = pop(&pool.todo);
         pthread_mutex_unlock(&pool.lock);
+        int64_t start = monotonic_us();
         job->run(job);
+        job->run_us = monotonic_us() - start;
         pthread_mutex_lock(&pool.lock);
         push(&pool.done, job);
         uint64_t one = 1;
@@ -64,6 +108,65 @@ static void *worker_main(void *arg)
     }
     pthread_mutex_unlock(&pool.lock);
     return NULL;
+}
+
+/* ---- the fair queue (loop thread) ---- */
+
+static unsigned owner_bucket(const char *key)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (const char *c = key; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
+    return h % OWNER_BUCKETS;
+}
+
+static struct owner *owner_find(const char *key, int create)
+{
+    struct owner **slot = &pool.buckets[owner_bucket(key)];
+    for (struct owner *o = *slot; o != NULL; o = o->next_bucket)
+        if (strcmp(o->key, key) == 0) return o;
+    if (!create) return NULL;
+    struct owner *o = calloc(1, sizeof *o);
+    if (o == NULL) return NULL;
+    snprintf(o->key, sizeof o->key, "%s", key);
+    o->next_bucket = *slot;
+    *slot = o;
+    if (pool.turn_tail)
+        pool.turn_tail->next_turn = o;
+    else
+        pool.turn_head = o;
+    pool.turn_tail = o;
+    return o;
+}
+
+static void owner_free(struct owner *o)
+{
+    struct owner **slot = &pool.buckets[owner_bucket(o->key)];
+    while (*slot != o) slot = &(*slot)->next_bucket;
+    *slot = o->next_bucket;
+    free(o);
+}
+
+/* The first job of the owner whose turn it is; the owner goes to the back of the line. */
+static struct worker_job *next_in_turn(void)
+{
+    struct owner *o = pool.turn_head;
+    if (o == NULL) return NULL;
+    pool.turn_head = o->next_turn;
+    if (pool.turn_head == NULL) pool.turn_tail = NULL;
+    o->next_turn = NULL;
+    struct worker_job *job = pop(&o->jobs);
+    o->queued--;
+    pool.queued--;
+    if (o->queued == 0) {
+        owner_free(o);
+    } else {
+        if (pool.turn_tail)
+            pool.turn_tail->next_turn = o;
+        else
+            pool.turn_head = o;
+        pool.turn_tail = o;
+    }
+    return job;
 }
 
 static void complete(struct worker_job *list)
@@ -75,6 +178,27 @@ static void complete(struct worker_job *list)
     }
 }
 
+/* Hands waiting jobs to idle threads; those nobody wants any more complete unrun. */
+static void feed(void)
+{
+    struct queue unwanted = {NULL, NULL};
+    while (pool.running < pool.count && pool.queued > 0) {
+        struct worker_job *job = next_in_turn();
+        if (job->wanted != NULL && !job->wanted(job)) {
+            job->cancelled = WORKER_UNWANTED;
+            broker.stats.worker_jobs_dropped_total++;
+            push(&unwanted, job);
+            continue;
+        }
+        pool.running++;
+        pthread_mutex_lock(&pool.lock);
+        push(&pool.todo, job);
+        pthread_cond_signal(&pool.ready);
+        pthread_mutex_unlock(&pool.lock);
+    }
+    complete(unwanted.head); /* last: a completion may submit again */
+}
+
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     (void)what, (void)arg;
@@ -83,11 +207,27 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_lock(&pool.lock);
     struct worker_job *list = take_all(&pool.done);
     pthread_mutex_unlock(&pool.lock);
+    for (struct worker_job *j = list; j != NULL; j = j->next) {
+        pool.running--;
+        pool.avg_run_us += (j->run_us - pool.avg_run_us) / 8;
+        broker.stats.worker_jobs_total++;
+    }
+    feed(); /* before the completions, which run scripts: the threads need not wait for them */
     complete(list);
 }
 
-int worker_start(int threads)
+/* How long a job queued now would take to run: the jobs ahead of it at the average speed. */
+static int64_t expected_wait_us(void)
 {
+    int threads = pool.count > 0 ? pool.count : 1;
+    return (int64_t)(pool.queued + pool.running) * pool.avg_run_us / threads;
+}
+
+int worker_start(int threads, int queue_max, int per_owner_max, int max_wait_ms)
+{
+    pool.queue_max = queue_max;
+    pool.per_owner_max = per_owner_max;
+    pool.max_wait_us = (int64_t)max_wait_ms * 1000;
     pool.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (pool.wake_fd < 0) return -1;
     pool.wake = event_new(broker.base, pool.wake_fd, EV_READ | EV_PERSIST, on_wake, NULL);
@@ -101,15 +241,38 @@ int worker_start(int threads)
     return 0;
 }
 
-int worker_submit(struct worker_job *job)
+enum worker_status worker_submit(struct worker_job *job, const char *owner)
 {
-    if (pool.count == 0) return -1;
-    job->cancelled = 0;
-    pthread_mutex_lock(&pool.lock);
-    push(&pool.todo, job);
-    pthread_cond_signal(&pool.ready);
-    pthread_mutex_unlock(&pool.lock);
-    return 0;
+    if (pool.count == 0) return WORKER_NO_THREADS;
+    char key[WORKER_OWNER_MAX];
+    snprintf(key, sizeof key, "%s", owner);
+    struct owner *o = owner_find(key, 0);
+    /* a job that would wait longer than its client does (the login timeout) would be wasted */
+    int too_late =
+        pool.max_wait_us > 0 && pool.queued > 0 && expected_wait_us() > pool.max_wait_us;
+    if (too_late || pool.queued >= pool.queue_max ||
+        (o != NULL && o->queued >= pool.per_owner_max)) {
+        broker.stats.worker_jobs_refused_total++;
+        return WORKER_FULL;
+    }
+    if (o == NULL && (o = owner_find(key, 1)) == NULL) return WORKER_FULL;
+    job->cancelled = WORKER_RAN;
+    push(&o->jobs, job);
+    o->queued++;
+    pool.queued++;
+    feed();
+    return WORKER_OK;
+}
+
+int worker_retry_after(void)
+{
+    int seconds = (int)(expected_wait_us() / 1000000) + 1;
+    return seconds < 60 ? seconds : 60;
+}
+
+int worker_queued(void)
+{
+    return pool.queued;
 }
 
 void worker_stop(void)
@@ -121,11 +284,18 @@ void worker_stop(void)
     for (int i = 0; i < pool.count; i++) pthread_join(pool.threads[i], NULL);
     free(pool.threads);
     pool.threads = NULL;
-    pool.count = 0;
-    struct worker_job *unrun = take_all(&pool.todo);
-    for (struct worker_job *j = unrun; j != NULL; j = j->next) j->cancelled = 1;
+    pool.count = 0; /* from here on, submit refuses: completions cannot queue more */
+    struct queue unrun = {NULL, NULL};
+    for (struct worker_job *j = take_all(&pool.todo); j != NULL;) {
+        struct worker_job *next = j->next;
+        push(&unrun, j);
+        j = next;
+    }
+    while (pool.queued > 0) push(&unrun, next_in_turn());
+    for (struct worker_job *j = unrun.head; j != NULL; j = j->next) j->cancelled = WORKER_STOPPED;
+    pool.running = 0;
     complete(take_all(&pool.done));
-    complete(unrun);
+    complete(unrun.head);
     if (pool.wake) event_free(pool.wake);
     pool.wake = NULL;
     if (pool.wake_fd >= 0) close(pool.wake_fd);

@@ -16,10 +16,26 @@ mp.on("register", function(s, m)
   if name ~= nil and (type(name) ~= "string" or #name > 64) then
     return s:fail(400, "name must be a string of at most 64 bytes")
   end
-  local hash, herr = mp.pwhash(pw)
-  if not hash then return s:fail(503, herr) end
-  local created, err = mp.redis("FCALL", "moonpost_register", 1, chat.key.user(m.user), hash,
-                                name or m.user, mp.now())
+  local addr = s.addr
+  if not addr then return end -- the client left
+  -- a taken name is answered before any hashing; the rest count per address per hour
+  local counter = chat.key.addr_registrations(addr)
+  local r, err = mp.redis("FCALL", "moonpost_register_attempt", 2, chat.key.user(m.user), counter,
+                          mp.config.register_max_per_addr)
+  if not r then return chat.storage_failed(s, err) end
+  if r[1] == -1 then return s:fail(409, "user exists") end
+  if r[1] == 0 then
+    return s:fail(429, "too many registrations from this address, try again later",
+                  { retry_after = r[2] })
+  end
+  local hash, herr, retry_after = mp.pwhash(pw)
+  if not hash then
+    mp.redis("FCALL", "moonpost_unreserve", 1, counter)
+    return chat.hashing_failed(s, herr, retry_after)
+  end
+  local created
+  created, err = mp.redis("FCALL", "moonpost_register", 1, chat.key.user(m.user), hash,
+                          name or m.user, mp.now())
   if not created then return chat.storage_failed(s, err) end
   if created == 0 then return s:fail(409, "user exists") end
   return s:ok()

@@ -13,10 +13,18 @@ chat.key = {
   mailbox = function(u) return prefix .. "mbox:" .. u end,
   mailbox_senders = function(u) return prefix .. "mboxfrom:" .. u end,
   token = function(t) return prefix .. "token:" .. t end,
+  tokens = function(u) return prefix .. "tokens:" .. u end,
   user_failures = function(u) return prefix .. "fail:u:" .. u end,
   addr_failures = function(a) return prefix .. "fail:a:" .. a end,
+  pair_failures = function(u, a) return prefix .. "fail:ua:" .. u .. ":" .. a end,
+  pair_inflight = function(u, a) return prefix .. "try:ua:" .. u .. ":" .. a end,
+  addr_inflight = function(a) return prefix .. "try:a:" .. a end,
+  addr_registrations = function(a) return prefix .. "reg:a:" .. a end,
   broadcast_mid = prefix .. "bmid",
 }
+
+-- Resume tokens kept per user: a new login past this revokes the oldest.
+chat.TOKENS_MAX = 100
 
 function chat.valid_user(u)
   return type(u) == "string" and #u >= 1 and #u <= 32 and u:match("^[A-Za-z0-9_.%-]+$") ~= nil
@@ -37,6 +45,15 @@ function chat.storage_failed(s, err)
   end
   mp.log("error", "redis:", err.msg)
   return s:fail(500, "storage error")
+end
+
+-- Fails the request after mp.pwhash/mp.pwverify returned nil: 503 "busy" with retry_after
+-- when the hashing queue was full, else 503 with the reason (shutting down, client gone).
+function chat.hashing_failed(s, err, retry_after)
+  if retry_after then
+    return s:fail(503, "busy, retry later", { retry_after = retry_after })
+  end
+  return s:fail(503, err)
 end
 
 function chat.announce(user, online, except)
@@ -84,9 +101,11 @@ end
 -- sessions cost nothing here).
 local logging_in = {}
 
--- Wraps a login or resume handler: it is the connection's only login (a second one while it
--- runs, since it waits on hashing and Redis, or after it succeeded answers 409), and it does
--- not run at all past login_max_failures (429).
+-- Wraps a login or resume handler FN(s, m, attempt): it is the connection's only login (a
+-- second one while it runs, since it waits on hashing and Redis, or after it succeeded answers
+-- 409), and it runs only once chat.reserve_attempt let it in within the failure limits. FN
+-- ends with chat.refuse_login (a failure) or chat.start_session (a success); any other end
+-- (busy, storage error, client gone) is neither.
 function chat.login_handler(fn)
   return function(s, m)
     local sid = s.sid
@@ -94,49 +113,97 @@ function chat.login_handler(fn)
       return s:fail(409, "this connection is already logged in")
     end
     logging_in[sid] = true -- before anything yields
+    local attempt
     local ok, err = pcall(function()
-      local user = chat.valid_user(m.user) and m.user or nil
-      if chat.too_many_failures(user, s.addr) then
-        return s:fail(429, "too many failed logins, try again later")
-      end
-      return fn(s, m)
+      attempt = chat.reserve_attempt(s, m.user)
+      if attempt then return fn(s, m, attempt) end
     end)
     logging_in[sid] = nil
+    if attempt and not attempt.settled then chat.end_attempt(attempt, "none") end
     if not ok then error(err, 0) end
   end
 end
 
--- Logs S in as USER with TOKEN: the older session of USER (if any) gets bye 409, the reply
--- carries the token and the online list, then presence and the mailbox follow.
-function chat.start_session(s, user, token)
-  local ok, err = mp.redis_batch({ "SET", chat.key.token(token), user, "EX", mp.config.token_ttl },
-                                 { "HSET", chat.key.user(user), "token", token },
-                                 { "DEL", chat.key.user_failures(user) })
-  if not ok then return chat.storage_failed(s, err) end
+-- How long a login for a user with FAILURES failed logins (from every address) in the window
+-- waits before its password is checked: nothing up to login_max_failures, then doubling from
+-- 0.25 s up to login_backoff_max. A wait, not a refusal, so that failures an attacker causes
+-- slow the victim down but never lock the victim out.
+local function backoff(failures)
+  local over = failures - mp.config.login_max_failures
+  if over < 0 or mp.config.login_backoff_max == 0 then return 0 end
+  return math.min(mp.config.login_backoff_max, 0.25 * 2 ^ over)
+end
+
+-- Lets this login of USER from S's address in, in one Redis step with the check of the limits
+-- (see moonpost_login_attempt): login_max_failures per (user, address) and
+-- login_addr_max_failures per address within login_failure_window, counting the attempts in
+-- flight as if they were failing; else 429 (or 503 while attempts in flight may still fail),
+-- with retry_after. Returns the attempt {keys, delay}, or nil once S has been answered.
+function chat.reserve_attempt(s, user)
+  local addr = s.addr
+  if not addr then return nil end
+  local name = chat.valid_user(user) and user or ""
+  local keys = { chat.key.pair_failures(name, addr), chat.key.addr_failures(addr),
+                 chat.key.pair_inflight(name, addr), chat.key.addr_inflight(addr),
+                 chat.key.user_failures(name) }
+  local c = mp.config
+  local r, err = mp.redis("FCALL", "moonpost_login_attempt", #keys, keys[1], keys[2], keys[3],
+                          keys[4], keys[5], c.login_max_failures, c.login_addr_max_failures,
+                          c.login_failure_window)
+  if not r then
+    chat.storage_failed(s, err)
+    return nil
+  end
+  if r[1] == 0 then
+    s:fail(429, "too many failed logins, try again later", { retry_after = r[2] })
+    return nil
+  end
+  if r[1] == -1 then
+    s:fail(503, "busy, retry later", { retry_after = r[2] })
+    return nil
+  end
+  return { keys = keys, delay = backoff(r[2]) }
+end
+
+-- The FCALL that ends ATTEMPT with OUTCOME ("fail", "ok" or "none"), for mp.redis(_batch).
+local function end_attempt_command(attempt, outcome)
+  local k = attempt.keys
+  return { "FCALL", "moonpost_login_done", #k, k[1], k[2], k[3], k[4], k[5], outcome,
+           mp.config.login_failure_window }
+end
+
+function chat.end_attempt(attempt, outcome)
+  attempt.settled = true
+  mp.redis(table.unpack(end_attempt_command(attempt, outcome)))
+end
+
+-- Counts a failure, then answers 401 (the same text for every cause).
+function chat.refuse_login(s, attempt)
+  chat.end_attempt(attempt, "fail")
+  return s:fail(401, "invalid user or password")
+end
+
+-- Logs S in as USER with TOKEN (a new one, or with RENEW the one resumed: refused with 401 if
+-- it was revoked meanwhile): the older session of USER (if any) gets bye 409, the reply
+-- carries the token and the online list, then presence and the mailbox follow. The failures
+-- of (user, address) are cleared.
+function chat.start_session(s, user, token, attempt, renew)
+  local r, err = mp.redis_batch(
+    { "FCALL", "moonpost_token_add", 2, chat.key.token(token), chat.key.tokens(user), user,
+      mp.config.token_ttl, mp.now(), chat.TOKENS_MAX, renew and 1 or 0, chat.key.token(""), token },
+    end_attempt_command(attempt, "ok"))
+  if not r then return chat.storage_failed(s, err) end
+  attempt.settled = true
+  if r[1] ~= 1 then
+    if type(r[1]) == "table" then return chat.storage_failed(s, { code = 500, msg = r[1].err }) end
+    return s:fail(401, "invalid user or password")
+  end
   if not s.connected then return end
   s:authenticate(user)
+  s.data.token = token
   s:ok{ token = token, users = mp.users(1000) }
   chat.announce(user, true, s)
   chat.replay(s, user)
-end
-
--- Login failures, per user and per client address, within login_failure_window.
-function chat.too_many_failures(user, addr)
-  local max = mp.config.login_max_failures
-  local counts = mp.redis("MGET", chat.key.user_failures(user or ""), chat.key.addr_failures(addr))
-  if not counts then return false end
-  return (tonumber(counts[1]) or 0) >= max or (tonumber(counts[2]) or 0) >= max
-end
-
-function chat.record_failure(user, addr)
-  local window = mp.config.login_failure_window
-  local commands = { { "INCR", chat.key.addr_failures(addr) },
-                     { "EXPIRE", chat.key.addr_failures(addr), window, "NX" } }
-  if chat.valid_user(user) then
-    commands[3] = { "INCR", chat.key.user_failures(user) }
-    commands[4] = { "EXPIRE", chat.key.user_failures(user), window, "NX" }
-  end
-  mp.redis_batch(table.unpack(commands))
 end
 
 return chat

@@ -96,4 +96,108 @@ redis.register_function{function_name = 'moonpost_ack', flags = {'allow-oom'},
   if redis.call('EXISTS', keys[1]) == 0 then redis.call('DEL', keys[2]) end
   return deleted
 end}
+
+-- Login attempts. KEYS: failures of (user, address), failures of the address, attempts in
+-- flight for (user, address), attempts in flight from the address, failures of the user.
+-- ARGV: most failures per (user, address), most per address, window (s).
+-- Returns {0, seconds until the window ends} when the (user, address) or the address is at its
+-- limit of failures; {-1, 1} when it would be with the attempts in flight (they may all fail:
+-- busy, retry in a second); else counts the attempt in flight (moonpost_login_done ends it)
+-- and returns {1, the user's failures}. One step, so parallel attempts cannot all pass the
+-- check: failures never exceed the limits.
+redis.register_function('moonpost_login_attempt', function(keys, args)
+  for i = 1, 2 do
+    local failures = tonumber(redis.call('GET', keys[i]) or 0)
+    if failures >= tonumber(args[i]) then
+      local ttl = redis.call('TTL', keys[i])
+      return { 0, ttl > 0 and ttl or tonumber(args[3]) }
+    end
+    if failures + tonumber(redis.call('GET', keys[i + 2]) or 0) >= tonumber(args[i]) then
+      return { -1, 1 }
+    end
+  end
+  for i = 3, 4 do
+    redis.call('INCR', keys[i])
+    redis.call('EXPIRE', keys[i], 60) -- a broker that dies mid-attempt leaks it for 60 s only
+  end
+  return { 1, tonumber(redis.call('GET', keys[5]) or 0) }
+end)
+
+-- Ends an attempt of moonpost_login_attempt (same KEYS). ARGV: "fail" (counted in the three
+-- failure counters, within the window ARGV[2]), "ok" (clears the failures of (user, address))
+-- or "none" (neither: busy, client gone).
+redis.register_function('moonpost_login_done', function(keys, args)
+  for i = 3, 4 do
+    if tonumber(redis.call('GET', keys[i]) or 0) > 0 then redis.call('DECR', keys[i]) end
+  end
+  if args[1] == 'fail' then
+    for _, i in ipairs({ 1, 2, 5 }) do
+      redis.call('INCR', keys[i])
+      redis.call('EXPIRE', keys[i], tonumber(args[2]), 'NX')
+    end
+  elseif args[1] == 'ok' then
+    redis.call('DEL', keys[1])
+  end
+  return 1
+end)
+
+-- KEYS: counters. Takes back one reserved registration from each (one that hashed nothing).
+redis.register_function('moonpost_unreserve', function(keys)
+  for _, key in ipairs(keys) do
+    if tonumber(redis.call('GET', key) or 0) > 0 then redis.call('DECR', key) end
+  end
+  return 1
+end)
+
+-- Registrations. KEYS: the user hash, the address's registrations this hour.
+-- ARGV: most per address per hour (0 = no limit).
+-- Returns {-1, 0} when the user exists (no hashing needed to say 409), {0, seconds to wait}
+-- when the address is at its limit, else counts the registration and returns {1, 0}.
+redis.register_function('moonpost_register_attempt', function(keys, args)
+  if redis.call('EXISTS', keys[1]) == 1 then return { -1, 0 } end
+  local max = tonumber(args[1])
+  if max > 0 then
+    local n = redis.call('INCR', keys[2])
+    redis.call('EXPIRE', keys[2], 3600, 'NX')
+    if n > max then
+      redis.call('DECR', keys[2])
+      local ttl = redis.call('TTL', keys[2])
+      return { 0, ttl > 0 and ttl or 3600 }
+    end
+  end
+  return { 1, 0 }
+end)
+
+-- Resume tokens. KEYS: the token, the user's set of tokens (score: expiry in ms).
+-- ARGV: user, token_ttl (s), now (ms), most tokens per user, 1 = renew an existing token
+-- only, prefix of token keys, token.
+-- Returns 1, or 0 when renewing a token that was revoked meanwhile. Expired tokens leave the
+-- set; past the most per user, the oldest are revoked.
+redis.register_function('moonpost_token_add', function(keys, args)
+  local ttl, now, max = tonumber(args[2]), tonumber(args[3]), tonumber(args[4])
+  local set = args[5] == '1' and 'XX' or 'NX'
+  if not redis.call('SET', keys[1], args[1], 'EX', ttl, set) then return 0 end
+  redis.call('ZREMRANGEBYSCORE', keys[2], '-inf', now)
+  -- scores strictly increase, so that the oldest token is the lowest even within one ms
+  local newest = redis.call('ZRANGE', keys[2], -1, -1, 'WITHSCORES')[2]
+  redis.call('ZADD', keys[2], math.max(now + ttl * 1000, (tonumber(newest) or 0) + 1), args[7])
+  redis.call('EXPIRE', keys[2], ttl)
+  local extra = redis.call('ZCARD', keys[2]) - max
+  if extra > 0 then
+    local oldest = redis.call('ZPOPMIN', keys[2], extra) -- member, score, member, score...
+    for i = 1, #oldest, 2 do redis.call('DEL', args[6] .. oldest[i]) end
+  end
+  return 1
+end)
+
+-- KEYS: the user's set of tokens. ARGV: prefix of token keys, the token to revoke, or "" for
+-- every token of the user. Returns how many were revoked.
+redis.register_function('moonpost_token_revoke', function(keys, args)
+  local tokens = args[2] == '' and redis.call('ZRANGE', keys[1], 0, -1) or { args[2] }
+  for _, token in ipairs(tokens) do
+    redis.call('DEL', args[1] .. token)
+    redis.call('ZREM', keys[1], token)
+  end
+  return #tokens
+end)
 ]]

@@ -121,6 +121,10 @@ class Broker:
                  "http_listen 127.0.0.1:%d" % self.http_port,
                  "log_level debug",
                  "pwhash_memory 8192", "pwhash_ops 1", "workers 2",
+                 # tests register and log in many users at once from 127.0.0.1: no
+                 # per-address limits unless a test sets them
+                 "register_max_per_addr 0", "pwhash_queue_per_addr 1000000",
+                 "login_addr_max_failures 1000000",
                  "shutdown_timeout 5"]
         for name in (scripts or ALL_SCRIPTS):
             path = name if name.startswith("/") else os.path.join(SCRIPTS, name + ".lua")

@@ -65,7 +65,7 @@ class ChatLoginBase(BrokerTest):
 
 
 class LoginTest(ChatLoginBase):
-    extra = ["login_max_failures 3", "login_failure_window 60"]
+    extra = ["login_max_failures 3", "login_addr_max_failures 3", "login_failure_window 60"]
 
     # -- login ---------------------------------------------------------------------------------
 
@@ -136,22 +136,23 @@ class LoginTest(ChatLoginBase):
 
     # -- failure limits --------------------------------------------------------------------------
 
-    def test_429_per_user(self):
-        """login_max_failures 3 per user, whatever the address."""
-        user = self.new_user()
+    def test_429_per_user_and_address(self):
+        """login_max_failures 3 per (user, address); the user is not locked out elsewhere."""
+        user, src = self.new_user(), fresh_addr()
         for _ in range(3):
-            r = self.connect_from().call(dict(type="login", user=user, password="wrong-pw"))
+            r = self.connect_from(src).call(dict(type="login", user=user, password="wrong-pw"))
             self.assertEqual(r["code"], 401, r)
-        # the right password from a fresh address: the user is over the limit
-        r = self.connect_from().call(dict(type="login", user=user, password="secret1"))
+        # the right password from that address: over the limit
+        r = self.connect_from(src).call(dict(type="login", user=user, password="secret1"))
         self.assertEqual(r["code"], 429, r)
         self.assertIsInstance(r.get("error"), str)
+        self.assertIsInstance(r.get("retry_after"), int)
+        self.assertTrue(0 < r["retry_after"] <= 60, r)
         self.assertNotIn("token", r)
-        r = self.connect_from().call(dict(type="login", user=user, password="wrong-pw"))
-        self.assertEqual(r["code"], 429, r)
-        # another user is not affected
-        other = self.new_user()
-        self.login_as(other)
+        # from another address the user logs in (after a short backoff), and so does
+        # another user
+        self.login_as(user)
+        self.login_as(self.new_user())
 
     def test_429_per_address(self):
         """login_max_failures 3 per client address, whatever the user."""
@@ -169,15 +170,18 @@ class LoginTest(ChatLoginBase):
         self.login_as(user, src=fresh_addr())
 
     def test_429_for_resume(self):
-        user = self.new_user()
+        user, src = self.new_user(), fresh_addr()
         token = self.login_as(user).token
         for _ in range(3):
-            r = self.connect_from().call(dict(type="resume", user=user, token="0" * 32))
+            r = self.connect_from(src).call(dict(type="resume", user=user, token="0" * 32))
             self.assertEqual(r["code"], 401, r)
+        r = self.connect_from(src).call(dict(type="resume", user=user, token=token))
+        self.assertEqual(r["code"], 429, r)
+        r = self.connect_from(src).call(dict(type="login", user=user, password="secret1"))
+        self.assertEqual(r["code"], 429, r)
+        # elsewhere the token still resumes
         r = self.connect_from().call(dict(type="resume", user=user, token=token))
-        self.assertEqual(r["code"], 429, r)
-        r = self.connect_from().call(dict(type="login", user=user, password="secret1"))
-        self.assertEqual(r["code"], 429, r)
+        self.assertEqual(r["code"], 200, r)
 
     # -- resume -------------------------------------------------------------------------------------
 

@@ -52,7 +52,11 @@ end, { anonymous = true })
 
 mp.on("t.hash", function(s, m)
   local h, err = mp.pwhash(m.password)
-  if not h then return s:fail(500, tostring(err)) end
+  if not h then
+    -- a job whose client left before its turn is dropped unrun
+    if m.key then mp.redis("SET", m.key, "dropped") end
+    return s:fail(500, tostring(err))
+  end
   if m.key then mp.redis("SET", m.key, s.connected and "connected" or "gone") end
   return s:ok{ hash = h }
 end, { anonymous = true })
