@@ -123,9 +123,9 @@ class LoginStormTest(AuthTest):
         r, took = self.run_async(flood_then_login())
         self.assertIsNotNone(r, "no reply to the victim's login")
         self.assertEqual(r["code"], 200, r)
-        # hashing 2,560 throwaway passwords takes tens of seconds here; checking the name
-        # takes nothing (a generous bound: the login itself takes milliseconds)
-        self.assertLess(took, 10.0, "the victim's login took %.1f s" % took)
+        # a 200 means it came before login_timeout (10 s, else bye 408): the old broker hashed
+        # 2,560 throwaway passwords first and the victim never logged in
+        print("victim's login took %.2f s" % took)
 
 
 class HashingQueueTest(AuthTest):
@@ -135,10 +135,14 @@ class HashingQueueTest(AuthTest):
 
     def test_one_address_gets_its_share_then_busy(self):
         victim = self.new_users(1, "qv")[0]
-        c = self.connect_from(fresh_addr())
-        c.send_raw(b"".join(frame(dict(type="register", id=i, user=uname("qf"),
-                                       password=PASSWORD)) for i in range(60)))
-        replies = [c.wait_res(i, timeout=60) for i in range(60)]
+        # 15 connections from one address, 4 registers each (an anonymous connection runs at
+        # most 4 handlers at once, so a burst needs several connections)
+        src = fresh_addr()
+        conns = [self.connect_from(src) for _ in range(15)]
+        for n, c in enumerate(conns):
+            c.send_raw(b"".join(frame(dict(type="register", id=i, user=uname("qf%d" % n),
+                                           password=PASSWORD)) for i in range(4)))
+        replies = [c.wait_res(i, timeout=60) for c in conns for i in range(4)]
         busy = [r for r in replies if r["code"] == 503]
         self.assertEqual({r["code"] for r in replies} - {200, 503}, set(), replies)
         # 4 waiting and 2 running at most when the burst arrived: the rest are refused
