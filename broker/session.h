@@ -18,7 +18,7 @@ typedef uint64_t session_handle; /* 0 is never a live session */
 enum session_state { SESSION_ANONYMOUS, SESSION_AUTHENTICATED, SESSION_CLOSING };
 enum session_kind { SESSION_CLIENT, SESSION_ADMIN };
 
-/* About 400 bytes with its buffers empty: the read event is embedded, the write event exists
+/* About 450 bytes with its buffers empty: the read event is embedded, the write event exists
  * only while the kernel's send buffer is full, and buffers hold chains only while they hold
  * bytes. */
 struct session {
@@ -40,6 +40,9 @@ struct session {
     uint8_t addr_family; /* AF_INET, AF_INET6 or AF_UNIX */
     uint8_t addr[16];
     uint64_t last_mid;   /* highest `msg` mid pushed in this session */
+    int64_t rate_tat_us; /* request_rate: when the next request is due (GCRA), monotonic µs */
+    uint32_t rate_refused; /* requests refused in a row for request_rate */
+    uint32_t out_partial;  /* bytes at the head of `out` ending a frame partly written */
     uint32_t online_index; /* position in the presence table's list */
     char user[SESSION_USER_MAX + 1];
 };
@@ -63,6 +66,8 @@ void session_foreach(void (*fn)(struct session *s, void *arg), void *arg);
 
 /* Bytes queued to S and not yet written to its socket. */
 size_t session_queued(const struct session *s);
+/* Bytes queued to all sessions and not yet written (what output_budget bounds). */
+size_t session_output_total(void);
 
 /* Queues raw frame bytes; they are written once per loop pass, after every callback that
  * added to them. A session past its output limit is dropped as a slow reader. */
