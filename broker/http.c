@@ -267,8 +267,13 @@ static void on_written(struct bufferevent *bev, void *arg)
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) conn_free(arg);
+    struct http_conn *c = arg;
+    /* a client that sent its request and shut its side down still gets the reply */
+    if (!(what & BEV_EVENT_ERROR) && evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+        c->closing = 1;
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) conn_free(c);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)

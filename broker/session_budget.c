@@ -14,7 +14,7 @@
 #include "log.h"
 #include "session_internal.h"
 
-#define TRIM_MIN_BYTES (32u << 20) /* output freed since the last look that is worth a trim */
+#define TRIM_MIN_BYTES (32u << 20) /* output freed since the last trim that is worth one */
 #define TRIM_PERIOD_SECONDS 1
 
 struct victim {
@@ -89,10 +89,11 @@ void session_budget_enforce(void)
 static void on_trim_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
-    if (session_output_take_peak() - session_output_total() < TRIM_MIN_BYTES) return;
+    if (session_output_peak() - session_output_total() < TRIM_MIN_BYTES) return;
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif
+    session_output_peak_reset();
 }
 
 int session_budget_init(void)

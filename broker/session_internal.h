@@ -36,8 +36,9 @@ void session_queue(struct session *s, const void *data, size_t len);
 void session_discard_output(struct session *s);
 /* Takes S's remaining output out of the total (S is being freed). */
 void session_release_output(struct session *s);
-/* The highest total since the previous call. */
-size_t session_output_take_peak(void);
+/* The highest total since the last reset. */
+size_t session_output_peak(void);
+void session_output_peak_reset(void);
 
 /* The output budget (session_budget.c). */
 int session_budget_init(void);

@@ -20,7 +20,7 @@
 #define WRITE_IOVECS 128 /* chains of output handed to one writev */
 
 static size_t out_total; /* bytes queued to every session and not yet written */
-static size_t out_peak;  /* the highest out_total since session_output_take_peak */
+static size_t out_peak;  /* the highest out_total since session_output_peak_reset */
 
 /* Sessions with output to write at the end of this loop pass, by handle (a session may be
  * freed before the flush runs). */
@@ -75,11 +75,14 @@ size_t session_output_total(void)
     return out_total;
 }
 
-size_t session_output_take_peak(void)
+size_t session_output_peak(void)
 {
-    size_t peak = out_peak;
+    return out_peak;
+}
+
+void session_output_peak_reset(void)
+{
     out_peak = out_total;
-    return peak;
 }
 
 /* ---- writing ---- */
