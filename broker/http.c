@@ -41,8 +41,7 @@ static void histogram(struct evbuffer *out, const char *name, const char *help,
     for (int i = 0; i < STATS_LATENCY_BUCKETS; i++) {
         cumulative += buckets[i];
         evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name,
-                            (double)stats_bucket_bound_us(i) / 1e6,
-                            (unsigned long long)cumulative);
+                            (double)stats_bucket_bound_us(i) / 1e6, (unsigned long long)cumulative);
     }
     evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
                         (unsigned long long)count, name, (double)sum_us / 1e6, name,
@@ -119,7 +118,10 @@ static struct {
 
 static void conn_free(struct http_conn *c)
 {
-    if (c->prev) c->prev->next = c->next; else http.conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        http.conns = c->next;
     if (c->next) c->next->prev = c->prev;
     http.count--;
     bufferevent_free(c->bev);
@@ -186,7 +188,8 @@ static const char *header_value(char *head, const char *name, char **end)
         char *p = line + 2;
         if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
             p += n + 1;
-            while (*p == ' ' || *p == '\t') p++;
+            while (*p == ' ' || *p == '\t')
+                p++;
             *end = strstr(p, "\r\n");
             return p;
         }
@@ -288,16 +291,18 @@ static void refuse(evutil_socket_t fd)
     static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
                                "Connection: close\r\n\r\n";
     broker.stats.http_rejected_total++;
-    log_every(&refused_log, LOG_LEVEL_WARN, "HTTP: http_max_connections (%d) reached, refused a "
-              "connection", broker.conf.http_max_connections);
+    log_every(&refused_log, LOG_LEVEL_WARN,
+              "HTTP: http_max_connections (%d) reached, refused a "
+              "connection",
+              broker.conf.http_max_connections);
     if (send(fd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
         /* the client is gone */
     }
     evutil_closesocket(fd);
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
-                      int len, void *arg)
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int len,
+                      void *arg)
 {
     (void)l, (void)addr, (void)len, (void)arg;
     if (http.count >= (size_t)broker.conf.http_max_connections) return refuse(fd);
@@ -307,7 +312,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         c->deadline = evtimer_new(broker.base, on_deadline, c);
     }
     if (c == NULL || c->bev == NULL || c->deadline == NULL) {
-        if (c && c->bev) bufferevent_free(c->bev); else evutil_closesocket(fd);
+        if (c && c->bev)
+            bufferevent_free(c->bev);
+        else
+            evutil_closesocket(fd);
         if (c && c->deadline) event_free(c->deadline);
         free(c);
         return;
@@ -345,5 +353,8 @@ void http_stop(void)
 {
     listener_free(http.listener);
     http.listener = NULL;
-    while (http.conns) conn_free(http.conns);
+    for (struct http_conn *c = http.conns, *next; c != NULL; c = next) {
+        next = c->next;
+        conn_free(c);
+    }
 }

@@ -25,8 +25,8 @@ struct listener {
     char name[64];
 };
 
-static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *addr,
-                      int len, void *arg)
+static void on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *addr, int len,
+                      void *arg)
 {
     struct listener *l = arg;
     l->backoff_ms = BACKOFF_MIN_MS;

@@ -49,8 +49,7 @@ static const char *level_tag(enum conf_log_level level)
     }
 }
 
-static void write_line(enum conf_log_level level, const char *fmt, va_list ap,
-                       const char *suffix)
+static void write_line(enum conf_log_level level, const char *fmt, va_list ap, const char *suffix)
 {
     FILE *out = log_stream != NULL ? log_stream : stderr;
     struct timeval tv;
@@ -87,8 +86,7 @@ void log_every(struct log_every *e, enum conf_log_level level, const char *fmt, 
     }
     char suffix[96] = "";
     if (e->held > 0)
-        snprintf(suffix, sizeof suffix, " (%llu more since the previous such line)",
-                 e->held);
+        snprintf(suffix, sizeof suffix, " (%llu more since the previous such line)", e->held);
     e->held = 0;
     e->next_ms = now + (long long)e->interval_s * 1000;
     va_list ap;

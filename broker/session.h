@@ -18,7 +18,7 @@ typedef uint64_t session_handle; /* 0 is never a live session */
 enum session_state { SESSION_ANONYMOUS, SESSION_AUTHENTICATED, SESSION_CLOSING };
 enum session_kind { SESSION_CLIENT, SESSION_ADMIN };
 
-/* About 450 bytes with its buffers empty: the read event is embedded, the write event exists
+/* About 400 bytes with its buffers empty: the read event is embedded, the write event exists
  * only while the kernel's send buffer is full, and buffers hold chains only while they hold
  * bytes. */
 struct session {

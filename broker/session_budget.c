@@ -58,7 +58,8 @@ static void collect(struct session *s, void *arg)
 {
     struct victim **end = arg;
     size_t queued = session_queued(s);
-    if (s->kind == SESSION_CLIENT && queued > s->out_partial) *(*end)++ = (struct victim){queued, s};
+    if (s->kind == SESSION_CLIENT && queued > s->out_partial)
+        *(*end)++ = (struct victim){queued, s};
 }
 
 static int longest_first(const void *a, const void *b)

@@ -152,7 +152,8 @@ static ssize_t write_some(struct session *s)
     struct iovec iov[WRITE_IOVECS];
     int n = evbuffer_peek(s->out, -1, NULL, chains, WRITE_IOVECS);
     if (n > WRITE_IOVECS) n = WRITE_IOVECS;
-    for (int i = 0; i < n; i++) iov[i] = (struct iovec){chains[i].iov_base, chains[i].iov_len};
+    for (int i = 0; i < n; i++)
+        iov[i] = (struct iovec){chains[i].iov_base, chains[i].iov_len};
     ssize_t w = writev(s->fd, iov, n);
     if (w <= 0) return w;
     size_t left = evbuffer_get_length(s->out) - (size_t)w;
