@@ -10,10 +10,20 @@ import threading
 import time
 import unittest
 
-from harness import AUTH, BROKER, SCRIPTS, Broker, BrokerTest, Client, RedisServerTest, metrics, wait_port
+from harness import AUTH, BROKER, BUILD, SCRIPTS, Broker, BrokerTest, Client, RedisServerTest, metrics, wait_port
 from mpwire import frame
 
 BODY = "b" * 8000
+
+
+def sanitized_build():
+    """True when the broker was built with -DMOONPOST_SANITIZE=ON: ASan's allocator keeps freed
+    memory in quarantine and ignores malloc_trim, so RSS says nothing about the broker's."""
+    try:
+        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+            return "MOONPOST_SANITIZE:BOOL=ON" in f.read()
+    except OSError:
+        return False
 
 
 def rss_kib(pid):
@@ -128,6 +138,8 @@ class OutputMemoryTest(BrokerTest):
     extra = ["script_path " + SCRIPTS, "output_limit 16777216", "log_level info"]
 
     def test_memory_returned_after_burst(self):
+        if sanitized_build():
+            self.skipTest("RSS under AddressSanitizer does not follow the broker's allocations")
         pid = self.broker.proc.pid
         slow = [slow_socket(self.broker.port, "mem%d" % i) for i in range(60)]
         publisher = self.connect()
@@ -152,17 +164,18 @@ class OutputMemoryTest(BrokerTest):
 
 
 def http_raw(port, data, timeout=5.0):
-    """Sends DATA on a fresh HTTP connection; returns what came back until EOF or TIMEOUT."""
+    """Sends DATA on a fresh HTTP connection; returns what came back until EOF, a reset or
+    TIMEOUT (a refused connection may be reset when the request was still unread)."""
+    out = b""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(data)
-        out = b""
         try:
+            s.sendall(data)
             while True:
                 chunk = s.recv(65536)
                 if not chunk:
                     return out
                 out += chunk
-        except socket.timeout:
+        except (socket.timeout, ConnectionResetError, BrokenPipeError):
             return out
 
 
