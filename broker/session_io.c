@@ -275,15 +275,17 @@ static int within_request_rate(struct session *s)
     int rate = broker.conf.request_rate;
     if (rate == 0 || s->kind != SESSION_CLIENT) return 1;
     int64_t now = monotonic_us(), interval = 1000000 / rate;
-    int64_t due = s->rate_tat_us > now ? s->rate_tat_us : now;
-    if (due - now > (int64_t)(broker.conf.request_burst - 1) * interval) return 0;
-    s->rate_tat_us = due + interval;
-    s->rate_refused = 0;
+    if (s->rate_tat_us <= now) {
+        s->rate_tat_us = now;
+        s->rate_refused = 0; /* the whole burst is back: the client slowed down */
+    }
+    if (s->rate_tat_us - now > (int64_t)(broker.conf.request_burst - 1) * interval) return 0;
+    s->rate_tat_us += interval;
     return 1;
 }
 
-/* Over request_rate: 429 for this request; a client that sends another whole burst while
- * being refused is not slowing down, and is closed. */
+/* Over request_rate: 429 for this request. A client that has request_burst requests refused
+ * before its budget has filled up again is not slowing down, and is closed. */
 static void refuse_over_rate(struct session *s, const struct frame_info *info)
 {
     broker.stats.rate_limited_total++;

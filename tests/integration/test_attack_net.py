@@ -387,7 +387,7 @@ class RequestRateTest(BrokerTest):
         self.assertGreaterEqual(codes.count(200), 350)
         self.assertGreater(codes.count(429), 0)
         self.assertEqual(set(codes), {200, 429})
-        # sending a whole burst more while refused ends the connection
+        # more than request_burst refused before the budget refills ends the connection
         self.assertEqual(bye, {"type": "bye", "code": 429, "error": "request rate exceeded"})
         self.assertGreaterEqual(metrics(self.broker)["moonpost_rate_limited_total"], 1)
 
