@@ -53,7 +53,7 @@ static void on_error(struct evconnlistener *ev, void *arg)
         log_every(&l->log, LOG_LEVEL_ERROR, "accept on %s failed: %s", l->name, strerror(err));
         return;
     }
-    struct timeval tv = {l->backoff_ms / 1000, (l->backoff_ms % 1000) * 1000};
+    struct timeval tv = {l->backoff_ms / 1000, (suseconds_t)(l->backoff_ms % 1000) * 1000};
     log_every(&l->log, LOG_LEVEL_ERROR, "accept on %s failed: %s; pausing accepts for %d ms",
               l->name, strerror(err), l->backoff_ms);
     evconnlistener_disable(ev);
