@@ -131,7 +131,9 @@ start_moonpost() {
         echo "log_level warn"
         echo "log_file $TMP/$name.log"
         echo "http_listen \"\""
-        echo "max_connections 20000"
+        echo "max_connections 16000"
+        # the broadcast publishers send far above one connection's default request_rate
+        echo "request_rate 0"
         # argon2id at its minimum cost: only register and login get cheaper (docs/benchmarks.md)
         echo "pwhash_memory 8"
         echo "pwhash_ops 1"

@@ -50,6 +50,14 @@ static const struct conf_key conf_keys[] = {
     KEY(idle_timeout, CONF_SECONDS, 0, 86400, "300"),
     KEY(login_timeout, CONF_SECONDS, 0, 86400, "10"),
     KEY(shutdown_timeout, CONF_SECONDS, 0, 3600, "5"),
+    /* network limits */
+    KEY(output_budget, CONF_INT, 0, INT_MAX, "1073741824"),
+    KEY(request_rate, CONF_INT, 0, 1000000, "200"),
+    KEY(request_burst, CONF_INT, 1, 1000000, "400"),
+    KEY(http_max_connections, CONF_INT, 1, 100000, "64"),
+    KEY(http_header_timeout, CONF_SECONDS, 0.01, 3600, "10"),
+    KEY(http_idle_timeout, CONF_SECONDS, 0.01, 3600, "60"),
+    KEY(http_max_header, CONF_INT, 256, 1048576, "8192"),
     /* logging and process */
     KEY(log_level, CONF_LOG_LEVEL, 0, 0, "info"),
     KEY(log_file, CONF_PATH, 0, 0, NULL),

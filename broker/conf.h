@@ -24,6 +24,14 @@ struct conf {
     double idle_timeout;      /* seconds, default 300 */
     double login_timeout;     /* seconds, default 10 */
     double shutdown_timeout;  /* seconds, default 5 */
+    /* network limits */
+    int output_budget;        /* bytes queued to all sessions before the slowest are dropped, default 1 GiB, 0 = none */
+    int request_rate;         /* requests per second per connection, default 200, 0 = none */
+    int request_burst;        /* requests a connection may send at once above the rate, default 400 */
+    int http_max_connections; /* HTTP connections open at once, default 64 */
+    double http_header_timeout; /* seconds to send a whole request head, default 10 */
+    double http_idle_timeout; /* seconds a kept-alive HTTP connection may wait for a request, default 60 */
+    int http_max_header;      /* bytes of an HTTP request head, default 8192 */
     /* logging and process */
     enum conf_log_level log_level; /* debug|info|warn|error, default info */
     char *log_file;           /* path, NULL = stderr */

@@ -1,21 +1,27 @@
-/* http: evhttp serving the loop's counters as Prometheus metrics, and a Redis health check. */
+/* http: a small HTTP/1.1 server for GET /metrics (the loop's counters, Prometheus text) and
+ * GET /healthz (Redis up). It faces the network like the client port, so it has the same
+ * guards: a connection cap, a deadline for each request head, a keep-alive idle timeout and a
+ * head size limit (431). Request bodies are not read: a request with one is answered and the
+ * connection closed. */
 #include "http.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/http.h>
+#include <event2/bufferevent.h>
 
 #include "broker.h"
+#include "listener.h"
 #include "log.h"
 #include "luahost.h"
 #include "presence.h"
 #include "session.h"
 #include "store.h"
 #include "worker.h"
-
-static struct evhttp *http;
 
 static void counter(struct evbuffer *out, const char *name, const char *help, uint64_t v)
 {
@@ -37,8 +43,7 @@ static void histogram(struct evbuffer *out, const char *name, const char *help,
     for (int i = 0; i < STATS_LATENCY_BUCKETS; i++) {
         cumulative += buckets[i];
         evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name,
-                            (double)stats_bucket_bound_us(i) / 1e6,
-                            (unsigned long long)cumulative);
+                            (double)stats_bucket_bound_us(i) / 1e6, (unsigned long long)cumulative);
     }
     evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
                         (unsigned long long)count, name, (double)sum_us / 1e6, name,
@@ -72,6 +77,15 @@ static void write_metrics(struct evbuffer *out)
             s->broadcast_deliveries_total);
     counter(out, "moonpost_slow_consumers_dropped_total", "Sessions dropped for a full output.",
             s->slow_consumers_total);
+    counter(out, "moonpost_output_budget_drops_total",
+            "Slow readers dropped because all output passed output_budget.",
+            s->output_budget_drops_total);
+    gauge(out, "moonpost_output_queued_bytes", "Bytes queued to all sessions, not yet written.",
+          session_output_total());
+    counter(out, "moonpost_rate_limited_total", "Requests answered 429 for request_rate.",
+            s->rate_limited_total);
+    counter(out, "moonpost_http_rejected_total", "HTTP connections refused (http_max_connections).",
+            s->http_rejected_total);
     counter(out, "moonpost_timeouts_total", "Sessions closed by the idle or login timeout.",
             s->idle_timeouts_total);
     counter(out, "moonpost_handler_errors_total", "Handler runs that raised an error.",
@@ -112,62 +126,262 @@ static void write_metrics(struct evbuffer *out)
               s->redis_latency_buckets, s->redis_latency_us_sum, s->redis_latency_count);
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+#define HTTP_OUTPUT_PAUSE 65536 /* reading stops while this much of a reply is unsent */
+
+struct http_conn {
+    struct bufferevent *bev;
+    struct event *deadline; /* the head must arrive before it; also the keep-alive idle limit */
+    int closing;            /* close once the reply is written */
+    int waiting;            /* kept alive, no byte of the next request yet */
+    struct http_conn *prev, *next;
+};
+
+static struct {
+    struct listener *listener;
+    struct http_conn *conns; /* every open connection, for http_stop */
+    size_t count;
+} http;
+
+static void conn_free(struct http_conn *c)
 {
-    (void)arg;
-    const char *uri = evhttp_request_get_uri(req);
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
-        evhttp_send_error(req, 405, "only GET");
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        http.conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    http.count--;
+    bufferevent_free(c->bev);
+    event_free(c->deadline);
+    free(c);
+}
+
+static void arm_deadline(struct http_conn *c, double seconds)
+{
+    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (time_t)seconds) * 1e6)};
+    evtimer_add(c->deadline, &tv);
+}
+
+static void reply(struct http_conn *c, int code, const char *reason, const char *type,
+                  struct evbuffer *body, int keep_alive)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t len = body ? evbuffer_get_length(body) : 0;
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
+                        code, reason, type, len, keep_alive ? "" : "Connection: close\r\n");
+    if (body) evbuffer_add_buffer(out, body);
+    if (!keep_alive) {
+        c->closing = 1;
+        bufferevent_disable(c->bev, EV_READ);
+    } else {
+        c->waiting = 1;
+        arm_deadline(c, broker.conf.http_idle_timeout);
+    }
+}
+
+static void reply_text(struct http_conn *c, int code, const char *reason, const char *text,
+                       int keep_alive)
+{
+    struct evbuffer *body = evbuffer_new();
+    if (body) evbuffer_add_printf(body, "%s\n", text);
+    reply(c, code, reason, "text/plain", body, keep_alive);
+    if (body) evbuffer_free(body);
+}
+
+static void serve(struct http_conn *c, const char *method, const char *path, int keep_alive)
+{
+    if (strcmp(method, "GET") != 0)
+        return reply_text(c, 405, "Method Not Allowed", "only GET", keep_alive);
+    if (strcmp(path, "/metrics") == 0) {
+        struct evbuffer *body = evbuffer_new();
+        if (body == NULL) return reply_text(c, 500, "Internal Server Error", "no memory", 0);
+        write_metrics(body);
+        reply(c, 200, "OK", "text/plain; version=0.0.4", body, keep_alive);
+        evbuffer_free(body);
+    } else if (strcmp(path, "/healthz") == 0) {
+        int up = store_ready();
+        char text[128];
+        snprintf(text, sizeof text, "%s%s", up ? "" : "redis ", up ? "ok" : store_state_text());
+        reply_text(c, up ? 200 : 503, up ? "OK" : "Service Unavailable", text, keep_alive);
+    } else {
+        reply_text(c, 404, "Not Found", "not found", keep_alive);
+    }
+}
+
+/* The value of header NAME in HEAD (lines after the request line), or NULL. */
+static const char *header_value(char *head, const char *name, char **end)
+{
+    size_t n = strlen(name);
+    for (char *line = strstr(head, "\r\n"); line != NULL; line = strstr(line + 2, "\r\n")) {
+        char *p = line + 2;
+        if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
+            p += n + 1;
+            while (*p == ' ' || *p == '\t')
+                p++;
+            *end = strstr(p, "\r\n");
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static int header_is(char *head, const char *name, const char *value)
+{
+    char *end;
+    const char *v = header_value(head, name, &end);
+    return v != NULL && (size_t)(end - v) == strlen(value) && strncasecmp(v, value, end - v) == 0;
+}
+
+/* Answers the request whose head (NUL-terminated, ending in an empty line) is HEAD. */
+static void handle_head(struct http_conn *c, char *head)
+{
+    char method[16], path[256], version[16];
+    if (sscanf(head, "%15s %255s %15s", method, path, version) != 3 ||
+        strncmp(version, "HTTP/1.", 7) != 0)
+        return reply_text(c, 400, "Bad Request", "bad request line", 0);
+    char *end;
+    const char *length = header_value(head, "Content-Length", &end);
+    if ((length != NULL && strtol(length, NULL, 10) != 0) ||
+        header_value(head, "Transfer-Encoding", &end) != NULL)
+        return reply_text(c, 413, "Content Too Large", "no request body is accepted", 0);
+    int keep_alive = strcmp(version, "HTTP/1.1") == 0 ? !header_is(head, "Connection", "close")
+                                                      : header_is(head, "Connection", "keep-alive");
+    serve(c, method, path, keep_alive);
+}
+
+/* Answers every whole request head buffered, one at a time: the next waits for the reply. */
+static void process(struct http_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t max = (size_t)broker.conf.http_max_header;
+    while (!c->closing && evbuffer_get_length(in) > 0) {
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) >= HTTP_OUTPUT_PAUSE) {
+            bufferevent_disable(c->bev, EV_READ); /* resumed once the reply is written */
+            return;
+        }
+        if (c->waiting) {
+            c->waiting = 0;
+            arm_deadline(c, broker.conf.http_header_timeout);
+        }
+        struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+        if (end.pos < 0) {
+            if (evbuffer_get_length(in) > max)
+                reply_text(c, 431, "Request Header Fields Too Large", "request head too large", 0);
+            return;
+        }
+        size_t len = (size_t)end.pos + 4;
+        if (len > max)
+            return reply_text(c, 431, "Request Header Fields Too Large", "request head too large",
+                              0);
+        char *head = malloc(len + 1);
+        if (head == NULL) return reply_text(c, 500, "Internal Server Error", "no memory", 0);
+        evbuffer_remove(in, head, len);
+        head[len] = '\0';
+        handle_head(c, head);
+        free(head);
+    }
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    process(arg);
+}
+
+static void on_written(struct bufferevent *bev, void *arg)
+{
+    struct http_conn *c = arg;
+    if (c->closing) return conn_free(c);
+    bufferevent_enable(bev, EV_READ);
+    process(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct http_conn *c = arg;
+    /* a client that sent its request and shut its side down still gets the reply */
+    if (!(what & BEV_EVENT_ERROR) && evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+        c->closing = 1;
         return;
     }
-    struct evbuffer *out = evbuffer_new();
-    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-    if (strcmp(uri, "/metrics") == 0) {
-        write_metrics(out);
-        evhttp_add_header(headers, "Content-Type", "text/plain; version=0.0.4");
-        evhttp_send_reply(req, 200, "OK", out);
-    } else if (strcmp(uri, "/healthz") == 0) {
-        int up = store_ready();
-        evbuffer_add_printf(out, "%s%s\n", up ? "" : "redis ", up ? "ok" : store_state_text());
-        evhttp_add_header(headers, "Content-Type", "text/plain");
-        evhttp_send_reply(req, up ? 200 : 503, up ? "OK" : "Service Unavailable", out);
-    } else {
-        evhttp_send_error(req, 404, "not found");
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) conn_free(c);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    conn_free(arg);
+}
+
+static void refuse(evutil_socket_t fd)
+{
+    static struct log_every refused_log = LOG_EVERY(10);
+    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                               "Connection: close\r\n\r\n";
+    broker.stats.http_rejected_total++;
+    log_every(&refused_log, LOG_LEVEL_WARN,
+              "HTTP: http_max_connections (%d) reached, refused a "
+              "connection",
+              broker.conf.http_max_connections);
+    if (send(fd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        /* the client is gone */
     }
-    evbuffer_free(out);
+    evutil_closesocket(fd);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int len,
+                      void *arg)
+{
+    (void)l, (void)addr, (void)len, (void)arg;
+    if (http.count >= (size_t)broker.conf.http_max_connections) return refuse(fd);
+    struct http_conn *c = calloc(1, sizeof *c);
+    if (c != NULL) {
+        c->bev = bufferevent_socket_new(broker.base, fd, BEV_OPT_CLOSE_ON_FREE);
+        c->deadline = evtimer_new(broker.base, on_deadline, c);
+    }
+    if (c == NULL || c->bev == NULL || c->deadline == NULL) {
+        if (c && c->bev)
+            bufferevent_free(c->bev);
+        else
+            evutil_closesocket(fd);
+        if (c && c->deadline) event_free(c->deadline);
+        free(c);
+        return;
+    }
+    c->next = http.conns;
+    if (http.conns) http.conns->prev = c;
+    http.conns = c;
+    http.count++;
+    bufferevent_setcb(c->bev, on_read, on_written, on_event, c);
+    bufferevent_enable(c->bev, EV_READ);
+    arm_deadline(c, broker.conf.http_header_timeout);
 }
 
 int http_start(void)
 {
     const char *addr = broker.conf.http_listen;
     if (addr == NULL) return 0;
-    char host[256];
-    snprintf(host, sizeof host, "%s", addr);
-    char *colon = strrchr(host, ':');
-    if (colon == NULL) {
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &len) != 0) {
         log_error("http_listen %s: not a host:port address", addr);
         return -1;
     }
-    *colon = '\0';
-    char *h = host;
-    if (h[0] == '[') { /* [::1]:9889 */
-        h++;
-        char *end = strchr(h, ']');
-        if (end) *end = '\0';
-    }
-    http = evhttp_new(broker.base);
-    long port = strtol(colon + 1, NULL, 10);
-    if (port <= 0 || port > 65535 || http == NULL || evhttp_bind_socket(http, h, (ev_uint16_t)port) != 0) {
-        log_error("cannot listen for HTTP on %s", addr);
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
+    http.listener = listener_new((struct sockaddr *)&ss, len, flags, on_accept, NULL, addr);
+    if (http.listener == NULL) {
+        log_error("cannot listen for HTTP on %s: %s", addr, strerror(errno));
         return -1;
     }
-    evhttp_set_gencb(http, on_request, NULL);
     log_info("metrics on http://%s/metrics", addr);
     return 0;
 }
 
 void http_stop(void)
 {
-    if (http) evhttp_free(http);
-    http = NULL;
+    listener_free(http.listener);
+    http.listener = NULL;
+    for (struct http_conn *c = http.conns, *next; c != NULL; c = next) {
+        next = c->next;
+        conn_free(c);
+    }
 }

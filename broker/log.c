@@ -49,9 +49,8 @@ static const char *level_tag(enum conf_log_level level)
     }
 }
 
-void log_write(enum conf_log_level level, const char *fmt, ...)
+static void write_line(enum conf_log_level level, const char *fmt, va_list ap, const char *suffix)
 {
-    if (level < log_level) return;
     FILE *out = log_stream != NULL ? log_stream : stderr;
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -61,9 +60,37 @@ void log_write(enum conf_log_level level, const char *fmt, ...)
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
 
     char line[2048];
+    vsnprintf(line, sizeof line, fmt, ap);
+    fprintf(out, "%s.%03ldZ %s %s%s\n", stamp, (long)(tv.tv_usec / 1000), level_tag(level), line,
+            suffix);
+}
+
+void log_write(enum conf_log_level level, const char *fmt, ...)
+{
+    if (level < log_level) return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    write_line(level, fmt, ap, "");
     va_end(ap);
-    fprintf(out, "%s.%03ldZ %s %s\n", stamp, (long)(tv.tv_usec / 1000), level_tag(level), line);
+}
+
+void log_every(struct log_every *e, enum conf_log_level level, const char *fmt, ...)
+{
+    if (level < log_level) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (e->next_ms != 0 && now < e->next_ms) {
+        e->held++;
+        return;
+    }
+    char suffix[96] = "";
+    if (e->held > 0)
+        snprintf(suffix, sizeof suffix, " (%llu more since the previous such line)", e->held);
+    e->held = 0;
+    e->next_ms = now + (long long)e->interval_s * 1000;
+    va_list ap;
+    va_start(ap, fmt);
+    write_line(level, fmt, ap, suffix);
+    va_end(ap);
 }

@@ -13,6 +13,19 @@ void log_close(void);
 void log_write(enum conf_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A line that may repeat fast (refused connections, accept errors): at most one per
+ * INTERVAL_S seconds is written; the ones held back in between are counted and the count is
+ * reported by the next line written. Declare with LOG_EVERY(seconds). */
+struct log_every {
+    int interval_s;
+    long long next_ms;
+    unsigned long long held;
+};
+#define LOG_EVERY(seconds) {(seconds), 0, 0}
+
+void log_every(struct log_every *e, enum conf_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #define log_debug(...)                                                                             \
     do {                                                                                           \
         if (log_get_level() <= LOG_LEVEL_DEBUG) log_write(LOG_LEVEL_DEBUG, __VA_ARGS__);           \

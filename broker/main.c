@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -28,6 +29,7 @@
 
 #define EXIT_CONFIG 2
 #define ADMIN_SESSIONS 16
+#define FD_RESERVED 64 /* stdio, log, epoll, signals, Redis, worker wake-ups, plugins */
 #define DEFAULT_CONFIG "etc/broker.conf"
 
 struct broker broker;
@@ -172,6 +174,34 @@ static int load_config(int argc, char **argv, int *test_only)
     return 0;
 }
 
+/* Raises the soft descriptor limit to the hard one, then checks that every connection the
+ * configuration allows fits: past the limit, accept fails with EMFILE and the broker can
+ * neither take a connection nor open Redis again. */
+static int raise_descriptor_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want; /* EPERM when unlimited: keep */
+    }
+    const struct conf *c = &broker.conf;
+    unsigned long long need = (unsigned long long)c->max_connections + ADMIN_SESSIONS +
+                              (c->http_listen ? (unsigned long long)c->http_max_connections : 0) +
+                              c->listen.count + FD_RESERVED;
+    if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur) {
+        fprintf(stderr,
+                "moonpost: max_connections %d needs %llu file descriptors (with %d admin, %d "
+                "HTTP and %d reserved), but the limit is %llu: raise it (ulimit -n, systemd "
+                "LimitNOFILE=) or lower max_connections\n",
+                c->max_connections, need, ADMIN_SESSIONS,
+                c->http_listen ? c->http_max_connections : 0, FD_RESERVED,
+                (unsigned long long)rl.rlim_cur);
+        return -1;
+    }
+    return 0;
+}
+
 /* One thread owns the loop (workers wake it through an eventfd), so no locks; the epoll
  * changelist folds the add/del of a write event within one loop pass into one epoll_ctl. */
 static struct event_base *new_event_base(void)
@@ -252,6 +282,10 @@ int main(int argc, char **argv)
     mallopt(M_MXFAST, 0);
     int test_only = 0;
     if (load_config(argc, argv, &test_only) != 0) return EXIT_CONFIG;
+    if (raise_descriptor_limit() != 0) {
+        conf_free(&broker.conf);
+        return EXIT_CONFIG;
+    }
     if (sodium_init() < 0) {
         fprintf(stderr, "moonpost: libsodium failed to initialise\n");
         return 1;

@@ -9,24 +9,24 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <event2/listener.h>
-
 #include "broker.h"
+#include "listener.h"
 #include "log.h"
 #include "plugin.h"
 #include "reply.h"
 #include "session.h"
 
 #define MAX_LISTENERS 16
-#define BACKLOG 4096
 
-static struct evconnlistener *listeners[MAX_LISTENERS];
+static struct listener *listeners[MAX_LISTENERS];
 static size_t listener_count;
 static char admin_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
 /* Refuses a connection we cannot take with a best-effort `bye` 503. */
 static void refuse(evutil_socket_t fd, const char *why)
 {
+    static struct log_every refused_log = LOG_EVERY(10);
+    log_every(&refused_log, LOG_LEVEL_WARN, "refused a connection: %s", why);
     size_t n;
     const char *bye = reply_encode_bye(503, why, &n);
     if (send(fd, bye, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
@@ -42,10 +42,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)l;
     enum session_kind kind = *(const enum session_kind *)arg;
     if (broker.shutting_down) return refuse(fd, "shutting down");
-    if (kind == SESSION_CLIENT && session_client_count() >= (size_t)broker.conf.max_connections) {
-        log_warn("max_connections (%d) reached, refusing a connection", broker.conf.max_connections);
+    if (kind == SESSION_CLIENT && session_client_count() >= (size_t)broker.conf.max_connections)
         return refuse(fd, "too many connections");
-    }
     struct session *s = session_open(fd, addr, len, kind);
     if (s == NULL) return refuse(fd, "out of sessions");
     broker.stats.connections_total++;
@@ -53,14 +51,6 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         s->state = SESSION_AUTHENTICATED;
     else
         plugin_session_opened(s);
-}
-
-static void on_listener_error(struct evconnlistener *l, void *arg)
-{
-    (void)l, (void)arg;
-    int err = EVUTIL_SOCKET_ERROR();
-    /* EMFILE and friends: the listener keeps going; the next accept may succeed */
-    log_error("accept failed: %s", evutil_socket_error_to_string(err));
 }
 
 static const enum session_kind kinds[] = {SESSION_CLIENT, SESSION_ADMIN};
@@ -74,14 +64,11 @@ static int add_listener(struct sockaddr *sa, int len, enum session_kind kind, co
     unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
     if (kind == SESSION_CLIENT) flags |= LEV_OPT_REUSEABLE;
     if (kind == SESSION_CLIENT && broker.conf.reuseport) flags |= LEV_OPT_REUSEABLE_PORT;
-    struct evconnlistener *l = evconnlistener_new_bind(broker.base, on_accept,
-                                                       (void *)&kinds[kind], flags, BACKLOG,
-                                                       sa, len);
+    struct listener *l = listener_new(sa, len, flags, on_accept, (void *)&kinds[kind], name);
     if (l == NULL) {
         log_error("cannot listen on %s: %s", name, strerror(errno));
         return -1;
     }
-    evconnlistener_set_error_cb(l, on_listener_error);
     listeners[listener_count++] = l;
     log_info("listening on %s%s", name, kind == SESSION_ADMIN ? " (admin)" : "");
     return 0;
@@ -124,12 +111,12 @@ int server_listen(void)
 
 void server_stop_accepting(void)
 {
-    for (size_t i = 0; i < listener_count; i++) evconnlistener_disable(listeners[i]);
+    for (size_t i = 0; i < listener_count; i++) listener_stop(listeners[i]);
 }
 
 void server_close(void)
 {
-    for (size_t i = 0; i < listener_count; i++) evconnlistener_free(listeners[i]);
+    for (size_t i = 0; i < listener_count; i++) listener_free(listeners[i]);
     listener_count = 0;
     if (admin_path[0] != '\0') unlink(admin_path);
     admin_path[0] = '\0';

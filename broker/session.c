@@ -58,6 +58,7 @@ static void destroy(struct session *s)
     if (s->write_ev) event_free(s->write_ev);
     if (s->login_timer) event_free(s->login_timer);
     evbuffer_free(s->in);
+    session_release_output(s);
     evbuffer_free(s->out);
     evutil_closesocket(s->fd);
     free(s);
@@ -146,8 +147,7 @@ void session_close(struct session *s, int code, const char *error)
     if (code != 0) {
         size_t n;
         const char *bye = reply_encode_bye(code, error, &n);
-        evbuffer_add(s->out, bye, n);
-        broker.stats.frames_out_total++;
+        session_queue(s, bye, n);
     }
     s->state = SESSION_CLOSING;
     session_wake_drain(s);

@@ -42,7 +42,10 @@ struct session {
     uint8_t addr[16];
     uint64_t last_mid;   /* highest `msg` mid pushed in this session */
     struct event *drain_ev; /* session_wait_drain: activated once out is at most drain_low_water */
-    size_t drain_low_water;
+    int64_t rate_tat_us; /* request_rate: when the next request is due (GCRA), monotonic µs */
+    uint32_t rate_refused; /* requests refused in a row for request_rate */
+    uint32_t out_partial;  /* bytes at the head of `out` ending a frame partly written */
+    uint32_t drain_low_water; /* at most output_limit (< 4 GiB) */
     uint32_t online_index; /* position in the presence table's list */
     char user[SESSION_USER_MAX + 1];
 };
@@ -66,6 +69,8 @@ void session_foreach(void (*fn)(struct session *s, void *arg), void *arg);
 
 /* Bytes queued to S and not yet written to its socket. */
 size_t session_queued(const struct session *s);
+/* Bytes queued to all sessions and not yet written (what output_budget bounds). */
+size_t session_output_total(void);
 
 /* Activates EV (with EV_WRITE) once S's queued output is at most LOW_WATER, or when S closes;
  * at most one waiter per session. Returns 0, or -1 when another waiter is registered. */

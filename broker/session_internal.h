@@ -31,4 +31,28 @@ void session_io_free(void);
 /* (Re)arms the read event with the idle timeout. */
 void session_arm_read(struct session *s);
 
+/* Output accounting (session_io.c): every byte queued to a session goes through session_queue,
+ * so that the broker-wide total stays exact without scanning sessions. */
+void session_queue(struct session *s, const void *data, size_t len);
+/* Discards S's output but the end of a frame whose start the socket already has, so that a
+ * `bye` queued after it still starts on a frame boundary. */
+void session_discard_output(struct session *s);
+/* Takes S's remaining output out of the total (S is being freed). */
+void session_release_output(struct session *s);
+/* The highest total since the last reset. */
+size_t session_output_peak(void);
+void session_output_peak_reset(void);
+
+/* The output budget (session_budget.c). */
+int session_budget_init(void);
+void session_budget_free(void);
+/* Over budget within a loop pass: drops S when its QUEUED bytes are above the average of the
+ * client sessions (the slower readers); returns 1 when it did. */
+int session_budget_victim(struct session *s, size_t queued);
+/* At the end of a loop pass: drops the sessions with the longest queues until the total is
+ * back under 90% of the budget. */
+void session_budget_enforce(void);
+/* Drops S as a slow reader: its queued output is discarded and it gets `bye` 429 WHY. */
+void session_drop_slow(struct session *s, const char *why);
+
 #endif

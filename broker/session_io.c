@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -15,6 +17,10 @@
 #include "session_internal.h"
 
 #define READ_CHUNK 65536 /* most bytes read from one socket per callback, for fairness */
+#define WRITE_IOVECS 128 /* chains of output handed to one writev */
+
+static size_t out_total; /* bytes queued to every session and not yet written */
+static size_t out_peak;  /* the highest out_total since session_output_peak_reset */
 
 /* Sessions with output to write at the end of this loop pass, by handle (a session may be
  * freed before the flush runs). */
@@ -31,13 +37,14 @@ int session_io_init(size_t max)
 {
     dirty.handles = malloc(max * sizeof *dirty.handles);
     dirty.flush = event_new(broker.base, -1, 0, flush_dirty, NULL);
-    return dirty.handles && dirty.flush ? 0 : -1;
+    return dirty.handles && dirty.flush ? session_budget_init() : -1;
 }
 
 void session_io_free(void)
 {
     free(dirty.handles);
     if (dirty.flush) event_free(dirty.flush);
+    session_budget_free();
     memset(&dirty, 0, sizeof dirty);
 }
 
@@ -67,7 +74,7 @@ int session_wait_drain(struct session *s, size_t low_water, struct event *ev)
 {
     if (s->drain_ev != NULL) return -1;
     s->drain_ev = ev;
-    s->drain_low_water = low_water;
+    s->drain_low_water = (uint32_t)(low_water < UINT32_MAX ? low_water : UINT32_MAX);
     return 0;
 }
 
@@ -82,6 +89,21 @@ void session_wake_drain(struct session *s)
     if (s->drain_ev == NULL) return;
     event_active(s->drain_ev, EV_WRITE, 0);
     s->drain_ev = NULL;
+}
+
+size_t session_output_total(void)
+{
+    return out_total;
+}
+
+size_t session_output_peak(void)
+{
+    return out_peak;
+}
+
+void session_output_peak_reset(void)
+{
+    out_peak = out_total;
 }
 
 /* ---- writing ---- */
@@ -108,6 +130,7 @@ static void flush_dirty(evutil_socket_t fd, short what, void *arg)
     /* sessions marked during the loop (none today) stay for the next pass */
     memmove(dirty.handles, dirty.handles + n, (dirty.count - n) * sizeof *dirty.handles);
     dirty.count -= n;
+    session_budget_enforce(); /* after the writes: who is still behind is a slow reader */
     if (dirty.count > 0) event_active(dirty.flush, 0, 0);
 }
 
@@ -124,17 +147,51 @@ static int wait_writable(struct session *s)
     return event_pending(s->write_ev, EV_WRITE, NULL) ? 0 : event_add(s->write_ev, NULL);
 }
 
+/* How many bytes at the head of OUT, once WRITTEN bytes of it are gone, still belong to a
+ * frame the socket has the start of; FROM is where the first whole frame of OUT starts. Only
+ * called when a write leaves output behind, so a reader that keeps up costs nothing. */
+static uint32_t frame_rest(struct evbuffer *out, size_t from, size_t written)
+{
+    if (from >= written) return (uint32_t)(from - written);
+    struct evbuffer_ptr p;
+    evbuffer_ptr_set(out, &p, from, EVBUFFER_PTR_SET);
+    for (size_t pos = from;;) {
+        uint8_t header[FRAME_HEADER_LEN];
+        if (evbuffer_copyout_from(out, &p, header, sizeof header) != (ev_ssize_t)sizeof header)
+            return 0; /* cannot happen: OUT holds whole frames */
+        size_t step = FRAME_HEADER_LEN + frame_read_length(header);
+        pos += step;
+        if (pos >= written) return (uint32_t)(pos - written);
+        evbuffer_ptr_set(out, &p, step, EVBUFFER_PTR_ADD);
+    }
+}
+
+/* One writev of what S has queued, keeping out_partial right. Returns bytes written or -1. */
+static ssize_t write_some(struct session *s)
+{
+    struct evbuffer_iovec chains[WRITE_IOVECS];
+    struct iovec iov[WRITE_IOVECS];
+    int n = evbuffer_peek(s->out, -1, NULL, chains, WRITE_IOVECS);
+    if (n > WRITE_IOVECS) n = WRITE_IOVECS;
+    for (int i = 0; i < n; i++)
+        iov[i] = (struct iovec){chains[i].iov_base, chains[i].iov_len};
+    ssize_t w = writev(s->fd, iov, n);
+    if (w <= 0) return w;
+    size_t left = evbuffer_get_length(s->out) - (size_t)w;
+    s->out_partial = left == 0 ? 0 : frame_rest(s->out, s->out_partial, (size_t)w);
+    evbuffer_drain(s->out, (size_t)w);
+    out_total -= (size_t)w;
+    broker.stats.bytes_out_total += (uint64_t)w;
+    return w;
+}
+
 void session_write_out(struct session *s)
 {
     struct evbuffer *out = s->out;
-    size_t queued = evbuffer_get_length(out);
-    if (queued > 0) {
-        int n = evbuffer_write(out, s->fd);
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            session_doom(s); /* the peer is gone: nothing more can be written */
-            return;
-        }
-        if (n > 0) broker.stats.bytes_out_total += (uint64_t)n;
+    if (evbuffer_get_length(out) > 0 && write_some(s) < 0 && errno != EAGAIN &&
+        errno != EWOULDBLOCK && errno != EINTR) {
+        session_doom(s); /* the peer is gone: nothing more can be written */
+        return;
     }
     if (s->drain_ev != NULL && evbuffer_get_length(out) <= s->drain_low_water)
         session_wake_drain(s);
@@ -144,6 +201,32 @@ void session_write_out(struct session *s)
     }
     if (s->write_ev) event_del(s->write_ev);
     if (s->state == SESSION_CLOSING) session_doom(s); /* the bye is out */
+}
+
+void session_queue(struct session *s, const void *data, size_t len)
+{
+    if (evbuffer_add(s->out, data, len) != 0) return;
+    out_total += len;
+    if (out_total > out_peak) out_peak = out_total;
+    broker.stats.frames_out_total++;
+}
+
+void session_discard_output(struct session *s)
+{
+    size_t len = evbuffer_get_length(s->out);
+    if (len <= s->out_partial) return;
+    struct evbuffer *kept = evbuffer_new();
+    if (kept == NULL) return;
+    /* a new buffer gives every chain back at once; draining the tail is not in libevent's API */
+    evbuffer_remove_buffer(s->out, kept, s->out_partial);
+    evbuffer_free(s->out);
+    s->out = kept;
+    out_total -= len - s->out_partial;
+}
+
+void session_release_output(struct session *s)
+{
+    out_total -= evbuffer_get_length(s->out);
 }
 
 void session_on_writable(evutil_socket_t fd, short what, void *arg)
@@ -160,17 +243,20 @@ void session_on_writable(evutil_socket_t fd, short what, void *arg)
 void session_send_bytes(struct session *s, const void *data, size_t len)
 {
     if (s->state == SESSION_CLOSING) return;
-    evbuffer_add(s->out, data, len);
-    broker.stats.frames_out_total++;
-    if (evbuffer_get_length(s->out) > (size_t)broker.conf.output_limit) {
-        broker.stats.slow_consumers_total++;
+    session_queue(s, data, len);
+    size_t queued = evbuffer_get_length(s->out);
+    if (queued > (size_t)broker.conf.output_limit) {
+        static struct log_every slow_log = LOG_EVERY(10);
         char addr[64];
-        log_warn("session %s (%s): output buffer over %d bytes, dropped as a slow reader",
-                 s->user_len ? s->user : "-", session_addr_text(s, addr, sizeof addr),
-                 broker.conf.output_limit);
-        session_close(s, 429, "slow reader: output buffer full");
+        log_every(&slow_log, LOG_LEVEL_WARN,
+                  "session %s (%s): output buffer over %d bytes, dropped as a slow reader",
+                  s->user_len ? s->user : "-", session_addr_text(s, addr, sizeof addr),
+                  broker.conf.output_limit);
+        session_drop_slow(s, "slow reader: output buffer full");
         return;
     }
+    size_t budget = (size_t)broker.conf.output_budget;
+    if (budget > 0 && out_total > budget && session_budget_victim(s, queued)) return;
     session_mark_dirty(s);
 }
 
@@ -198,6 +284,41 @@ static void malformed(struct session *s, const struct frame_info *info, const ch
     if (++s->malformed >= SESSION_MAX_MALFORMED) session_close(s, 400, "too many malformed frames");
 }
 
+static int64_t monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* request_rate as a GCRA (a token bucket kept in one timestamp): a request is due every
+ * 1/request_rate s, and may come up to request_burst - 1 intervals early. */
+static int within_request_rate(struct session *s)
+{
+    int rate = broker.conf.request_rate;
+    if (rate == 0 || s->kind != SESSION_CLIENT) return 1;
+    int64_t now = monotonic_us(), interval = 1000000 / rate;
+    if (s->rate_tat_us <= now) {
+        s->rate_tat_us = now;
+        s->rate_refused = 0; /* the whole burst is back: the client slowed down */
+    }
+    if (s->rate_tat_us - now > (int64_t)(broker.conf.request_burst - 1) * interval) return 0;
+    s->rate_tat_us += interval;
+    return 1;
+}
+
+/* Over request_rate: 429 for this request. A client that has request_burst requests refused
+ * before its budget has filled up again is not slowing down, and is closed. */
+static void refuse_over_rate(struct session *s, const struct frame_info *info)
+{
+    broker.stats.rate_limited_total++;
+    if (++s->rate_refused > (uint32_t)broker.conf.request_burst) {
+        session_close(s, 429, "request rate exceeded");
+        return;
+    }
+    session_reply(s, info->has_id, info->id, 429, "request rate exceeded");
+}
+
 static void handle_body(struct session *s, const uint8_t *body, size_t len)
 {
     struct frame_info info;
@@ -205,6 +326,10 @@ static void handle_body(struct session *s, const uint8_t *body, size_t len)
     broker.stats.frames_in_total++;
     if (err != FRAME_OK) {
         malformed(s, &info, frame_error_text(err));
+        return;
+    }
+    if (!within_request_rate(s)) {
+        refuse_over_rate(s, &info);
         return;
     }
     router_dispatch(s, &info, body, len);

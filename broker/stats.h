@@ -17,6 +17,9 @@ struct stats {
     uint64_t malformed_frames_total;
     uint64_t replies_total[STATS_CODES];
     uint64_t slow_consumers_total;
+    uint64_t output_budget_drops_total; /* slow readers dropped for output_budget (also above) */
+    uint64_t rate_limited_total;        /* requests refused 429 for request_rate */
+    uint64_t http_rejected_total;       /* HTTP connections refused at http_max_connections */
     uint64_t idle_timeouts_total;
     uint64_t handler_errors_total;
     uint64_t requests_busy_total; /* refused 503: requests in flight hold their memory budget */

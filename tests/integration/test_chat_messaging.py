@@ -134,6 +134,7 @@ class UsersTest(ChatBase):
 
 
 class SendTest(ChatBase):
+    extra = ["request_burst 1000"]  # 1,000 sends pipelined at once (the default burst is 400)
 
     def test_send_to_online_user(self):
         a, b = self.online_user("sa"), self.online_user("sb")

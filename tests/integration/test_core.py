@@ -278,7 +278,7 @@ class CoreTest(BrokerTest):
 
     def test_many_frames_in_one_send(self):
         c = self.connect()
-        n = 1000
+        n = 400  # request_burst: more at once is answered 429 (see test_attack_net)
         c.send_raw(b"".join(frame({"type": "ping", "id": i}) for i in range(1, n + 1)))
         for i in range(1, n + 1):
             self.assertEqual(c.wait_res(i)["code"], 200, i)
