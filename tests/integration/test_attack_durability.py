@@ -90,7 +90,8 @@ class DurabilityBase(unittest.TestCase):
     def start_broker(self, extra=(), name="moonpost"):
         os.makedirs(os.path.join(self.tmp, name), exist_ok=True)
         b = Broker(os.path.join(self.tmp, name), self.redis.port,
-                   extra=list(self.broker_extra) + list(extra))
+                   # the tests pipeline thousands of sends: no request budget (test_attack_net)
+                   extra=["request_rate 0"] + list(self.broker_extra) + list(extra))
         return b.start()
 
     def connect(self, broker=None):
