@@ -119,6 +119,16 @@ static unsigned owner_bucket(const char *key)
     return h % OWNER_BUCKETS;
 }
 
+/* Puts O at the back of the line of owners taking turns. */
+static void take_turn(struct owner *o)
+{
+    if (pool.turn_tail)
+        pool.turn_tail->next_turn = o;
+    else
+        pool.turn_head = o;
+    pool.turn_tail = o;
+}
+
 static struct owner *owner_find(const char *key, int create)
 {
     struct owner **slot = &pool.buckets[owner_bucket(key)];
@@ -130,11 +140,7 @@ static struct owner *owner_find(const char *key, int create)
     snprintf(o->key, sizeof o->key, "%s", key);
     o->next_bucket = *slot;
     *slot = o;
-    if (pool.turn_tail)
-        pool.turn_tail->next_turn = o;
-    else
-        pool.turn_head = o;
-    pool.turn_tail = o;
+    take_turn(o);
     return o;
 }
 
@@ -157,15 +163,10 @@ static struct worker_job *next_in_turn(void)
     struct worker_job *job = pop(&o->jobs);
     o->queued--;
     pool.queued--;
-    if (o->queued == 0) {
+    if (o->queued == 0)
         owner_free(o);
-    } else {
-        if (pool.turn_tail)
-            pool.turn_tail->next_turn = o;
-        else
-            pool.turn_head = o;
-        pool.turn_tail = o;
-    }
+    else
+        take_turn(o);
     return job;
 }
 

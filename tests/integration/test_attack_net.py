@@ -5,6 +5,7 @@ descriptor limit, rate-limited refusal log lines, and the per-connection request
 import os
 import resource
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -72,6 +73,15 @@ def read_to_end(client, n):
         return last
 
 
+def recv_until_closed(sock):
+    """Everything SOCK receives until the peer closes."""
+    out = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return out
+        out += chunk
+
 class Reader(threading.Thread):
     """Reads a connection as fast as it can, counting broadcast pushes."""
 
@@ -123,7 +133,10 @@ class OutputBudgetTest(BrokerTest):
                                        "error": "slow reader: output budget exceeded"})
             else:
                 self.assertEqual(end.get("type"), "broadcast")
-                self.assertEqual(c.buf, b"", "the stream ends on a frame boundary")
+                # closed after the grace period with the rest of a frame unsent (the client
+                # did not read): what is left is the start of one frame, never other bytes
+                if len(c.buf) >= 4:
+                    self.assertLess(len(c.buf) - 4, struct.unpack(">I", c.buf[:4])[0])
         self.assertGreaterEqual(dropped, 3)
         m = metrics(self.broker)
         self.assertEqual(m["moonpost_output_budget_drops_total"], dropped)
@@ -251,12 +264,7 @@ class HttpLimitsTest(BrokerTest):
         with socket.create_connection(("127.0.0.1", self.broker.http_port), timeout=5) as s:
             s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
             s.shutdown(socket.SHUT_WR)
-            out = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                out += chunk
+            out = recv_until_closed(s)
         self.assertTrue(out.startswith(b"HTTP/1.1 200 OK"), out)
         self.assertTrue(out.endswith(b"\r\n\r\nok\n"), out)
 
@@ -264,12 +272,7 @@ class HttpLimitsTest(BrokerTest):
         with socket.create_connection(("127.0.0.1", self.broker.http_port), timeout=5) as s:
             s.sendall(b"GET /healthz HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\n"
                       b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
-            out = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                out += chunk
+            out = recv_until_closed(s)
         self.assertEqual(out.count(b"HTTP/1.1 200 OK"), 2, out)
         self.assertEqual(out.count(b"HTTP/1.1 404"), 1, out)
 
