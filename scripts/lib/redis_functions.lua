@@ -31,11 +31,12 @@ end
 -- Returns the mid, -404 when the user does not exist, -507 when the mailbox is full, -429
 -- when the sender already has mailbox_per_sender unacked messages in it.
 redis.register_function('moonpost_store', function(keys, args)
-  if redis.call('EXISTS', keys[1]) == 0 then return -404 end
+  local last = redis.call('HGET', keys[1], 'mid') -- every user has one (moonpost_register)
+  if not last then return -404 end
   if redis.call('ZCARD', keys[2]) >= tonumber(args[1]) then return -507 end
   -- per-sender quota (given back by moonpost_ack)
   if tonumber(redis.call('HGET', keys[3], args[5]) or 0) >= tonumber(args[4]) then return -429 end
-  local mid = next_mid(redis.call('HGET', keys[1], 'mid'), args[3])
+  local mid = next_mid(last, args[3])
   if type(mid) == 'table' then return mid end
   redis.call('HSET', keys[1], 'mid', mid)
   redis.call('ZADD', keys[2], mid, mid .. ':' .. args[2])

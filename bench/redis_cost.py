@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""redis_cost.py: Redis CPU per private message, for the Redis functions of a checkout: N
+stores (`FCALL moonpost_store`, pipelined) into one mailbox, then acks of 32 at a time, with
+the CPU time Redis used for each phase (from /proc/PID/stat).
+
+    bench/redis_cost.py [ROOT] [-n 50000]
+
+ROOT is the checkout whose scripts/lib/redis_functions.lua is measured (default: this one), so
+two versions compare in one run: `bench/redis_cost.py OLD_CHECKOUT; bench/redis_cost.py`.
+Starts its own redis-server on a free port; nothing leaves 127.0.0.1."""
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+from harness import free_port, wait_port  # noqa: E402
+from mpwire import packb  # noqa: E402
+
+
+def command(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class Conn:
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.reader = self.sock.makefile("rb")
+
+    def reply(self):
+        line = self.reader.readline()
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self.reader.read(n + 2)[:-2]
+        if kind == b"*":
+            return [self.reply() for _ in range(int(rest))]
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        return rest
+
+    def pipeline(self, commands):
+        self.sock.sendall(b"".join(commands))
+        return [self.reply() for _ in commands]
+
+
+def cpu_seconds(pid):
+    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("root", nargs="?", default=os.path.join(HERE, ".."))
+    ap.add_argument("-n", type=int, default=50000)
+    a = ap.parse_args()
+    source = open(os.path.join(a.root, "scripts", "lib", "redis_functions.lua")).read()
+    library = source[source.index("[[") + 2:source.rindex("]]")]
+    # the store's arguments of each version: the quota and the clock came with the time mids
+    quota = "moonpost_ack" in library
+    tmp = tempfile.mkdtemp(prefix="moonpost-redis-cost.")
+    port = free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                              "--dir", tmp, "--save", "", "--appendonly", "no"],
+                             stdout=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc=redis)
+        c = Conn(port)
+        c.pipeline([command("FUNCTION", "LOAD", "REPLACE", library),
+                    command("HSET", "mp:user:b", "pw", "x", "mid", 0)])
+        blob = packb({"from": "alice", "to": "b", "body": "x" * 64, "ts": int(time.time() * 1e3)})
+        if quota:
+            store = [command("FCALL", "moonpost_store", 3, "mp:user:b", "mp:mbox:b",
+                             "mp:mboxfrom:b", a.n + 1, blob, int(time.time() * 1e3), a.n + 1,
+                             "alice") for _ in range(a.n)]
+        else:
+            store = [command("FCALL", "moonpost_store", 2, "mp:user:b", "mp:mbox:b", a.n + 1,
+                             blob) for _ in range(a.n)]
+        t0 = cpu_seconds(redis.pid)
+        mids = [int(m) for m in c.pipeline(store)]
+        t1 = cpu_seconds(redis.pid)
+        if quota:
+            ack = [command("FCALL", "moonpost_ack", 2, "mp:mbox:b", "mp:mboxfrom:b", m)
+                   for m in mids[31::32]]
+        else:
+            ack = [command("ZREMRANGEBYSCORE", "mp:mbox:b", "-inf", m) for m in mids[31::32]]
+        c.pipeline(ack)
+        t2 = cpu_seconds(redis.pid)
+        print("%s: store %.2f us/msg, ack (32 a time) %.2f us/msg, Redis CPU for %d messages"
+              % (os.path.abspath(a.root), (t1 - t0) / a.n * 1e6, (t2 - t1) / a.n * 1e6, a.n))
+    finally:
+        redis.kill()
+        redis.wait()
+        subprocess.run(["rm", "-rf", tmp])
+
+
+if __name__ == "__main__":
+    main()
