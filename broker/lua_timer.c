@@ -161,6 +161,8 @@ void lua_timer_stop_all(void)
     struct timer *t = timers;
     while (t != NULL) {
         struct timer *next = t->next;
+        struct session *s = t->session ? session_get(t->session) : NULL;
+        if (s != NULL) session_cancel_drain(s, t->ev); /* no dangling drain waiter */
         event_free(t->ev);
         free(t);
         t = next;

@@ -91,6 +91,12 @@ static int submit(lua_State *L, int verify)
         lua_pushboolean(L, 0);
         return 1;
     }
+    struct session *s = r->session ? session_get(r->session) : NULL;
+    if (r->session != 0 && s == NULL) { /* its client left: nobody waits for the hash */
+        lua_pushnil(L);
+        lua_pushliteral(L, "client gone");
+        return 2;
+    }
     struct pw_job *j = calloc(1, sizeof *j);
     if (j == NULL) return luaL_error(L, "out of memory");
     j->job.run = run_pw;
@@ -102,7 +108,6 @@ static int submit(lua_State *L, int verify)
     memcpy(j->pw, pw, pw_len);
     j->pw_len = pw_len;
     if (hash != NULL) memcpy(j->hash, hash, hash_len);
-    struct session *s = r->session ? session_get(r->session) : NULL;
     char owner[64] = "";
     if (s != NULL) session_addr_text(s, owner, sizeof owner);
     enum worker_status status = worker_submit(&j->job, owner);

@@ -534,16 +534,23 @@ static lua_State *take_thread(lua_State *L)
     return lua_tothread(L, -1);
 }
 
+/* What finish() lets go: copied out of the request, which may be collected once unreferenced
+ * (an allocation failure below runs an emergency collection). */
+struct release {
+    lua_State *co;
+    int ref;
+};
+
 /* Lets the request go (its registry reference), then keeps its coroutine for reuse. */
 static int release_protected(lua_State *L, void *ud)
 {
-    struct request *r = ud;
-    lua_State *co = r->co;
-    lua_resetthread(co); /* does not raise; leaves co's stack empty */
-    lua_pushthread(co);  /* anchors co while the request, which holds it, goes */
-    lua_xmove(co, L, 1);
-    luaL_unref(L, LUA_REGISTRYINDEX, r->ref);
-    r->ref = LUA_NOREF;
+    struct release *rel = ud;
+    lua_resetthread(rel->co); /* does not raise; leaves co's stack empty */
+    lua_pushthread(rel->co);  /* anchors co while the request, which holds it, goes */
+    lua_xmove(rel->co, L, 1);
+    int ref = rel->ref;
+    rel->ref = LUA_NOREF;
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
     recycle_thread(L); /* may fail to allocate: co is then only collected */
     return 0;
 }
@@ -563,11 +570,13 @@ static void finish(struct request *r)
         stats_observe(broker.stats.handler_latency_buckets, &broker.stats.handler_latency_us_sum,
                       &broker.stats.handler_latency_count, (uint64_t)(now_us() - r->started_us));
     request_memory -= r->charge;
-    *(struct request **)lua_getextraspace(r->co) = NULL;
+    struct release rel = {r->co, r->ref};
+    *(struct request **)lua_getextraspace(rel.co) = NULL;
+    r->co = NULL; /* r is not touched past this point */
+    r->ref = LUA_NOREF;
     /* unref overwrites existing keys: it allocates nothing, so it is safe unprotected */
-    if (luahost_protected(vm->L, release_protected, r) < 0 && r->ref != LUA_NOREF)
-        luaL_unref(vm->L, LUA_REGISTRYINDEX, r->ref);
-    r->co = NULL;
+    if (luahost_protected(vm->L, release_protected, &rel) < 0 && rel.ref != LUA_NOREF)
+        luaL_unref(vm->L, LUA_REGISTRYINDEX, rel.ref);
     if (--vm->pending == 0 && vm->retired) vm_free(vm);
 }
 
@@ -703,13 +712,14 @@ static int prepare_dispatch(lua_State *L, void *ud)
 {
     struct dispatch_args *a = ud;
     size_t base = REQUEST_BASE_COST + a->len, budget = request_budget();
-    if (request_memory + base > budget) {
+    size_t room =
+        request_memory + base > budget ? 0 : (budget - request_memory - base) / REQUEST_VALUE_COST;
+    size_t max = (size_t)broker.conf.max_frame_values;
+    if (room == 0) { /* the budget is spent (and codec_decode would take 0 for "no bound") */
         a->refused = 503;
         a->why = "busy, retry later";
         return 0;
     }
-    size_t room = (budget - request_memory - base) / REQUEST_VALUE_COST;
-    size_t max = (size_t)broker.conf.max_frame_values;
     size_t values = 0;
     const char *err = NULL;
     int rc = codec_decode(L, a->body, a->len, room < max ? room : max, &values, &err);

@@ -179,7 +179,8 @@ int router_push(struct session *s, const void *frame, size_t frame_len, uint64_t
 /* A live message whose mid is not above what the session was already sent: its mid was handed
  * out behind a later one, which the mid rule of the Redis functions prevents unless the clocks
  * of Redis and the broker went back further than the data Redis lost. The client would take it
- * for a repeat, so it is not pushed; it stays in the mailbox, and it is never silent. */
+ * for a repeat, so it is not pushed (it stays in the mailbox until the client acks past it,
+ * which no mid rule can prevent once the clocks went back); it is never silent. */
 static void mid_went_back(const struct session *s, uint64_t mid)
 {
     broker.stats.mid_regressions_total++;

@@ -179,25 +179,32 @@ static void complete(struct worker_job *list)
     }
 }
 
-/* Hands waiting jobs to idle threads; those nobody wants any more complete unrun. */
+/* Hands waiting jobs to idle threads. Those nobody wants any more complete unrun, from the
+ * wake event like the others: never from here, which runs inside worker_submit (a completion
+ * resumes a coroutine, perhaps the very one submitting). */
 static void feed(void)
 {
-    struct queue unwanted = {NULL, NULL};
+    int unwanted = 0;
     while (pool.running < pool.count && pool.queued > 0) {
         struct worker_job *job = next_in_turn();
-        if (job->wanted != NULL && !job->wanted(job)) {
+        int wanted = job->wanted == NULL || job->wanted(job);
+        if (!wanted) {
             job->cancelled = WORKER_UNWANTED;
             broker.stats.worker_jobs_dropped_total++;
-            push(&unwanted, job);
-            continue;
+            unwanted = 1;
+        } else {
+            pool.running++;
         }
-        pool.running++;
         pthread_mutex_lock(&pool.lock);
-        push(&pool.todo, job);
-        pthread_cond_signal(&pool.ready);
+        if (wanted) {
+            push(&pool.todo, job);
+            pthread_cond_signal(&pool.ready);
+        } else {
+            push(&pool.done, job);
+        }
         pthread_mutex_unlock(&pool.lock);
     }
-    complete(unwanted.head); /* last: a completion may submit again */
+    if (unwanted) event_active(pool.wake, EV_READ, 0);
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
@@ -209,6 +216,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     struct worker_job *list = take_all(&pool.done);
     pthread_mutex_unlock(&pool.lock);
     for (struct worker_job *j = list; j != NULL; j = j->next) {
+        if (j->cancelled == WORKER_UNWANTED) continue; /* never ran */
         pool.running--;
         pool.avg_run_us += (j->run_us - pool.avg_run_us) / 8;
         broker.stats.worker_jobs_total++;

@@ -119,7 +119,8 @@ redis.register_function('moonpost_login_attempt', function(keys, args)
   end
   for i = 3, 4 do
     redis.call('INCR', keys[i])
-    redis.call('EXPIRE', keys[i], 60) -- a broker that dies mid-attempt leaks it for 60 s only
+    -- a broker that dies mid-attempt leaks it for 60 s at most (NX: traffic does not renew it)
+    redis.call('EXPIRE', keys[i], 60, 'NX')
   end
   return { 1, tonumber(redis.call('GET', keys[5]) or 0) }
 end)
@@ -127,7 +128,9 @@ end)
 -- Ends an attempt of moonpost_login_attempt (same KEYS). ARGV: "fail" (counted in the three
 -- failure counters, within the window ARGV[2]), "ok" (clears the failures of (user, address))
 -- or "none" (neither: busy, client gone).
-redis.register_function('moonpost_login_done', function(keys, args)
+-- Runs when Redis is out of memory (allow-oom), so that no attempt stays counted in flight.
+redis.register_function{function_name = 'moonpost_login_done', flags = {'allow-oom'},
+                        callback = function(keys, args)
   for i = 3, 4 do
     if tonumber(redis.call('GET', keys[i]) or 0) > 0 then redis.call('DECR', keys[i]) end
   end
@@ -140,7 +143,7 @@ redis.register_function('moonpost_login_done', function(keys, args)
     redis.call('DEL', keys[1])
   end
   return 1
-end)
+end}
 
 -- KEYS: counters. Takes back one reserved registration from each (one that hashed nothing).
 redis.register_function('moonpost_unreserve', function(keys)
@@ -193,12 +196,14 @@ end)
 
 -- KEYS: the user's set of tokens. ARGV: prefix of token keys, the token to revoke, or "" for
 -- every token of the user. Returns how many were revoked.
-redis.register_function('moonpost_token_revoke', function(keys, args)
+-- Runs when Redis is out of memory (allow-oom): a logout must always revoke.
+redis.register_function{function_name = 'moonpost_token_revoke', flags = {'allow-oom'},
+                        callback = function(keys, args)
   local tokens = args[2] == '' and redis.call('ZRANGE', keys[1], 0, -1) or { args[2] }
   for _, token in ipairs(tokens) do
     redis.call('DEL', args[1] .. token)
     redis.call('ZREM', keys[1], token)
   end
   return #tokens
-end)
+end}
 ]]

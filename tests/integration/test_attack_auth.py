@@ -259,6 +259,29 @@ class LoginLimitsTest(AuthTest):
         self.assertEqual(self.resume(user, first)[1], 401)  # the oldest was revoked
 
 
+class ClientGoneTest(AuthTest):
+    """A hash whose client left is not queued. A client that sends `register` and closes at
+    once is gone by the time its handler comes back from Redis to hash: the job used to be
+    dropped inside the very call that queued it, which resumed the coroutine still running
+    that call (memory corruption, then a crash)."""
+    extra = ["pwhash_memory 8", "pwhash_ops 1"]
+
+    def test_register_then_close_at_once(self):
+        async def hit_and_run():
+            for _ in range(200):
+                _, w = await asyncio.open_connection("127.0.0.1", self.broker.port,
+                                                     local_addr=(fresh_addr(), 0))
+                w.write(frame(dict(type="register", user=uname("hr"), password=PASSWORD)))
+                await w.drain()
+                w.close()
+        self.run_async(hit_and_run())
+        time.sleep(0.5)  # the handlers come back from Redis meanwhile
+        r = self.connect_from().call(dict(type="register", user=uname("hr"),
+                                          password=PASSWORD))
+        self.assertEqual(r["code"], 200, r)
+        self.assertIsNone(self.broker.proc.poll(), "the broker died")
+
+
 class RegisterLimitTest(AuthTest):
     extra = ["pwhash_memory 8", "pwhash_ops 1", "register_max_per_addr 3"]
 
