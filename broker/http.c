@@ -15,6 +15,7 @@
 #include <event2/bufferevent.h>
 
 #include "broker.h"
+#include "clock.h"
 #include "listener.h"
 #include "log.h"
 #include "luahost.h"
@@ -157,7 +158,7 @@ static void conn_free(struct http_conn *c)
 
 static void arm_deadline(struct http_conn *c, double seconds)
 {
-    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (time_t)seconds) * 1e6)};
+    struct timeval tv = clock_timeval(seconds);
     evtimer_add(c->deadline, &tv);
 }
 

@@ -241,23 +241,34 @@ int mpl_redis_batch(lua_State *L)
     luaL_argcheck(L, n >= 1 && n <= REDIS_MAX_BATCH, 1, "1 to 256 commands");
     for (int i = 1; i <= n; i++) check_command(L, i);
     if (!store_ready()) return unavailable(L);
-    /* check_command above made every Lua error below unreachable, so b cannot leak */
-    struct batch *b = calloc(1, sizeof *b);
-    if (b == NULL) return luaL_error(L, "out of memory");
-    lua_createtable(L, n, 0);
-    luaL_setmetatable(L, CODEC_ARRAY_META);
-    b->results_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    b->r = r;
+    /* Every word on the stack, numbers turned into strings, before anything is sent or
+     * allocated: once a command is sent, nothing below may raise (its reply would resume a
+     * request that is gone). */
+    int first[REDIS_MAX_BATCH + 2];
     const char *argv[REDIS_MAX_ARGS];
     size_t lens[REDIS_MAX_ARGS];
     for (int i = 1; i <= n; i++) {
-        int base = lua_gettop(L);
         int count = (int)lua_rawlen(L, i);
         luaL_checkstack(L, count + 1, "redis command too long");
+        first[i] = lua_gettop(L) + 1;
         for (int j = 1; j <= count; j++) lua_rawgeti(L, i, j);
-        int argc = collect_args(L, base + 1, base + count, argv, lens);
+        collect_args(L, first[i], first[i] + count - 1, argv, lens);
+    }
+    first[n + 1] = lua_gettop(L) + 1;
+    lua_createtable(L, n, 0);
+    luaL_setmetatable(L, CODEC_ARRAY_META);
+    int results_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    struct batch *b = calloc(1, sizeof *b);
+    if (b == NULL) {
+        luaL_unref(L, LUA_REGISTRYINDEX, results_ref);
+        return luaL_error(L, "out of memory");
+    }
+    b->results_ref = results_ref;
+    b->r = r;
+    for (int i = 1; i <= n; i++) {
+        /* only strings now: collecting again allocates nothing and cannot raise */
+        int argc = collect_args(L, first[i], first[i + 1] - 1, argv, lens);
         if (store_command(argc, argv, lens, on_batch_reply, b) != 0) {
-            lua_settop(L, base);
             if (b->remaining == 0) {
                 luaL_unref(L, LUA_REGISTRYINDEX, b->results_ref);
                 free(b);
@@ -268,7 +279,6 @@ int mpl_redis_batch(lua_State *L)
             break;
         }
         b->remaining++;
-        lua_settop(L, base);
     }
     /* b now belongs to the pending replies: the last one frees it */
     return luahost_yield(L, r); // NOLINT(clang-analyzer-unix.Malloc)

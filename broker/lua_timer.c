@@ -6,6 +6,7 @@
 #include <event2/event.h>
 
 #include "broker.h"
+#include "clock.h"
 #include "log.h"
 #include "lua_api.h"
 #include "luahost.h"
@@ -42,7 +43,7 @@ static struct timer *new_timer(double seconds, int persist, event_callback_fn fn
         free(t);
         return NULL;
     }
-    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (time_t)seconds) * 1e6)};
+    struct timeval tv = clock_timeval(seconds);
     event_add(t->ev, &tv);
     t->next = timers;
     if (timers) timers->prev = t;
@@ -112,7 +113,7 @@ int lua_timer_wait_drain(lua_State *L, struct request *r, struct session *s, siz
         free(t);
         return luaL_error(L, "s:drain: %s", why);
     }
-    struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (time_t)timeout) * 1e6)};
+    struct timeval tv = clock_timeval(timeout);
     if (timeout > 0) event_add(t->ev, &tv);
     t->sleeper = r;
     t->session = s->handle;

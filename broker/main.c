@@ -14,6 +14,7 @@
 
 #include "admin.h"
 #include "broker.h"
+#include "clock.h"
 #include "conf.h"
 #include "http.h"
 #include "log.h"
@@ -88,7 +89,7 @@ void broker_shutdown(const char *why)
     shutdown_poll = event_new(broker.base, -1, EV_PERSIST, on_shutdown_poll, NULL);
     event_add(shutdown_poll, &poll);
     double t = broker.conf.shutdown_timeout;
-    struct timeval deadline = {(time_t)t, (suseconds_t)((t - (time_t)t) * 1e6)};
+    struct timeval deadline = clock_timeval(t);
     shutdown_deadline = evtimer_new(broker.base, on_shutdown_deadline, NULL);
     evtimer_add(shutdown_deadline, &deadline);
 }

@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "broker.h"
+#include "clock.h"
 #include "log.h"
 #include "presence.h"
 #include "reply.h"
@@ -198,7 +199,7 @@ static int start_login_timer(struct session *s)
     if (t <= 0) return 0;
     s->login_timer = evtimer_new(broker.base, on_login_timeout, s);
     if (s->login_timer == NULL) return -1;
-    struct timeval tv = {(time_t)t, (suseconds_t)((t - (time_t)t) * 1e6)};
+    struct timeval tv = clock_timeval(t);
     return evtimer_add(s->login_timer, &tv);
 }
 

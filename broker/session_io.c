@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "broker.h"
+#include "clock.h"
 #include "frame.h"
 #include "log.h"
 #include "reply.h"
@@ -48,17 +49,11 @@ void session_io_free(void)
     memset(&dirty, 0, sizeof dirty);
 }
 
-static struct timeval seconds_tv(double t)
-{
-    struct timeval tv = {(time_t)t, (suseconds_t)((t - (time_t)t) * 1e6)};
-    return tv;
-}
-
 void session_arm_read(struct session *s)
 {
     double idle = broker.conf.idle_timeout;
     if (s->kind == SESSION_CLIENT && idle > 0) {
-        struct timeval tv = seconds_tv(idle);
+        struct timeval tv = clock_timeval(idle);
         event_add(&s->read_ev, &tv);
     } else {
         event_add(&s->read_ev, NULL);
@@ -284,20 +279,13 @@ static void malformed(struct session *s, const struct frame_info *info, const ch
     if (++s->malformed >= SESSION_MAX_MALFORMED) session_close(s, 400, "too many malformed frames");
 }
 
-static int64_t monotonic_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* request_rate as a GCRA (a token bucket kept in one timestamp): a request is due every
  * 1/request_rate s, and may come up to request_burst - 1 intervals early. */
 static int within_request_rate(struct session *s)
 {
     int rate = broker.conf.request_rate;
     if (rate == 0 || s->kind != SESSION_CLIENT) return 1;
-    int64_t now = monotonic_us(), interval = 1000000 / rate;
+    int64_t now = clock_monotonic_us(), interval = 1000000 / rate;
     if (s->rate_tat_us <= now) {
         s->rate_tat_us = now;
         s->rate_refused = 0; /* the whole burst is back: the client slowed down */

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "broker.h"
+#include "clock.h"
 #include "log.h"
 
 #define OWNER_BUCKETS 256
@@ -80,13 +81,6 @@ static struct worker_job *take_all(struct queue *q)
     return all;
 }
 
-static int64_t monotonic_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* ---- the threads ---- */
 
 static void *worker_main(void *arg)
@@ -98,9 +92,9 @@ static void *worker_main(void *arg)
         if (pool.stopping) break;
         struct worker_job *job = pop(&pool.todo);
         pthread_mutex_unlock(&pool.lock);
-        int64_t start = monotonic_us();
+        int64_t start = clock_monotonic_us();
         job->run(job);
-        job->run_us = monotonic_us() - start;
+        job->run_us = clock_monotonic_us() - start;
         pthread_mutex_lock(&pool.lock);
         push(&pool.done, job);
         uint64_t one = 1;
