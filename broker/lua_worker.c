@@ -109,7 +109,7 @@ static int submit(lua_State *L, int verify)
     j->pw_len = pw_len;
     if (hash != NULL) memcpy(j->hash, hash, hash_len);
     char owner[64] = "";
-    if (s != NULL) session_addr_text(s, owner, sizeof owner);
+    if (s != NULL) session_addr_key(s, owner, sizeof owner);
     enum worker_status status = worker_submit(&j->job, owner);
     if (status != WORKER_OK) {
         sodium_memzero(j, sizeof *j);

@@ -183,6 +183,22 @@ const char *session_addr_text(const struct session *s, char *buf, size_t len)
     return buf;
 }
 
+const char *session_addr_key(const struct session *s, char *buf, size_t len)
+{
+    static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (s->addr_family != AF_INET6) return session_addr_text(s, buf, len);
+    if (memcmp(s->addr, v4_mapped, sizeof v4_mapped) == 0) {
+        if (inet_ntop(AF_INET, s->addr + 12, buf, (socklen_t)len) == NULL) snprintf(buf, len, "?");
+        return buf;
+    }
+    uint8_t prefix[16] = {0};
+    memcpy(prefix, s->addr, 8);
+    char text[INET6_ADDRSTRLEN];
+    if (inet_ntop(AF_INET6, prefix, text, sizeof text) == NULL) snprintf(text, sizeof text, "?");
+    snprintf(buf, len, "%s/64", text);
+    return buf;
+}
+
 /* The login deadline is a timer of its own: a read timeout would move with every byte, and a
  * client trickling a frame could hold its slot for ever. */
 static void on_login_timeout(evutil_socket_t fd, short what, void *arg)

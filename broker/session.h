@@ -95,6 +95,11 @@ void session_set_user(struct session *s, const char *user, size_t len);
 /* The client address as text ("127.0.0.1", "::1", "unix"). */
 const char *session_addr_text(const struct session *s, char *buf, size_t len);
 
+/* What per-address limits count S under, as text: its IPv4 address (also when it came as an
+ * IPv4-mapped IPv6 address), or the /64 of its IPv6 address ("2001:db8:1:2::/64"), since one
+ * subscriber usually holds a whole /64 and could otherwise pick a new address per attempt. */
+const char *session_addr_key(const struct session *s, char *buf, size_t len);
+
 /* A frame handler finished: lets reading resume if it was paused. */
 void session_handler_done(struct session *s);
 

@@ -16,7 +16,7 @@ mp.on("register", function(s, m)
   if name ~= nil and (type(name) ~= "string" or #name > 64) then
     return s:fail(400, "name must be a string of at most 64 bytes")
   end
-  local addr = s.addr
+  local addr = s.addr_key
   if not addr then return end -- the client left
   -- a taken name is answered before any hashing; the rest count per address per hour
   local counter = chat.key.addr_registrations(addr)

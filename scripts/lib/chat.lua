@@ -140,7 +140,7 @@ end
 -- flight as if they were failing; else 429 (or 503 while attempts in flight may still fail),
 -- with retry_after. Returns the attempt {keys, delay}, or nil once S has been answered.
 function chat.reserve_attempt(s, user)
-  local addr = s.addr
+  local addr = s.addr_key
   if not addr then return nil end
   local name = chat.valid_user(user) and user or ""
   local keys = { chat.key.pair_failures(name, addr), chat.key.addr_failures(addr),

@@ -7,7 +7,7 @@ import struct
 import time
 import unittest
 
-from harness import BrokerTest, fresh_addr, metrics
+from harness import BrokerTest, Client, fresh_addr, free_port, metrics
 from helpers import uname
 from mpwire import frame, unpackb
 
@@ -280,6 +280,26 @@ class ClientGoneTest(AuthTest):
                                           password=PASSWORD))
         self.assertEqual(r["code"], 200, r)
         self.assertIsNone(self.broker.proc.poll(), "the broker died")
+
+
+class AddressKeyTest(AuthTest):
+    """Per-address limits count an IPv6 client under its /64 (one subscriber usually holds a
+    whole /64 and could pick a new address for every attempt) and an IPv4 one under its
+    address."""
+    v6_port = free_port()
+    extra = ["pwhash_memory 8", "pwhash_ops 1", "register_max_per_addr 5",
+             "listen [::1]:%d" % v6_port]
+
+    def test_ipv6_counts_under_its_64_and_ipv4_under_its_address(self):
+        c = Client(self.v6_port, host="::1")
+        self.clients.append(c)
+        self.assertEqual(c.call(dict(type="register", user=uname("v6"),
+                                     password=PASSWORD))["code"], 200)
+        self.assertEqual(self.redis.cmd("GET", "mp:reg:a:::/64"), b"1")
+        src = fresh_addr()
+        self.assertEqual(self.connect_from(src).call(
+            dict(type="register", user=uname("v4"), password=PASSWORD))["code"], 200)
+        self.assertEqual(self.redis.cmd("GET", "mp:reg:a:" + src), b"1")
 
 
 class RegisterLimitTest(AuthTest):
