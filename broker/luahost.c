@@ -37,6 +37,7 @@ struct luahost_vm {
 static struct luahost_vm *current;
 static unsigned generations;
 static size_t request_memory; /* the charges of every request in flight, all states */
+static size_t anonymous_memory; /* of those, the requests that came before a login */
 static char script_dir[4096] = ".";
 
 /* Registry keys: their addresses are unique. */
@@ -570,6 +571,7 @@ static void finish(struct request *r)
         stats_observe(broker.stats.handler_latency_buckets, &broker.stats.handler_latency_us_sum,
                       &broker.stats.handler_latency_count, (uint64_t)(now_us() - r->started_us));
     request_memory -= r->charge;
+    if (r->anonymous) anonymous_memory -= r->charge;
     struct release rel = {r->co, r->ref};
     *(struct request **)lua_getextraspace(rel.co) = NULL;
     r->co = NULL; /* r is not touched past this point */
@@ -695,6 +697,12 @@ static size_t request_budget(void)
            (size_t)broker.conf.lua_request_memory_share;
 }
 
+/* How many decoded values fit a request of BASE bytes when USED of BUDGET is taken. */
+static size_t values_room(size_t used, size_t base, size_t budget)
+{
+    return used + base > budget ? 0 : (budget - used - base) / REQUEST_VALUE_COST;
+}
+
 struct dispatch_args {
     struct session *s;
     const struct frame_info *info;
@@ -712,8 +720,14 @@ static int prepare_dispatch(lua_State *L, void *ud)
 {
     struct dispatch_args *a = ud;
     size_t base = REQUEST_BASE_COST + a->len, budget = request_budget();
-    size_t room =
-        request_memory + base > budget ? 0 : (budget - request_memory - base) / REQUEST_VALUE_COST;
+    size_t room = values_room(request_memory, base, budget);
+    /* requests before login hold at most half: a flood of anonymous connections cannot keep
+     * logged-in users out */
+    int anonymous = a->s->state == SESSION_ANONYMOUS;
+    if (anonymous) {
+        size_t anonymous_room = values_room(anonymous_memory, base, budget / 2);
+        if (anonymous_room < room) room = anonymous_room;
+    }
     size_t max = (size_t)broker.conf.max_frame_values;
     if (room == 0) { /* the budget is spent (and codec_decode would take 0 for "no bound") */
         a->refused = 503;
@@ -735,7 +749,9 @@ static int prepare_dispatch(lua_State *L, void *ud)
     r->has_id = (uint8_t)a->info->has_id;
     r->id = a->info->id;
     r->charge = base + values * REQUEST_VALUE_COST;
+    r->anonymous = (uint8_t)anonymous;
     request_memory += r->charge;
+    if (anonymous) anonymous_memory += r->charge;
     lua_State *co = r->co; /* a fresh or reset coroutine: LUA_MINSTACK free slots */
     lua_rawgetp(co, LUA_REGISTRYINDEX, &routed_key);
     lua_rawgeti(co, -1, a->slot);

@@ -31,6 +31,7 @@ struct request {
     uint8_t has_id;
     uint8_t replied;
     uint8_t waiting;        /* yielded on I/O */
+    uint8_t anonymous;      /* came before login: its charge counts in the anonymous share too */
     lua_State *co;
     int ref;                /* registry reference that keeps this request and co alive */
     struct luahost_vm *vm;

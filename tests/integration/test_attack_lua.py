@@ -240,6 +240,26 @@ class InFlightTest(CleanStop, BrokerTest):
         self.connect().call({"type": "t.release", "on": False})
         return codes
 
+    def logged_in(self):
+        c = self.connect()
+        self.assertEqual(c.call({"type": "t.login", "user": uname("mem")})["code"], 200)
+        return c
+
+    def test_anonymous_requests_hold_at_most_half(self):
+        """Before login, requests hold at most half of the budget: 2 of the 4 that fit. A
+        logged-in user's request of the same size still runs beside them."""
+        conns = [self.connect() for _ in range(4)]
+        for i, c in enumerate(conns):
+            c.send_raw(junk_frame({"type": "t.block", "id": 200 + i}, 900))
+        poll(lambda: metrics(self.broker)["moonpost_requests_busy_total"] >= 2,
+             what="anonymous requests refused busy")
+        self.assertEqual(self.blocked(), 2)
+        user = self.logged_in()
+        user.send_raw(junk_frame({"type": "t.block", "id": 300}, 900))
+        poll(lambda: self.blocked() == 3, what="the logged-in request runs")
+        codes = self.release([200, 201, 202, 203, 300], conns + [user])
+        self.assertEqual(sorted(codes), [200] * 3 + [503] * 2, codes)
+
     def test_anonymous_connection_runs_four_at_once(self):
         anon = self.connect()
         rids = [anon.send({"type": "t.block"}) for _ in range(8)]
@@ -257,7 +277,7 @@ class InFlightTest(CleanStop, BrokerTest):
         """8 requests of 900 values each, 2 per connection: the budget (1% of 32 MiB) holds 4
         of them (about 75 KB each); the others are answered 503 busy at once."""
         budget = 33554432 // 100
-        conns = [self.connect() for _ in range(4)]
+        conns = [self.logged_in() for _ in range(4)]
         rids, owners = [], []
         for i, c in enumerate(conns):
             for j in range(2):
