@@ -176,8 +176,12 @@ int mpl_deliver(lua_State *L)
         lua_pushboolean(L, 0);
         return 1;
     }
-    size_t n = lua_encode_frame(L, 2);
-    lua_pushboolean(L, router_deliver_to(s, broker.scratch.sb.data, n, mid > 0 ? (uint64_t)mid : 0));
+    uint64_t live_mid = mid > 0 ? (uint64_t)mid : 0;
+    if (router_live_wanted(s, live_mid)) { /* else the replay brings it: not even encoded */
+        size_t n = lua_encode_frame(L, 2);
+        router_deliver_wanted(s, broker.scratch.sb.data, n, live_mid);
+    }
+    lua_pushboolean(L, 1);
     return 1;
 }
 

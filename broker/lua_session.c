@@ -250,18 +250,14 @@ static int session_index(lua_State *L)
             lua_pushlstring(L, s->user, s->user_len);
         else
             lua_pushnil(L);
-    } else if (strcmp(key, "addr") == 0) {
-        char addr[64];
-        if (s != NULL)
+    } else if (strcmp(key, "addr") == 0 || strcmp(key, "addr_key") == 0) {
+        char addr[80];
+        if (s == NULL)
+            lua_pushnil(L);
+        else if (key[4] == '\0')
             lua_pushstring(L, session_addr_text(s, addr, sizeof addr));
         else
-            lua_pushnil(L);
-    } else if (strcmp(key, "addr_key") == 0) {
-        char addr[80];
-        if (s != NULL)
             lua_pushstring(L, session_addr_key(s, addr, sizeof addr));
-        else
-            lua_pushnil(L);
     } else if (strcmp(key, "id") == 0) {
         if (r->has_id)
             lua_pushinteger(L, (lua_Integer)r->id);

@@ -34,7 +34,8 @@ static void unlink_timer(struct timer *t)
     free(t);
 }
 
-static struct timer *new_timer(double seconds, int persist, event_callback_fn fn)
+/* A timer in the list, its event not armed yet. */
+static struct timer *link_timer(int persist, event_callback_fn fn)
 {
     struct timer *t = calloc(1, sizeof *t);
     if (t == NULL) return NULL;
@@ -43,11 +44,18 @@ static struct timer *new_timer(double seconds, int persist, event_callback_fn fn
         free(t);
         return NULL;
     }
-    struct timeval tv = clock_timeval(seconds);
-    event_add(t->ev, &tv);
     t->next = timers;
     if (timers) timers->prev = t;
     timers = t;
+    return t;
+}
+
+static struct timer *new_timer(double seconds, int persist, event_callback_fn fn)
+{
+    struct timer *t = link_timer(persist, fn);
+    if (t == NULL) return NULL;
+    struct timeval tv = clock_timeval(seconds);
+    event_add(t->ev, &tv);
     return t;
 }
 
@@ -104,14 +112,11 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
 int lua_timer_wait_drain(lua_State *L, struct request *r, struct session *s, size_t low_water,
                          double timeout)
 {
-    struct timer *t = calloc(1, sizeof *t);
-    if (t == NULL) return luaL_error(L, "out of memory");
-    t->ev = event_new(broker.base, -1, 0, on_drain, t);
-    if (t->ev == NULL || session_wait_drain(s, low_water, t->ev) != 0) {
-        const char *why = t->ev ? "another drain waits on this session" : "out of memory";
-        if (t->ev) event_free(t->ev);
-        free(t);
-        return luaL_error(L, "s:drain: %s", why);
+    struct timer *t = link_timer(0, on_drain);
+    if (t == NULL) return luaL_error(L, "s:drain: out of memory");
+    if (session_wait_drain(s, low_water, t->ev) != 0) {
+        unlink_timer(t);
+        return luaL_error(L, "s:drain: another drain waits on this session");
     }
     struct timeval tv = clock_timeval(timeout);
     if (timeout > 0) event_add(t->ev, &tv);
@@ -119,9 +124,6 @@ int lua_timer_wait_drain(lua_State *L, struct request *r, struct session *s, siz
     t->session = s->handle;
     t->low_water = low_water;
     t->timeout = timeout;
-    t->next = timers;
-    if (timers) timers->prev = t;
-    timers = t;
     return luahost_yield(L, r);
 }
 

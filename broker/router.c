@@ -189,14 +189,27 @@ static void mid_went_back(const struct session *s, uint64_t mid)
               s->user, (unsigned long long)mid, (unsigned long long)s->last_mid);
 }
 
+int router_live_wanted(struct session *s, uint64_t mid)
+{
+    if (mid == 0) return 1;
+    if (s->replaying) return 0;
+    if (mid <= s->last_mid) {
+        mid_went_back(s, mid);
+        return 0;
+    }
+    return 1;
+}
+
+void router_deliver_wanted(struct session *s, const void *frame, size_t frame_len, uint64_t mid)
+{
+    if (mid > 0) s->last_mid = mid;
+    session_send_bytes(s, frame, frame_len);
+    broker.stats.deliveries_total++;
+}
+
 int router_deliver_to(struct session *s, const void *frame, size_t frame_len, uint64_t mid)
 {
-    if (mid > 0 && s->replaying) return 1;
-    if (mid > 0 && mid <= s->last_mid) {
-        mid_went_back(s, mid);
-        return 1;
-    }
-    if (router_push(s, frame, frame_len, mid)) broker.stats.deliveries_total++;
+    if (router_live_wanted(s, mid)) router_deliver_wanted(s, frame, frame_len, mid);
     return 1;
 }
 

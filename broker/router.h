@@ -44,6 +44,11 @@ int router_deliver(const char *user, size_t user_len, const void *frame, size_t 
                    uint64_t mid);
 /* The same for a session already found (presence_find). */
 int router_deliver_to(struct session *s, const void *frame, size_t frame_len, uint64_t mid);
+/* router_deliver_to in two steps, so that a caller encodes only what is pushed: whether a live
+ * message with MID (0: not a mailbox message) goes to S now (not while S replays; a mid that
+ * went back is logged and counted), then the push of one that does. */
+int router_live_wanted(struct session *s, uint64_t mid);
+void router_deliver_wanted(struct session *s, const void *frame, size_t frame_len, uint64_t mid);
 
 /* Queues FRAME (encoded once) to every online session but EXCEPT; returns how many. */
 size_t router_broadcast(const void *frame, size_t frame_len, const struct session *except);
