@@ -9,7 +9,7 @@
 # disturbance of the machine does not fall on one broker only.
 #
 # Environment:
-#   MOONPOST_BUILD  build dir with broker/moonpost and clients/c/bench/moonpost-bench
+#   MOONPOST_BUILD  build dir with broker/moonpost and bench/moonpost-bench
 #                   (default build-bench, then build)
 #   RUNS            runs per case and broker (default 3; medians are quoted)
 #   DURATION        measured seconds per run (default 10)
@@ -30,7 +30,7 @@ if [[ -z "${MOONPOST_BUILD:-}" ]]; then
     [[ -x $MOONPOST_BUILD/broker/moonpost ]] || MOONPOST_BUILD=$ROOT/build
 fi
 BROKER=$MOONPOST_BUILD/broker/moonpost
-BENCH=$MOONPOST_BUILD/clients/c/bench/moonpost-bench
+BENCH=$MOONPOST_BUILD/bench/moonpost-bench
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
 CASES=${CASES:-private private20k broadcast idle resume login}

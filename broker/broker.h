@@ -8,9 +8,8 @@
 
 #include "codec.h"
 #include "conf.h"
+#include "moonpost_version.h"
 #include "stats.h"
-
-#define MOONPOST_VERSION "0.1.0"
 
 struct broker {
     struct event_base *base;

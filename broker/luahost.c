@@ -11,7 +11,7 @@
 #include "broker.h"
 #include "codec.h"
 #include "log.h"
-#include "lua_api.h"
+#include "luahost_api.h"
 #include "router.h"
 
 #define BUDGET_HOOK_EVERY 1000 /* instructions between two checks of the budget */
@@ -124,7 +124,7 @@ static int text_only_load(lua_State *L)
     return lua_gettop(L) - n;
 }
 
-void lua_join_args(lua_State *L, int first, char sep)
+void luahost_join_args(lua_State *L, int first, char sep)
 {
     int n = lua_gettop(L);
     luaL_Buffer b;
@@ -139,7 +139,7 @@ void lua_join_args(lua_State *L, int first, char sep)
 
 static int lua_print_to_log(lua_State *L)
 {
-    lua_join_args(L, 1, '\t');
+    luahost_join_args(L, 1, '\t');
     log_info("lua: %s", lua_tostring(L, -1));
     return 0;
 }

@@ -18,7 +18,7 @@
 #include "conf.h"
 #include "http.h"
 #include "log.h"
-#include "lua_timer.h"
+#include "luahost_timer.h"
 #include "luahost.h"
 #include "plugin.h"
 #include "presence.h"
@@ -257,7 +257,7 @@ static void stop(void)
     server_close();
     worker_stop(); /* resumes waiting handlers with errors; they may start timers */
     store_stop();
-    lua_timer_stop_all();
+    luahost_timer_stop_all();
     session_table_free();
     presence_free();
     luahost_stop();

@@ -114,7 +114,7 @@ typedef struct mp_api mp_api;
 struct mp_api {
     uint32_t version;           /* the broker's MP_PLUGIN_API_VERSION */
     uint32_t size;              /* sizeof(mp_api) in the broker */
-    const char *broker_version; /* "0.1.0" */
+    const char *broker_version; /* MOONPOST_VERSION, e.g. "0.1.0" */
     struct mp_plugin_ctx *ctx;  /* the loader's record of this plugin: do not touch */
 
     /* ---- registration: only inside mp_plugin_init; 0 or -1 (logged) ---- */

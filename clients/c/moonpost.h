@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <moonpost_version.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,7 +38,7 @@ extern "C" {
 #define MP_API
 #endif
 
-#define MP_VERSION "0.1.0"
+#define MP_VERSION MOONPOST_VERSION
 #define MP_DEFAULT_PORT 8889
 #define MP_DEFAULT_TIMEOUT_MS 10000
 #define MP_DEFAULT_ADMIN_SOCKET "/run/moonpost/admin.sock"

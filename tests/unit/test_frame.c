@@ -1,4 +1,4 @@
-/* Unit tests for broker/frame.c and broker/mpread.c: splitting a byte stream into frames and
+/* Unit tests for wire/frame.c and wire/mpread.c: splitting a byte stream into frames and
  * validating a frame body against the rules of PROTOCOL.md without trusting it. */
 #include <setjmp.h>
 #include <stdarg.h>

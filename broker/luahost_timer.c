@@ -1,4 +1,4 @@
-/* lua_timer: moonpost.sleep (yields), moonpost.every (a periodic function) and s:drain (yields
+/* luahost_timer: moonpost.sleep (yields), moonpost.every (a periodic function) and s:drain (yields
  * until a session's output drains, with a deadline). */
 #include <stdlib.h>
 
@@ -8,9 +8,9 @@
 #include "broker.h"
 #include "clock.h"
 #include "log.h"
-#include "lua_api.h"
+#include "luahost_api.h"
 #include "luahost.h"
-#include "lua_timer.h"
+#include "luahost_timer.h"
 #include "session.h"
 
 struct timer {
@@ -109,7 +109,7 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
     luahost_resume(r, 1);
 }
 
-int lua_timer_wait_drain(lua_State *L, struct request *r, struct session *s, size_t low_water,
+int luahost_timer_wait_drain(lua_State *L, struct request *r, struct session *s, size_t low_water,
                          double timeout)
 {
     struct timer *t = link_timer(0, on_drain);
@@ -159,7 +159,7 @@ int mpl_every(lua_State *L)
     return 0;
 }
 
-void lua_timer_stop_all(void)
+void luahost_timer_stop_all(void)
 {
     struct timer *t = timers;
     while (t != NULL) {

@@ -1,4 +1,4 @@
-/* lua_moonpost: the `moonpost` module. Its one table below lists every function Lua can call. */
+/* luahost_api: the `moonpost` module. Its one table below lists every function Lua can call. */
 #include <string.h>
 
 #include <lauxlib.h>
@@ -8,7 +8,7 @@
 #include "codec.h"
 #include "log.h"
 #include "luahost.h"
-#include "lua_api.h"
+#include "luahost_api.h"
 #include "presence.h"
 #include "router.h"
 #include "session.h"
@@ -42,7 +42,7 @@ static const luaL_Reg moonpost_functions[] = {
     {NULL, NULL},
 };
 
-size_t lua_encode_frame(lua_State *L, int idx)
+size_t luahost_encode_frame(lua_State *L, int idx)
 {
     char err[256];
     if (codec_encode_frame(L, idx, &broker.scratch, err, sizeof err) != 0)
@@ -79,7 +79,7 @@ int mpl_log(lua_State *L)
 {
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
     int level = luaL_checkoption(L, 1, NULL, levels);
-    lua_join_args(L, 2, ' ');
+    luahost_join_args(L, 2, ' ');
     lua_Debug ar;
     int line = 0;
     const char *src = "?";
@@ -178,7 +178,7 @@ int mpl_deliver(lua_State *L)
     }
     uint64_t live_mid = mid > 0 ? (uint64_t)mid : 0;
     if (router_live_wanted(s, live_mid)) { /* else the replay brings it: not even encoded */
-        size_t n = lua_encode_frame(L, 2);
+        size_t n = luahost_encode_frame(L, 2);
         router_deliver_wanted(s, broker.scratch.sb.data, n, live_mid);
     }
     lua_pushboolean(L, 1);
@@ -193,7 +193,7 @@ int mpl_broadcast(lua_State *L)
         const struct request *r = luaL_checkudata(L, 2, LUAHOST_REQUEST_META);
         except = session_get(r->session);
     }
-    size_t n = lua_encode_frame(L, 1);
+    size_t n = luahost_encode_frame(L, 1);
     lua_pushinteger(L, (lua_Integer)router_broadcast(broker.scratch.sb.data, n, except));
     return 1;
 }
@@ -264,6 +264,6 @@ int luaopen_moonpost(lua_State *L)
     lua_setfield(L, -2, "config");
     lua_pushliteral(L, MOONPOST_VERSION);
     lua_setfield(L, -2, "version");
-    lua_session_open(L);
+    luahost_session_open(L);
     return 1;
 }

@@ -1,4 +1,4 @@
-/* lua_redis: moonpost.redis and moonpost.redis_batch, which yield until Redis answers.
+/* luahost_redis: moonpost.redis and moonpost.redis_batch, which yield until Redis answers.
  *
  * Results: status -> string, integer -> integer, bulk -> string, nil -> nil (false inside
  * arrays), array -> table, error reply -> nil plus {code = 500, msg = "ERR ..."} (inside
@@ -12,7 +12,7 @@
 
 #include "broker.h"
 #include "codec.h"
-#include "lua_api.h"
+#include "luahost_api.h"
 #include "luahost.h"
 #include "store.h"
 

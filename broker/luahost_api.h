@@ -1,13 +1,13 @@
-/* lua_api: every C function that Lua scripts can call, implemented across the lua_*.c files and
- * gathered into the `moonpost` module by the one table in lua_moonpost.c. */
-#ifndef MOONPOST_LUA_API_H
-#define MOONPOST_LUA_API_H
+/* luahost_api: every C function that Lua scripts can call, implemented across the luahost_*.c files
+ * and gathered into the `moonpost` module by the one table in luahost_api.c. */
+#ifndef MOONPOST_LUAHOST_API_H
+#define MOONPOST_LUAHOST_API_H
 
 #include <lua.h>
 
 int luaopen_moonpost(lua_State *L);
 
-/* lua_moonpost.c: registration, logging, time, codec, delivery */
+/* luahost_api.c: registration, logging, time, codec, delivery */
 int mpl_on(lua_State *L);
 int mpl_on_close(lua_State *L);
 int mpl_log(lua_State *L);
@@ -23,19 +23,19 @@ int mpl_broadcast(lua_State *L);
 int mpl_online(lua_State *L);
 int mpl_users(lua_State *L);
 
-/* lua_session.c: the session object handed to every handler */
-void lua_session_open(lua_State *L);
+/* luahost_session.c: the session object handed to every handler */
+void luahost_session_open(lua_State *L);
 
-/* lua_redis.c */
+/* luahost_redis.c */
 int mpl_redis(lua_State *L);
 int mpl_redis_batch(lua_State *L);
 int mpl_redis_library(lua_State *L);
 
-/* lua_worker.c */
+/* luahost_worker.c */
 int mpl_pwhash(lua_State *L);
 int mpl_pwverify(lua_State *L);
 
-/* lua_timer.c */
+/* luahost_timer.c */
 int mpl_sleep(lua_State *L);
 int mpl_every(lua_State *L);
 
@@ -45,10 +45,10 @@ void luahost_register_close_hook(lua_State *L, int fn_index);
 int luahost_add_redis_library(const char *src, size_t len);
 
 /* Pushes the arguments FIRST..top converted with tostring and joined by SEP. */
-void lua_join_args(lua_State *L, int first, char sep);
+void luahost_join_args(lua_State *L, int first, char sep);
 
 /* Encodes the table at IDX as a frame into the loop's scratch buffer; raises a Lua error when
  * it cannot be encoded. Returns the frame's size; the bytes are in broker.scratch. */
-size_t lua_encode_frame(lua_State *L, int idx);
+size_t luahost_encode_frame(lua_State *L, int idx);
 
 #endif

@@ -1,4 +1,4 @@
-/* lua_worker: moonpost.pwhash and moonpost.pwverify, argon2id on the worker pool. A job is
+/* luahost_worker: moonpost.pwhash and moonpost.pwverify, argon2id on the worker pool. A job is
  * queued under its client's address (fairness) and skipped when its client left meanwhile. */
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +7,7 @@
 #include <sodium.h>
 
 #include "broker.h"
-#include "lua_api.h"
+#include "luahost_api.h"
 #include "luahost.h"
 #include "session.h"
 #include "worker.h"

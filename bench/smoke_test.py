@@ -11,13 +11,13 @@ import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
 import harness  # noqa: E402
 
 BENCH = os.environ.get("MOONPOST_BENCH",
-                       os.path.join(harness.BUILD, "clients", "c", "bench", "moonpost-bench"))
+                       os.path.join(harness.BUILD, "bench", "moonpost-bench"))
 
 
 class BenchSmokeTest(unittest.TestCase):

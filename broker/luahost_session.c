@@ -1,4 +1,4 @@
-/* lua_session: the `s` object of a handler: replies, pushes, login state, closing.
+/* luahost_session: the `s` object of a handler: replies, pushes, login state, closing.
  *
  * `s` is the request: it remembers the request id for s:ok/s:fail and finds its session by
  * handle on every call, so a script that keeps `s` after the client left does no harm: every
@@ -10,9 +10,9 @@
 #include "broker.h"
 #include "codec.h"
 #include "log.h"
-#include "lua_api.h"
+#include "luahost_api.h"
 #include "luahost.h"
-#include "lua_timer.h"
+#include "luahost_timer.h"
 #include "plugin.h"
 #include "presence.h"
 #include "reply.h"
@@ -144,7 +144,7 @@ static int session_push(lua_State *L)
         lua_pushboolean(L, 0);
         return 1;
     }
-    size_t n = lua_encode_frame(L, 2);
+    size_t n = luahost_encode_frame(L, 2);
     lua_pushboolean(L, router_push(s, broker.scratch.sb.data, n, mid > 0 ? (uint64_t)mid : 0));
     return 1;
 }
@@ -211,7 +211,7 @@ static int session_drain(lua_State *L)
     }
     struct request *waiting = luahost_current(L); /* the coroutine that yields, maybe not r's */
     if (waiting == NULL) return luaL_error(L, "s:drain can only be called from a handler or timer");
-    return lua_timer_wait_drain(L, waiting, s, (size_t)low_water, timeout);
+    return luahost_timer_wait_drain(L, waiting, s, (size_t)low_water, timeout);
 }
 
 /* s:broadcast(t) -- T to every other online session; returns how many. */
@@ -219,7 +219,7 @@ static int session_broadcast(lua_State *L)
 {
     struct request *r = check_request(L);
     luaL_checktype(L, 2, LUA_TTABLE);
-    size_t n = lua_encode_frame(L, 2);
+    size_t n = luahost_encode_frame(L, 2);
     struct session *s = r->session ? session_get(r->session) : NULL;
     lua_pushinteger(L, (lua_Integer)router_broadcast(broker.scratch.sb.data, n, s));
     return 1;
@@ -283,7 +283,7 @@ static int session_index(lua_State *L)
     return 1;
 }
 
-void lua_session_open(lua_State *L)
+void luahost_session_open(lua_State *L)
 {
     luaL_newmetatable(L, LUAHOST_REQUEST_META);
     luaL_newlib(L, session_methods);
