@@ -1,5 +1,5 @@
 /* proto_mp: the moonpost side of the benchmark: frames (frame.h) of MessagePack maps, written
- * with msgpack-c and read with the broker's bounds-checked reader (mpread.h). */
+ * with msgpack-c and read with the broker's bounds-checked reader (msgread.h). */
 #include <string.h>
 
 #include <msgpack.h>
@@ -7,7 +7,7 @@
 #include "bench.h"
 #include "client.h"
 #include "frame.h"
-#include "mpread.h"
+#include "msgread.h"
 #include "proto.h"
 
 #define MP_MAX_FRAME (16u << 20)
@@ -159,23 +159,23 @@ static void mp_ack(struct client *c, uint64_t mid)
 
 /* ---- reading ---- */
 
-static int key_is(const struct mpr_item *k, const char *name)
+static int key_is(const struct msgread_item *k, const char *name)
 {
     size_t n = strlen(name);
     return k->v.str.len == n && memcmp(k->v.str.ptr, name, n) == 0;
 }
 
-static int as_uint(const struct mpr_item *v, uint64_t *out)
+static int as_uint(const struct msgread_item *v, uint64_t *out)
 {
-    if (v->type != MPR_UINT) return 0;
+    if (v->type != MSGREAD_UINT) return 0;
     *out = v->v.u;
     return 1;
 }
 
-static void take_field(struct mp_frame *f, const struct mpr_item *k, const struct mpr_item *v)
+static void take_field(struct mp_frame *f, const struct msgread_item *k, const struct msgread_item *v)
 {
     uint64_t u;
-    if (key_is(k, "type") && v->type == MPR_STR) {
+    if (key_is(k, "type") && v->type == MSGREAD_STR) {
         f->type = v->v.str.ptr;
         f->type_len = v->v.str.len;
     } else if (key_is(k, "id") && as_uint(v, &f->id)) {
@@ -183,16 +183,16 @@ static void take_field(struct mp_frame *f, const struct mpr_item *k, const struc
     } else if (key_is(k, "code")) {
         if (as_uint(v, &u))
             f->code = (int64_t)u;
-        else if (v->type == MPR_INT)
+        else if (v->type == MSGREAD_INT)
             f->code = v->v.i;
     } else if (key_is(k, "mid")) {
         as_uint(v, &f->mid);
-    } else if (key_is(k, "body") && (v->type == MPR_STR || v->type == MPR_BIN)) {
+    } else if (key_is(k, "body") && (v->type == MSGREAD_STR || v->type == MSGREAD_BIN)) {
         f->body = v->v.str.ptr;
         f->body_len = v->v.str.len;
-    } else if (key_is(k, "offline") && v->type == MPR_BOOL) {
+    } else if (key_is(k, "offline") && v->type == MSGREAD_BOOL) {
         f->offline = v->v.boolean;
-    } else if (key_is(k, "token") && v->type == MPR_STR) {
+    } else if (key_is(k, "token") && v->type == MSGREAD_STR) {
         f->token = v->v.str.ptr;
         f->token_len = v->v.str.len;
     }
@@ -204,17 +204,17 @@ static int read_frame(const uint8_t *body, size_t len, struct mp_frame *f)
     memset(f, 0, sizeof *f);
     f->code = -1;
     struct mpr r;
-    struct mpr_item it;
-    mpr_init(&r, body, len);
-    if (mpr_next(&r, &it) != MPR_OK || it.type != MPR_MAP) return -1;
+    struct msgread_item it;
+    msgread_init(&r, body, len);
+    if (msgread_next(&r, &it) != MSGREAD_OK || it.type != MSGREAD_MAP) return -1;
     for (uint32_t i = 0; i < it.v.count; i++) {
-        struct mpr_item k, v;
-        if (mpr_next(&r, &k) != MPR_OK || k.type != MPR_STR) return -1;
+        struct msgread_item k, v;
+        if (msgread_next(&r, &k) != MSGREAD_OK || k.type != MSGREAD_STR) return -1;
         const uint8_t *value_start = r.pos;
-        if (mpr_next(&r, &v) != MPR_OK) return -1;
-        if (v.type == MPR_ARRAY || v.type == MPR_MAP) {
+        if (msgread_next(&r, &v) != MSGREAD_OK) return -1;
+        if (v.type == MSGREAD_ARRAY || v.type == MSGREAD_MAP) {
             r.pos = value_start;
-            if (mpr_skip(&r, MP_MAX_DEPTH) != MPR_OK) return -1;
+            if (msgread_skip(&r, MP_MAX_DEPTH) != MSGREAD_OK) return -1;
             continue;
         }
         take_field(f, &k, &v);

@@ -9,7 +9,7 @@
 #include "broker.h"
 #include "log.h"
 #include "luahost.h"
-#include "mpread.h"
+#include "msgread.h"
 #include "plugin.h"
 #include "presence.h"
 #include "reply.h"
@@ -54,8 +54,8 @@ static void admin_users(void *state, struct session *s, const struct frame_info 
 {
     (void)state;
     size_t limit = 10000;
-    struct mpr_item item;
-    if (frame_get(body, len, "limit", &item) && item.type == MPR_UINT && item.v.u < limit)
+    struct msgread_item item;
+    if (frame_get(body, len, "limit", &item) && item.type == MSGREAD_UINT && item.v.u < limit)
         limit = (size_t)item.v.u;
     size_t total = presence_count();
     size_t n = total < limit ? total : limit;
@@ -73,8 +73,8 @@ static void admin_users(void *state, struct session *s, const struct frame_info 
 /* Reads a str field into BUF; returns its length or -1. */
 static int str_field(const uint8_t *body, size_t len, const char *key, char *buf, size_t cap)
 {
-    struct mpr_item item;
-    if (!frame_get(body, len, key, &item) || item.type != MPR_STR || item.v.str.len >= cap)
+    struct msgread_item item;
+    if (!frame_get(body, len, key, &item) || item.type != MSGREAD_STR || item.v.str.len >= cap)
         return -1;
     memcpy(buf, item.v.str.ptr, item.v.str.len);
     buf[item.v.str.len] = '\0';
@@ -151,8 +151,8 @@ static void admin_broadcast(void *state, struct session *s, const struct frame_i
                             const uint8_t *body, size_t len)
 {
     (void)state;
-    struct mpr_item item;
-    if (!frame_get(body, len, "body", &item) || (item.type != MPR_STR && item.type != MPR_BIN))
+    struct msgread_item item;
+    if (!frame_get(body, len, "body", &item) || (item.type != MSGREAD_STR && item.type != MSGREAD_BIN))
         return session_reply(s, info->has_id, info->id, 400, "broadcast needs body");
     if (item.v.str.len > (uint32_t)broker.conf.max_body)
         return session_reply(s, info->has_id, info->id, 413, "body too large");
@@ -162,7 +162,7 @@ static void admin_broadcast(void *state, struct session *s, const struct frame_i
     ab->has_id = info->has_id;
     ab->id = info->id;
     ab->body_len = item.v.str.len;
-    ab->body_is_bin = item.type == MPR_BIN;
+    ab->body_is_bin = item.type == MSGREAD_BIN;
     memcpy(ab->body, item.v.str.ptr, item.v.str.len);
     char key[256];
     snprintf(key, sizeof key, "%sbmid", broker.conf.redis_prefix ? broker.conf.redis_prefix : "");

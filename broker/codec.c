@@ -8,7 +8,7 @@
 #include <lauxlib.h>
 
 #include "frame.h"
-#include "mpread.h"
+#include "msgread.h"
 
 static int bin_len(lua_State *L)
 {
@@ -77,13 +77,13 @@ static int decode_fail(struct decoder *d, int status, const char *err)
 
 static int decode_value(lua_State *L, struct decoder *d, int depth);
 
-static int decode_container(lua_State *L, struct decoder *d, const struct mpr_item *item,
+static int decode_container(lua_State *L, struct decoder *d, const struct msgread_item *item,
                             int depth)
 {
     if (depth > CODEC_MAX_DEPTH)
         return decode_fail(d, CODEC_MALFORMED, "containers nested deeper than 32");
     if (!lua_checkstack(L, 4)) return decode_fail(d, CODEC_MALFORMED, "out of Lua stack");
-    int is_map = item->type == MPR_MAP;
+    int is_map = item->type == MSGREAD_MAP;
     /* the count was checked against the bytes left; a table sized for more values than the
      * budget allows would be the very allocation the budget is there to prevent */
     size_t left = d->max_values ? d->max_values - d->values : item->v.count;
@@ -121,24 +121,24 @@ static int decode_value(lua_State *L, struct decoder *d, int depth)
     if (d->max_values && d->values == d->max_values)
         return decode_fail(d, CODEC_TOO_MANY, "too many values");
     d->values++;
-    struct mpr_item item;
-    int rc = mpr_next(&d->r, &item);
-    if (rc != MPR_OK)
-        return decode_fail(d, CODEC_MALFORMED, rc == MPR_UNSUPPORTED ? "unsupported msgpack type"
+    struct msgread_item item;
+    int rc = msgread_next(&d->r, &item);
+    if (rc != MSGREAD_OK)
+        return decode_fail(d, CODEC_MALFORMED, rc == MSGREAD_UNSUPPORTED ? "unsupported msgpack type"
                                                                      : "truncated msgpack");
     switch (item.type) {
-    case MPR_NIL: lua_pushnil(L); return 0;
-    case MPR_BOOL: lua_pushboolean(L, item.v.boolean); return 0;
-    case MPR_INT: lua_pushinteger(L, (lua_Integer)item.v.i); return 0;
-    case MPR_UINT:
+    case MSGREAD_NIL: lua_pushnil(L); return 0;
+    case MSGREAD_BOOL: lua_pushboolean(L, item.v.boolean); return 0;
+    case MSGREAD_INT: lua_pushinteger(L, (lua_Integer)item.v.i); return 0;
+    case MSGREAD_UINT:
         /* integers past 2^63-1 have no Lua integer: they wrap, as in Lua's own math */
         lua_pushinteger(L, (lua_Integer)item.v.u);
         return 0;
-    case MPR_FLOAT: lua_pushnumber(L, item.v.f); return 0;
-    case MPR_STR: lua_pushlstring(L, (const char *)item.v.str.ptr, item.v.str.len); return 0;
-    case MPR_BIN: codec_push_bin(L, item.v.str.ptr, item.v.str.len); return 0;
-    case MPR_ARRAY:
-    case MPR_MAP: return decode_container(L, d, &item, depth);
+    case MSGREAD_FLOAT: lua_pushnumber(L, item.v.f); return 0;
+    case MSGREAD_STR: lua_pushlstring(L, (const char *)item.v.str.ptr, item.v.str.len); return 0;
+    case MSGREAD_BIN: codec_push_bin(L, item.v.str.ptr, item.v.str.len); return 0;
+    case MSGREAD_ARRAY:
+    case MSGREAD_MAP: return decode_container(L, d, &item, depth);
     }
     return decode_fail(d, CODEC_MALFORMED, "unknown item");
 }
@@ -147,7 +147,7 @@ int codec_decode(lua_State *L, const uint8_t *data, size_t len, size_t max_value
                  size_t *values, const char **err)
 {
     struct decoder d = {.max_values = max_values, .status = CODEC_OK};
-    mpr_init(&d.r, data, len);
+    msgread_init(&d.r, data, len);
     if (!lua_checkstack(L, 4)) {
         *err = "out of Lua stack";
         return CODEC_MALFORMED;

@@ -18,7 +18,7 @@
 #include "codec.h"
 #include "log.h"
 #include "moonpost_plugin.h"
-#include "mpread.h"
+#include "msgread.h"
 #include "presence.h"
 #include "reply.h"
 #include "router.h"
@@ -204,34 +204,34 @@ static void api_session_close(mp_session id, int code, const char *error)
 
 static int api_field(const mp_request *req, const char *key, mp_value *out)
 {
-    struct mpr_item item;
+    struct msgread_item item;
     if (req->body == NULL || !frame_get(req->body, req->body_len, key, &item)) return 0;
     memset(out, 0, sizeof *out);
     switch (item.type) {
-    case MPR_NIL:
+    case MSGREAD_NIL:
         out->type = MP_NIL;
         break;
-    case MPR_BOOL:
+    case MSGREAD_BOOL:
         out->type = MP_BOOL, out->v.boolean = item.v.boolean;
         break;
-    case MPR_INT:
+    case MSGREAD_INT:
         out->type = MP_INT, out->v.i = item.v.i;
         break;
-    case MPR_UINT:
+    case MSGREAD_UINT:
         out->type = MP_UINT, out->v.u = item.v.u;
         break;
-    case MPR_FLOAT:
+    case MSGREAD_FLOAT:
         out->type = MP_FLOAT, out->v.f = item.v.f;
         break;
-    case MPR_STR:
-    case MPR_BIN:
-        out->type = item.type == MPR_STR ? MP_STR : MP_BIN;
+    case MSGREAD_STR:
+    case MSGREAD_BIN:
+        out->type = item.type == MSGREAD_STR ? MP_STR : MP_BIN;
         out->v.str.ptr = (const char *)item.v.str.ptr;
         out->v.str.len = item.v.str.len;
         break;
-    case MPR_ARRAY:
-    case MPR_MAP:
-        out->type = item.type == MPR_ARRAY ? MP_ARRAY : MP_MAP;
+    case MSGREAD_ARRAY:
+    case MSGREAD_MAP:
+        out->type = item.type == MSGREAD_ARRAY ? MP_ARRAY : MP_MAP;
         out->v.count = item.v.count;
         break;
     }

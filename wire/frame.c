@@ -3,33 +3,33 @@
 
 #include <string.h>
 
-#include "mpread.h"
+#include "msgread.h"
 
 static enum frame_error from_mpr(int rc)
 {
-    if (rc == MPR_UNSUPPORTED) return FRAME_UNSUPPORTED;
-    if (rc == MPR_TOO_DEEP) return FRAME_TOO_DEEP;
+    if (rc == MSGREAD_UNSUPPORTED) return FRAME_UNSUPPORTED;
+    if (rc == MSGREAD_TOO_DEEP) return FRAME_TOO_DEEP;
     return FRAME_TRUNCATED;
 }
 
-static int is_valid_nested_key(const struct mpr_item *key)
+static int is_valid_nested_key(const struct msgread_item *key)
 {
-    return key->type == MPR_STR || key->type == MPR_UINT || key->type == MPR_INT;
+    return key->type == MSGREAD_STR || key->type == MSGREAD_UINT || key->type == MSGREAD_INT;
 }
 
 /* Walks one value at DEPTH (the top-level map is depth 1). */
 static enum frame_error check_value(struct mpr *r, int depth)
 {
-    struct mpr_item item;
-    int rc = mpr_next(r, &item);
-    if (rc != MPR_OK) return from_mpr(rc);
-    if (item.type != MPR_ARRAY && item.type != MPR_MAP) return FRAME_OK;
+    struct msgread_item item;
+    int rc = msgread_next(r, &item);
+    if (rc != MSGREAD_OK) return from_mpr(rc);
+    if (item.type != MSGREAD_ARRAY && item.type != MSGREAD_MAP) return FRAME_OK;
     if (depth > FRAME_MAX_DEPTH) return FRAME_TOO_DEEP;
     for (uint32_t i = 0; i < item.v.count; i++) {
-        if (item.type == MPR_MAP) {
-            struct mpr_item key;
-            rc = mpr_next(r, &key);
-            if (rc != MPR_OK) return from_mpr(rc);
+        if (item.type == MSGREAD_MAP) {
+            struct msgread_item key;
+            rc = msgread_next(r, &key);
+            if (rc != MSGREAD_OK) return from_mpr(rc);
             if (!is_valid_nested_key(&key)) return FRAME_BAD_KEY;
         }
         enum frame_error err = check_value(r, depth + 1);
@@ -38,29 +38,29 @@ static enum frame_error check_value(struct mpr *r, int depth)
     return FRAME_OK;
 }
 
-static int key_is(const struct mpr_item *key, const char *name)
+static int key_is(const struct msgread_item *key, const char *name)
 {
     size_t n = strlen(name);
     return key->v.str.len == n && memcmp(key->v.str.ptr, name, n) == 0;
 }
 
 /* Reads the value of a top-level key, remembering `type` and `id`. */
-static enum frame_error check_field(struct mpr *r, const struct mpr_item *key,
+static enum frame_error check_field(struct mpr *r, const struct msgread_item *key,
                                     struct frame_info *info)
 {
     struct mpr at_value = *r;
     enum frame_error err = check_value(r, 2);
     if (err != FRAME_OK) return err;
     if (!key_is(key, "type") && !key_is(key, "id")) return FRAME_OK;
-    struct mpr_item value;
-    mpr_next(&at_value, &value); /* already validated by check_value */
+    struct msgread_item value;
+    msgread_next(&at_value, &value); /* already validated by check_value */
     if (key_is(key, "type")) {
-        if (value.type != MPR_STR) return FRAME_BAD_TYPE;
+        if (value.type != MSGREAD_STR) return FRAME_BAD_TYPE;
         info->type = value.v.str.ptr;
         info->type_len = value.v.str.len;
         return FRAME_OK;
     }
-    if (value.type != MPR_UINT) return FRAME_BAD_ID;
+    if (value.type != MSGREAD_UINT) return FRAME_BAD_ID;
     info->has_id = 1;
     info->id = value.v.u;
     return FRAME_OK;
@@ -70,19 +70,19 @@ enum frame_error frame_check(const uint8_t *body, size_t len, struct frame_info 
 {
     memset(info, 0, sizeof *info);
     struct mpr r;
-    mpr_init(&r, body, len);
-    struct mpr_item map;
-    int rc = mpr_next(&r, &map);
-    if (rc != MPR_OK) return from_mpr(rc);
-    if (map.type != MPR_MAP) return FRAME_NOT_MAP;
+    msgread_init(&r, body, len);
+    struct msgread_item map;
+    int rc = msgread_next(&r, &map);
+    if (rc != MSGREAD_OK) return from_mpr(rc);
+    if (map.type != MSGREAD_MAP) return FRAME_NOT_MAP;
 
     enum frame_error first_error = FRAME_OK;
     for (uint32_t i = 0; i < map.v.count; i++) {
-        struct mpr_item key;
+        struct msgread_item key;
         struct mpr at_key = r;
-        rc = mpr_next(&r, &key);
-        if (rc != MPR_OK) return from_mpr(rc);
-        if (key.type != MPR_STR) {
+        rc = msgread_next(&r, &key);
+        if (rc != MSGREAD_OK) return from_mpr(rc);
+        if (key.type != MSGREAD_STR) {
             if (first_error == FRAME_OK) first_error = FRAME_BAD_KEY;
             /* walk a container key whole, so that its elements are not taken for pairs */
             r = at_key;
@@ -122,20 +122,20 @@ const char *frame_error_text(enum frame_error err)
     return "malformed frame";
 }
 
-int frame_get(const uint8_t *body, size_t len, const char *key, struct mpr_item *item)
+int frame_get(const uint8_t *body, size_t len, const char *key, struct msgread_item *item)
 {
     struct mpr r;
-    mpr_init(&r, body, len);
-    struct mpr_item map;
-    if (mpr_next(&r, &map) != MPR_OK || map.type != MPR_MAP) return 0;
+    msgread_init(&r, body, len);
+    struct msgread_item map;
+    if (msgread_next(&r, &map) != MSGREAD_OK || map.type != MSGREAD_MAP) return 0;
     /* a repeated key's last value wins, as in frame_check and in the Lua table of the body */
     int found = 0;
     for (uint32_t i = 0; i < map.v.count; i++) {
-        struct mpr_item k;
-        if (mpr_next(&r, &k) != MPR_OK) return 0;
+        struct msgread_item k;
+        if (msgread_next(&r, &k) != MSGREAD_OK) return 0;
         struct mpr at_value = r;
-        if (k.type == MPR_STR && key_is(&k, key)) found = mpr_next(&at_value, item) == MPR_OK;
-        if (mpr_skip(&r, FRAME_MAX_DEPTH) != MPR_OK) return 0;
+        if (k.type == MSGREAD_STR && key_is(&k, key)) found = msgread_next(&at_value, item) == MSGREAD_OK;
+        if (msgread_skip(&r, FRAME_MAX_DEPTH) != MSGREAD_OK) return 0;
     }
     return found;
 }

@@ -64,8 +64,8 @@ enum frame_split { FRAME_NEED_MORE, FRAME_READY, FRAME_EMPTY, FRAME_OVERSIZE };
 enum frame_split frame_split(const uint8_t *data, size_t len, uint32_t max_frame,
                              uint32_t *body_len);
 
-struct mpr_item;
+struct msgread_item;
 /* Finds top-level KEY in a body that frame_check accepted; fills ITEM with its value (for a
  * container, its header only). Returns 1 when found, 0 when not. */
-int frame_get(const uint8_t *body, size_t len, const char *key, struct mpr_item *item);
+int frame_get(const uint8_t *body, size_t len, const char *key, struct msgread_item *item);
 #endif

@@ -13,25 +13,25 @@ static int type_is(const struct frame_info *info, const char *name)
 
 static uint64_t uint_or(const struct mp_field *f, uint64_t dflt)
 {
-    return f->found && f->item.type == MPR_UINT ? f->item.v.u : dflt;
+    return f->found && f->item.type == MSGREAD_UINT ? f->item.v.u : dflt;
 }
 
 static int64_t int_or(const struct mp_field *f, int64_t dflt)
 {
     if (!f->found) return dflt;
-    if (f->item.type == MPR_UINT) return (int64_t)f->item.v.u;
-    if (f->item.type == MPR_INT) return f->item.v.i;
+    if (f->item.type == MSGREAD_UINT) return (int64_t)f->item.v.u;
+    if (f->item.type == MSGREAD_INT) return f->item.v.i;
     return dflt;
 }
 
 static int bool_or(const struct mp_field *f, int dflt)
 {
-    return f->found && f->item.type == MPR_BOOL ? f->item.v.boolean : dflt;
+    return f->found && f->item.type == MSGREAD_BOOL ? f->item.v.boolean : dflt;
 }
 
 static int is_bytes(const struct mp_field *f)
 {
-    return f->found && (f->item.type == MPR_STR || f->item.type == MPR_BIN);
+    return f->found && (f->item.type == MSGREAD_STR || f->item.type == MSGREAD_BIN);
 }
 
 static mp_err on_res(mp_client *c, uint8_t *body, size_t len, const struct frame_info *info)
@@ -73,11 +73,11 @@ static int read_message(uint8_t *body, size_t len, mp_message *m)
     struct mp_field f[] = {{.key = "mid"},  {.key = "from"}, {.key = "to"},
                            {.key = "body"}, {.key = "ts"},   {.key = "offline"}};
     mp_fields_read(body, len, f, 6);
-    if (!f[0].found || f[0].item.type != MPR_UINT || !is_bytes(&f[1]) || !is_bytes(&f[3])) return 0;
+    if (!f[0].found || f[0].item.type != MSGREAD_UINT || !is_bytes(&f[1]) || !is_bytes(&f[3])) return 0;
     memset(m, 0, sizeof *m);
     m->mid = f[0].item.v.u;
     m->body_len = f[3].item.v.str.len;
-    m->body_is_bin = f[3].item.type == MPR_BIN;
+    m->body_is_bin = f[3].item.type == MSGREAD_BIN;
     m->ts = int_or(&f[4], 0);
     m->offline = bool_or(&f[5], 0);
     /* every field is read: now the values may be NUL-terminated in place */

@@ -4,9 +4,9 @@
 #include "frame.h"
 #include "mp_internal.h"
 
-static struct mp_field *wanted(struct mp_field *f, size_t n, const struct mpr_item *key)
+static struct mp_field *wanted(struct mp_field *f, size_t n, const struct msgread_item *key)
 {
-    if (key->type != MPR_STR) return NULL;
+    if (key->type != MSGREAD_STR) return NULL;
     for (size_t i = 0; i < n; i++) {
         size_t klen = strlen(f[i].key);
         if (!f[i].found && key->v.str.len == klen && memcmp(key->v.str.ptr, f[i].key, klen) == 0)
@@ -20,26 +20,26 @@ void mp_fields_read(const uint8_t *body, size_t len, struct mp_field *f, size_t 
     for (size_t i = 0; i < n; i++)
         f[i].found = 0;
     struct mpr r;
-    mpr_init(&r, body, len);
-    struct mpr_item map;
-    if (mpr_next(&r, &map) != MPR_OK || map.type != MPR_MAP) return;
+    msgread_init(&r, body, len);
+    struct msgread_item map;
+    if (msgread_next(&r, &map) != MSGREAD_OK || map.type != MSGREAD_MAP) return;
     for (uint32_t i = 0; i < map.v.count; i++) {
-        struct mpr_item key;
-        if (mpr_next(&r, &key) != MPR_OK) return;
+        struct msgread_item key;
+        if (msgread_next(&r, &key) != MSGREAD_OK) return;
         struct mp_field *hit = wanted(f, n, &key);
         if (hit != NULL) {
             struct mpr at = r;
-            if (mpr_next(&at, &hit->item) != MPR_OK) return;
+            if (msgread_next(&at, &hit->item) != MSGREAD_OK) return;
             hit->after = at;
             hit->found = 1;
         }
-        if (mpr_skip(&r, FRAME_MAX_DEPTH) != MPR_OK) return;
+        if (msgread_skip(&r, FRAME_MAX_DEPTH) != MSGREAD_OK) return;
     }
 }
 
 const char *mp_field_cstr(struct mp_field *f)
 {
-    if (!f->found || (f->item.type != MPR_STR && f->item.type != MPR_BIN)) return NULL;
+    if (!f->found || (f->item.type != MSGREAD_STR && f->item.type != MSGREAD_BIN)) return NULL;
     uint8_t *p = (uint8_t *)f->item.v.str.ptr;
     p[f->item.v.str.len] = '\0';
     return (const char *)p;

@@ -195,7 +195,7 @@ MP_API int mp_client_is_logged_in(const mp_client *c);
  *     msgpack_pack_str_with_body(&pk, "admin.kick", 10);
  *     msgpack_pack_str_with_body(&pk, "user", 4);
  *     msgpack_pack_str_with_body(&pk, "bob", 3);
- *     err = mp_request(c, sb.data, sb.size, &reply);
+ *     err = mp_call(c, sb.data, sb.size, &reply);
  *     msgpack_sbuffer_destroy(&sb);
  * A map that is not a valid frame, or that holds `id`, gives MP_ERR_INVAL.
  * ------------------------------------------------------------------------------------------ */
@@ -205,7 +205,7 @@ typedef struct mp_reply mp_reply;
 /* Sends MAP and waits for its reply. When a reply arrived (MP_OK, or MP_ERR_SERVER for
  * code != 200) and OUT is not NULL, *OUT holds it: free with mp_reply_free. Otherwise *OUT
  * is set to NULL. */
-MP_API mp_err mp_request(mp_client *c, const void *map, size_t len, mp_reply **out);
+MP_API mp_err mp_call(mp_client *c, const void *map, size_t len, mp_reply **out);
 
 /* The reply's `code` (200 on success). */
 MP_API int mp_reply_code(const mp_reply *r);
@@ -224,7 +224,7 @@ MP_API int mp_reply_uint(const mp_reply *r, const char *key, uint64_t *out);
 /* Top-level field KEY as a boolean (1 when present, 0 otherwise). */
 MP_API int mp_reply_bool(const mp_reply *r, const char *key, int *out);
 
-/* Frees a reply from mp_request. NULL is fine. */
+/* Frees a reply from mp_call. NULL is fine. */
 MP_API void mp_reply_free(mp_reply *r);
 
 /* ---------------------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ MP_API void mp_reply_free(mp_reply *r);
 
 typedef void (*mp_reply_fn)(mp_client *c, mp_err err, const mp_reply *reply, void *ud);
 
-MP_API mp_err mp_request_async(mp_client *c, const void *map, size_t len, mp_reply_fn fn, void *ud);
+MP_API mp_err mp_call_async(mp_client *c, const void *map, size_t len, mp_reply_fn fn, void *ud);
 MP_API mp_err mp_send_async(mp_client *c, const char *to, const void *body, size_t len,
                             enum mp_body_kind kind, mp_reply_fn fn, void *ud);
 MP_API mp_err mp_broadcast_async(mp_client *c, const void *body, size_t len, enum mp_body_kind kind,

@@ -8,7 +8,7 @@
 #include <msgpack.h>
 
 #include "moonpost.h"
-#include "mpread.h"
+#include "msgread.h"
 
 #define MP_MAX_IN_FRAME (16u << 20)   /* largest frame accepted from the broker */
 #define MP_MAX_OUT_QUEUED (16u << 20) /* async requests past this much queued output: BUSY */
@@ -129,7 +129,7 @@ void mp_queue_ack(mp_client *c);
 struct mp_field {
     const char *key;
     int found;
-    struct mpr_item item;
+    struct msgread_item item;
     struct mpr after; /* positioned right after the item's header (a container's first element) */
 };
 void mp_fields_read(const uint8_t *body, size_t len, struct mp_field *f, size_t n);

@@ -16,10 +16,10 @@ static mp_err start_raw(mp_client *c, const void *map, size_t len, int want_id, 
         return mp_fail(c, MP_ERR_INVAL, 0, "invalid request map: %s",
                        ferr == FRAME_BAD_ID ? "it must not hold an id" : frame_error_text(ferr));
     struct mpr r;
-    mpr_init(&r, map, len);
-    struct mpr_item header;
-    mpr_next(&r, &header); /* a map: frame_check said so */
-    size_t header_len = len - mpr_left(&r);
+    msgread_init(&r, map, len);
+    struct msgread_item header;
+    msgread_next(&r, &header); /* a map: frame_check said so */
+    size_t header_len = len - msgread_left(&r);
 
     mp_err err = mp_check_usable(c);
     if (err != MP_OK) return err;
@@ -36,7 +36,7 @@ static mp_err start_raw(mp_client *c, const void *map, size_t len, int want_id, 
     return MP_OK;
 }
 
-mp_err mp_request(mp_client *c, const void *map, size_t len, mp_reply **out)
+mp_err mp_call(mp_client *c, const void *map, size_t len, mp_reply **out)
 {
     if (out) *out = NULL;
     uint64_t id = 0;
@@ -45,7 +45,7 @@ mp_err mp_request(mp_client *c, const void *map, size_t len, mp_reply **out)
     return mp_finish_blocking(c, id, out);
 }
 
-mp_err mp_request_async(mp_client *c, const void *map, size_t len, mp_reply_fn fn, void *ud)
+mp_err mp_call_async(mp_client *c, const void *map, size_t len, mp_reply_fn fn, void *ud)
 {
     uint64_t id = 0;
     mp_err err = start_raw(c, map, len, fn != NULL, &id);

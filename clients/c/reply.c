@@ -32,15 +32,15 @@ const void *mp_reply_data(const mp_reply *r, size_t *len)
     return r ? r->data : NULL;
 }
 
-static int get(const mp_reply *r, const char *key, struct mpr_item *item)
+static int get(const mp_reply *r, const char *key, struct msgread_item *item)
 {
     return r != NULL && key != NULL && frame_get(r->data, r->len, key, item);
 }
 
 int mp_reply_str(const mp_reply *r, const char *key, const char **ptr, size_t *len)
 {
-    struct mpr_item item;
-    if (!get(r, key, &item) || (item.type != MPR_STR && item.type != MPR_BIN)) return 0;
+    struct msgread_item item;
+    if (!get(r, key, &item) || (item.type != MSGREAD_STR && item.type != MSGREAD_BIN)) return 0;
     if (ptr) *ptr = (const char *)item.v.str.ptr;
     if (len) *len = item.v.str.len;
     return 1;
@@ -48,24 +48,24 @@ int mp_reply_str(const mp_reply *r, const char *key, const char **ptr, size_t *l
 
 int mp_reply_uint(const mp_reply *r, const char *key, uint64_t *out)
 {
-    struct mpr_item item;
-    if (!get(r, key, &item) || item.type != MPR_UINT) return 0;
+    struct msgread_item item;
+    if (!get(r, key, &item) || item.type != MSGREAD_UINT) return 0;
     if (out) *out = item.v.u;
     return 1;
 }
 
 int mp_reply_bool(const mp_reply *r, const char *key, int *out)
 {
-    struct mpr_item item;
-    if (!get(r, key, &item) || item.type != MPR_BOOL) return 0;
+    struct msgread_item item;
+    if (!get(r, key, &item) || item.type != MSGREAD_BOOL) return 0;
     if (out) *out = item.v.boolean;
     return 1;
 }
 
 void mp_error_from_body(mp_client *c, const uint8_t *body, size_t len, int code)
 {
-    struct mpr_item item;
-    if (frame_get(body, len, "error", &item) && item.type == MPR_STR) {
+    struct msgread_item item;
+    if (frame_get(body, len, "error", &item) && item.type == MSGREAD_STR) {
         mp_fail(c, MP_ERR_SERVER, code, "%.*s", (int)item.v.str.len, (const char *)item.v.str.ptr);
         return;
     }
@@ -82,27 +82,27 @@ mp_err mp_userlist_from_reply(mp_client *c, const mp_reply *r, mp_userlist **out
 {
     struct mp_field f[] = {{.key = "users"}, {.key = "count"}};
     mp_fields_read(r->data, r->len, f, 2);
-    if (!f[0].found || f[0].item.type != MPR_ARRAY)
+    if (!f[0].found || f[0].item.type != MSGREAD_ARRAY)
         return mp_fail(c, MP_ERR_PROTOCOL, 0, "reply without a users array");
     uint32_t n = f[0].item.v.count;
     size_t bytes = sizeof(mp_userlist) + (size_t)n * sizeof(char *);
     struct mpr walk = f[0].after;
     for (uint32_t i = 0; i < n; i++) {
-        struct mpr_item name;
-        if (mpr_next(&walk, &name) != MPR_OK || name.type != MPR_STR)
+        struct msgread_item name;
+        if (msgread_next(&walk, &name) != MSGREAD_OK || name.type != MSGREAD_STR)
             return mp_fail(c, MP_ERR_PROTOCOL, 0, "users holds something that is not a name");
         bytes += name.v.str.len + 1;
     }
     mp_userlist *list = malloc(bytes);
     if (list == NULL) return mp_fail(c, MP_ERR_NOMEM, 0, "out of memory");
     list->n = n;
-    list->total = f[1].found && f[1].item.type == MPR_UINT ? f[1].item.v.u : n;
+    list->total = f[1].found && f[1].item.type == MSGREAD_UINT ? f[1].item.v.u : n;
     list->users = (char **)(list + 1);
     char *text = (char *)(list->users + n);
     walk = f[0].after;
     for (uint32_t i = 0; i < n; i++) {
-        struct mpr_item name;
-        mpr_next(&walk, &name); /* checked above */
+        struct msgread_item name;
+        msgread_next(&walk, &name); /* checked above */
         memcpy(text, name.v.str.ptr, name.v.str.len);
         text[name.v.str.len] = '\0';
         list->users[i] = text;

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "frame.h"
-#include "mpread.h"
+#include "msgread.h"
 
 #define MAX_FRAME 65536
 
@@ -25,25 +25,25 @@ static void check_body(const uint8_t *body, size_t len)
     require(frame_error_text(err) != NULL);
     if (info.type != NULL) require(info.type >= body && info.type + info.type_len <= body + len);
 
-    struct mpr_item item;
+    struct msgread_item item;
     static const char *const keys[] = {"type", "id", "body", "to", ""};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        if (frame_get(body, len, keys[i], &item) && (item.type == MPR_STR || item.type == MPR_BIN))
+        if (frame_get(body, len, keys[i], &item) && (item.type == MSGREAD_STR || item.type == MSGREAD_BIN))
             require(item.v.str.ptr >= body && item.v.str.ptr + item.v.str.len <= body + len);
     }
     if (err != FRAME_OK) return;
 
     require(info.type != NULL);
     require(frame_get(body, len, "type", &item) == 1);
-    require(item.type == MPR_STR && item.v.str.ptr == info.type && item.v.str.len == info.type_len);
+    require(item.type == MSGREAD_STR && item.v.str.ptr == info.type && item.v.str.len == info.type_len);
     if (info.has_id) {
         require(frame_get(body, len, "id", &item) == 1);
-        require(item.type == MPR_UINT && item.v.u == info.id);
+        require(item.type == MSGREAD_UINT && item.v.u == info.id);
     }
     /* an accepted body is exactly one item no deeper than the limit */
     struct mpr r;
-    mpr_init(&r, body, len);
-    require(mpr_skip(&r, FRAME_MAX_DEPTH) == MPR_OK && mpr_left(&r) == 0);
+    msgread_init(&r, body, len);
+    require(msgread_skip(&r, FRAME_MAX_DEPTH) == MSGREAD_OK && msgread_left(&r) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,4 +1,4 @@
-/* Unit tests for wire/frame.c and wire/mpread.c: splitting a byte stream into frames and
+/* Unit tests for wire/frame.c and wire/msgread.c: splitting a byte stream into frames and
  * validating a frame body against the rules of PROTOCOL.md without trusting it. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "frame.h"
-#include "mpread.h"
+#include "msgread.h"
 
 /* ---- a byte builder for hand-made MessagePack ---- */
 
@@ -641,20 +641,20 @@ static void test_error_text_names_every_error(void **state)
     assert_string_equal(frame_error_text(FRAME_OK), "ok");
 }
 
-/* ---- mpr_next ---- */
+/* ---- msgread_next ---- */
 
 /* Reads one item from HEX; its str/bin pointer stays valid until the next call. */
-static struct mpr_item next_hex(const char *hex, size_t *used)
+static struct msgread_item next_hex(const char *hex, size_t *used)
 {
     static struct bytes b;
     b.len = 0;
     put_hex(&b, hex);
     struct mpr r;
-    mpr_init(&r, b.data, b.len);
-    struct mpr_item item;
+    msgread_init(&r, b.data, b.len);
+    struct msgread_item item;
     memset(&item, 0xaa, sizeof item);
-    assert_int_equal(mpr_next(&r, &item), MPR_OK);
-    if (used) *used = b.len - mpr_left(&r);
+    assert_int_equal(msgread_next(&r, &item), MSGREAD_OK);
+    if (used) *used = b.len - msgread_left(&r);
     return item;
 }
 
@@ -685,8 +685,8 @@ static void test_mpr_reads_every_unsigned_width(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t used;
-        struct mpr_item item = next_hex(cases[i].hex, &used);
-        assert_int_equal(item.type, MPR_UINT);
+        struct msgread_item item = next_hex(cases[i].hex, &used);
+        assert_int_equal(item.type, MSGREAD_UINT);
         assert_true(item.v.u == cases[i].value);
         assert_int_equal(used, cases[i].size);
     }
@@ -713,8 +713,8 @@ static void test_mpr_reads_every_signed_width(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t used;
-        struct mpr_item item = next_hex(cases[i].hex, &used);
-        assert_int_equal(item.type, MPR_INT);
+        struct msgread_item item = next_hex(cases[i].hex, &used);
+        assert_int_equal(item.type, MSGREAD_INT);
         assert_true(item.v.i == cases[i].value);
         assert_int_equal(used, cases[i].size);
     }
@@ -723,8 +723,8 @@ static void test_mpr_reads_every_signed_width(void **state)
 static void test_mpr_reads_float32_and_float64(void **state)
 {
     (void)state;
-    struct mpr_item item = next_hex("ca 3fc00000", NULL);
-    assert_int_equal(item.type, MPR_FLOAT);
+    struct msgread_item item = next_hex("ca 3fc00000", NULL);
+    assert_int_equal(item.type, MSGREAD_FLOAT);
     assert_true(item.v.f == 1.5);
     item = next_hex("ca c2f6e979", NULL); /* -123.456f */
     assert_true(item.v.f == (double)-123.456f);
@@ -733,7 +733,7 @@ static void test_mpr_reads_float32_and_float64(void **state)
     item = next_hex("ca 80000000", NULL);
     assert_true(item.v.f == 0.0 && signbit(item.v.f));
     item = next_hex("cb 400921fb54442d18", NULL);
-    assert_int_equal(item.type, MPR_FLOAT);
+    assert_int_equal(item.type, MSGREAD_FLOAT);
     assert_true(item.v.f == 3.141592653589793);
     item = next_hex("cb 7fefffffffffffff", NULL);
     assert_true(item.v.f == 1.7976931348623157e308);
@@ -744,10 +744,10 @@ static void test_mpr_reads_float32_and_float64(void **state)
 static void test_mpr_reads_nil_bool_str_bin_and_container_headers(void **state)
 {
     (void)state;
-    struct mpr_item item = next_hex("c0", NULL);
-    assert_int_equal(item.type, MPR_NIL);
+    struct msgread_item item = next_hex("c0", NULL);
+    assert_int_equal(item.type, MSGREAD_NIL);
     item = next_hex("c2", NULL);
-    assert_int_equal(item.type, MPR_BOOL);
+    assert_int_equal(item.type, MSGREAD_BOOL);
     assert_int_equal(item.v.boolean, 0);
     item = next_hex("c3", NULL);
     assert_int_equal(item.v.boolean, 1);
@@ -755,23 +755,23 @@ static void test_mpr_reads_nil_bool_str_bin_and_container_headers(void **state)
     const char *strs[] = {"a3 616263", "d9 03 616263", "da 0003 616263", "db 00000003 616263"};
     for (size_t i = 0; i < 4; i++) {
         item = next_hex(strs[i], NULL);
-        assert_int_equal(item.type, MPR_STR);
+        assert_int_equal(item.type, MSGREAD_STR);
         assert_int_equal(item.v.str.len, 3);
         assert_memory_equal(item.v.str.ptr, "abc", 3);
     }
     const char *bins[] = {"c4 02 00ff", "c5 0002 00ff", "c6 00000002 00ff"};
     for (size_t i = 0; i < 3; i++) {
         item = next_hex(bins[i], NULL);
-        assert_int_equal(item.type, MPR_BIN);
+        assert_int_equal(item.type, MSGREAD_BIN);
         assert_int_equal(item.v.str.len, 2);
         assert_memory_equal(item.v.str.ptr, "\x00\xff", 2);
     }
     size_t used;
     item = next_hex("a0", &used);
-    assert_int_equal(item.type, MPR_STR);
+    assert_int_equal(item.type, MSGREAD_STR);
     assert_int_equal(item.v.str.len, 0);
     item = next_hex("92 01 02", &used);
-    assert_int_equal(item.type, MPR_ARRAY);
+    assert_int_equal(item.type, MSGREAD_ARRAY);
     assert_int_equal(item.v.count, 2);
     assert_int_equal(used, 1); /* a header only */
     item = next_hex("dc 0003 01 02 03", &used);
@@ -780,12 +780,12 @@ static void test_mpr_reads_nil_bool_str_bin_and_container_headers(void **state)
     item = next_hex("dd 00000001 01", &used);
     assert_int_equal(item.v.count, 1);
     item = next_hex("81 01 02", NULL);
-    assert_int_equal(item.type, MPR_MAP);
+    assert_int_equal(item.type, MSGREAD_MAP);
     assert_int_equal(item.v.count, 1);
     item = next_hex("de 0001 01 02", NULL);
     assert_int_equal(item.v.count, 1);
     item = next_hex("df 00000001 01 02", NULL);
-    assert_int_equal(item.type, MPR_MAP);
+    assert_int_equal(item.type, MSGREAD_MAP);
     assert_int_equal(item.v.count, 1);
 }
 
@@ -811,9 +811,9 @@ static void test_mpr_rejects_truncated_headers(void **state)
         put_hex(&b, items[i]);
         for (size_t len = 0; len < b.len; len++) {
             struct mpr r;
-            struct mpr_item item;
-            mpr_init(&r, b.data, len);
-            assert_int_equal(mpr_next(&r, &item), MPR_TRUNCATED);
+            struct msgread_item item;
+            msgread_init(&r, b.data, len);
+            assert_int_equal(msgread_next(&r, &item), MSGREAD_TRUNCATED);
         }
         bytes_free(&b);
     }
@@ -825,11 +825,11 @@ static void test_mpr_skip_stops_at_max_depth(void **state)
     struct bytes b = {0};
     put_hex(&b, "91 91 91 c0");
     struct mpr r;
-    mpr_init(&r, b.data, b.len);
-    assert_int_equal(mpr_skip(&r, 3), MPR_OK);
-    assert_int_equal(mpr_left(&r), 0);
-    mpr_init(&r, b.data, b.len);
-    assert_int_equal(mpr_skip(&r, 2), MPR_TOO_DEEP);
+    msgread_init(&r, b.data, b.len);
+    assert_int_equal(msgread_skip(&r, 3), MSGREAD_OK);
+    assert_int_equal(msgread_left(&r), 0);
+    msgread_init(&r, b.data, b.len);
+    assert_int_equal(msgread_skip(&r, 2), MSGREAD_TOO_DEEP);
     bytes_free(&b);
 }
 
@@ -845,23 +845,23 @@ static void test_get_finds_top_level_keys(void **state)
     struct frame_info info;
     assert_int_equal(check(&b, &info), FRAME_OK);
 
-    struct mpr_item item;
+    struct msgread_item item;
     assert_int_equal(frame_get(b.data, b.len, "type", &item), 1);
-    assert_int_equal(item.type, MPR_STR);
+    assert_int_equal(item.type, MSGREAD_STR);
     assert_int_equal(item.v.str.len, 4);
     assert_memory_equal(item.v.str.ptr, "send", 4);
     assert_int_equal(frame_get(b.data, b.len, "typ", &item), 1);
-    assert_int_equal(item.type, MPR_UINT);
+    assert_int_equal(item.type, MSGREAD_UINT);
     assert_int_equal(item.v.u, 1);
     assert_int_equal(frame_get(b.data, b.len, "id", &item), 1); /* the top-level one */
     assert_int_equal(item.v.u, 77);
     assert_int_equal(frame_get(b.data, b.len, "to", &item), 1);
     assert_memory_equal(item.v.str.ptr, "bob", 3);
     assert_int_equal(frame_get(b.data, b.len, "list", &item), 1);
-    assert_int_equal(item.type, MPR_ARRAY);
+    assert_int_equal(item.type, MSGREAD_ARRAY);
     assert_int_equal(item.v.count, 2);
     assert_int_equal(frame_get(b.data, b.len, "m", &item), 1);
-    assert_int_equal(item.type, MPR_MAP);
+    assert_int_equal(item.type, MSGREAD_MAP);
     assert_int_equal(item.v.count, 0);
     assert_int_equal(frame_get(b.data, b.len, "body", &item), 0);
     assert_int_equal(frame_get(b.data, b.len, "", &item), 0);
@@ -882,7 +882,7 @@ static void test_get_takes_the_last_of_repeated_keys_like_check(void **state)
     assert_memory_equal(info.type, "ping", 4);
     assert_int_equal(info.id, 2);
 
-    struct mpr_item item;
+    struct msgread_item item;
     assert_int_equal(frame_get(b.data, b.len, "type", &item), 1);
     assert_ptr_equal(item.v.str.ptr, info.type);
     assert_int_equal(frame_get(b.data, b.len, "id", &item), 1);
@@ -897,7 +897,7 @@ static void test_get_fails_safely_on_bodies_check_would_refuse(void **state)
 {
     (void)state;
     struct bytes b = {0};
-    struct mpr_item item;
+    struct msgread_item item;
     put_hex(&b, "91 a474797065");
     assert_int_equal(frame_get(b.data, b.len, "type", &item), 0);
     b.len = 0;

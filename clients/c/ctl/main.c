@@ -155,7 +155,7 @@ int main(int argc, char **argv)
     int status = 0;
     mp_reply *reply = NULL;
     mp_err err = mp_client_connect_unix(c, socket_path, timeout_ms);
-    if (err == MP_OK) err = mp_request(c, sb.data, sb.size, &reply);
+    if (err == MP_OK) err = mp_call(c, sb.data, sb.size, &reply);
     if (err == MP_OK) {
         if (json)
             print_json(stdout, reply);

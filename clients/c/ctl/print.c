@@ -1,18 +1,18 @@
 /* print: replies of the admin socket as tables or JSON, read with the shared bounds-checked
- * MessagePack reader (mpread). */
+ * MessagePack reader (msgread). */
 #include "print.h"
 
 #include <inttypes.h>
 #include <string.h>
 
-#include "mpread.h"
+#include "msgread.h"
 
 #define MAX_DEPTH 32
 
-static int is_key(const struct mpr_item *key, const char *name)
+static int is_key(const struct msgread_item *key, const char *name)
 {
     size_t n = strlen(name);
-    return key->type == MPR_STR && key->v.str.len == n && memcmp(key->v.str.ptr, name, n) == 0;
+    return key->type == MSGREAD_STR && key->v.str.len == n && memcmp(key->v.str.ptr, name, n) == 0;
 }
 
 static void json_string(FILE *out, const uint8_t *p, uint32_t len)
@@ -43,13 +43,13 @@ static int json_value(FILE *out, struct mpr *r, int depth);
 
 static int json_key(FILE *out, struct mpr *r)
 {
-    struct mpr_item key;
-    if (mpr_next(r, &key) != MPR_OK) return -1;
-    if (key.type == MPR_STR)
+    struct msgread_item key;
+    if (msgread_next(r, &key) != MSGREAD_OK) return -1;
+    if (key.type == MSGREAD_STR)
         json_string(out, key.v.str.ptr, key.v.str.len);
-    else if (key.type == MPR_UINT)
+    else if (key.type == MSGREAD_UINT)
         fprintf(out, "\"%" PRIu64 "\"", key.v.u);
-    else if (key.type == MPR_INT)
+    else if (key.type == MSGREAD_INT)
         fprintf(out, "\"%" PRId64 "\"", key.v.i);
     else
         fputs("\"?\"", out);
@@ -59,31 +59,31 @@ static int json_key(FILE *out, struct mpr *r)
 
 static int json_value(FILE *out, struct mpr *r, int depth)
 {
-    struct mpr_item it;
-    if (depth > MAX_DEPTH || mpr_next(r, &it) != MPR_OK) return -1;
+    struct msgread_item it;
+    if (depth > MAX_DEPTH || msgread_next(r, &it) != MSGREAD_OK) return -1;
     switch (it.type) {
-    case MPR_NIL:
+    case MSGREAD_NIL:
         fputs("null", out);
         return 0;
-    case MPR_BOOL:
+    case MSGREAD_BOOL:
         fputs(it.v.boolean ? "true" : "false", out);
         return 0;
-    case MPR_UINT:
+    case MSGREAD_UINT:
         fprintf(out, "%" PRIu64, it.v.u);
         return 0;
-    case MPR_INT:
+    case MSGREAD_INT:
         fprintf(out, "%" PRId64, it.v.i);
         return 0;
-    case MPR_FLOAT:
+    case MSGREAD_FLOAT:
         fprintf(out, "%.17g", it.v.f);
         return 0;
-    case MPR_STR:
+    case MSGREAD_STR:
         json_string(out, it.v.str.ptr, it.v.str.len);
         return 0;
-    case MPR_BIN:
+    case MSGREAD_BIN:
         json_hex(out, it.v.str.ptr, it.v.str.len);
         return 0;
-    case MPR_ARRAY:
+    case MSGREAD_ARRAY:
         fputc('[', out);
         for (uint32_t i = 0; i < it.v.count; i++) {
             if (i) fputc(',', out);
@@ -91,7 +91,7 @@ static int json_value(FILE *out, struct mpr *r, int depth)
         }
         fputc(']', out);
         return 0;
-    case MPR_MAP:
+    case MSGREAD_MAP:
         fputc('{', out);
         for (uint32_t i = 0; i < it.v.count; i++) {
             if (i) fputc(',', out);
@@ -104,33 +104,33 @@ static int json_value(FILE *out, struct mpr *r, int depth)
 }
 
 /* Calls FN for each top-level field but type and id; R is positioned at the value. */
-typedef void (*field_fn)(FILE *out, const struct mpr_item *key, struct mpr *value, void *arg);
+typedef void (*field_fn)(FILE *out, const struct msgread_item *key, struct mpr *value, void *arg);
 
 static void each_field(FILE *out, const mp_reply *reply, field_fn fn, void *arg)
 {
     size_t len;
     const void *data = mp_reply_data(reply, &len);
     struct mpr r;
-    mpr_init(&r, data, len);
-    struct mpr_item map;
-    if (mpr_next(&r, &map) != MPR_OK || map.type != MPR_MAP) return;
+    msgread_init(&r, data, len);
+    struct msgread_item map;
+    if (msgread_next(&r, &map) != MSGREAD_OK || map.type != MSGREAD_MAP) return;
     for (uint32_t i = 0; i < map.v.count; i++) {
-        struct mpr_item key;
-        if (mpr_next(&r, &key) != MPR_OK) return;
+        struct msgread_item key;
+        if (msgread_next(&r, &key) != MSGREAD_OK) return;
         struct mpr value = r;
-        if (mpr_skip(&r, MAX_DEPTH) != MPR_OK) return;
+        if (msgread_skip(&r, MAX_DEPTH) != MSGREAD_OK) return;
         if (is_key(&key, "type") || is_key(&key, "id")) continue;
         fn(out, &key, &value, arg);
     }
 }
 
-static void json_field(FILE *out, const struct mpr_item *key, struct mpr *value, void *arg)
+static void json_field(FILE *out, const struct msgread_item *key, struct mpr *value, void *arg)
 {
     int *first = arg;
     if (!*first) fputc(',', out);
     *first = 0;
-    json_string(out, key->type == MPR_STR ? key->v.str.ptr : (const uint8_t *)"?",
-                key->type == MPR_STR ? key->v.str.len : 1);
+    json_string(out, key->type == MSGREAD_STR ? key->v.str.ptr : (const uint8_t *)"?",
+                key->type == MSGREAD_STR ? key->v.str.len : 1);
     fputc(':', out);
     json_value(out, value, 1);
 }
@@ -147,9 +147,9 @@ void print_json(FILE *out, const mp_reply *r)
 static void plain_value(FILE *out, struct mpr *value)
 {
     struct mpr peek = *value;
-    struct mpr_item it;
-    if (mpr_next(&peek, &it) != MPR_OK) return;
-    if (it.type != MPR_STR) {
+    struct msgread_item it;
+    if (msgread_next(&peek, &it) != MSGREAD_OK) return;
+    if (it.type != MSGREAD_STR) {
         json_value(out, value, 1);
         return;
     }
@@ -157,10 +157,10 @@ static void plain_value(FILE *out, struct mpr *value)
     *value = peek;
 }
 
-static void stats_row(FILE *out, const struct mpr_item *key, struct mpr *value, void *arg)
+static void stats_row(FILE *out, const struct msgread_item *key, struct mpr *value, void *arg)
 {
     (void)arg;
-    if (is_key(key, "code") || key->type != MPR_STR) return;
+    if (is_key(key, "code") || key->type != MSGREAD_STR) return;
     fprintf(out, "%-22.*s ", (int)key->v.str.len, (const char *)key->v.str.ptr);
     plain_value(out, value);
     fputc('\n', out);
@@ -178,16 +178,16 @@ static int find(const mp_reply *reply, const char *key, struct mpr *at)
     size_t len;
     const void *data = mp_reply_data(reply, &len);
     struct mpr r;
-    mpr_init(&r, data, len);
-    struct mpr_item map, k;
-    if (mpr_next(&r, &map) != MPR_OK || map.type != MPR_MAP) return 0;
+    msgread_init(&r, data, len);
+    struct msgread_item map, k;
+    if (msgread_next(&r, &map) != MSGREAD_OK || map.type != MSGREAD_MAP) return 0;
     for (uint32_t i = 0; i < map.v.count; i++) {
-        if (mpr_next(&r, &k) != MPR_OK) return 0;
+        if (msgread_next(&r, &k) != MSGREAD_OK) return 0;
         if (is_key(&k, key)) {
             *at = r;
             return 1;
         }
-        if (mpr_skip(&r, MAX_DEPTH) != MPR_OK) return 0;
+        if (msgread_skip(&r, MAX_DEPTH) != MSGREAD_OK) return 0;
     }
     return 0;
 }
@@ -195,8 +195,8 @@ static int find(const mp_reply *reply, const char *key, struct mpr *at)
 /* Enters the array at KEY: returns its length, -1 when there is none. */
 static long array_at(const mp_reply *reply, const char *key, struct mpr *r)
 {
-    struct mpr_item arr;
-    if (!find(reply, key, r) || mpr_next(r, &arr) != MPR_OK || arr.type != MPR_ARRAY) return -1;
+    struct msgread_item arr;
+    if (!find(reply, key, r) || msgread_next(r, &arr) != MSGREAD_OK || arr.type != MSGREAD_ARRAY) return -1;
     return (long)arr.v.count;
 }
 
@@ -218,21 +218,21 @@ void print_users(FILE *out, const mp_reply *r, const char *arg)
 /* One row of the handler table from the map at *R (leaving *R after it). */
 static void handler_row(FILE *out, struct mpr *r)
 {
-    struct mpr_item map, key, val;
+    struct msgread_item map, key, val;
     const char *type = "?", *impl = "?";
     int type_len = 1, impl_len = 1, anonymous = 0;
-    if (mpr_next(r, &map) != MPR_OK || map.type != MPR_MAP) return;
+    if (msgread_next(r, &map) != MSGREAD_OK || map.type != MSGREAD_MAP) return;
     for (uint32_t i = 0; i < map.v.count; i++) {
-        if (mpr_next(r, &key) != MPR_OK) return;
+        if (msgread_next(r, &key) != MSGREAD_OK) return;
         struct mpr at = *r;
-        if (mpr_skip(r, MAX_DEPTH) != MPR_OK || mpr_next(&at, &val) != MPR_OK) return;
-        if (is_key(&key, "type") && val.type == MPR_STR) {
+        if (msgread_skip(r, MAX_DEPTH) != MSGREAD_OK || msgread_next(&at, &val) != MSGREAD_OK) return;
+        if (is_key(&key, "type") && val.type == MSGREAD_STR) {
             type = (const char *)val.v.str.ptr;
             type_len = (int)val.v.str.len;
-        } else if (is_key(&key, "impl") && val.type == MPR_STR) {
+        } else if (is_key(&key, "impl") && val.type == MSGREAD_STR) {
             impl = (const char *)val.v.str.ptr;
             impl_len = (int)val.v.str.len;
-        } else if (is_key(&key, "anonymous") && val.type == MPR_BOOL) {
+        } else if (is_key(&key, "anonymous") && val.type == MSGREAD_BOOL) {
             anonymous = val.v.boolean;
         }
     }

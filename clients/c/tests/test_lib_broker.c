@@ -551,7 +551,7 @@ static void test_raw_requests(void **state)
     uint8_t map[128];
     size_t n = test_map(map, sizeof map, "users", NULL, NULL);
     mp_reply *r = NULL;
-    assert_int_equal(mp_request(c, map, n, &r), MP_OK);
+    assert_int_equal(mp_call(c, map, n, &r), MP_OK);
     assert_int_equal(mp_reply_code(r), 200);
     uint64_t count = 0;
     assert_true(mp_reply_uint(r, "count", &count));
@@ -567,14 +567,14 @@ static void test_raw_requests(void **state)
     mp_reply_free(r);
 
     n = test_map(map, sizeof map, "no.such.type", NULL, NULL);
-    assert_int_equal(mp_request(c, map, n, &r), MP_ERR_SERVER);
+    assert_int_equal(mp_call(c, map, n, &r), MP_ERR_SERVER);
     assert_non_null(r);
     assert_int_equal(mp_reply_code(r), 404);
     assert_int_equal(mp_client_code(c), 404);
     mp_reply_free(r);
 
     n = test_map(map, sizeof map, "admin.stats", NULL, NULL);
-    assert_int_equal(mp_request(c, map, n, NULL), MP_ERR_SERVER);
+    assert_int_equal(mp_call(c, map, n, NULL), MP_ERR_SERVER);
     assert_int_equal(mp_client_code(c), 403); /* admin types only on the admin socket */
     mp_client_free(c);
 }
@@ -591,15 +591,15 @@ static void test_admin_socket_speaks_the_same_framing(void **state)
     uint8_t map[128];
     size_t n = test_map(map, sizeof map, "admin.stats", NULL, NULL);
     mp_reply *r = NULL;
-    assert_int_equal(mp_request(admin, map, n, &r), MP_OK);
+    assert_int_equal(mp_call(admin, map, n, &r), MP_OK);
     assert_true(mp_reply_uint(r, "uptime", NULL));
     assert_true(mp_reply_str(r, "redis", NULL, NULL));
     mp_reply_free(r);
     n = test_map(map, sizeof map, "admin.loglevel", "level", "loud");
-    assert_int_equal(mp_request(admin, map, n, NULL), MP_ERR_SERVER);
+    assert_int_equal(mp_call(admin, map, n, NULL), MP_ERR_SERVER);
     assert_int_equal(mp_client_code(admin), 400);
     n = test_map(map, sizeof map, "admin.kick", "user", a);
-    assert_int_equal(mp_request(admin, map, n, NULL), MP_OK);
+    assert_int_equal(mp_call(admin, map, n, NULL), MP_OK);
     assert_int_equal(test_run_until(user, &in.byes, 1, 5000), 1);
     assert_int_equal(in.bye_code, 403);
     mp_client_free(admin);

@@ -66,7 +66,7 @@ static void test_broker_gone_for_good(void **state)
     assert_int_equal(mp_client_connect_unix(admin, test_admin_socket(), 2000), MP_OK);
     uint8_t map[64];
     size_t n = test_map(map, sizeof map, "admin.shutdown", NULL, NULL);
-    assert_int_equal(mp_request(admin, map, n, NULL), MP_OK);
+    assert_int_equal(mp_call(admin, map, n, NULL), MP_OK);
     mp_client_free(admin);
     mp_err err = MP_OK;
     for (int i = 0; i < 500 && err == MP_OK; i++)

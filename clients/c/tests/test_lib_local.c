@@ -215,12 +215,12 @@ static void test_raw_map_is_checked(void **state)
     mp_client *c = connected_pair(&lfd, &peer);
     uint8_t map[64];
     size_t n = test_map(map, sizeof map, "ping", "id", "x");
-    assert_int_equal(mp_request(c, map, n, NULL), MP_ERR_INVAL); /* holds an id */
+    assert_int_equal(mp_call(c, map, n, NULL), MP_ERR_INVAL); /* holds an id */
     static const uint8_t no_type[] = {0x81, 0xa1, 'a', 0x01};
-    assert_int_equal(mp_request(c, no_type, sizeof no_type, NULL), MP_ERR_INVAL);
+    assert_int_equal(mp_call(c, no_type, sizeof no_type, NULL), MP_ERR_INVAL);
     static const uint8_t not_a_map[] = {0x93, 1, 2, 3};
-    assert_int_equal(mp_request(c, not_a_map, sizeof not_a_map, NULL), MP_ERR_INVAL);
-    assert_int_equal(mp_request(c, NULL, 0, NULL), MP_ERR_INVAL);
+    assert_int_equal(mp_call(c, not_a_map, sizeof not_a_map, NULL), MP_ERR_INVAL);
+    assert_int_equal(mp_call(c, NULL, 0, NULL), MP_ERR_INVAL);
     assert_int_equal(mp_client_events(c), MP_EV_READ); /* nothing was queued */
     mp_client_free(c);
     close(peer);

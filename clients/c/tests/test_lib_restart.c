@@ -41,7 +41,7 @@ static void shutdown_broker(void)
     assert_int_equal(mp_client_connect_unix(admin, test_admin_socket(), 2000), MP_OK);
     uint8_t map[64];
     size_t n = test_map(map, sizeof map, "admin.shutdown", NULL, NULL);
-    assert_int_equal(mp_request(admin, map, n, NULL), MP_OK);
+    assert_int_equal(mp_call(admin, map, n, NULL), MP_OK);
     mp_client_free(admin);
 }
 
