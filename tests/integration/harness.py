@@ -13,6 +13,7 @@ import unittest
 import urllib.error
 import urllib.request
 
+from helpers import poll
 from mpwire import frame, unpackb
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,17 +43,29 @@ def free_port():
             return port
 
 
-def wait_port(port, timeout=10.0, proc=None):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError("process exited with %s" % proc.returncode)
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError("port %d did not open" % port)
+def running(proc):
+    """True; raises when PROC (if given) has exited: nothing started by it will come up."""
+    if proc is not None and proc.poll() is not None:
+        raise RuntimeError("process exited with %s" % proc.returncode)
+    return True
+
+
+def wait_port(port, timeout=30.0, proc=None, host="127.0.0.1"):
+    """Until HOST:PORT accepts a connection (PROC, if given, still running)."""
+    def accepts():
+        running(proc)
+        socket.create_connection((host, port), timeout=2).close()
+        return True
+    poll(accepts, timeout, interval=0.02, what="a listener on %s port %d" % (host, port),
+         retry_on=(OSError,))
+
+
+def connect_addr(addr):
+    """(host, port) to connect to for a config address "host:port" or "[v6]:port"; a wildcard
+    host is reached on the loopback."""
+    host, _, port = addr.rpartition(":")
+    host = host.strip("[]")
+    return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host), int(port)
 
 
 class Redis:
@@ -134,11 +147,42 @@ class Broker:
             f.write("\n".join(lines) + "\n")
 
     def start(self, wait=True):
+        """Starts the broker; with WAIT, returns once every listener it has serves."""
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen([BROKER, "-c", self.conf], stdout=self.logf, stderr=self.logf)
         if wait:
-            wait_port(self.port, proc=self.proc)
+            self.wait_listening()
         return self
+
+    def conf_values(self, key):
+        """The values of KEY's lines in the config file, in order."""
+        values = []
+        with open(self.conf) as f:
+            for line in f:
+                words = line.split(None, 1)
+                if len(words) == 2 and words[0] == key:
+                    values.append(words[1].strip())
+        return values
+
+    def wait_listening(self, timeout=30.0):
+        """Until each listener of the config serves: every `listen` address accepts, the admin
+        socket answers a request and the HTTP listener (when configured) answers one. The
+        broker opens them one after another: the first one open says nothing of the others."""
+        for addr in self.conf_values("listen"):
+            host, port = connect_addr(addr)
+            wait_port(port, timeout, self.proc, host)
+        admin = self.conf_values("admin_socket")
+        if admin:
+            poll(lambda: running(self.proc) and admin_call(
+                self, {"type": "admin.stats"}, timeout=5, path=admin[-1]),
+                 timeout, interval=0.02, what="an answer on the admin socket %s" % admin[-1],
+                 retry_on=(OSError, EOFError))
+        http = self.conf_values("http_listen")
+        if http:
+            host, port = connect_addr(http[-1])
+            poll(lambda: running(self.proc) and http_answers(host, port),
+                 timeout, interval=0.02, what="an answer on the HTTP listener %s" % http[-1],
+                 retry_on=(OSError,))
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         if self.proc is None:
@@ -305,13 +349,36 @@ class Client:
                 return seen
 
 
-def admin_call(broker, msg, timeout=10.0):
-    """One request on a connection of its own to BROKER's admin socket; returns the reply."""
-    c = Client(None, path=broker.admin, timeout=timeout)
+def admin_call(broker, msg, timeout=10.0, path=None):
+    """One request on a connection of its own to BROKER's admin socket (or PATH); returns the
+    reply."""
+    c = Client(None, path=path or broker.admin, timeout=timeout)
     try:
         return c.call(msg, timeout)
     finally:
         c.close()
+
+
+def http_raw(port, data, timeout=5.0, host="127.0.0.1"):
+    """Sends DATA on a fresh HTTP connection; returns what came back until EOF, a reset or
+    TIMEOUT (a refused connection may be reset when the request was still unread)."""
+    out = b""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        try:
+            s.sendall(data)
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return out
+                out += chunk
+        except (socket.timeout, ConnectionResetError, BrokenPipeError):
+            return out
+
+
+def http_answers(host, port):
+    """True when HOST:PORT answers an HTTP request (the status does not matter). The reply is
+    read up to the broker's close: by then the broker no longer counts the connection."""
+    return http_raw(port, b"GET /healthz HTTP/1.0\r\n\r\n", host=host).startswith(b"HTTP/1.1 ")
 
 
 def http_get(port, path, timeout=5):
@@ -339,6 +406,13 @@ def metrics(broker):
     if status != 200:
         raise RuntimeError("GET /metrics answered %d" % status)
     return parse_metrics(text)
+
+
+def wait_connections(broker, n, timeout=30.0):
+    """Until BROKER holds exactly N client and admin connections (it lets go of a closed one a
+    little after the other side has seen the close)."""
+    poll(lambda: metrics(broker)["moonpost_connections"] == n, timeout,
+         what="%d connection(s) open on the broker" % n)
 
 
 def healthz(broker):

@@ -17,13 +17,20 @@ def is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def poll(fn, timeout=10.0, interval=0.05, what="condition"):
-    """Calls fn until it returns something true; returns that value."""
-    deadline = time.time() + timeout
+def poll(fn, timeout=10.0, interval=0.05, what="condition", retry_on=()):
+    """Calls FN until it returns something true and returns that value: the one way the tests
+    wait for a state of the broker, Redis or a process. TIMEOUT is a generous upper bound, not
+    an expectation. An exception of a type in RETRY_ON counts as "not yet" (a connection refused
+    while a listener starts); past TIMEOUT, an AssertionError names WHAT and the last result."""
+    deadline = time.monotonic() + timeout
     while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise AssertionError("%s not reached within %.0f s (last: %r)" % (what, timeout, v))
+        try:
+            v = fn()
+        except retry_on as e:
+            v = e
+        else:
+            if v:
+                return v
+        if time.monotonic() > deadline:
+            raise AssertionError("%s not reached within %g s (last: %r)" % (what, timeout, v))
         time.sleep(interval)

@@ -8,7 +8,7 @@ import time
 import unittest
 
 from harness import BrokerTest, Client, fresh_addr, free_port, metrics
-from helpers import uname
+from helpers import poll, uname
 from mpwire import frame, unpackb
 
 PASSWORD = "secret1"
@@ -275,7 +275,11 @@ class ClientGoneTest(AuthTest):
                 await w.drain()
                 w.close()
         self.run_async(hit_and_run())
-        time.sleep(0.5)  # the handlers come back from Redis meanwhile
+
+        def all_back():
+            m = metrics(self.broker)
+            return (m["moonpost_connections"], m["moonpost_lua_request_memory_bytes"]) == (0, 0)
+        poll(all_back, timeout=60, what="every connection closed and every handler back")
         r = self.connect_from().call(dict(type="register", user=uname("hr"),
                                           password=PASSWORD))
         self.assertEqual(r["code"], 200, r)

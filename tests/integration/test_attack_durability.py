@@ -19,19 +19,8 @@ from harness import Broker, Client, Redis, healthz, metrics, wait_port
 
 
 def gauge(broker, name):
-    """NAME from BROKER's /metrics, or None (also while its HTTP listener is not up yet)."""
-    try:
-        return metrics(broker).get(name)
-    except OSError:
-        return None
-
-
-def health(broker):
-    """The status of BROKER's /healthz, or None while its HTTP listener is not up yet."""
-    try:
-        return healthz(broker)
-    except OSError:
-        return None
+    """NAME from BROKER's /metrics, or None."""
+    return metrics(broker).get(name)
 from helpers import poll, uname
 
 
@@ -108,8 +97,7 @@ class DurabilityBase(unittest.TestCase):
 
     def login(self, user, timeout=30.0):
         """A logged-in client; retries while the broker answers 503 (Redis not back yet)."""
-        deadline = time.time() + timeout
-        while True:
+        def logged_in():
             c = self.connect()
             r = c.call(dict(type="login", user=user, password="secret1"))
             if r["code"] == 200:
@@ -118,19 +106,23 @@ class DurabilityBase(unittest.TestCase):
             c.close()
             self.clients.remove(c)
             self.assertEqual(r["code"], 503, r)
-            self.assertLess(time.time(), deadline, "login kept failing: %r" % r)
-            time.sleep(0.1)
+            return None
+        return poll(logged_in, timeout, interval=0.1, what="login of %s" % user)
 
     def send_ok(self, c, to, body, timeout=30.0):
         """Sends until answered 200 (503s while Redis is away are retried); returns the mid."""
-        deadline = time.time() + timeout
-        while True:
-            r = c.call(dict(type="send", to=to, body=body), timeout=timeout)
-            if r["code"] == 200:
-                return r["mid"]
-            self.assertEqual(r["code"], 503, r)
-            self.assertLess(time.time(), deadline, "send kept failing: %r" % r)
-            time.sleep(0.05)
+        return self.until_200(lambda: c.call(dict(type="send", to=to, body=body),
+                                             timeout=timeout), timeout, "send")["mid"]
+
+    def until_200(self, request, timeout, what):
+        """The first reply of REQUEST() answered 200; 503 (Redis away) is retried."""
+        def answered():
+            r = request()
+            if r["code"] != 200:
+                self.assertEqual(r["code"], 503, r)
+                return None
+            return r
+        return poll(answered, timeout, what="%s answered 200" % what)
 
     def mailbox_bodies(self, user):
         rows = self.redis.cmd("ZRANGE", "mp:mbox:" + user, 0, -1)
@@ -245,14 +237,7 @@ class TestMidsSurviveRollback(DurabilityBase):
         self.redis.snapshot("old.rdb")
         second = a.call(dict(type="broadcast", body="y"))
         self.redis.kill_and_restart_from("old.rdb")
-        deadline = time.time() + 30
-        while True:
-            third = a.call(dict(type="broadcast", body="z"))
-            if third["code"] == 200:
-                break
-            self.assertEqual(third["code"], 503, third)
-            self.assertLess(time.time(), deadline)
-            time.sleep(0.05)
+        third = self.until_200(lambda: a.call(dict(type="broadcast", body="z")), 30, "broadcast")
         self.assertLess(first["mid"], second["mid"])
         self.assertLess(second["mid"], third["mid"])
         self.assertLess(third["mid"], 2 ** 53, "mids must stay exact as Redis scores")
@@ -329,7 +314,7 @@ class TestReplayCut(DurabilityBase):
         self.redis.stop()
         first_session, got_bye = self.read_session(b, reader, idle=20.0)
         self.redis.start(dbfilename="cut.rdb")
-        poll(lambda: health(self.broker) == 200, timeout=30, what="redis back")
+        poll(lambda: healthz(self.broker) == 200, timeout=30, what="redis back")
         live = "live-after-cut"
         self.send_ok(a, b_user, live)
         if not got_bye:  # the replay went on or stalled: read on in the same session
@@ -403,7 +388,7 @@ class TestPersistenceCheck(DurabilityBase):
         self.redis.cmd("CLIENT", "KILL", "TYPE", "normal")
         poll(lambda: gauge(self.broker, "moonpost_redis_durable") == 1.0,
              timeout=30, what="durable after CONFIG SET appendonly yes")
-        poll(lambda: health(self.broker) == 200, timeout=30, what="healthz 200")
+        poll(lambda: healthz(self.broker) == 200, timeout=30, what="healthz 200")
         r = c.call(dict(type="register", user=uname("rq"), password="secret1"))
         self.assertEqual(r["code"], 200, r)
 
@@ -447,18 +432,16 @@ class TestReplayWaitsForTheReader(DurabilityBase):
         b = self.connect()
         b.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         b.send(dict(type="login", user=b_user, password="secret1"))
-        # B sends (so the idle timeout never fires) and never reads
-        closed = False
-        deadline = time.time() + 20
-        while time.time() < deadline and not closed:
+        # B sends a ping every 0.25 s (so the idle timeout never fires) and never reads
+
+        def pinged_until_closed():
             try:
                 b.send(dict(type="ping"))
             except OSError:  # broken pipe, reset: the broker closed the connection
-                closed = True
-                break
-            time.sleep(0.25)
-            closed = self.peer_closed(b)
-        self.assertTrue(closed, "a client that never reads is still served after 20 s")
+                return True
+            return self.peer_closed(b)
+        poll(pinged_until_closed, timeout=30, interval=0.25,
+             what="a client that never reads dropped")
         after = metrics(self.broker).get("moonpost_slow_consumers_dropped_total", 0)
         self.assertEqual(after, before + 1)
         self.assertGreater(self.redis.cmd("ZCARD", "mp:mbox:" + b_user), 0,

@@ -125,7 +125,7 @@ class FloodTest(CleanStop, BrokerTest):
         def sample():
             while not done.is_set():
                 peak[0] = max(peak[0], metrics(self.broker)["moonpost_lua_memory_bytes"])
-                time.sleep(0.05)
+                time.sleep(0.05)  # pacing: a sample of the heap every 50 ms during the flood
         sampler = threading.Thread(target=sample)
         sampler.start()
         try:
@@ -264,7 +264,7 @@ class InFlightTest(CleanStop, BrokerTest):
         anon = self.connect()
         rids = [anon.send({"type": "t.block"}) for _ in range(8)]
         poll(lambda: self.blocked() == 4, what="4 handlers blocked")
-        time.sleep(0.3)
+        time.sleep(0.3)  # the property is what does NOT happen meanwhile: a fifth one running
         self.assertEqual(self.blocked(), 4)
         self.assertEqual(self.release(rids, [anon] * 8), [200] * 8)
         user = self.connect()

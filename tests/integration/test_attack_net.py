@@ -11,7 +11,9 @@ import threading
 import time
 import unittest
 
-from harness import AUTH, BROKER, BUILD, SCRIPTS, Broker, BrokerTest, Client, RedisServerTest, metrics, wait_port
+from harness import (AUTH, BROKER, BUILD, SCRIPTS, Broker, BrokerTest, Client, RedisServerTest,
+                     http_raw, metrics, wait_connections, wait_port)
+from helpers import poll
 from mpwire import frame
 
 BODY = "b" * 8000
@@ -164,32 +166,15 @@ class OutputMemoryTest(BrokerTest):
         self.assertGreater(peak - baseline, 64 * 1024, "the burst did not queue output")
         for c in slow:
             c.close()
-        deadline, after = time.time() + 15, peak
-        while time.time() < deadline:
+
+        def rss_returned():
             after = rss_kib(pid)
-            if after - baseline < (peak - baseline) / 4:
-                break
-            time.sleep(0.2)
+            return after if after - baseline < (peak - baseline) / 4 else None
+        after = poll(rss_returned, timeout=30, interval=0.2,
+                     what="RSS back under a quarter of the burst (baseline %d KiB, peak %d KiB)"
+                     % (baseline, peak))
         print("RSS KiB: baseline %d, peak %d, after %d" % (baseline, peak, after))
-        self.assertLess(after - baseline, (peak - baseline) / 4,
-                        "RSS after the burst: %d KiB, peak %d KiB" % (after, peak))
         self.assertEqual(publisher.call({"type": "ping"})["code"], 200)
-
-
-def http_raw(port, data, timeout=5.0):
-    """Sends DATA on a fresh HTTP connection; returns what came back until EOF, a reset or
-    TIMEOUT (a refused connection may be reset when the request was still unread)."""
-    out = b""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        try:
-            s.sendall(data)
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    return out
-                out += chunk
-        except (socket.timeout, ConnectionResetError, BrokenPipeError):
-            return out
 
 
 def closed_within(sock, seconds):
@@ -212,19 +197,15 @@ class HttpCapTest(BrokerTest):
     def test_connections_past_the_cap_are_refused_then_served_again(self):
         idle = [socket.create_connection(("127.0.0.1", self.broker.http_port)) for _ in range(4)]
         try:
-            time.sleep(0.3)
+            # the kernel hands connections to the broker in the order they came: the four idle
+            # ones are counted before this one is accepted
             reply = http_raw(self.broker.http_port, b"")  # refused at once: nothing to send
             self.assertTrue(reply.startswith(b"HTTP/1.1 503"), reply[:100])
         finally:
             for s in idle:
                 s.close()
-        deadline = time.time() + 5
-        while True:
-            reply = http_raw(self.broker.http_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            if reply.startswith(b"HTTP/1.1 200") or time.time() > deadline:
-                break
-            time.sleep(0.1)
-        self.assertTrue(reply.startswith(b"HTTP/1.1 200"), reply[:100])
+        poll(lambda: http_raw(self.broker.http_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+             .startswith(b"HTTP/1.1 200"), timeout=30, what="/healthz served once the idle closed")
         self.assertGreaterEqual(metrics(self.broker)["moonpost_http_rejected_total"], 1)
 
 
@@ -277,6 +258,15 @@ class HttpLimitsTest(BrokerTest):
         self.assertEqual(out.count(b"HTTP/1.1 404"), 1, out)
 
 
+def ping_code(port):
+    """The code of the reply to a ping on a connection of its own."""
+    c = Client(port, timeout=2)
+    try:
+        return c.call({"type": "ping"}, timeout=2)["code"]
+    finally:
+        c.close()
+
+
 class DescriptorExhaustionTest(BrokerTest):
     scripts = [AUTH, "ping"]
     extra = ["log_level info", "max_connections 1000"]
@@ -292,7 +282,7 @@ class DescriptorExhaustionTest(BrokerTest):
             for _ in range(100):
                 socks.append(socket.create_connection(("127.0.0.1", self.broker.port)))
             cpu0, t0 = cpu_seconds(pid), time.time()
-            time.sleep(2)
+            time.sleep(2)  # the property is what the broker does NOT do over a while: spin
             busy = (cpu_seconds(pid) - cpu0) / (time.time() - t0)
             grown = os.path.getsize(self.broker.log) - log_before
             print("out of descriptors: CPU share %.3f, log grew %d bytes" % (busy, grown))
@@ -302,21 +292,11 @@ class DescriptorExhaustionTest(BrokerTest):
             for s in socks:
                 s.close()
         # with the clients gone, the broker serves again (the limit is still low)
-        deadline, code = time.time() + 20, None
-        while time.time() < deadline:
-            try:
-                c = Client(self.broker.port, timeout=2)
-                try:
-                    code = c.call({"type": "ping"}, timeout=2)["code"]
-                finally:
-                    c.close()
-                if code == 200:
-                    break
-            except (OSError, EOFError, TimeoutError):
-                pass
-            time.sleep(0.2)
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
-        self.assertEqual(code, 200)
+        try:
+            poll(lambda: ping_code(self.broker.port) == 200, timeout=30, interval=0.2,
+                 what="a ping served with the clients gone", retry_on=(OSError, EOFError))
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
 
 
 class DescriptorLimitConfigTest(RedisServerTest):
@@ -356,7 +336,7 @@ class RefusalLogTest(BrokerTest):
     extra = ["max_connections 5", "log_level info"]
 
     def test_refused_connections_log_one_line_per_interval(self):
-        time.sleep(0.5)  # the harness's probe connection is gone
+        wait_connections(self.broker, 0)  # the harness's probe connection is let go of
         held = [self.connect() for _ in range(5)]
         for c in held:
             self.assertEqual(c.call({"type": "ping"})["code"], 200)
@@ -399,7 +379,7 @@ class RequestRateTest(BrokerTest):
         for _ in range(3):
             ids = [c.send({"type": "ping"}) for _ in range(100)]
             self.assertEqual([c.wait_res(i)["code"] for i in ids], [200] * 100)
-            time.sleep(0.5)
+            time.sleep(0.5)  # pacing is the point: at most 200 requests a second, request_rate
 
 
 if __name__ == "__main__":

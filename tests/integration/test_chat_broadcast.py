@@ -5,7 +5,7 @@ import resource
 import time
 import unittest
 
-from harness import BrokerTest
+from harness import BrokerTest, wait_connections
 from helpers import is_int, uname
 from mpwire import frame
 
@@ -187,7 +187,7 @@ class PresenceTest(ChatBase):
         b2 = self.login(b1.user, register=False)
         frames = b1.expect_closed()
         self.assertIn(409, [f.get("code") for f in frames if f.get("type") == "bye"])
-        time.sleep(0.3)   # let the broker finish closing the older session
+        wait_connections(self.broker, 2)  # a and b2: the older session is let go of
         d = self.online_user("pd")
         seen = self.pushes_until_marker(a, d)
         about_b = [f for f in seen if f.get("type") == "presence" and f.get("user") == b1.user]

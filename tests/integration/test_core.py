@@ -9,6 +9,7 @@ import time
 import unittest
 
 from harness import AUTH, CORE_LUA, BrokerTest, Client, admin_call, metrics
+from helpers import poll
 from mpwire import frame, packb
 
 
@@ -272,7 +273,7 @@ class CoreTest(BrokerTest):
         data = frame({"type": "ping", "id": 21}) + frame({"type": "ping", "id": 22})
         for i in range(len(data)):
             c.send_raw(data[i:i + 1])
-            time.sleep(0.002)
+            time.sleep(0.002)  # pacing is the point: each byte comes to the broker on its own
         self.assertEqual(c.wait_res(21)["code"], 200)
         self.assertEqual(c.wait_res(22)["code"], 200)
 
@@ -301,10 +302,7 @@ class CoreTest(BrokerTest):
         self.assertIsInstance(r["error"], str)
         line = lua_line(CORE_LUA, 'error("boom from t.error")')
         want = "core_test.lua:%d: boom from t.error" % line
-        deadline = time.time() + 5
-        while want not in self.broker.log_text() and time.time() < deadline:
-            time.sleep(0.05)
-        self.assertIn(want, self.broker.log_text())
+        poll(lambda: want in self.broker.log_text(), what="%r in the log" % want)
         self.assertEqual(c.call({"type": "ping"})["code"], 200)
 
     def test_instruction_budget(self):
@@ -357,9 +355,7 @@ class CoreTest(BrokerTest):
         r = self.connect().call({"type": "t.log", "marker": marker})
         self.assertEqual(r["code"], 200, r)
         line = lua_line(CORE_LUA, "t.log mp.log line")
-        deadline = time.time() + 5
-        while marker + "-print" not in self.broker.log_text() and time.time() < deadline:
-            time.sleep(0.05)
+        poll(lambda: marker + "-print" in self.broker.log_text(), what="the print in the log")
         lines = [l for l in self.broker.log_text().splitlines() if marker in l]
         self.assertEqual(len(lines), 2, lines)
         self.assertIn(" WARN ", lines[0])
@@ -404,13 +400,11 @@ class CoreTest(BrokerTest):
         # the broker stays responsive to others meanwhile
         other = self.connect()
         self.assertEqual(other.call({"type": "ping"})["code"], 200)
-        deadline = time.time() + 10
-        stats = None
-        while time.time() < deadline:
-            stats = admin_call(self.broker, {"type": "admin.stats"})
-            if stats["slow_consumers"] > before:
-                break
-            time.sleep(0.05)
+
+        def slow_consumer_counted():
+            st = admin_call(self.broker, {"type": "admin.stats"})
+            return st if st["slow_consumers"] > before else None
+        stats = poll(slow_consumer_counted, timeout=30, what="the slow consumer counted")
         self.assertEqual(stats["slow_consumers"], before + 1, stats)
         self.assertGreaterEqual(metrics(self.broker)["moonpost_slow_consumers_dropped_total"],
                                 before + 1)
@@ -551,26 +545,27 @@ class TimeoutTest(BrokerTest):
         start = time.time()
         while time.time() - start < 2.5:  # past both the login and the idle timeout
             self.assertEqual(c.call({"type": "ping"})["code"], 200)
-            time.sleep(0.3)
+            time.sleep(0.3)  # pacing is the point: traffic spread past both timeouts
 
 
 class MaxConnectionsTest(BrokerTest):
     scripts = ["ping", AUTH]
     extra = ["max_connections 5"]
 
-    def wait_ping(self, timeout=5.0):
-        deadline = time.time() + timeout
-        while True:
+    def wait_ping(self, timeout=30.0):
+        """The reply to a ping on a new connection kept open, once the broker has a place for
+        it (it lets go of a closed connection a little after the client has closed it)."""
+        def ping_on_a_new_connection():
             c = Client(self.broker.port)
             try:
                 f = c.call({"type": "ping"}, timeout=2)
-                self.clients.append(c)
-                return f
-            except (EOFError, ConnectionResetError, socket.timeout, TimeoutError):
+            except (OSError, EOFError):
                 c.close()
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
+                raise
+            self.clients.append(c)
+            return f
+        return poll(ping_on_a_new_connection, timeout, what="a ping served on a new connection",
+                    retry_on=(OSError, EOFError))
 
     def test_sixth_connection_gets_bye_503(self):
         first = [self.wait_ping() for _ in range(5)]

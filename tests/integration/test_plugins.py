@@ -14,7 +14,7 @@ import unittest
 
 import harness
 from harness import Broker, BrokerTest, Client, RedisServerTest, admin_call
-from helpers import is_int, uname
+from helpers import is_int, poll, uname
 from mpwire import frame
 
 PLUGIN_DIR = os.path.join(harness.BUILD, "plugins")
@@ -169,14 +169,11 @@ class HelloPluginTest(CleanExit, BrokerTest):
 
     def wait_stats(self, connected, logged_in):
         """Waits for the hooks' counts (not counting the connection that asks)."""
-        deadline = time.time() + 10
-        while True:
+        def counts():
             r = self.ask_stats()
-            if (r["connected"] - 1, r["logged_in"]) == (connected, logged_in):
-                return
-            if time.time() > deadline:
-                self.fail("hello.stats %r, wanted %r" % (r, (connected, logged_in)))
-            time.sleep(0.05)
+            return (r["connected"] - 1, r["logged_in"])
+        poll(lambda: counts() == (connected, logged_in), timeout=30,
+             what="hello.stats counting %d connected, %d logged in" % (connected, logged_in))
 
     def test_handler_before_and_after_login(self):
         c = self.connect()
@@ -505,11 +502,8 @@ class SendSemantics(CleanExit):
         finally:
             self.redis.start()
         # the broker reconnects by itself (and reloads the Redis functions)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if self.register(uname("back"))["code"] == 200:
-                break
-            time.sleep(0.2)
+        poll(lambda: self.register(uname("back"))["code"] == 200, timeout=30, interval=0.2,
+             what="register served once Redis is back")
         a, b = self.online(), self.online()
         r = a.call(dict(type="send", to=b.user, body="after"))
         self.assertEqual(r["code"], 200, r)
