@@ -21,7 +21,8 @@ def poll(fn, timeout=10.0, interval=0.05, what="condition", retry_on=()):
     """Calls FN until it returns something true and returns that value: the one way the tests
     wait for a state of the broker, Redis or a process. TIMEOUT is a generous upper bound, not
     an expectation. An exception of a type in RETRY_ON counts as "not yet" (a connection refused
-    while a listener starts); past TIMEOUT, an AssertionError names WHAT and the last result."""
+    while a listener starts); past TIMEOUT, an AssertionError names WHAT (a string, or a
+    function that returns one then) and the last result."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -32,5 +33,6 @@ def poll(fn, timeout=10.0, interval=0.05, what="condition", retry_on=()):
             if v:
                 return v
         if time.monotonic() > deadline:
-            raise AssertionError("%s not reached within %g s (last: %r)" % (what, timeout, v))
+            raise AssertionError("%s not reached within %g s (last: %r)"
+                                 % (what() if callable(what) else what, timeout, v))
         time.sleep(interval)

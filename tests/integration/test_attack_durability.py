@@ -7,11 +7,9 @@ Each test runs its own redis-server and broker. Redis keeps no append-only file 
 the harness); a "rollback" is a restart from an older RDB snapshot made with SAVE."""
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
-import time
 import unittest
 
 import harness

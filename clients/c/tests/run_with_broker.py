@@ -72,7 +72,12 @@ def supervise(args, broker, env):
     test = subprocess.Popen(args.cmd, env=env)
     deadline = time.time() + args.timeout
     restarts = 0
-    while test.poll() is None:
+    while True:
+        try:
+            # waits for the test's exit, looking at the broker every 50 ms meanwhile
+            return test.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            pass
         if time.time() > deadline:
             test.kill()
             test.wait()
@@ -85,8 +90,6 @@ def supervise(args, broker, env):
                 restarts += 1
                 broker.stop()
                 broker.start()
-        time.sleep(0.05)
-    return test.returncode
 
 
 if __name__ == "__main__":

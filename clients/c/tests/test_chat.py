@@ -19,18 +19,18 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
                                 "tests", "integration"))
 from harness import Client  # noqa: E402
+from helpers import poll  # noqa: E402
 
 CHAT = os.environ.get("MOONPOST_CHAT", "moonpost-chat")
 PORT = os.environ["MOONPOST_PORT"]
 
 
-class Terminal:
-    """moonpost-chat in a pseudo-terminal: type() keys, expect() output."""
+class Output:
+    """What a program writes to the descriptor FD, read as it comes: expect() waits for a
+    pattern."""
 
-    def __init__(self, *args):
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:
-            os.execv(CHAT, [CHAT, "--port", PORT] + list(args))
+    def __init__(self, fd):
+        self.fd = fd
         self.out = b""
         self.pos = 0  # expect() looks after what it matched before
 
@@ -60,6 +60,17 @@ class Terminal:
     def text(self):
         return self.out.decode(errors="replace")
 
+
+class Terminal(Output):
+    """moonpost-chat in a pseudo-terminal: type() keys, expect() output."""
+
+    def __init__(self, *args):
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(CHAT, [CHAT, "--port", PORT] + list(args))
+        super().__init__(fd)
+        self.pid = pid
+
     def type(self, keys):
         os.write(self.fd, keys.encode())
 
@@ -67,14 +78,15 @@ class Terminal:
         self.type(text + "\r")
 
     def wait(self, timeout=10):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        """The exit code, once moonpost-chat has exited (its output is read meanwhile)."""
+        def exited():
             self.read(0.05)
             pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.pid = None
-                return os.waitstatus_to_exitcode(status)
-        raise AssertionError("moonpost-chat did not exit:\n" + self.text())
+            return pid and (os.waitstatus_to_exitcode(status),)
+        code = poll(exited, timeout, interval=0,
+                    what=lambda: "moonpost-chat's exit; its output:\n" + self.text())[0]
+        self.pid = None
+        return code
 
     def close(self):
         if self.pid:
@@ -215,8 +227,10 @@ class ChatTest(unittest.TestCase):
             a.expect(r"\[all\] gina: to all from a pipe")
             a.line("/msg gina back to the pipe")
             a.expect(r"sent to gina")
-            time.sleep(0.5)
-            out, _ = p.communicate("/quit\n", timeout=10)
+            seen = Output(p.stdout.fileno())  # gina's output, read from the pipe as it comes
+            seen.expect(r"\[private\] frank: back to the pipe")
+            rest, _ = p.communicate("/quit\n", timeout=10)
+            out = seen.text() + rest
         finally:
             if p.poll() is None:
                 p.kill()

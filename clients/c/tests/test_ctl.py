@@ -7,12 +7,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "tests", "integration"))
 from harness import Client  # noqa: E402
+from helpers import poll  # noqa: E402
 
 CTL = os.environ.get("MOONPOSTCTL", "moonpostctl")
 SOCKET = os.environ["MOONPOST_ADMIN_SOCKET"]
@@ -23,6 +23,15 @@ def ctl(*args, socket_path=SOCKET):
     p = subprocess.run([CTL, "--socket", socket_path] + list(args), capture_output=True,
                        text=True, timeout=30)
     return p.returncode, p.stdout, p.stderr
+
+
+def accepts(port):
+    """True when something accepts connections on the loopback's PORT."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
 
 
 def online_user(name):
@@ -125,14 +134,8 @@ class MoonpostctlTest(unittest.TestCase):
     def test_zz_shutdown_stops_the_broker(self):  # last: the broker is gone afterwards
         rc, out, err = ctl("shutdown")
         self.assertEqual((rc, out), (0, "the broker is shutting down\n"), err)
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", PORT), timeout=0.5).close()
-                time.sleep(0.1)
-            except OSError:
-                return
-        self.fail("the broker still accepts connections")
+        poll(lambda: not accepts(PORT), timeout=30, interval=0.1,
+             what="the broker no longer accepting connections")
 
 
 if __name__ == "__main__":
