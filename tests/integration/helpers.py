@@ -17,7 +17,7 @@ def is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def poll(fn, timeout=10.0, interval=0.05, what="condition", retry_on=()):
+def poll(fn, timeout=30.0, interval=0.05, what="condition", retry_on=()):
     """Calls FN until it returns something true and returns that value: the one way the tests
     wait for a state of the broker, Redis or a process. TIMEOUT is a generous upper bound, not
     an expectation. An exception of a type in RETRY_ON counts as "not yet" (a connection refused

@@ -204,8 +204,9 @@ class HttpCapTest(BrokerTest):
         finally:
             for s in idle:
                 s.close()
-        poll(lambda: http_raw(self.broker.http_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-             .startswith(b"HTTP/1.1 200"), timeout=30, what="/healthz served once the idle closed")
+        healthz_request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        poll(lambda: http_raw(self.broker.http_port, healthz_request).startswith(b"HTTP/1.1 200"),
+             timeout=30, what="/healthz served once the idle ones closed")
         self.assertGreaterEqual(metrics(self.broker)["moonpost_http_rejected_total"], 1)
 
 
