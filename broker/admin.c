@@ -1,4 +1,5 @@
-/* admin: stats, users, kick, broadcast, reload, shutdown, plugins, loglevel for moonpostctl. */
+/* admin: stats, users, kick, reload, shutdown, plugins, loglevel for moonpostctl (the
+ * scripts serve admin.broadcast). */
 #include "admin.h"
 
 #include <stdio.h>
@@ -12,8 +13,10 @@
 #include "msgread.h"
 #include "plugin.h"
 #include "presence.h"
+#include "reload.h"
 #include "reply.h"
 #include "router.h"
+#include "shutdown.h"
 #include "store.h"
 
 static time_t started_at;
@@ -95,95 +98,13 @@ static void admin_kick(void *state, struct session *s, const struct frame_info *
     session_reply(s, info->has_id, info->id, 200, NULL);
 }
 
-/* admin.broadcast takes its mid from the same broker-wide counter as user broadcasts, with the
- * scripts' Redis function moonpost_broadcast_mid (mids that do not go back with Redis). */
-struct admin_broadcast {
-    session_handle admin;
-    int has_id;
-    uint64_t id;
-    size_t body_len;
-    int body_is_bin;
-    char body[];
-};
-
-static void on_broadcast_mid(redisReply *reply, const char *error, void *arg)
-{
-    struct admin_broadcast *ab = arg;
-    struct session *s = session_get(ab->admin);
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        if (reply != NULL) /* e.g. the chat scripts' function library is not loaded */
-            log_error("admin.broadcast: redis: %s",
-                      reply->type == REDIS_REPLY_ERROR ? reply->str : "not an integer");
-        if (s)
-            session_reply(s, ab->has_id, ab->id, reply == NULL ? 503 : 500,
-                          reply == NULL ? error : "storage error");
-        free(ab);
-        return;
-    }
-    struct codec_buf *b = &broker.scratch;
-    codec_frame_begin(b);
-    msgpack_pack_map(&b->pk, 5);
-    reply_pack_str(&b->pk, "type");
-    reply_pack_str(&b->pk, "broadcast");
-    reply_pack_str(&b->pk, "mid");
-    msgpack_pack_uint64(&b->pk, (uint64_t)reply->integer);
-    reply_pack_str(&b->pk, "from");
-    reply_pack_str(&b->pk, "admin");
-    reply_pack_str(&b->pk, "body");
-    if (ab->body_is_bin)
-        msgpack_pack_bin_with_body(&b->pk, ab->body, ab->body_len);
-    else
-        msgpack_pack_str_with_body(&b->pk, ab->body, ab->body_len);
-    reply_pack_str(&b->pk, "ts");
-    msgpack_pack_int64(&b->pk, broker_now_ms());
-    size_t n = codec_frame_end(b);
-    size_t sent = router_broadcast(b->sb.data, n, NULL);
-    if (s != NULL) {
-        msgpack_packer *pk = reply_begin(ab->has_id, ab->id, 2);
-        pack_kv_u64(pk, "mid", (uint64_t)reply->integer);
-        pack_kv_u64(pk, "sent", sent);
-        reply_end(s);
-    }
-    free(ab);
-}
-
-static void admin_broadcast(void *state, struct session *s, const struct frame_info *info,
-                            const uint8_t *body, size_t len)
-{
-    (void)state;
-    struct msgread_item item;
-    if (!frame_get(body, len, "body", &item) || (item.type != MSGREAD_STR && item.type != MSGREAD_BIN))
-        return session_reply(s, info->has_id, info->id, 400, "broadcast needs body");
-    if (item.v.str.len > (uint32_t)broker.conf.max_body)
-        return session_reply(s, info->has_id, info->id, 413, "body too large");
-    struct admin_broadcast *ab = malloc(sizeof *ab + item.v.str.len);
-    if (ab == NULL) return session_reply(s, info->has_id, info->id, 500, "out of memory");
-    ab->admin = s->handle;
-    ab->has_id = info->has_id;
-    ab->id = info->id;
-    ab->body_len = item.v.str.len;
-    ab->body_is_bin = item.type == MSGREAD_BIN;
-    memcpy(ab->body, item.v.str.ptr, item.v.str.len);
-    char key[256];
-    snprintf(key, sizeof key, "%sbmid", broker.conf.redis_prefix ? broker.conf.redis_prefix : "");
-    char now[24];
-    snprintf(now, sizeof now, "%lld", (long long)broker_now_ms());
-    const char *argv[] = {"FCALL", "moonpost_broadcast_mid", "1", key, now};
-    size_t lens[] = {5, 22, 1, strlen(key), strlen(now)};
-    if (store_command(5, argv, lens, on_broadcast_mid, ab) != 0) {
-        free(ab);
-        session_reply(s, info->has_id, info->id, 503, "storage unavailable");
-    }
-}
-
 static void admin_reload(void *state, struct session *s, const struct frame_info *info,
                          const uint8_t *body, size_t len)
 {
     (void)state, (void)body, (void)len;
     char err[1024];
-    if (luahost_reload(err, sizeof err) != 0)
+    if (broker_reload(err, sizeof err) != 0)
         return session_reply(s, info->has_id, info->id, 500, err);
-    store_load_libraries();
     session_reply(s, info->has_id, info->id, 200, NULL);
 }
 
@@ -206,16 +127,16 @@ static void admin_plugins(void *state, struct session *s, const struct frame_inf
     reply_pack_str(pk, "handlers");
     msgpack_pack_array(pk, routes);
     for (size_t i = 0; i < routes; i++) {
-        enum route_kind kind;
-        int anonymous;
-        const char *type = router_type_at(i, &kind, &anonymous);
+        unsigned flags;
+        router_handler fn;
+        const char *type = router_route_at(i, &flags, &fn);
         msgpack_pack_map(pk, 3);
         reply_pack_str(pk, "type");
         reply_pack_str(pk, type);
         reply_pack_str(pk, "impl");
-        reply_pack_str(pk, kind == ROUTE_LUA ? "lua" : "c");
+        reply_pack_str(pk, fn == luahost_route ? "lua" : "c");
         reply_pack_str(pk, "anonymous");
-        if (anonymous)
+        if (flags & ROUTE_ANONYMOUS)
             msgpack_pack_true(pk);
         else
             msgpack_pack_false(pk);
@@ -238,21 +159,35 @@ static void admin_loglevel(void *state, struct session *s, const struct frame_in
     session_reply(s, info->has_id, info->id, 200, NULL);
 }
 
-static const struct {
+/* An admin command answers at once: the route ends its request after it returns. */
+typedef void (*admin_fn)(void *state, struct session *s, const struct frame_info *info,
+                         const uint8_t *body, size_t len);
+
+static const struct admin_command {
     const char *type;
-    router_c_handler fn;
+    admin_fn fn;
 } admin_commands[] = {
-    {"admin.stats", admin_stats},         {"admin.users", admin_users},
-    {"admin.kick", admin_kick},           {"admin.broadcast", admin_broadcast},
-    {"admin.reload", admin_reload},       {"admin.shutdown", admin_shutdown},
-    {"admin.plugins", admin_plugins},     {"admin.loglevel", admin_loglevel},
+    {"admin.stats", admin_stats},     {"admin.users", admin_users},
+    {"admin.kick", admin_kick},       {"admin.reload", admin_reload},
+    {"admin.shutdown", admin_shutdown}, {"admin.plugins", admin_plugins},
+    {"admin.loglevel", admin_loglevel},
 };
+
+static void admin_route(void *state, struct session *s, const struct frame_info *info,
+                        const uint8_t *body, size_t len)
+{
+    const struct admin_command *c = state;
+    c->fn(NULL, s, info, body, len);
+    session_handler_done(s);
+}
 
 int admin_start(void)
 {
     started_at = time(NULL);
     for (size_t i = 0; i < sizeof admin_commands / sizeof admin_commands[0]; i++) {
-        if (router_add_c(admin_commands[i].type, 0, admin_commands[i].fn, NULL) != 0) return -1;
+        if (router_add(admin_commands[i].type, ROUTE_ADMIN, admin_route,
+                       (void *)&admin_commands[i]) != ROUTER_ADDED)
+            return -1;
     }
     return 0;
 }

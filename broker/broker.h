@@ -15,6 +15,8 @@ struct broker {
     struct event_base *base;
     struct conf conf;
     const char *conf_path;
+    const char *const *conf_sets; /* the --set overrides, applied again by every reload */
+    size_t conf_set_count;
     struct codec_buf scratch; /* reused for every frame the loop thread encodes */
     int shutting_down;
     struct stats stats;
@@ -22,10 +24,11 @@ struct broker {
 
 extern struct broker broker;
 
+/* Reads the config file and the --set overrides of the command line into C (initialised here)
+ * and checks what the broker cannot run without. Returns 0, or -1 with ERR filled (C freed). */
+int broker_conf_read(struct conf *c, struct conf_error *err);
+
 /* Milliseconds since the epoch, from the loop's cached clock. */
 int64_t broker_now_ms(void);
-
-/* Starts a graceful shutdown: stop accepting, bye 503 to everyone, exit when flushed. */
-void broker_shutdown(const char *why);
 
 #endif

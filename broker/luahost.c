@@ -1,6 +1,7 @@
 /* luahost: the sandboxed Lua state, script loading and reload, and the coroutine per request. */
 #include "luahost.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -12,7 +13,9 @@
 #include "codec.h"
 #include "log.h"
 #include "luahost_api.h"
+#include "presence.h"
 #include "router.h"
+#include "store.h"
 
 #define BUDGET_HOOK_EVERY 1000 /* instructions between two checks of the budget */
 /* What a request is counted to hold against the requests' memory budget: its coroutine and
@@ -42,7 +45,7 @@ static char script_dir[4096] = ".";
 
 /* Registry keys: their addresses are unique. */
 static const char handlers_key = 'h';
-static const char anonymous_key = 'a';
+static const char flags_key = 'a'; /* type -> its route flags */
 static const char close_hooks_key = 'c';
 static const char session_data_key = 'd';
 static const char thread_pool_key = 'p';
@@ -254,7 +257,7 @@ static int open_libs(lua_State *L, void *ud)
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &handlers_key);
     lua_newtable(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &anonymous_key);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &flags_key);
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &close_hooks_key);
     lua_newtable(L);
@@ -366,17 +369,20 @@ static int sync_routes_protected(lua_State *L, void *ud)
     while (lua_next(L, -2)) lua_rawseti(L, -4, ++slot); /* routed[slot] = handler */
     lua_pushvalue(L, -2);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &routed_key);
-    router_clear_lua();
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &anonymous_key);
+    router_remove_fn(luahost_route);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &flags_key);
     slot = 0;
     lua_pushnil(L);
     while (lua_next(L, -3)) { /* the same order: the table did not change in between */
         lua_pop(L, 1);
         lua_pushvalue(L, -1);
         lua_rawget(L, -3);
-        int anonymous = lua_toboolean(L, -1);
+        unsigned flags = (unsigned)lua_tointeger(L, -1);
         lua_pop(L, 1);
-        router_add_lua(lua_tostring(L, -1), anonymous, ++slot);
+        const char *type = lua_tostring(L, -1);
+        if (router_add(type, flags | ROUTE_REPLACEABLE, luahost_route, (void *)(intptr_t)++slot) ==
+            ROUTER_TAKEN)
+            log_warn("type '%s' is served by a C plugin; its Lua handler is not used", type);
     }
     return 0;
 }
@@ -393,8 +399,16 @@ static void retire(struct luahost_vm *vm)
     if (vm->pending == 0) vm_free(vm);
 }
 
+static void on_session_event(void *state, struct session *s, enum session_event event);
+static void load_redis_libraries(void *state);
+static int subscribed; /* to the session events and the store's connect, for the process */
+
 int luahost_start(void)
 {
+    if (!subscribed && (session_subscribe(on_session_event, NULL) != 0 ||
+                        store_on_connected(load_redis_libraries, NULL) != 0))
+        return -1;
+    subscribed = 1;
     set_script_dir();
     char err[1024];
     struct luahost_vm *vm = vm_load(err, sizeof err);
@@ -428,6 +442,7 @@ int luahost_reload(char *errbuf, size_t errlen)
     struct luahost_vm *old = current;
     current = vm;
     retire(old);
+    load_redis_libraries(NULL);
     broker.stats.reloads_total++;
     log_info("reloaded %zu script(s), %zu route(s)", broker.conf.script.count, router_count());
     return 0;
@@ -762,14 +777,15 @@ static int prepare_dispatch(lua_State *L, void *ud)
     return 0;
 }
 
-void luahost_dispatch(struct session *s, const struct frame_info *info, const uint8_t *body,
-                      size_t len, int slot)
+void luahost_route(void *state, struct session *s, const struct frame_info *info,
+                   const uint8_t *body, size_t len)
 {
     if (current == NULL) {
         session_reply(s, info->has_id, info->id, 503, "scripts not loaded");
+        session_handler_done(s);
         return;
     }
-    struct dispatch_args a = {s, info, body, len, slot, NULL, 0, NULL};
+    struct dispatch_args a = {s, info, body, len, (int)(intptr_t)state, NULL, 0, NULL};
     if (luahost_protected(current->L, prepare_dispatch, &a) < 0) {
         char addr[64];
         log_error("cannot start the handler of '%.*s' from %s: no Lua memory left",
@@ -777,14 +793,15 @@ void luahost_dispatch(struct session *s, const struct frame_info *info, const ui
                   session_addr_text(s, addr, sizeof addr));
         broker.stats.handler_errors_total++;
         session_reply(s, info->has_id, info->id, 500, "internal error");
+        session_handler_done(s);
         return;
     }
     if (a.r == NULL) {
         if (a.refused == 503) broker.stats.requests_busy_total++;
         session_reply(s, info->has_id, info->id, a.refused, a.why);
+        session_handler_done(s);
         return;
     }
-    s->inflight++;
     luahost_resume(a.r, 2);
 }
 
@@ -842,7 +859,7 @@ static int forget_session_data(lua_State *L, void *ud)
     return 0;
 }
 
-void luahost_session_freed(session_handle handle)
+static void session_freed(session_handle handle)
 {
     if (current != NULL && luahost_protected(current->L, forget_session_data, &handle) < 0)
         log_error("cannot drop the script data of session %llu: no Lua memory left",
@@ -865,7 +882,7 @@ static int push_close_hook(lua_State *L, void *ud)
     return 2;
 }
 
-void luahost_user_gone(const char *user, size_t len)
+static void user_gone(const char *user, size_t len)
 {
     if (current == NULL) return;
     lua_State *L = current->L;
@@ -880,15 +897,26 @@ void luahost_user_gone(const char *user, size_t len)
     }
 }
 
+/* The session events: a freed session's s.data goes, and the on_close hooks run when its user
+ * is no longer online here (a session replaced by a newer login does not count). */
+static void on_session_event(void *state, struct session *s, enum session_event event)
+{
+    (void)state;
+    if (event != SESSION_CLOSED) return;
+    session_freed(s->handle);
+    if (s->kind != SESSION_CLIENT || s->user_len == 0) return;
+    if (presence_find(s->user, s->user_len) == NULL) user_gone(s->user, s->user_len);
+}
+
 /* ---- what scripts register ---- */
 
-int luahost_register_handler(lua_State *L, const char *type, int fn_index, int anonymous)
+int luahost_register_handler(lua_State *L, const char *type, int fn_index, unsigned flags)
 {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &handlers_key);
     lua_pushvalue(L, fn_index);
     lua_setfield(L, -2, type);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &anonymous_key);
-    lua_pushboolean(L, anonymous);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &flags_key);
+    lua_pushinteger(L, (lua_Integer)flags);
     lua_setfield(L, -2, type);
     lua_pop(L, 2);
     /* a handler added at run time (not while loading) is served at once */
@@ -927,14 +955,15 @@ int luahost_add_redis_library(const char *src, size_t len)
     return 0;
 }
 
-size_t luahost_redis_library_count(void)
+/* At every connect, and after a reload: the scripts' Redis function libraries, replacing what
+ * Redis has (FUNCTION LOAD REPLACE). */
+static void load_redis_libraries(void *state)
 {
-    return current ? current->redis_lib_count : 0;
-}
-
-const char *luahost_redis_library_at(size_t i, size_t *len)
-{
-    if (current == NULL || i >= current->redis_lib_count) return NULL;
-    *len = current->redis_lib_lens[i];
-    return current->redis_libs[i];
+    (void)state;
+    if (current == NULL) return;
+    for (size_t i = 0; i < current->redis_lib_count; i++) {
+        const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", current->redis_libs[i]};
+        size_t lens[] = {8, 4, 7, current->redis_lib_lens[i]};
+        store_setup_command("FUNCTION LOAD", 4, argv, lens);
+    }
 }

@@ -56,18 +56,13 @@ int luahost_reload(char *errbuf, size_t errlen);
 
 void luahost_stop(void);
 
-/* Runs the Lua handler of a frame the router has checked; SLOT is the one router_add_lua got. */
-void luahost_dispatch(struct session *s, const struct frame_info *info, const uint8_t *body,
-                      size_t len, int slot);
-
-/* Forgets the scripts' per-session table (s.data) of a session being freed. */
-void luahost_session_freed(session_handle handle);
+/* The router handler of every script route: runs the Lua handler of a frame the router has
+ * checked; STATE is the handler's slot in the scripts' routed table. */
+void luahost_route(void *state, struct session *s, const struct frame_info *info,
+                   const uint8_t *body, size_t len);
 
 /* Pushes the per-session table of HANDLE onto L, creating it when CREATE (else nil). */
 void luahost_push_session_data(lua_State *L, session_handle handle);
-
-/* An authenticated session ended and its user is no longer online here. */
-void luahost_user_gone(const char *user, size_t len);
 
 /* The request whose coroutine is CO, or NULL outside of a handler. */
 struct request *luahost_current(lua_State *co);
@@ -113,8 +108,5 @@ lua_State *luahost_state(void);
 /* The directory of the first script (where require() and redis libraries are looked up). */
 const char *luahost_script_dir(void);
 
-/* Sources registered with moonpost.redis_library(), loaded into Redis on every connect. */
-size_t luahost_redis_library_count(void);
-const char *luahost_redis_library_at(size_t i, size_t *len);
 
 #endif

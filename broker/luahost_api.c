@@ -52,19 +52,36 @@ size_t luahost_encode_frame(lua_State *L, int idx)
     return broker.scratch.sb.size;
 }
 
+/* The route flag of each option of mp.on(type, fn, {anonymous = true, ...}). */
+static const struct {
+    const char *option;
+    unsigned flag;
+} route_options[] = {
+    {"anonymous", ROUTE_ANONYMOUS}, /* may run before login */
+    {"admin", ROUTE_ADMIN},         /* an admin.* type, served only on the admin socket */
+    {"also_admin", ROUTE_ALSO_ADMIN}, /* a client type served on the admin socket too */
+};
+
 int mpl_on(lua_State *L)
 {
     const char *type = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    int anonymous = 0;
+    unsigned flags = 0;
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
-        lua_getfield(L, 3, "anonymous");
-        anonymous = lua_toboolean(L, -1);
-        lua_pop(L, 1);
+        for (size_t i = 0; i < sizeof route_options / sizeof route_options[0]; i++) {
+            lua_getfield(L, 3, route_options[i].option);
+            if (lua_toboolean(L, -1)) flags |= route_options[i].flag;
+            lua_pop(L, 1);
+        }
     }
-    if (strncmp(type, "admin.", 6) == 0) return luaL_error(L, "admin.* types are the broker's own");
-    luahost_register_handler(L, type, 2, anonymous);
+    int admin_name = strncmp(type, "admin.", 6) == 0;
+    if (admin_name != ((flags & ROUTE_ADMIN) != 0))
+        return luaL_error(L, "'%s': admin.* types, and only they, are registered with admin = true",
+                          type);
+    if ((flags & ROUTE_ADMIN) && (flags & (ROUTE_ANONYMOUS | ROUTE_ALSO_ADMIN)))
+        return luaL_error(L, "'%s': an admin type is neither anonymous nor also_admin", type);
+    luahost_register_handler(L, type, 2, flags);
     return 0;
 }
 

@@ -40,7 +40,7 @@ int mpl_sleep(lua_State *L);
 int mpl_every(lua_State *L);
 
 /* luahost.c: what the registration functions record */
-int luahost_register_handler(lua_State *L, const char *type, int fn_index, int anonymous);
+int luahost_register_handler(lua_State *L, const char *type, int fn_index, unsigned flags);
 void luahost_register_close_hook(lua_State *L, int fn_index);
 int luahost_add_redis_library(const char *src, size_t len);
 

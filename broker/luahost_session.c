@@ -13,7 +13,6 @@
 #include "luahost_api.h"
 #include "luahost.h"
 #include "luahost_timer.h"
-#include "plugin.h"
 #include "presence.h"
 #include "reply.h"
 #include "router.h"
@@ -162,7 +161,8 @@ static int session_close_lua(lua_State *L)
     return 1;
 }
 
-/* s:authenticate(user) -- logs the session in as USER; an older session of USER gets bye 409. */
+/* s:authenticate(user) -- logs the session in as USER (an older session of USER gets bye 409):
+ * true, or false, code, reason when a login check (a plugin's on_authenticate) refused it. */
 static int session_authenticate(lua_State *L)
 {
     struct request *r = check_request(L);
@@ -171,14 +171,16 @@ static int session_authenticate(lua_State *L)
     luaL_argcheck(L, len >= 1 && len <= SESSION_USER_MAX, 2, "user name of 1 to 32 bytes");
     struct session *s = live_session(L, r);
     if (s == NULL) return 1;
-    presence_remove(s);
-    session_set_user(s, user, len);
-    s->last_mid = 0;
-    struct session *older = presence_add(s);
-    if (older != NULL) session_close(older, 409, "logged in elsewhere");
-    plugin_session_login(s);
-    lua_pushboolean(L, 1);
-    return 1;
+    const char *why = NULL;
+    int code = session_login(s, user, len, &why);
+    if (code == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushboolean(L, 0);
+    lua_pushinteger(L, code);
+    lua_pushstring(L, why);
+    return 3;
 }
 
 /* s:replaying(on) -- while on, live mailbox messages wait for the replay to bring them. */

@@ -22,9 +22,11 @@
 #include "luahost.h"
 #include "plugin.h"
 #include "presence.h"
+#include "reload.h"
 #include "router.h"
 #include "server.h"
 #include "session.h"
+#include "shutdown.h"
 #include "store.h"
 #include "worker.h"
 
@@ -33,18 +35,7 @@
 #define FD_RESERVED 64 /* stdio, log, epoll, signals, Redis, worker wake-ups, plugins */
 #define DEFAULT_CONFIG "etc/broker.conf"
 
-struct broker broker;
-
 static struct event *signal_events[3];
-static struct event *shutdown_poll;
-static struct event *shutdown_deadline;
-
-int64_t broker_now_ms(void)
-{
-    struct timeval tv;
-    event_base_gettimeofday_cached(broker.base, &tv);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 static void usage(FILE *out)
 {
@@ -59,48 +50,13 @@ static void usage(FILE *out)
             "Exit codes: 0 clean stop, 1 start-up failure, 2 configuration error.\n");
 }
 
-static void on_shutdown_poll(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what, (void)arg;
-    if (session_count() == 0) event_base_loopbreak(broker.base);
-}
-
-static void on_shutdown_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what, (void)arg;
-    log_warn("shutdown_timeout reached with %zu session(s) still flushing", session_count());
-    event_base_loopbreak(broker.base);
-}
-
-static void close_with_bye(struct session *s, void *arg)
-{
-    (void)arg;
-    session_close(s, 503, "shutting down");
-}
-
-void broker_shutdown(const char *why)
-{
-    if (broker.shutting_down) return;
-    broker.shutting_down = 1;
-    log_info("shutting down (%s), %zu session(s)", why, session_count());
-    server_stop_accepting();
-    session_foreach(close_with_bye, NULL);
-    struct timeval poll = {0, 20000};
-    shutdown_poll = event_new(broker.base, -1, EV_PERSIST, on_shutdown_poll, NULL);
-    event_add(shutdown_poll, &poll);
-    double t = broker.conf.shutdown_timeout;
-    struct timeval deadline = clock_timeval(t);
-    shutdown_deadline = evtimer_new(broker.base, on_shutdown_deadline, NULL);
-    evtimer_add(shutdown_deadline, &deadline);
-}
-
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what, (void)arg;
     if (sig == SIGHUP) {
         char err[1024];
-        log_info("SIGHUP: reloading scripts");
-        if (luahost_reload(err, sizeof err) == 0) store_load_libraries();
+        log_info("SIGHUP: reloading");
+        if (broker_reload(err, sizeof err) != 0) log_error("SIGHUP: reload failed: %s", err);
         return;
     }
     broker_shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -154,20 +110,10 @@ static int load_config(int argc, char **argv, int *test_only)
         exit(EXIT_CONFIG);
     }
     struct conf_error err;
-    conf_init(&broker.conf);
     broker.conf_path = path;
-    int rc = conf_load_file(&broker.conf, path, &err);
-    for (size_t i = 0; rc == 0 && i < set_count; i++) rc = conf_set(&broker.conf, sets[i], &err);
-    free(sets);
-    if (rc == 0 && broker.conf.listen.count == 0) {
-        snprintf(err.text, sizeof err.text, "%s: no 'listen' address", path);
-        rc = -1;
-    }
-    if (rc == 0 && broker.conf.redis == NULL) {
-        snprintf(err.text, sizeof err.text, "%s: 'redis' must be set", path);
-        rc = -1;
-    }
-    if (rc != 0) {
+    broker.conf_sets = (const char *const *)sets; /* kept for reloads */
+    broker.conf_set_count = set_count;
+    if (broker_conf_read(&broker.conf, &err) != 0) {
         fprintf(stderr, "moonpost: %s\n", err.text);
         return -1;
     }
@@ -232,7 +178,6 @@ static int start(void)
         log_error("cannot allocate tables for %zu sessions", max);
         return -1;
     }
-    session_on_free = router_session_freed;
     /* a hashing job that would start after half the login timeout is refused (503) at once */
     if (worker_start(broker.conf.workers, broker.conf.pwhash_queue_max,
                      broker.conf.pwhash_queue_per_addr,
@@ -265,12 +210,12 @@ static void stop(void)
     router_free();
     for (int i = 0; i < 3; i++)
         if (signal_events[i]) event_free(signal_events[i]);
-    if (shutdown_poll) event_free(shutdown_poll);
-    if (shutdown_deadline) event_free(shutdown_deadline);
+    broker_shutdown_free();
     if (broker.conf.pid_file) unlink(broker.conf.pid_file);
     codec_buf_free(&broker.scratch);
     event_base_free(broker.base);
     conf_free(&broker.conf);
+    free((void *)broker.conf_sets);
     log_close();
 }
 

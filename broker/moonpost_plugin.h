@@ -105,6 +105,12 @@ typedef int (*mp_message_hook_fn)(void *state, const mp_request *req, const char
  * gone (after its last frame; the id no longer reaches it). */
 typedef void (*mp_session_hook_fn)(void *state, mp_session session);
 
+/* Runs when a client session is about to log in as USER (from a script's s:authenticate or a
+ * plugin's api->login), before anything changes. Returns 0 to let it, or a reply code (403,
+ * 429...) to refuse it, with *error set to a reason that outlives the call. */
+typedef int (*mp_authenticate_fn)(void *state, mp_session session, const char *user, size_t len,
+                                  const char **error);
+
 /* A Redis reply: REPLY is valid during the call only; REPLY is NULL and ERROR says why when
  * the connection was lost before the reply came. Called exactly once per accepted command. */
 typedef void (*mp_redis_fn)(struct redisReply *reply, const char *error, void *arg);
@@ -187,6 +193,15 @@ struct mp_api {
      * exactly once, later, never from inside this call), or -1 when Redis is not connected
      * (FN is not called: answer 503). Not available inside mp_plugin_init. */
     int (*redis)(int argc, const char **argv, const size_t *argv_len, mp_redis_fn fn, void *arg);
+
+    /* ---- logging in (check with MP_API_HAS) ---- */
+
+    /* Logs SESSION in as USER (1 to 32 bytes), as a script's s:authenticate does: the
+     * on_authenticate hooks run, the session USER had before gets `bye` 409, the on_login hooks
+     * run. Returns 0, or the refusing code (the session stays as it was). */
+    int (*login)(mp_session session, const char *user, size_t len);
+    /* Registration (inside mp_plugin_init): FN runs before every login and may refuse it. */
+    int (*on_authenticate)(const mp_api *api, mp_authenticate_fn fn);
 };
 
 /* The description every plugin exports as `mp_plugin` (use MP_PLUGIN_DEFINE). */

@@ -4,7 +4,8 @@
  * Each plugin gets its own copy of the mp_api table whose ctx names the plugin, so that
  * registrations, config lookups and log lines know whose they are. Handlers and message hooks
  * go into the router with a small registration record as their state; the session hooks are
- * kept here and run from plugin_session_opened/login/closed. */
+ * kept here and run from this module's subscription to the session events, the
+ * authentication hooks from its login check. */
 #include "plugin.h"
 
 #include <dlfcn.h>
@@ -74,6 +75,14 @@ static size_t handler_count;
 static struct plugin_message_hook **message_hooks;
 static size_t message_hook_count;
 static struct session_hooks connect_hooks, login_hooks, disconnect_hooks;
+
+struct authenticate_hook {
+    struct mp_plugin_ctx *p;
+    mp_authenticate_fn fn;
+};
+static struct authenticate_hook *authenticate_hooks;
+static size_t authenticate_hook_count;
+static int subscribed; /* to the session events and login checks, for the process */
 
 static struct codec_buf frame_buf; /* api->frame_begin: never the scratch buffer, which a
                                       bye to a slow reader may overwrite mid-delivery */
@@ -335,14 +344,14 @@ static void c_route(void *state, struct session *s, const struct frame_info *inf
     struct plugin_handler *h = state;
     mp_request req = {s->handle,      info->has_id, info->id, (const char *)info->type,
                       info->type_len, body,         len};
-    s->inflight++; /* until the plugin replies, maybe from a Redis callback */
-    h->fn(h->p->state, &req);
+    h->fn(h->p->state, &req); /* in flight until it replies, maybe from a Redis callback */
 }
 
-static const char *c_route_owner(const char *type)
+/* Which plugin serves TYPE, other than the registration NOT. */
+static const char *c_route_owner(const char *type, const struct plugin_handler *not)
 {
     for (size_t i = 0; i < handler_count; i++)
-        if (strcmp(handlers[i]->type, type) == 0) return handlers[i]->p->name;
+        if (handlers[i] != not && strcmp(handlers[i]->type, type) == 0) return handlers[i]->p->name;
     return "the broker";
 }
 
@@ -356,16 +365,6 @@ static int api_add_handler(const mp_api *api, const char *type, unsigned flags, 
                   PLUGIN_TYPE_MAX);
         return -1;
     }
-    for (size_t i = 0; i < router_count(); i++) {
-        enum route_kind kind;
-        int anonymous;
-        const char *t = router_type_at(i, &kind, &anonymous);
-        if (kind == ROUTE_C && strcmp(t, type) == 0) {
-            log_error("plugin %s: type '%s' is already served by %s", p->name, type,
-                      c_route_owner(type));
-            return -1;
-        }
-    }
     struct plugin_handler *h = calloc(1, sizeof *h);
     if (h == NULL || push_ptr((void ***)&handlers, &handler_count, h) != 0) {
         free(h);
@@ -375,7 +374,14 @@ static int api_add_handler(const mp_api *api, const char *type, unsigned flags, 
     h->p = p;
     h->fn = fn;
     memcpy(h->type, type, len + 1);
-    if (router_add_c(type, (flags & MP_HANDLER_ANONYMOUS) != 0, c_route, h) != 0) {
+    unsigned route_flags = (flags & MP_HANDLER_ANONYMOUS) ? ROUTE_ANONYMOUS : 0;
+    int added = router_add(type, route_flags, c_route, h);
+    if (added == ROUTER_TAKEN) {
+        log_error("plugin %s: type '%s' is already served by %s", p->name, type,
+                  c_route_owner(type, h));
+        return -1;
+    }
+    if (added != ROUTER_ADDED) {
         log_error("plugin %s: cannot register type '%s'", p->name, type);
         return -1;
     }
@@ -450,6 +456,28 @@ static int api_on_disconnect(const mp_api *api, mp_session_hook_fn fn)
     return add_session_hook(api, &disconnect_hooks, fn, "on_disconnect");
 }
 
+static int api_on_authenticate(const mp_api *api, mp_authenticate_fn fn)
+{
+    if (!registering(api, "on_authenticate") || fn == NULL) return -1;
+    struct authenticate_hook *grown =
+        realloc(authenticate_hooks, (authenticate_hook_count + 1) * sizeof *grown);
+    if (grown == NULL) {
+        log_error("plugin %s: out of memory", api->ctx->name);
+        return -1;
+    }
+    grown[authenticate_hook_count++] = (struct authenticate_hook){api->ctx, fn};
+    authenticate_hooks = grown;
+    return 0;
+}
+
+static int api_login(mp_session id, const char *user, size_t len)
+{
+    struct session *s = session_get(id);
+    if (s == NULL) return 503;
+    const char *why;
+    return session_login(s, user, len, &why);
+}
+
 static const mp_api api_template = {
     .version = MP_PLUGIN_API_VERSION,
     .size = sizeof(mp_api),
@@ -478,6 +506,8 @@ static const mp_api api_template = {
     .broadcast = api_broadcast,
     .online = api_online,
     .redis = api_redis,
+    .login = api_login,
+    .on_authenticate = api_on_authenticate,
 };
 
 /* ---- session hooks ---- */
@@ -491,25 +521,53 @@ static void run_session_hooks(const struct session_hooks *list, struct session *
     }
 }
 
-void plugin_session_opened(struct session *s)
+/* The session events, for client sessions: the plugins' on_connect, on_login, on_disconnect. */
+static void on_session_event(void *state, struct session *s, enum session_event event)
 {
-    run_session_hooks(&connect_hooks, s);
+    (void)state;
+    if (s->kind != SESSION_CLIENT) return;
+    switch (event) {
+    case SESSION_OPENED: run_session_hooks(&connect_hooks, s); break;
+    case SESSION_LOGGED_IN: run_session_hooks(&login_hooks, s); break;
+    case SESSION_CLOSED:
+        if (disconnect_hooks.count == 0) return;
+        closing_session = s; /* still readable by id while the hooks run */
+        for (size_t i = 0; i < disconnect_hooks.count; i++)
+            disconnect_hooks.items[i].fn(disconnect_hooks.items[i].p->state, s->handle);
+        closing_session = NULL;
+        break;
+    }
 }
 
-void plugin_session_login(struct session *s)
+/* The login check: every plugin's on_authenticate, in load order; the first refusal wins. */
+static int run_authenticate_hooks(void *state, struct session *s, const char *user, size_t len,
+                                  const char **error)
 {
-    run_session_hooks(&login_hooks, s);
+    (void)state;
+    for (size_t i = 0; i < authenticate_hook_count; i++) {
+        const struct authenticate_hook *h = &authenticate_hooks[i];
+        const char *why = NULL;
+        int code = h->fn(h->p->state, s->handle, user, len, &why);
+        if (code == 0) continue;
+        if (code < 400 || code > 599) {
+            log_error("plugin %s: on_authenticate returned %d, not an error code; answering 500",
+                      h->p->name, code);
+            code = 500;
+        }
+        *error = why ? why : "login refused";
+        return code;
+    }
+    return 0;
 }
 
-/* Called by the router for every client session being freed, logged in or not. */
-void plugin_session_closed(struct session *s)
+static int subscribe(void)
 {
-    if (s->kind != SESSION_CLIENT || disconnect_hooks.count == 0) return;
-    closing_session = s;
-    session_handle id = s->handle;
-    for (size_t i = 0; i < disconnect_hooks.count; i++)
-        disconnect_hooks.items[i].fn(disconnect_hooks.items[i].p->state, id);
-    closing_session = NULL;
+    if (subscribed) return 0;
+    if (session_subscribe(on_session_event, NULL) != 0 ||
+        session_add_login_check(run_authenticate_hooks, NULL) != 0)
+        return -1;
+    subscribed = 1;
+    return 0;
 }
 
 /* ---- loading ---- */
@@ -653,16 +711,24 @@ static int load_one(const char *item)
     return 0;
 }
 
-int plugin_load_all(void)
+int plugin_load(const char *line)
 {
-    if (broker.conf.plugin.count == 0) return 0;
+    if (subscribe() != 0) {
+        log_error("plugins: cannot subscribe to the session events");
+        return -1;
+    }
     if (!bufs_ready) {
         codec_buf_init(&frame_buf);
         codec_buf_init(&reply_buf);
         bufs_ready = 1;
     }
+    return load_one(line);
+}
+
+int plugin_load_all(void)
+{
     for (size_t i = 0; i < broker.conf.plugin.count; i++)
-        if (load_one(broker.conf.plugin.items[i]) != 0) return -1;
+        if (plugin_load(broker.conf.plugin.items[i]) != 0) return -1;
     return 0;
 }
 
@@ -690,6 +756,9 @@ void plugin_unload_all(void)
     free(message_hooks);
     message_hooks = NULL;
     message_hook_count = 0;
+    free(authenticate_hooks);
+    authenticate_hooks = NULL;
+    authenticate_hook_count = 0;
     struct session_hooks *lists[] = {&connect_hooks, &login_hooks, &disconnect_hooks};
     for (size_t i = 0; i < 3; i++) {
         free(lists[i]->items);

@@ -6,14 +6,13 @@
 
 #include "session.h"
 
-/* Loads every `plugin` line of the config. Returns 0, or -1 after logging the reason. */
+/* Loads every `plugin` line of the config (and subscribes the plugins' session hooks to the
+ * session events). Returns 0, or -1 after logging the reason. */
 int plugin_load_all(void);
+/* Loads one `plugin` line (PATH [key=value ...]); 0, or -1 after logging the reason. */
+int plugin_load(const char *line);
 void plugin_unload_all(void);
 /* Packs the loaded plugins as an array of maps {name, path, version}. */
 void plugin_pack_list(msgpack_packer *pk);
-/* Hooks */
-void plugin_session_opened(struct session *s);
-void plugin_session_login(struct session *s);
-void plugin_session_closed(struct session *s);
 
 #endif

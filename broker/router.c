@@ -6,8 +6,6 @@
 
 #include "broker.h"
 #include "log.h"
-#include "luahost.h"
-#include "plugin.h"
 #include "presence.h"
 
 #define ROUTER_MAX_HOOKS 16
@@ -15,11 +13,9 @@
 struct route {
     char *type;
     size_t type_len;
-    enum route_kind kind;
-    int anonymous;
-    router_c_handler fn;
+    unsigned flags;
+    router_handler fn;
     void *state;
-    int lua_slot; /* ROUTE_LUA: where luahost finds the handler, so the type is looked up once */
 };
 
 struct hook {
@@ -40,53 +36,46 @@ static struct route *find_route(const uint8_t *type, size_t len)
     return NULL;
 }
 
-static int add_route(const char *type, enum route_kind kind, int anonymous, router_c_handler fn,
-                     void *state)
+/* The admin.* names belong to the admin socket, known or not (PROTOCOL.md, order of checks). */
+static int is_admin_name(const uint8_t *type, size_t len)
 {
-    struct route *r = find_route((const uint8_t *)type, strlen(type));
+    return len >= 6 && memcmp(type, "admin.", 6) == 0;
+}
+
+int router_add(const char *type, unsigned flags, router_handler fn, void *state)
+{
+    size_t len = strlen(type);
+    struct route *r = find_route((const uint8_t *)type, len);
+    if (r != NULL && !(r->flags & ROUTE_REPLACEABLE)) return ROUTER_TAKEN;
+    int admin_name = is_admin_name((const uint8_t *)type, len);
+    if (admin_name != ((flags & ROUTE_ADMIN) != 0) ||
+        ((flags & ROUTE_ADMIN) && (flags & (ROUTE_ANONYMOUS | ROUTE_ALSO_ADMIN))))
+        return ROUTER_BAD_FLAGS;
     if (r == NULL) {
         if (route_count == route_capacity) {
             size_t cap = route_capacity ? route_capacity * 2 : 16;
             struct route *grown = realloc(routes, cap * sizeof *grown);
-            if (grown == NULL) return -1;
+            if (grown == NULL) return ROUTER_NO_MEMORY;
             routes = grown;
             route_capacity = cap;
         }
         r = &routes[route_count];
         r->type = strdup(type);
-        if (r->type == NULL) return -1;
-        r->type_len = strlen(type);
+        if (r->type == NULL) return ROUTER_NO_MEMORY;
+        r->type_len = len;
         route_count++;
     }
-    r->kind = kind;
-    r->anonymous = anonymous;
+    r->flags = flags;
     r->fn = fn;
     r->state = state;
-    return 0;
+    return ROUTER_ADDED;
 }
 
-int router_add_lua(const char *type, int anonymous, int slot)
-{
-    struct route *r = find_route((const uint8_t *)type, strlen(type));
-    if (r != NULL && r->kind == ROUTE_C) {
-        log_warn("type '%s' is served by a C plugin; its Lua handler is not used", type);
-        return -1;
-    }
-    if (add_route(type, ROUTE_LUA, anonymous, NULL, NULL) != 0) return -1;
-    find_route((const uint8_t *)type, strlen(type))->lua_slot = slot;
-    return 0;
-}
-
-int router_add_c(const char *type, int anonymous, router_c_handler fn, void *state)
-{
-    return add_route(type, ROUTE_C, anonymous, fn, state);
-}
-
-void router_clear_lua(void)
+void router_remove_fn(router_handler fn)
 {
     size_t kept = 0;
     for (size_t i = 0; i < route_count; i++) {
-        if (routes[i].kind == ROUTE_LUA)
+        if (routes[i].fn == fn)
             free(routes[i].type);
         else
             routes[kept++] = routes[i];
@@ -115,17 +104,12 @@ size_t router_count(void)
     return route_count;
 }
 
-const char *router_type_at(size_t i, enum route_kind *kind, int *anonymous)
+const char *router_route_at(size_t i, unsigned *flags, router_handler *fn)
 {
     if (i >= route_count) return NULL;
-    *kind = routes[i].kind;
-    *anonymous = routes[i].anonymous;
+    *flags = routes[i].flags;
+    *fn = routes[i].fn;
     return routes[i].type;
-}
-
-static int is_admin_type(const struct frame_info *info)
-{
-    return info->type_len >= 6 && memcmp(info->type, "admin.", 6) == 0;
 }
 
 static void refuse(struct session *s, const struct frame_info *info, int code, const char *why)
@@ -133,37 +117,33 @@ static void refuse(struct session *s, const struct frame_info *info, int code, c
     session_reply(s, info->has_id, info->id, code, why);
 }
 
+/* The one place that checks a frame against its route, in PROTOCOL.md's order: the socket
+ * (admin types only on the admin socket, which serves client types flagged ROUTE_ALSO_ADMIN),
+ * the login (401), the type (404), the message hooks; then the handler runs, counted in
+ * flight until it calls session_handler_done. */
 void router_dispatch(struct session *s, const struct frame_info *info, const uint8_t *body,
                      size_t len)
 {
-    int admin_type = is_admin_type(info);
-    if (admin_type && s->kind != SESSION_ADMIN)
-        return refuse(s, info, 403, "admin types are only served on the admin socket");
-    if (s->kind == SESSION_ADMIN && !admin_type &&
-        !(info->type_len == 4 && memcmp(info->type, "ping", 4) == 0))
-        return refuse(s, info, 403, "the admin socket serves admin.* types and ping only");
     struct route *r = find_route(info->type, info->type_len);
-    if (s->state == SESSION_ANONYMOUS && s->kind == SESSION_CLIENT && (r == NULL || !r->anonymous))
-        return refuse(s, info, 401, "not logged in");
+    int admin_type = r != NULL ? (r->flags & ROUTE_ADMIN) != 0
+                               : is_admin_name(info->type, info->type_len);
+    if (s->kind == SESSION_ADMIN) {
+        if (!admin_type && (r == NULL || !(r->flags & ROUTE_ALSO_ADMIN)))
+            return refuse(s, info, 403, "the admin socket serves admin.* types and ping only");
+    } else {
+        if (admin_type)
+            return refuse(s, info, 403, "admin types are only served on the admin socket");
+        if (s->state == SESSION_ANONYMOUS && (r == NULL || !(r->flags & ROUTE_ANONYMOUS)))
+            return refuse(s, info, 401, "not logged in");
+    }
     if (r == NULL) return refuse(s, info, 404, "unknown type");
     for (size_t i = 0; i < hook_count; i++) {
         const char *why = "refused";
         int code = hooks[i].fn(hooks[i].state, s, info, body, len, &why);
         if (code != 0) return refuse(s, info, code, why);
     }
-    if (r->kind == ROUTE_C)
-        r->fn(r->state, s, info, body, len);
-    else
-        luahost_dispatch(s, info, body, len, r->lua_slot);
-}
-
-void router_session_freed(struct session *s)
-{
-    luahost_session_freed(s->handle);
-    if (s->kind != SESSION_CLIENT) return;
-    plugin_session_closed(s);
-    if (s->user_len == 0) return;
-    if (presence_find(s->user, s->user_len) == NULL) luahost_user_gone(s->user, s->user_len);
+    s->inflight++;
+    r->fn(r->state, s, info, body, len);
 }
 
 int router_push(struct session *s, const void *frame, size_t frame_len, uint64_t mid)

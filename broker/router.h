@@ -1,5 +1,7 @@
-/* router: one table from message type to handler (Lua or C), the order of checks of
- * PROTOCOL.md, plugin hooks before dispatch, and the two delivery primitives. */
+/* router: one table of routes {type, flags, handler, state}, the order of checks of
+ * PROTOCOL.md, message hooks before dispatch, the count of requests in flight, and the
+ * delivery primitives. It knows handlers only as function pointers: the Lua host and the
+ * plugin loader register theirs like any other module. */
 #ifndef MOONPOST_ROUTER_H
 #define MOONPOST_ROUTER_H
 
@@ -9,22 +11,35 @@
 #include "frame.h"
 #include "session.h"
 
-typedef void (*router_c_handler)(void *state, struct session *s, const struct frame_info *info,
-                                 const uint8_t *body, size_t len);
+/* A route's handler. The router counted the request in flight before calling it: whatever
+ * path the request takes, it ends with exactly one session_handler_done(s) (after its reply),
+ * unless the session is gone by then. */
+typedef void (*router_handler)(void *state, struct session *s, const struct frame_info *info,
+                               const uint8_t *body, size_t len);
 
 /* A hook run before dispatch; returns 0 to let the frame through, or a reply code (429, 403...)
  * to refuse it, with *error set to a static reason. */
 typedef int (*router_message_hook)(void *state, struct session *s, const struct frame_info *info,
                                    const uint8_t *body, size_t len, const char **error);
 
-enum route_kind { ROUTE_LUA, ROUTE_C };
+/* What a route allows; router_dispatch checks them in PROTOCOL.md's order. */
+enum route_flags {
+    ROUTE_ANONYMOUS = 1u << 0,  /* may run before login */
+    ROUTE_ADMIN = 1u << 1,      /* served only on the admin socket (the admin.* types) */
+    ROUTE_ALSO_ADMIN = 1u << 2, /* a client type served on the admin socket too (ping) */
+    ROUTE_REPLACEABLE = 1u << 3, /* another handler may take the type (scripts yield to C) */
+};
 
-/* Registers (or replaces) the handler of TYPE. ANONYMOUS: it may run before login. SLOT is
- * handed back to luahost_dispatch to find the Lua function. */
-int router_add_lua(const char *type, int anonymous, int slot);
-int router_add_c(const char *type, int anonymous, router_c_handler fn, void *state);
-/* Forgets every Lua route (before a reload registers the new ones). C routes stay. */
-void router_clear_lua(void);
+enum router_add_result { ROUTER_ADDED = 0, ROUTER_NO_MEMORY = -1, ROUTER_TAKEN = -2,
+                         ROUTER_BAD_FLAGS = -3 };
+
+/* Serves TYPE with FN(STATE, ...) under FLAGS. A route of TYPE flagged ROUTE_REPLACEABLE is
+ * replaced; any other stays and ROUTER_TAKEN is returned. The admin.*
+ * names belong to the admin socket: TYPE starts with "admin." exactly when FLAGS has
+ * ROUTE_ADMIN (else ROUTER_BAD_FLAGS). */
+int router_add(const char *type, unsigned flags, router_handler fn, void *state);
+/* Forgets every route served by FN (the scripts' routes, before a reload adds the new ones). */
+void router_remove_fn(router_handler fn);
 int router_add_message_hook(router_message_hook fn, void *state);
 void router_free(void);
 
@@ -53,12 +68,9 @@ void router_deliver_wanted(struct session *s, const void *frame, size_t frame_le
 /* Queues FRAME (encoded once) to every online session but EXCEPT; returns how many. */
 size_t router_broadcast(const void *frame, size_t frame_len, const struct session *except);
 
-/* A session is being freed: drops its script data and tells plugins and scripts when its user
- * went offline. */
-void router_session_freed(struct session *s);
-
 /* Route introspection for admin.plugins and tests. */
 size_t router_count(void);
-const char *router_type_at(size_t i, enum route_kind *kind, int *anonymous);
+/* The type of route I (NULL past the end), with its flags and handler. */
+const char *router_route_at(size_t i, unsigned *flags, router_handler *fn);
 
 #endif

@@ -12,7 +12,6 @@
 #include "broker.h"
 #include "listener.h"
 #include "log.h"
-#include "plugin.h"
 #include "reply.h"
 #include "session.h"
 
@@ -44,13 +43,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (broker.shutting_down) return refuse(fd, "shutting down");
     if (kind == SESSION_CLIENT && session_client_count() >= (size_t)broker.conf.max_connections)
         return refuse(fd, "too many connections");
-    struct session *s = session_open(fd, addr, len, kind);
-    if (s == NULL) return refuse(fd, "out of sessions");
+    if (session_open(fd, addr, len, kind) == NULL) return refuse(fd, "out of sessions");
     broker.stats.connections_total++;
-    if (kind == SESSION_ADMIN)
-        s->state = SESSION_AUTHENTICATED;
-    else
-        plugin_session_opened(s);
 }
 
 static const enum session_kind kinds[] = {SESSION_CLIENT, SESSION_ADMIN};

@@ -33,7 +33,6 @@ struct session_table {
 };
 
 static struct session_table table;
-void (*session_on_free)(struct session *s);
 
 static void reap_doomed(evutil_socket_t fd, short what, void *arg);
 
@@ -114,7 +113,7 @@ void session_foreach(void (*fn)(struct session *s, void *arg), void *arg)
 static void release(struct session *s)
 {
     uint32_t slot = (uint32_t)s->handle;
-    if (session_on_free) session_on_free(s);
+    session_emit(s, SESSION_CLOSED);
     table.slots[slot] = NULL;
     table.free_list[table.free_count++] = slot;
     table.live--;
@@ -251,7 +250,8 @@ struct session *session_open(int fd, const struct sockaddr *addr, int addr_len,
     if (gen == 0) gen = ++table.generation[slot];
     s->handle = (uint64_t)gen << 32 | slot;
     s->kind = (uint8_t)kind;
-    s->state = SESSION_ANONYMOUS;
+    s->state = kind == SESSION_ADMIN ? SESSION_AUTHENTICATED : SESSION_ANONYMOUS; /* the socket
+                                                                   is the admin's authorization */
     copy_address(s, addr);
     table.slots[slot] = s;
     table.live++;
@@ -263,5 +263,6 @@ struct session *session_open(int fd, const struct sockaddr *addr, int addr_len,
     }
     if (kind == SESSION_CLIENT && start_login_timer(s) != 0) log_warn("cannot arm a login timer");
     session_arm_read(s);
+    session_emit(s, SESSION_OPENED);
     return s;
 }

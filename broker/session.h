@@ -103,7 +103,32 @@ const char *session_addr_key(const struct session *s, char *buf, size_t len);
 /* A frame handler finished: lets reading resume if it was paused. */
 void session_handler_done(struct session *s);
 
-/* Called by the session layer when a session's socket is gone (set by the server). */
-extern void (*session_on_free)(struct session *s);
+/* ---- lifecycle events (session_events.c) ---- */
+
+enum session_event {
+    SESSION_OPENED,    /* accepted (client or admin socket), before its first frame */
+    SESSION_LOGGED_IN, /* session_login succeeded */
+    SESSION_CLOSED,    /* being freed: its socket is gone; S is valid only during the call */
+};
+typedef void (*session_event_fn)(void *state, struct session *s, enum session_event event);
+
+/* Calls FN(STATE, s, event) for every event from now on, after the earlier subscribers.
+ * Returns 0, or -1 when the list is full. */
+int session_subscribe(session_event_fn fn, void *state);
+/* Fires EVENT for S (the session module only). */
+void session_emit(struct session *s, enum session_event event);
+
+/* A check run before a session logs in: 0 lets it, else a reply code (403, 429...) with *error
+ * set to a static reason. */
+typedef int (*session_login_check)(void *state, struct session *s, const char *user, size_t len,
+                                   const char **error);
+int session_add_login_check(session_login_check fn, void *state);
+/* Forgets every subscriber and login check (at exit, and between unit tests). */
+void session_unsubscribe_all(void);
+
+/* Logs S in as USER (1 to SESSION_USER_MAX bytes): runs the login checks, binds S as USER's
+ * session (the session USER had before gets `bye` 409), and fires SESSION_LOGGED_IN. Returns 0,
+ * or the refusing code with *error set (S stays as it was). */
+int session_login(struct session *s, const char *user, size_t len, const char **error);
 
 #endif

@@ -12,7 +12,6 @@
 
 #include "broker.h"
 #include "log.h"
-#include "luahost.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -44,6 +43,15 @@ static struct {
     int64_t last_check_ms;
     char settings[64]; /* "appendonly yes, appendfsync everysec": what was logged last */
 } store = {.durable = STORE_DURABILITY_UNKNOWN};
+
+/* Who store_on_connected told to be called at every connect. */
+#define STORE_MAX_CONNECTED 4
+struct connected_subscriber {
+    store_connected_fn fn;
+    void *state;
+};
+static struct connected_subscriber connected[STORE_MAX_CONNECTED];
+static size_t connected_count;
 
 static void connect_now(void);
 
@@ -153,16 +161,16 @@ static void send_setup(const char *what, int argc, const char **argv, const size
     redisAsyncCommandArgv(store.ctx, on_setup_reply, (void *)what, argc, argv, len);
 }
 
-void store_load_libraries(void)
+void store_setup_command(const char *what, int argc, const char **argv, const size_t *argv_len)
 {
-    if (store.state != STORE_READY) return;
-    for (size_t i = 0; i < luahost_redis_library_count(); i++) {
-        size_t len;
-        const char *src = luahost_redis_library_at(i, &len);
-        const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", src};
-        size_t lens[] = {8, 4, 7, len};
-        send_setup("FUNCTION LOAD", 4, argv, lens);
-    }
+    if (store.state == STORE_READY) send_setup(what, argc, argv, argv_len);
+}
+
+int store_on_connected(store_connected_fn fn, void *state)
+{
+    if (connected_count == STORE_MAX_CONNECTED) return -1;
+    connected[connected_count++] = (struct connected_subscriber){fn, state};
+    return 0;
 }
 
 /* ---- persistence check ---- */
@@ -250,7 +258,7 @@ static void setup_connection(void)
     }
     store.state = STORE_READY;
     store.verified = 0;
-    store_load_libraries();
+    for (size_t i = 0; i < connected_count; i++) connected[i].fn(connected[i].state);
     check_durability();
 }
 

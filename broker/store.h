@@ -31,8 +31,13 @@ int store_durability(void);
 int store_command(int argc, const char **argv, const size_t *argv_len, store_reply_fn fn,
                   void *arg);
 
-/* Reloads the scripts' Redis function libraries (after a reload of the scripts). */
-void store_load_libraries(void);
+/* Calls FN(STATE) every time the connection is (re)established, before any command of the
+ * callers: the place to send store_setup_command()s. At most 4 subscribers; 0 or -1. */
+typedef void (*store_connected_fn)(void *state);
+int store_on_connected(store_connected_fn fn, void *state);
+/* Sends a set-up command (FUNCTION LOAD...) ahead of the callers' commands, its error logged
+ * under WHAT; nothing when not connected (the next connect runs the subscribers again). */
+void store_setup_command(const char *what, int argc, const char **argv, const size_t *argv_len);
 
 /* A one-line description of the connection state for admin.stats and /healthz. */
 const char *store_state_text(void);

@@ -199,7 +199,11 @@ function chat.start_session(s, user, token, attempt, renew)
     return s:fail(401, "invalid user or password")
   end
   if not s.connected then return end
-  s:authenticate(user)
+  local ok, code, why = s:authenticate(user) -- a plugin's on_authenticate may refuse it
+  if not ok then
+    if code then return s:fail(code, why) end
+    return
+  end
   s.data.token = token
   s:ok{ token = token, users = mp.users(1000) }
   chat.announce(user, true, s)

@@ -79,8 +79,23 @@ class AdminTest(BrokerTest):
         a = self.login("adm_b")
         r = self.admin().call({"type": "admin.broadcast", "body": "maintenance at noon"})
         self.assertEqual(r["code"], 200)
+        self.assertEqual(r["sent"], 1)
         push = a.wait_push("broadcast")
-        self.assertEqual((push["from"], push["body"], push["mid"]), ("admin", "maintenance at noon", r["mid"]))
+        # from the operator: no user name (no one can register ""), and marked as a system message
+        self.assertEqual((push["from"], push["system"], push["body"], push["mid"]),
+                         ("", True, "maintenance at noon", r["mid"]))
+        # the same code path as a user's broadcast: the same checks
+        self.assertEqual(self.admin().call({"type": "admin.broadcast"})["code"], 400)
+
+    def test_user_broadcast_is_not_a_system_message(self):
+        a = self.login("adm_u1")
+        b = self.login("adm_u2")
+        r = a.call({"type": "broadcast", "body": "hi"})
+        self.assertEqual(r["code"], 200)
+        self.assertNotIn("sent", r)
+        push = b.wait_push("broadcast")
+        self.assertEqual(push["from"], "adm_u1")
+        self.assertNotIn("system", push)
 
     def test_loglevel_and_plugins(self):
         adm = self.admin()
@@ -126,7 +141,7 @@ class ReloadTest(BrokerTest):
 
         self.write_ping('local mp = require "moonpost"\n'
                         'mp.on("ping", function(s) return s:ok{ ts = mp.now(), v = 2 } end,'
-                        ' { anonymous = true })\n')
+                        ' { anonymous = true, also_admin = true })\n')
         self.assertEqual(adm.call({"type": "admin.reload"})["code"], 200)
         self.assertEqual(a.call({"type": "ping"}).get("v"), 2)
         self.assertEqual(a.call({"type": "send", "to": "rl_b", "body": "after"})["code"], 200)

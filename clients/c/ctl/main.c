@@ -29,7 +29,7 @@ static const struct command {
     {"users", "admin.users", NULL, "limit", print_users, "[LIMIT]  users online (default 10000)"},
     {"kick", "admin.kick", "user", NULL, print_kick, "USER  disconnect USER (bye 403)"},
     {"broadcast", "admin.broadcast", "body", NULL, print_broadcast,
-     "TEXT  send TEXT to everyone online, from \"admin\""},
+     "TEXT  send TEXT to everyone online, as a system message"},
     {"reload", "admin.reload", NULL, NULL, print_reload, "reload the Lua scripts"},
     {"shutdown", "admin.shutdown", NULL, NULL, print_shutdown, "stop the broker gracefully"},
     {"plugins", "admin.plugins", NULL, NULL, print_plugins, "loaded plugins and handlers"},

@@ -89,7 +89,7 @@ class MoonpostctlTest(unittest.TestCase):
             self.assertEqual(rc, 0, err)
             self.assertRegex(out, r"broadcast \d+ sent to [1-9]\d* session\(s\)")
             push = c.wait_push("broadcast")
-            self.assertEqual(push["from"], "admin")
+            self.assertEqual((push["from"], push["system"]), ("", True))
             self.assertEqual(push["body"], "maintenance at noon")
         finally:
             c.close()

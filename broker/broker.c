@@ -1,0 +1,32 @@
+/* broker: the process-wide state of the daemon (one event loop per process) and its clock. */
+#include "broker.h"
+
+#include <stdio.h>
+#include <sys/time.h>
+
+struct broker broker;
+
+int64_t broker_now_ms(void)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(broker.base, &tv);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+int broker_conf_read(struct conf *c, struct conf_error *err)
+{
+    conf_init(c);
+    int rc = conf_load_file(c, broker.conf_path, err);
+    for (size_t i = 0; rc == 0 && i < broker.conf_set_count; i++)
+        rc = conf_set(c, broker.conf_sets[i], err);
+    if (rc == 0 && c->listen.count == 0) {
+        snprintf(err->text, sizeof err->text, "%s: no 'listen' address", broker.conf_path);
+        rc = -1;
+    }
+    if (rc == 0 && c->redis == NULL) {
+        snprintf(err->text, sizeof err->text, "%s: 'redis' must be set", broker.conf_path);
+        rc = -1;
+    }
+    if (rc != 0) conf_free(c);
+    return rc;
+}
