@@ -21,6 +21,19 @@
 
 static time_t started_at;
 
+/* A 200 reply with FIELDS more pairs, encoded in the loop's scratch buffer. */
+static msgpack_packer *reply_begin(int has_id, uint64_t id, size_t fields)
+{
+    return reply_begin_in(&broker.scratch, has_id, id, 200, fields);
+}
+
+static void reply_end(struct session *s)
+{
+    size_t n = codec_frame_end(&broker.scratch);
+    stats_count_reply(&stats, 200);
+    session_send_bytes(s, broker.scratch.sb.data, n);
+}
+
 static void pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t v)
 {
     reply_pack_str(pk, key);
@@ -31,7 +44,7 @@ static void admin_stats(void *state, struct session *s, const struct frame_info 
                         const uint8_t *body, size_t len)
 {
     (void)state, (void)body, (void)len;
-    const struct stats *st = &broker.stats;
+    const struct stats *st = &stats;
     msgpack_packer *pk = reply_begin(info->has_id, info->id, 14);
     pack_kv_u64(pk, "uptime", (uint64_t)(time(NULL) - started_at));
     pack_kv_u64(pk, "connections", session_count());

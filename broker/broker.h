@@ -19,7 +19,6 @@ struct broker {
     size_t conf_set_count;
     struct codec_buf scratch; /* reused for every frame the loop thread encodes */
     int shutting_down;
-    struct stats stats;
 };
 
 extern struct broker broker;

@@ -53,7 +53,7 @@ static void histogram(struct evbuffer *out, const char *name, const char *help,
 
 static void write_metrics(struct evbuffer *out)
 {
-    const struct stats *s = &broker.stats;
+    const struct stats *s = &stats;
     gauge(out, "moonpost_connections", "Open client and admin connections.", session_count());
     gauge(out, "moonpost_sessions", "Logged-in sessions on this node.", presence_count());
     counter(out, "moonpost_connections_total", "Connections accepted.", s->connections_total);
@@ -318,7 +318,7 @@ static void refuse(evutil_socket_t fd)
     static struct log_every refused_log = LOG_EVERY(10);
     static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
                                "Connection: close\r\n\r\n";
-    broker.stats.http_rejected_total++;
+    stats.http_rejected_total++;
     log_every(&refused_log, LOG_LEVEL_WARN,
               "HTTP: http_max_connections (%d) reached, refused a "
               "connection",
@@ -368,7 +368,7 @@ int http_start(void)
         return -1;
     }
     unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
-    http.listener = listener_new((struct sockaddr *)&ss, len, flags, on_accept, NULL, addr);
+    http.listener = listener_new(broker.base, (struct sockaddr *)&ss, len, flags, on_accept, NULL, addr);
     if (http.listener == NULL) {
         log_error("cannot listen for HTTP on %s: %s", addr, strerror(errno));
         return -1;

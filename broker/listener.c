@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
 #include "log.h"
 
 #define BACKOFF_MIN_MS 100
@@ -61,8 +60,8 @@ static void on_error(struct evconnlistener *ev, void *arg)
     l->backoff_ms = l->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : l->backoff_ms * 2;
 }
 
-struct listener *listener_new(struct sockaddr *sa, int len, unsigned flags, evconnlistener_cb cb,
-                              void *arg, const char *name)
+struct listener *listener_new(struct event_base *base, struct sockaddr *sa, int len,
+                              unsigned flags, evconnlistener_cb cb, void *arg, const char *name)
 {
     struct listener *l = calloc(1, sizeof *l);
     if (l == NULL) return NULL;
@@ -71,8 +70,8 @@ struct listener *listener_new(struct sockaddr *sa, int len, unsigned flags, evco
     l->backoff_ms = BACKOFF_MIN_MS;
     l->log = (struct log_every)LOG_EVERY(10);
     snprintf(l->name, sizeof l->name, "%s", name);
-    l->resume = evtimer_new(broker.base, on_resume, l);
-    l->ev = evconnlistener_new_bind(broker.base, on_accept, l, flags, LISTEN_BACKLOG, sa, len);
+    l->resume = evtimer_new(base, on_resume, l);
+    l->ev = evconnlistener_new_bind(base, on_accept, l, flags, LISTEN_BACKLOG, sa, len);
     if (l->resume == NULL || l->ev == NULL) {
         int saved = errno;
         listener_free(l);

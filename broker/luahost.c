@@ -436,14 +436,14 @@ int luahost_reload(char *errbuf, size_t errlen)
     }
     if (vm == NULL) {
         log_error("reload failed, the running scripts stay: %s", errbuf);
-        broker.stats.reload_failures_total++;
+        stats.reload_failures_total++;
         return -1;
     }
     struct luahost_vm *old = current;
     current = vm;
     retire(old);
     load_redis_libraries(NULL);
-    broker.stats.reloads_total++;
+    stats.reloads_total++;
     log_info("reloaded %zu script(s), %zu route(s)", broker.conf.script.count, router_count());
     return 0;
 }
@@ -583,8 +583,8 @@ static void finish(struct request *r)
         session_handler_done(s);
     }
     if (r->session != 0)
-        stats_observe(broker.stats.handler_latency_buckets, &broker.stats.handler_latency_us_sum,
-                      &broker.stats.handler_latency_count, (uint64_t)(now_us() - r->started_us));
+        stats_observe(stats.handler_latency_buckets, &stats.handler_latency_us_sum,
+                      &stats.handler_latency_count, (uint64_t)(now_us() - r->started_us));
     request_memory -= r->charge;
     if (r->anonymous) anonymous_memory -= r->charge;
     struct release rel = {r->co, r->ref};
@@ -633,7 +633,7 @@ static void fail_request(struct request *r, lua_State *co, const char *msg)
             msg = lua_type(co, -1) == LUA_TSTRING ? lua_tostring(co, -1) : "(not a string)";
         log_error("handler error in %s: %s", who, msg);
     }
-    broker.stats.handler_errors_total++;
+    stats.handler_errors_total++;
     struct session *s = r->session ? session_get(r->session) : NULL;
     if (s != NULL && !r->replied) {
         r->replied = 1;
@@ -791,13 +791,13 @@ void luahost_route(void *state, struct session *s, const struct frame_info *info
         log_error("cannot start the handler of '%.*s' from %s: no Lua memory left",
                   (int)info->type_len, (const char *)info->type,
                   session_addr_text(s, addr, sizeof addr));
-        broker.stats.handler_errors_total++;
+        stats.handler_errors_total++;
         session_reply(s, info->has_id, info->id, 500, "internal error");
         session_handler_done(s);
         return;
     }
     if (a.r == NULL) {
-        if (a.refused == 503) broker.stats.requests_busy_total++;
+        if (a.refused == 503) stats.requests_busy_total++;
         session_reply(s, info->has_id, info->id, a.refused, a.why);
         session_handler_done(s);
         return;

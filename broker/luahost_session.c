@@ -98,7 +98,7 @@ static int session_ok(lua_State *L)
     /* encode first: a table that cannot be encoded raises, and the request then answers 500 */
     size_t n = r->has_id ? encode_reply(L, r, 200, NULL, 2) : 0;
     r->replied = 1;
-    stats_count_reply(&broker.stats, 200);
+    stats_count_reply(&stats, 200);
     if (n > 0) session_send_bytes(s, broker.scratch.sb.data, n);
     lua_pushboolean(L, 1);
     return 1;
@@ -125,7 +125,7 @@ static int session_fail(lua_State *L)
     }
     size_t n = encode_reply(L, r, (int)code, reason, 4); /* first: it may raise */
     r->replied = 1;
-    stats_count_reply(&broker.stats, (int)code);
+    stats_count_reply(&stats, (int)code);
     session_send_bytes(s, broker.scratch.sb.data, n);
     lua_pushboolean(L, 1);
     return 1;

@@ -97,7 +97,7 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
     if (s != NULL) session_cancel_drain(s, t->ev);
     if (s != NULL && !drained && (what & EV_TIMEOUT)) {
         char addr[64];
-        broker.stats.slow_consumers_total++;
+        stats.slow_consumers_total++;
         log_warn("session %s (%s): output not read for %.1f s, dropped as a slow reader",
                  s->user_len ? s->user : "-", session_addr_text(s, addr, sizeof addr),
                  t->timeout);

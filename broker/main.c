@@ -174,12 +174,13 @@ static int start_signals(void)
 static int start(void)
 {
     size_t max = (size_t)broker.conf.max_connections + ADMIN_SESSIONS;
-    if (session_table_init(max) != 0 || presence_init(max) != 0) {
+    broker_apply_live_settings();
+    if (session_table_init(broker.base, max, router_dispatch) != 0 || presence_init(max) != 0) {
         log_error("cannot allocate tables for %zu sessions", max);
         return -1;
     }
     /* a hashing job that would start after half the login timeout is refused (503) at once */
-    if (worker_start(broker.conf.workers, broker.conf.pwhash_queue_max,
+    if (worker_start(broker.base, broker.conf.workers, broker.conf.pwhash_queue_max,
                      broker.conf.pwhash_queue_per_addr,
                      (int)(broker.conf.login_timeout * 500)) != 0) {
         log_error("cannot start %d worker thread(s)", broker.conf.workers);
@@ -188,7 +189,10 @@ static int start(void)
     if (admin_start() != 0) return -1;
     if (plugin_load_all() != 0) return -1;
     if (luahost_start() != 0) return -1;
-    if (store_start() != 0) return -1;
+    struct store_options redis = {broker.conf.redis, broker.conf.redis_password,
+                                  broker.conf.redis_db, broker.conf.redis_timeout,
+                                  broker.conf.redis_require_durable};
+    if (store_start(broker.base, &redis) != 0) return -1;
     if (start_signals() != 0) return -1;
     if (server_listen() != 0) return -1;
     if (http_start() != 0) return -1;

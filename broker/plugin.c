@@ -272,7 +272,7 @@ static void api_reply_end(const mp_request *req)
     size_t n = codec_frame_end(&reply_buf);
     struct session *s = session_get(req->session);
     if (s == NULL) return;
-    stats_count_reply(&broker.stats, 200);
+    stats_count_reply(&stats, 200);
     if (req->has_id) session_send_bytes(s, reply_buf.sb.data, n); /* success without id: silent */
     request_done(s);
 }

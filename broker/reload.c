@@ -5,6 +5,7 @@
  * Lua state, plugin lines added to the file are loaded. */
 #include "reload.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 #include "log.h"
 #include "luahost.h"
 #include "plugin.h"
+#include "session.h"
+#include "store.h"
 
 static int same_str(const char *a, const char *b)
 {
@@ -122,6 +125,23 @@ static int load_added_plugins(const struct conf_list *fresh, char *errbuf, size_
     return 0;
 }
 
+void broker_apply_live_settings(void)
+{
+    const struct conf *c = &broker.conf;
+    log_set_level(c->log_level);
+    struct session_limits limits = {
+        .idle_timeout = c->idle_timeout,
+        .login_timeout = c->login_timeout,
+        .output_limit = (size_t)c->output_limit,
+        .output_budget = (size_t)c->output_budget,
+        .request_rate = c->request_rate,
+        .request_burst = c->request_burst,
+        .max_frame = (uint32_t)c->max_frame,
+    };
+    session_set_limits(&limits);
+    store_set_limits(c->redis_timeout, c->redis_require_durable);
+}
+
 int broker_reload(char *errbuf, size_t errlen)
 {
     struct conf fresh;
@@ -129,7 +149,7 @@ int broker_reload(char *errbuf, size_t errlen)
     if (broker_conf_read(&fresh, &err) != 0) {
         snprintf(errbuf, errlen, "%s", err.text);
         log_error("reload failed, the running configuration stays: %s", errbuf);
-        broker.stats.reload_failures_total++;
+        stats.reload_failures_total++;
         return -1;
     }
     /* Checks of the scripts' own options against the fresh conf go here, before anything
@@ -149,13 +169,13 @@ int broker_reload(char *errbuf, size_t errlen)
         return -1;
     }
     conf_free(&running);
-    log_set_level(broker.conf.log_level);
+    broker_apply_live_settings();
     int rc = load_added_plugins(&wanted_plugins, errbuf, errlen);
     for (size_t i = 0; i < wanted_plugins.count; i++) free(wanted_plugins.items[i]);
     free(wanted_plugins.items);
     if (rc != 0) {
         log_error("reload: the scripts and settings were reloaded, but %s", errbuf);
-        broker.stats.reload_failures_total++;
+        stats.reload_failures_total++;
         return -1;
     }
     log_info("reload: done (%zu script(s), %zu plugin(s))", broker.conf.script.count,

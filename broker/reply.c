@@ -1,9 +1,8 @@
-/* reply: `res` frames with fields, encoded once in the loop's scratch buffer. */
+/* reply: encoding `res` and `bye` frames (no session, no state: the callers queue them). */
 #include "reply.h"
 
 #include <string.h>
 
-#include "broker.h"
 
 void reply_pack_str(msgpack_packer *pk, const char *s)
 {
@@ -26,15 +25,11 @@ msgpack_packer *reply_begin_in(struct codec_buf *b, int has_id, uint64_t id, int
     return &b->pk;
 }
 
-msgpack_packer *reply_begin(int has_id, uint64_t id, size_t fields)
-{
-    return reply_begin_in(&broker.scratch, has_id, id, 200, fields);
-}
 
 const char *reply_encode_bye(int code, const char *error, size_t *len)
 {
-    /* not broker.scratch: a slow reader is sent its bye while a broadcast from scratch is
-     * still being queued to the others */
+    /* a buffer of its own: a slow reader is sent its bye while a broadcast from the loop's
+     * scratch buffer is still being queued to the others */
     static struct codec_buf bye;
     static int ready;
     struct codec_buf *b = &bye;
@@ -52,11 +47,4 @@ const char *reply_encode_bye(int code, const char *error, size_t *len)
     reply_pack_str(&b->pk, error);
     *len = codec_frame_end(b);
     return b->sb.data;
-}
-
-void reply_end(struct session *s)
-{
-    size_t n = codec_frame_end(&broker.scratch);
-    stats_count_reply(&broker.stats, 200);
-    session_send_bytes(s, broker.scratch.sb.data, n);
 }

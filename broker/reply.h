@@ -4,8 +4,6 @@
 
 #include <msgpack.h>
 
-#include "session.h"
-
 #include "codec.h"
 
 /* Starts a frame in B: `res` CODE for request (HAS_ID, ID), with FIELDS more key/value pairs to
@@ -13,11 +11,6 @@
  * place that writes a reply's header. */
 msgpack_packer *reply_begin_in(struct codec_buf *b, int has_id, uint64_t id, int code,
                                size_t fields);
-
-/* reply_begin_in(scratch, has_id, id, 200, fields). */
-msgpack_packer *reply_begin(int has_id, uint64_t id, size_t fields);
-/* Queues the reply to S. */
-void reply_end(struct session *s);
 
 void reply_pack_str(msgpack_packer *pk, const char *s);
 

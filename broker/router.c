@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
 #include "log.h"
 #include "presence.h"
+#include "stats.h"
 
 #define ROUTER_MAX_HOOKS 16
 
@@ -163,7 +163,7 @@ int router_push(struct session *s, const void *frame, size_t frame_len, uint64_t
  * which no mid rule can prevent once the clocks went back); it is never silent. */
 static void mid_went_back(const struct session *s, uint64_t mid)
 {
-    broker.stats.mid_regressions_total++;
+    stats.mid_regressions_total++;
     log_error("session %s: live message mid %llu is not above the last pushed mid %llu, not "
               "pushed (a mid went back: check the clocks of Redis and the broker)",
               s->user, (unsigned long long)mid, (unsigned long long)s->last_mid);
@@ -184,7 +184,7 @@ void router_deliver_wanted(struct session *s, const void *frame, size_t frame_le
 {
     if (mid > 0) s->last_mid = mid;
     session_send_bytes(s, frame, frame_len);
-    broker.stats.deliveries_total++;
+    stats.deliveries_total++;
 }
 
 int router_deliver_to(struct session *s, const void *frame, size_t frame_len, uint64_t mid)
@@ -211,6 +211,6 @@ size_t router_broadcast(const void *frame, size_t frame_len, const struct sessio
         session_send_bytes(s, frame, frame_len);
         sent++;
     }
-    broker.stats.broadcast_deliveries_total += sent;
+    stats.broadcast_deliveries_total += sent;
     return sent;
 }

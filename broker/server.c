@@ -32,7 +32,7 @@ static void refuse(evutil_socket_t fd, const char *why)
         /* the client is gone */
     }
     evutil_closesocket(fd);
-    broker.stats.connections_rejected_total++;
+    stats.connections_rejected_total++;
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
@@ -44,7 +44,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (kind == SESSION_CLIENT && session_client_count() >= (size_t)broker.conf.max_connections)
         return refuse(fd, "too many connections");
     if (session_open(fd, addr, len, kind) == NULL) return refuse(fd, "out of sessions");
-    broker.stats.connections_total++;
+    stats.connections_total++;
 }
 
 static const enum session_kind kinds[] = {SESSION_CLIENT, SESSION_ADMIN};
@@ -58,7 +58,7 @@ static int add_listener(struct sockaddr *sa, int len, enum session_kind kind, co
     unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
     if (kind == SESSION_CLIENT) flags |= LEV_OPT_REUSEABLE;
     if (kind == SESSION_CLIENT && broker.conf.reuseport) flags |= LEV_OPT_REUSEABLE_PORT;
-    struct listener *l = listener_new(sa, len, flags, on_accept, (void *)&kinds[kind], name);
+    struct listener *l = listener_new(broker.base, sa, len, flags, on_accept, (void *)&kinds[kind], name);
     if (l == NULL) {
         log_error("cannot listen on %s: %s", name, strerror(errno));
         return -1;

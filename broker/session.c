@@ -12,12 +12,12 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "broker.h"
 #include "clock.h"
 #include "log.h"
 #include "presence.h"
 #include "reply.h"
 #include "session_internal.h"
+#include "stats.h"
 
 struct session_table {
     struct session **slots; /* NULL = free */
@@ -33,17 +33,20 @@ struct session_table {
 };
 
 static struct session_table table;
+struct session_context session_ctx;
 
 static void reap_doomed(evutil_socket_t fd, short what, void *arg);
 
-int session_table_init(size_t max)
+int session_table_init(struct event_base *base, size_t max, session_frame_fn on_frame)
 {
+    session_ctx.base = base;
+    session_ctx.on_frame = on_frame;
     table.capacity = max;
     table.slots = calloc(max, sizeof *table.slots);
     table.generation = calloc(max, sizeof *table.generation);
     table.free_list = malloc(max * sizeof *table.free_list);
     table.doomed = malloc(max * sizeof *table.doomed);
-    table.reaper = event_new(broker.base, -1, 0, reap_doomed, NULL);
+    table.reaper = event_new(session_ctx.base, -1, 0, reap_doomed, NULL);
     if (!table.slots || !table.generation || !table.free_list || !table.doomed || !table.reaper)
         return -1;
     for (size_t i = 0; i < max; i++) table.free_list[i] = (uint32_t)(max - 1 - i);
@@ -75,6 +78,11 @@ void session_table_free(void)
     free(table.doomed);
     memset(&table, 0, sizeof table);
     session_io_free();
+}
+
+void session_set_limits(const struct session_limits *limits)
+{
+    session_ctx.limits = *limits;
 }
 
 size_t session_count(void)
@@ -204,15 +212,15 @@ static void on_login_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct session *s = arg;
-    broker.stats.idle_timeouts_total++;
+    stats.idle_timeouts_total++;
     session_close(s, 408, "login timeout");
 }
 
 static int start_login_timer(struct session *s)
 {
-    double t = broker.conf.login_timeout;
+    double t = session_ctx.limits.login_timeout;
     if (t <= 0) return 0;
-    s->login_timer = evtimer_new(broker.base, on_login_timeout, s);
+    s->login_timer = evtimer_new(session_ctx.base, on_login_timeout, s);
     if (s->login_timer == NULL) return -1;
     struct timeval tv = clock_timeval(t);
     return evtimer_add(s->login_timer, &tv);
@@ -237,7 +245,7 @@ struct session *session_open(int fd, const struct sockaddr *addr, int addr_len,
     s->in = evbuffer_new();
     s->out = evbuffer_new();
     if (s->in == NULL || s->out == NULL ||
-        event_assign(&s->read_ev, broker.base, fd, EV_READ | EV_PERSIST, session_on_readable, s)) {
+        event_assign(&s->read_ev, session_ctx.base, fd, EV_READ | EV_PERSIST, session_on_readable, s)) {
         if (s->in) evbuffer_free(s->in);
         if (s->out) evbuffer_free(s->out);
         free(s);

@@ -9,6 +9,8 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "frame.h"
+
 #define SESSION_USER_MAX 32
 #define SESSION_MAX_MALFORMED 3
 #define SESSION_MAX_INFLIGHT 64 /* handlers running at once for one session: reading pauses past it */
@@ -50,8 +52,26 @@ struct session {
     char user[SESSION_USER_MAX + 1];
 };
 
-/* Allocates the session table for up to MAX sessions. */
-int session_table_init(size_t max);
+/* Where a session's well-formed frames go (the router): called once per frame that passed the
+ * framing, malformed and request_rate checks. */
+typedef void (*session_frame_fn)(struct session *s, const struct frame_info *info,
+                                 const uint8_t *body, size_t len);
+
+/* The limits the session module enforces; session_set_limits may change them at any time (a
+ * reload): timeouts apply to the sessions opened or re-armed after, the others at once. */
+struct session_limits {
+    double idle_timeout;   /* seconds without a frame from a client, 0 = none */
+    double login_timeout;  /* seconds from connect to login, 0 = none */
+    size_t output_limit;   /* bytes queued to one session before it is dropped */
+    size_t output_budget;  /* bytes queued to all sessions before the slowest go, 0 = none */
+    int request_rate;      /* requests per second per client connection, 0 = none */
+    int request_burst;     /* requests above the rate a client may send at once */
+    uint32_t max_frame;    /* bytes of one frame body */
+};
+
+/* Allocates the session table for up to MAX sessions on BASE; frames go to ON_FRAME. */
+int session_table_init(struct event_base *base, size_t max, session_frame_fn on_frame);
+void session_set_limits(const struct session_limits *limits);
 void session_table_free(void);
 size_t session_count(void);
 /* Client connections only (admin connections have slots of their own). */

@@ -10,9 +10,9 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "broker.h"
 #include "log.h"
 #include "session_internal.h"
+#include "stats.h"
 
 #define TRIM_MIN_BYTES (32u << 20) /* output freed since the last trim that is worth one */
 #define TRIM_PERIOD_SECONDS 1
@@ -27,19 +27,19 @@ static struct log_every budget_log = LOG_EVERY(10);
 
 void session_drop_slow(struct session *s, const char *why)
 {
-    broker.stats.slow_consumers_total++;
+    stats.slow_consumers_total++;
     session_discard_output(s); /* freed now, not after the close grace period */
     session_close(s, 429, why);
 }
 
 static size_t budget(void)
 {
-    return (size_t)broker.conf.output_budget;
+    return session_ctx.limits.output_budget;
 }
 
 static void drop_for_budget(struct session *s)
 {
-    broker.stats.output_budget_drops_total++;
+    stats.output_budget_drops_total++;
     session_drop_slow(s, "slow reader: output budget exceeded");
 }
 
@@ -99,7 +99,7 @@ static void on_trim_tick(evutil_socket_t fd, short what, void *arg)
 
 int session_budget_init(void)
 {
-    trim_timer = event_new(broker.base, -1, EV_PERSIST, on_trim_tick, NULL);
+    trim_timer = event_new(session_ctx.base, -1, EV_PERSIST, on_trim_tick, NULL);
     struct timeval period = {TRIM_PERIOD_SECONDS, 0};
     return trim_timer != NULL && event_add(trim_timer, &period) == 0 ? 0 : -1;
 }

@@ -7,6 +7,14 @@
 
 #define SESSION_CLOSE_GRACE_SECONDS 2
 
+/* What the module was given (session_table_init, session_set_limits). */
+struct session_context {
+    struct event_base *base;
+    session_frame_fn on_frame;
+    struct session_limits limits;
+};
+extern struct session_context session_ctx;
+
 /* Frees S on the next loop pass, never inside a callback that may still touch it. */
 void session_doom(struct session *s);
 

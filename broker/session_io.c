@@ -9,13 +9,12 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "broker.h"
 #include "clock.h"
 #include "frame.h"
 #include "log.h"
 #include "reply.h"
-#include "router.h"
 #include "session_internal.h"
+#include "stats.h"
 
 #define READ_CHUNK 65536 /* most bytes read from one socket per callback, for fairness */
 #define WRITE_IOVECS 128 /* chains of output handed to one writev */
@@ -32,17 +31,21 @@ static struct {
                             already queued in that pass */
 } dirty;
 
+static struct codec_buf reply_buf; /* session_reply's frames */
+
 static void flush_dirty(evutil_socket_t fd, short what, void *arg);
 
 int session_io_init(size_t max)
 {
+    codec_buf_init(&reply_buf);
     dirty.handles = malloc(max * sizeof *dirty.handles);
-    dirty.flush = event_new(broker.base, -1, 0, flush_dirty, NULL);
+    dirty.flush = event_new(session_ctx.base, -1, 0, flush_dirty, NULL);
     return dirty.handles && dirty.flush ? session_budget_init() : -1;
 }
 
 void session_io_free(void)
 {
+    codec_buf_free(&reply_buf);
     free(dirty.handles);
     if (dirty.flush) event_free(dirty.flush);
     session_budget_free();
@@ -51,7 +54,7 @@ void session_io_free(void)
 
 void session_arm_read(struct session *s)
 {
-    double idle = broker.conf.idle_timeout;
+    double idle = session_ctx.limits.idle_timeout;
     if (s->kind == SESSION_CLIENT && idle > 0) {
         struct timeval tv = clock_timeval(idle);
         event_add(&s->read_ev, &tv);
@@ -132,7 +135,7 @@ static void flush_dirty(evutil_socket_t fd, short what, void *arg)
 static int wait_writable(struct session *s)
 {
     if (s->write_ev == NULL) {
-        s->write_ev = event_new(broker.base, s->fd, EV_WRITE | EV_PERSIST, session_on_writable, s);
+        s->write_ev = event_new(session_ctx.base, s->fd, EV_WRITE | EV_PERSIST, session_on_writable, s);
         if (s->write_ev == NULL) return -1;
     }
     if (s->state == SESSION_CLOSING) {
@@ -176,7 +179,7 @@ static ssize_t write_some(struct session *s)
     s->out_partial = left == 0 ? 0 : frame_rest(s->out, s->out_partial, (size_t)w);
     evbuffer_drain(s->out, (size_t)w);
     out_total -= (size_t)w;
-    broker.stats.bytes_out_total += (uint64_t)w;
+    stats.bytes_out_total += (uint64_t)w;
     return w;
 }
 
@@ -203,7 +206,7 @@ void session_queue(struct session *s, const void *data, size_t len)
     if (evbuffer_add(s->out, data, len) != 0) return;
     out_total += len;
     if (out_total > out_peak) out_peak = out_total;
-    broker.stats.frames_out_total++;
+    stats.frames_out_total++;
 }
 
 void session_discard_output(struct session *s)
@@ -240,39 +243,39 @@ void session_send_bytes(struct session *s, const void *data, size_t len)
     if (s->state == SESSION_CLOSING) return;
     session_queue(s, data, len);
     size_t queued = evbuffer_get_length(s->out);
-    if (queued > (size_t)broker.conf.output_limit) {
+    if (queued > session_ctx.limits.output_limit) {
         static struct log_every slow_log = LOG_EVERY(10);
         char addr[64];
         log_every(&slow_log, LOG_LEVEL_WARN,
-                  "session %s (%s): output buffer over %d bytes, dropped as a slow reader",
+                  "session %s (%s): output buffer over %zu bytes, dropped as a slow reader",
                   s->user_len ? s->user : "-", session_addr_text(s, addr, sizeof addr),
-                  broker.conf.output_limit);
+                  session_ctx.limits.output_limit);
         session_drop_slow(s, "slow reader: output buffer full");
         return;
     }
-    size_t budget = (size_t)broker.conf.output_budget;
+    size_t budget = session_ctx.limits.output_budget;
     if (budget > 0 && out_total > budget && session_budget_victim(s, queued)) return;
     session_mark_dirty(s);
 }
 
 void session_reply(struct session *s, int has_id, uint64_t id, int code, const char *error)
 {
-    stats_count_reply(&broker.stats, code);
+    stats_count_reply(&stats, code);
     if (code == 200 && !has_id) return;
-    msgpack_packer *pk = reply_begin_in(&broker.scratch, has_id, id, code, code != 200);
+    msgpack_packer *pk = reply_begin_in(&reply_buf, has_id, id, code, code != 200);
     if (code != 200) {
         reply_pack_str(pk, "error");
         reply_pack_str(pk, error);
     }
-    size_t n = codec_frame_end(&broker.scratch);
-    session_send_bytes(s, broker.scratch.sb.data, n);
+    size_t n = codec_frame_end(&reply_buf);
+    session_send_bytes(s, reply_buf.sb.data, n);
 }
 
 /* ---- reading ---- */
 
 static void malformed(struct session *s, const struct frame_info *info, const char *why)
 {
-    broker.stats.malformed_frames_total++;
+    stats.malformed_frames_total++;
     char addr[64];
     log_debug("malformed frame from %s: %s", session_addr_text(s, addr, sizeof addr), why);
     session_reply(s, info->has_id, info->id, 400, why);
@@ -283,14 +286,14 @@ static void malformed(struct session *s, const struct frame_info *info, const ch
  * 1/request_rate s, and may come up to request_burst - 1 intervals early. */
 static int within_request_rate(struct session *s)
 {
-    int rate = broker.conf.request_rate;
+    int rate = session_ctx.limits.request_rate;
     if (rate == 0 || s->kind != SESSION_CLIENT) return 1;
     int64_t now = clock_monotonic_us(), interval = 1000000 / rate;
     if (s->rate_tat_us <= now) {
         s->rate_tat_us = now;
         s->rate_refused = 0; /* the whole burst is back: the client slowed down */
     }
-    if (s->rate_tat_us - now > (int64_t)(broker.conf.request_burst - 1) * interval) return 0;
+    if (s->rate_tat_us - now > (int64_t)(session_ctx.limits.request_burst - 1) * interval) return 0;
     s->rate_tat_us += interval;
     return 1;
 }
@@ -299,8 +302,8 @@ static int within_request_rate(struct session *s)
  * before its budget has filled up again is not slowing down, and is closed. */
 static void refuse_over_rate(struct session *s, const struct frame_info *info)
 {
-    broker.stats.rate_limited_total++;
-    if (++s->rate_refused > (uint32_t)broker.conf.request_burst) {
+    stats.rate_limited_total++;
+    if (++s->rate_refused > (uint32_t)session_ctx.limits.request_burst) {
         session_close(s, 429, "request rate exceeded");
         return;
     }
@@ -311,7 +314,7 @@ static void handle_body(struct session *s, const uint8_t *body, size_t len)
 {
     struct frame_info info;
     enum frame_error err = frame_check(body, len, &info);
-    broker.stats.frames_in_total++;
+    stats.frames_in_total++;
     if (err != FRAME_OK) {
         malformed(s, &info, frame_error_text(err));
         return;
@@ -320,7 +323,7 @@ static void handle_body(struct session *s, const uint8_t *body, size_t len)
         refuse_over_rate(s, &info);
         return;
     }
-    router_dispatch(s, &info, body, len);
+    session_ctx.on_frame(s, &info, body, len);
 }
 
 /* Handlers one session may have running at once (each holds its decoded frame). */
@@ -345,7 +348,7 @@ static void handle_frames(struct session *s)
         uint8_t header[FRAME_HEADER_LEN];
         if (evbuffer_copyout(in, header, sizeof header) < (ev_ssize_t)sizeof header) return;
         uint32_t len;
-        switch (frame_split(header, sizeof header, (uint32_t)broker.conf.max_frame, &len)) {
+        switch (frame_split(header, sizeof header, session_ctx.limits.max_frame, &len)) {
         case FRAME_EMPTY: session_close(s, 400, "empty frame"); return;
         case FRAME_OVERSIZE: session_close(s, 413, "frame too large"); return;
         default: break;
@@ -353,7 +356,7 @@ static void handle_frames(struct session *s)
         size_t whole = FRAME_HEADER_LEN + (size_t)len;
         if (evbuffer_get_length(in) < whole) return;
         const uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)whole);
-        broker.stats.bytes_in_total += whole;
+        stats.bytes_in_total += whole;
         handle_body(s, frame + FRAME_HEADER_LEN, len);
         evbuffer_drain(in, whole);
     }
@@ -363,7 +366,7 @@ void session_on_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct session *s = arg;
     if (what & EV_TIMEOUT) {
-        broker.stats.idle_timeouts_total++;
+        stats.idle_timeouts_total++;
         session_close(s, 408, s->state == SESSION_ANONYMOUS ? "login timeout" : "idle timeout");
         return;
     }

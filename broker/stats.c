@@ -1,6 +1,8 @@
 /* stats: the code table and the latency histogram of the loop thread's counters. */
 #include "stats.h"
 
+struct stats stats;
+
 const int stats_codes[STATS_CODES] = {200, 400, 401, 403, 404, 408, 409, 413, 429, 500, 503, 507};
 
 void stats_count_reply(struct stats *s, int code)

@@ -42,6 +42,10 @@ struct stats {
     uint64_t redis_latency_buckets[STATS_LATENCY_BUCKETS];
 };
 
+/* The loop thread's counters, one set per process: every module counts into it without
+ * knowing the broker's state (plain increments, never from the worker threads). */
+extern struct stats stats;
+
 extern const int stats_codes[STATS_CODES];
 
 void stats_count_reply(struct stats *s, int code);

@@ -10,7 +10,7 @@
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 
-#include "broker.h"
+#include "stats.h"
 #include "log.h"
 
 #define BACKOFF_MIN_MS 100
@@ -42,6 +42,8 @@ static struct {
     int verified; /* a check answered on this connection */
     int64_t last_check_ms;
     char settings[64]; /* "appendonly yes, appendfsync everysec": what was logged last */
+    struct event_base *base;
+    struct store_options options;
 } store = {.durable = STORE_DURABILITY_UNKNOWN};
 
 /* Who store_on_connected told to be called at every connect. */
@@ -54,6 +56,14 @@ static struct connected_subscriber connected[STORE_MAX_CONNECTED];
 static size_t connected_count;
 
 static void connect_now(void);
+
+/* Milliseconds since the epoch, from the loop's cached clock. */
+static int64_t now_ms(void)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(store.base, &tv);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
 
 static int64_t now_us(void)
 {
@@ -81,7 +91,7 @@ static void call_put(struct call *c)
 /* redis_require_durable on: storage is refused until this connection's check says durable. */
 static int refusing(void)
 {
-    return broker.conf.redis_require_durable && (!store.verified || store.durable != STORE_DURABLE);
+    return store.options.require_durable && (!store.verified || store.durable != STORE_DURABLE);
 }
 
 int store_ready(void)
@@ -118,11 +128,11 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     struct call *c = privdata;
     redisReply *r = reply;
     store.in_flight--;
-    store.last_progress_ms = broker_now_ms();
+    store.last_progress_ms = now_ms();
     uint64_t us = (uint64_t)(now_us() - c->sent_us);
-    stats_observe(broker.stats.redis_latency_buckets, &broker.stats.redis_latency_us_sum,
-                  &broker.stats.redis_latency_count, us);
-    if (r == NULL) broker.stats.redis_errors_total++;
+    stats_observe(stats.redis_latency_buckets, &stats.redis_latency_us_sum,
+                  &stats.redis_latency_count, us);
+    if (r == NULL) stats.redis_errors_total++;
     store_reply_fn fn = c->fn;
     void *arg = c->arg;
     call_put(c);
@@ -138,13 +148,13 @@ int store_command(int argc, const char **argv, const size_t *argv_len, store_rep
     c->fn = fn;
     c->arg = arg;
     c->sent_us = now_us();
-    if (store.in_flight == 0) store.last_progress_ms = broker_now_ms();
+    if (store.in_flight == 0) store.last_progress_ms = now_ms();
     if (redisAsyncCommandArgv(store.ctx, on_reply, c, argc, argv, argv_len) != REDIS_OK) {
         call_put(c);
         return -1;
     }
     store.in_flight++;
-    broker.stats.redis_commands_total++;
+    stats.redis_commands_total++;
     return 0;
 }
 
@@ -192,7 +202,7 @@ static void report_durability(const char *settings, const char *why_unknown)
 {
     if (store.verified && strcmp(settings, store.settings) == 0) return;
     snprintf(store.settings, sizeof store.settings, "%s", settings);
-    const char *refused = broker.conf.redis_require_durable
+    const char *refused = store.options.require_durable
                               ? "; storage requests are refused (redis_require_durable on)"
                               : "";
     if (store.durable == STORE_DURABILITY_UNKNOWN)
@@ -235,7 +245,7 @@ static void check_durability(void)
 {
     static const char *argv[] = {"CONFIG", "GET", "appendonly", "appendfsync"};
     static const size_t lens[] = {6, 3, 10, 11};
-    store.last_check_ms = broker_now_ms();
+    store.last_check_ms = now_ms();
     redisAsyncCommandArgv(store.ctx, on_durability_reply, NULL, 4, argv, lens);
 }
 
@@ -243,15 +253,15 @@ static void check_durability(void)
  * afterwards are pipelined behind them, so no command ever runs before them. */
 static void setup_connection(void)
 {
-    const struct conf *c = &broker.conf;
-    if (c->redis_password != NULL) {
-        const char *argv[] = {"AUTH", c->redis_password};
-        size_t lens[] = {4, strlen(c->redis_password)};
+    const struct store_options *o = &store.options;
+    if (o->password != NULL) {
+        const char *argv[] = {"AUTH", o->password};
+        size_t lens[] = {4, strlen(o->password)};
         send_setup("AUTH", 2, argv, lens);
     }
-    if (c->redis_db != 0) {
+    if (o->db != 0) {
         char db[16];
-        snprintf(db, sizeof db, "%d", c->redis_db);
+        snprintf(db, sizeof db, "%d", o->db);
         const char *argv[] = {"SELECT", db};
         size_t lens[] = {6, strlen(db)};
         send_setup("SELECT", 2, argv, lens);
@@ -265,14 +275,14 @@ static void setup_connection(void)
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     if (status != REDIS_OK) {
-        log_warn("redis: cannot connect to %s: %s (retrying in %d ms)", broker.conf.redis,
+        log_warn("redis: cannot connect to %s: %s (retrying in %d ms)", store.options.addr,
                  ac->errstr, store.backoff_ms);
         store.ctx = NULL; /* hiredis frees a context whose connect failed */
         store.state = STORE_DOWN;
         schedule_retry();
         return;
     }
-    log_info("redis: connected to %s", broker.conf.redis);
+    log_info("redis: connected to %s", store.options.addr);
     store.backoff_ms = BACKOFF_MIN_MS;
     setup_connection();
 }
@@ -283,13 +293,13 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     store.ctx = NULL;
     store.state = STORE_DOWN;
     store.in_flight = 0;
-    broker.stats.redis_reconnects_total++;
+    stats.redis_reconnects_total++;
     schedule_retry();
 }
 
 static void connect_now(void)
 {
-    const char *addr = broker.conf.redis;
+    const char *addr = store.options.addr;
     if (strncmp(addr, "unix:", 5) == 0) {
         store.ctx = redisAsyncConnectUnix(addr + 5);
     } else {
@@ -312,8 +322,8 @@ static void connect_now(void)
         return;
     }
     store.state = STORE_CONNECTING;
-    store.connect_started_ms = broker_now_ms();
-    redisLibeventAttach(store.ctx, broker.base);
+    store.connect_started_ms = now_ms();
+    redisLibeventAttach(store.ctx, store.base);
     redisAsyncSetConnectCallback(store.ctx, on_connect);
     redisAsyncSetDisconnectCallback(store.ctx, on_disconnect);
 }
@@ -329,31 +339,39 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
-    int64_t timeout_ms = (int64_t)(broker.conf.redis_timeout * 1000);
+    int64_t timeout_ms = (int64_t)(store.options.timeout * 1000);
     if (store.state == STORE_CONNECTING &&
-        broker_now_ms() - store.connect_started_ms > timeout_ms) {
-        log_warn("redis: connecting to %s timed out", broker.conf.redis);
+        now_ms() - store.connect_started_ms > timeout_ms) {
+        log_warn("redis: connecting to %s timed out", store.options.addr);
         redisAsyncFree(store.ctx); /* not connected yet: no disconnect callback */
         store.ctx = NULL;
         store.state = STORE_DOWN;
         schedule_retry();
         return;
     }
-    if (store.state == STORE_READY && broker_now_ms() - store.last_check_ms > DURABILITY_RECHECK_MS)
+    if (store.state == STORE_READY && now_ms() - store.last_check_ms > DURABILITY_RECHECK_MS)
         check_durability();
     if (store.state == STORE_READY && store.in_flight > 0 &&
-        broker_now_ms() - store.last_progress_ms > timeout_ms) {
+        now_ms() - store.last_progress_ms > timeout_ms) {
         log_warn("redis: no reply for %.1f s with %zu command(s) waiting, reconnecting",
-                 broker.conf.redis_timeout, store.in_flight);
+                 store.options.timeout, store.in_flight);
         redisAsyncFree(store.ctx); /* calls every waiting callback with NULL, then disconnect */
     }
 }
 
-int store_start(void)
+void store_set_limits(double timeout, int require_durable)
 {
+    store.options.timeout = timeout;
+    store.options.require_durable = require_durable;
+}
+
+int store_start(struct event_base *base, const struct store_options *options)
+{
+    store.base = base;
+    store.options = *options;
     store.backoff_ms = BACKOFF_MIN_MS;
-    store.retry = evtimer_new(broker.base, on_retry, NULL);
-    store.watchdog = event_new(broker.base, -1, EV_PERSIST, on_watchdog, NULL);
+    store.retry = evtimer_new(base, on_retry, NULL);
+    store.watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, NULL);
     if (store.retry == NULL || store.watchdog == NULL) return -1;
     struct timeval tv = {0, (suseconds_t)WATCHDOG_MS * 1000};
     event_add(store.watchdog, &tv);

@@ -7,6 +7,8 @@
 
 #include <hiredis/hiredis.h>
 
+struct event_base;
+
 /* Called exactly once per command: with the reply, or with reply == NULL and a reason when the
  * connection was lost or timed out before the reply came. The reply is freed after it returns. */
 typedef void (*store_reply_fn)(redisReply *reply, const char *error, void *arg);
@@ -20,7 +22,19 @@ enum store_durability {
     STORE_DURABLE = 1,
 };
 
-int store_start(void);
+/* Where Redis is and how to talk to it; the strings must outlive the store. */
+struct store_options {
+    const char *addr;     /* "host:port" or "unix:/path.sock" */
+    const char *password; /* NULL = no AUTH */
+    int db;
+    double timeout;       /* seconds, connect and command timeout */
+    int require_durable;  /* refuse storage while Redis keeps no AOF */
+};
+
+/* Connects (and keeps reconnecting) on BASE. */
+int store_start(struct event_base *base, const struct store_options *options);
+/* What may change while connected (a reload): the timeout and the durability requirement. */
+void store_set_limits(double timeout, int require_durable);
 void store_stop(void);
 /* Connected, and (with redis_require_durable on) found durable on this connection. */
 int store_ready(void);

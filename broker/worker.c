@@ -17,7 +17,7 @@
 
 #include <event2/event.h>
 
-#include "broker.h"
+#include "stats.h"
 #include "clock.h"
 #include "log.h"
 
@@ -184,7 +184,7 @@ static void feed(void)
         int wanted = job->wanted == NULL || job->wanted(job);
         if (!wanted) {
             job->cancelled = WORKER_UNWANTED;
-            broker.stats.worker_jobs_dropped_total++;
+            stats.worker_jobs_dropped_total++;
             unwanted = 1;
         } else {
             pool.running++;
@@ -213,7 +213,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         if (j->cancelled == WORKER_UNWANTED) continue; /* never ran */
         pool.running--;
         pool.avg_run_us += (j->run_us - pool.avg_run_us) / 8;
-        broker.stats.worker_jobs_total++;
+        stats.worker_jobs_total++;
     }
     feed(); /* before the completions, which run scripts: the threads need not wait for them */
     complete(list);
@@ -226,14 +226,15 @@ static int64_t expected_wait_us(void)
     return (int64_t)(pool.queued + pool.running) * pool.avg_run_us / threads;
 }
 
-int worker_start(int threads, int queue_max, int per_owner_max, int max_wait_ms)
+int worker_start(struct event_base *base, int threads, int queue_max, int per_owner_max,
+                 int max_wait_ms)
 {
     pool.queue_max = queue_max;
     pool.per_owner_max = per_owner_max;
     pool.max_wait_us = (int64_t)max_wait_ms * 1000;
     pool.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (pool.wake_fd < 0) return -1;
-    pool.wake = event_new(broker.base, pool.wake_fd, EV_READ | EV_PERSIST, on_wake, NULL);
+    pool.wake = event_new(base, pool.wake_fd, EV_READ | EV_PERSIST, on_wake, NULL);
     if (pool.wake == NULL || event_add(pool.wake, NULL) != 0) return -1;
     pool.threads = calloc((size_t)threads, sizeof *pool.threads);
     if (pool.threads == NULL) return -1;
@@ -255,7 +256,7 @@ enum worker_status worker_submit(struct worker_job *job, const char *owner)
         pool.max_wait_us > 0 && pool.queued > 0 && expected_wait_us() > pool.max_wait_us;
     if (too_late || pool.queued >= pool.queue_max ||
         (o != NULL && o->queued >= pool.per_owner_max)) {
-        broker.stats.worker_jobs_refused_total++;
+        stats.worker_jobs_refused_total++;
         return WORKER_FULL;
     }
     if (o == NULL && (o = owner_find(key, 1)) == NULL) return WORKER_FULL;

@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+struct event_base;
+
 #define WORKER_OWNER_MAX 64 /* bytes of an owner key (an address as text), longer ones are cut */
 
 struct worker_job;
@@ -26,9 +28,11 @@ struct worker_job {
 
 enum worker_status { WORKER_OK = 0, WORKER_NO_THREADS = -1, WORKER_FULL = -2 };
 
-/* Starts THREADS threads; at most QUEUE_MAX jobs wait in all, PER_OWNER_MAX per owner, and
- * none when the queue would take more than MAX_WAIT_MS to reach it (0 = no such bound). */
-int worker_start(int threads, int queue_max, int per_owner_max, int max_wait_ms);
+/* Starts THREADS threads, waking the loop of BASE when jobs are done; at most QUEUE_MAX jobs
+ * wait in all, PER_OWNER_MAX per owner, and none when the queue would take more than
+ * MAX_WAIT_MS to reach it (0 = no such bound). */
+int worker_start(struct event_base *base, int threads, int queue_max, int per_owner_max,
+                 int max_wait_ms);
 /* Stops the threads; completes every job still queued with cancelled = WORKER_STOPPED. */
 void worker_stop(void);
 /* Queues JOB (run, done and wanted set by the caller) for OWNER (the client's address; "" for
