@@ -21,7 +21,7 @@ PLUGIN_DIR = os.path.join(harness.BUILD, "plugins")
 SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
-TESTING_PLUGINS = ("badversion", "noinit", "takeover")  # plugins/testing: broken on purpose
+TESTING_PLUGINS = ("badversion", "gate", "noinit", "takeover")  # plugins/testing
 
 
 def plugin(name):
@@ -144,6 +144,40 @@ class PluginLoadTest(RedisServerTest):
         self.assertIn("configuration ok", out)
         for report in SANITIZER_REPORTS:
             self.assertNotIn(report, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# logging in: the authentication event and api->login (plugins/testing/gate.c)
+
+
+class GatePluginTest(CleanExit, BrokerTest):
+    extra = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.extra = ["plugin %s" % plugin("gate")]
+        super().setUpClass()
+
+    def test_on_authenticate_refuses_a_script_login(self):
+        self.assertEqual(self.register("blocked")["code"], 200)
+        c = self.connect()
+        r = c.call({"type": "login", "user": "blocked", "password": "secret1"})
+        self.assertEqual((r["code"], r.get("error")), (403, "blocked by gate"))
+        self.assertEqual(c.call({"type": "users"})["code"], 401)  # still not logged in
+        self.login("gate_ok")  # others log in as before
+
+    def test_a_plugin_logs_a_session_in(self):
+        a = self.connect()
+        self.assertEqual(a.call({"type": "gate.login", "user": "gate_u"})["code"], 200)
+        r = a.call({"type": "users"})
+        self.assertEqual(r["code"], 200)
+        self.assertIn("gate_u", r["users"])
+        # the same login function as s:authenticate: the older session is sent away
+        b = self.connect()
+        self.assertEqual(b.call({"type": "gate.login", "user": "gate_u"})["code"], 200)
+        bye = a.wait_push("bye")
+        self.assertEqual((bye["code"], bye["error"]), (409, "logged in elsewhere"))
+        self.assertEqual(b.call({"type": "gate.login", "user": "blocked"})["code"], 403)
 
 
 # ---------------------------------------------------------------------------------------------
