@@ -8,6 +8,7 @@ import unittest
 
 import harness
 from harness import BrokerTest, admin_call
+from test_plugins import CleanExit
 
 PLUGIN_DIR = os.path.join(harness.BUILD, "plugins")
 
@@ -26,7 +27,9 @@ def wait_until(pred, timeout=10.0):
         time.sleep(0.02)
 
 
-class ReloadConfigTest(BrokerTest):
+class ReloadConfigTest(CleanExit, BrokerTest):
+    """Also checks that the broker exits 0 with nothing from the sanitizers after its reloads."""
+
     def append(self, line):
         with open(self.broker.conf, "a") as f:
             f.write(line + "\n")
