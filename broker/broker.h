@@ -1,4 +1,7 @@
-/* broker: the process-wide state of the daemon, one event loop per process. */
+/* broker: the process-wide state of the daemon, one event loop per process. The feature
+ * modules (Lua host, plugins, admin, HTTP, server) and the control ones (reload, shutdown) use
+ * it; the layers below them (sessions, router, store, listener, worker, presence) are handed
+ * what they need instead (docs/architecture.md). */
 #ifndef MOONPOST_BROKER_H
 #define MOONPOST_BROKER_H
 
