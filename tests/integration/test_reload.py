@@ -3,11 +3,11 @@
 only warned about; a broken file leaves the running broker as it was."""
 import os
 import signal
-import time
 import unittest
 
 import harness
 from harness import BrokerTest, admin_call
+from helpers import poll
 from test_plugins import CleanExit
 
 PLUGIN_DIR = os.path.join(harness.BUILD, "plugins")
@@ -15,16 +15,6 @@ PLUGIN_DIR = os.path.join(harness.BUILD, "plugins")
 ECHO = """local mp = require "moonpost"
 mp.on("%s", function(s, m) return s:ok{ echo = m.v } end)
 """
-
-
-def wait_until(pred, timeout=10.0):
-    """Polls PRED until it is true (returns it) or TIMEOUT passes (returns the last value)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(0.02)
 
 
 class ReloadConfigTest(CleanExit, BrokerTest):
@@ -56,8 +46,8 @@ class ReloadConfigTest(CleanExit, BrokerTest):
         self.assertEqual(c.call({"type": "t.echo2", "v": 2})["code"], 404)
         self.append("script %s" % self.write_script("echo2.lua", "t.echo2"))
         self.broker.proc.send_signal(signal.SIGHUP)
-        r = wait_until(lambda: c.call({"type": "t.echo2", "v": 2}).get("echo") == 2)
-        self.assertTrue(r, "the type added by SIGHUP never answered")
+        poll(lambda: c.call({"type": "t.echo2", "v": 2}).get("echo") == 2,
+             what="the type added by SIGHUP answering")
 
     def test_add_a_plugin_line_and_reload(self):
         path = os.path.join(PLUGIN_DIR, "moonpost_hello.so")
