@@ -2,6 +2,8 @@
  * One table of key descriptors (conf_keys) drives parsing, defaults and freeing. */
 #include "conf.h"
 
+#include <netdb.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -11,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+#include "netaddr.h"
 
 enum conf_type {
     CONF_INT,       /* int within [min, max] */
@@ -22,6 +26,9 @@ enum conf_type {
     CONF_LIST,      /* struct conf_list of strings */
     CONF_PATH_LIST, /* struct conf_list of resolved paths */
     CONF_PLUGIN,    /* struct conf_list of "PATH [key=value ...]", only PATH resolved */
+    CONF_ADDRESS,   /* char *, "host:port" or "[v6]:port" whose host resolves, "" = NULL */
+    CONF_ADDRESS_LIST, /* struct conf_list of CONF_ADDRESS values */
+    CONF_REDIS_ADDRESS, /* char *, "host:port" (resolved when connecting) or "unix:/path" */
 };
 
 struct conf_key {
@@ -40,7 +47,7 @@ struct conf_key {
  * etc/broker.conf). Defaults here are the ones promised in conf.h. */
 static const struct conf_key conf_keys[] = {
     /* network */
-    KEY(listen, CONF_LIST, 0, 0, "127.0.0.1:8889"),
+    KEY(listen, CONF_ADDRESS_LIST, 0, 0, "127.0.0.1:8889"),
     KEY(max_connections, CONF_INT, 1, 1000000, "10000"),
     KEY(reuseport, CONF_BOOL, 0, 1, "off"),
     /* protocol limits */
@@ -71,7 +78,7 @@ static const struct conf_key conf_keys[] = {
     KEY(max_frame_values, CONF_INT, 16, 16777216, "1024"),
     KEY(lua_request_memory_share, CONF_INT, 1, 100, "50"),
     /* redis */
-    KEY(redis, CONF_STRING, 0, 0, "127.0.0.1:6379"),
+    KEY(redis, CONF_REDIS_ADDRESS, 0, 0, "127.0.0.1:6379"),
     KEY(redis_password, CONF_STRING, 0, 0, NULL),
     KEY(redis_db, CONF_INT, 0, 1000, "0"),
     KEY(redis_timeout, CONF_SECONDS, 0.01, 3600, "5"),
@@ -96,7 +103,7 @@ static const struct conf_key conf_keys[] = {
     KEY(mailbox_per_sender, CONF_INT, 1, 100000000, "1000"),
     /* operations */
     KEY(admin_socket, CONF_PATH, 0, 0, NULL),
-    KEY(http_listen, CONF_STRING, 0, 0, NULL),
+    KEY(http_listen, CONF_ADDRESS, 0, 0, NULL),
     KEY(node_id, CONF_STRING, 0, 0, NULL),
 };
 
@@ -234,6 +241,34 @@ static char *plugin_item(const char *base, const char *value)
     return item;
 }
 
+/* ---- addresses ---- */
+
+/* listen and http_listen must be bindable: a port 1..65535 and a host that resolves now. The
+ * Redis host is only checked for form: it is resolved at each (re)connect, so a name that
+ * resolves later (DNS not up yet at boot) still works. */
+static int check_address(const struct parser *p, const struct conf_key *k, const char *value)
+{
+    char why[NETADDR_WHY_MAX];
+    if (*value == '\0') return 0;
+    if (k->type != CONF_ADDRESS && k->type != CONF_ADDRESS_LIST && k->type != CONF_REDIS_ADDRESS)
+        return 0;
+    if (k->type == CONF_REDIS_ADDRESS) {
+        if (strncmp(value, "unix:", 5) == 0) {
+            if (value[5] == '/') return 0;
+            return fail(p, "%s: a Unix socket is written unix:/absolute/path, got '%s'", k->name,
+                        value);
+        }
+        char host[NI_MAXHOST];
+        int port;
+        if (netaddr_split(value, host, sizeof host, &port, why, sizeof why) == 0) return 0;
+    } else {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        if (netaddr_resolve(value, &ss, &len, why, sizeof why) == 0) return 0;
+    }
+    return fail(p, "%s: %s", k->name, why);
+}
+
 /* ---- one setter per type; VALUE is trimmed and may be "" only for string, path and lists ---- */
 
 typedef int (*conf_setter)(const struct parser *p, const struct conf_key *k, void *field,
@@ -299,6 +334,7 @@ static int set_log_level(const struct parser *p, const struct conf_key *k, void 
 static int set_string(const struct parser *p, const struct conf_key *k, void *field,
                       const char *value)
 {
+    if (check_address(p, k, value) != 0) return -1;
     char *s = NULL;
     if (*value != '\0') {
         s = k->type == CONF_PATH ? join_path(p->base_dir, value, strlen(value)) : strdup(value);
@@ -318,6 +354,7 @@ static int add_to_list(const struct parser *p, const struct conf_key *k, void *f
         list_clear(list);
         return 0;
     }
+    if (k->type == CONF_ADDRESS_LIST && check_address(p, k, value) != 0) return -1;
     char *item = k->type == CONF_PLUGIN      ? plugin_item(p->base_dir, value)
                  : k->type == CONF_PATH_LIST ? join_path(p->base_dir, value, strlen(value))
                                              : strdup(value);
@@ -329,18 +366,28 @@ static const conf_setter setters[] = {
     [CONF_INT] = set_int,       [CONF_SECONDS] = set_seconds,   [CONF_BOOL] = set_bool,
     [CONF_STRING] = set_string, [CONF_PATH] = set_string,       [CONF_LOG_LEVEL] = set_log_level,
     [CONF_LIST] = add_to_list,  [CONF_PATH_LIST] = add_to_list, [CONF_PLUGIN] = add_to_list,
+    [CONF_ADDRESS] = set_string, [CONF_ADDRESS_LIST] = add_to_list,
+    [CONF_REDIS_ADDRESS] = set_string,
 };
 
 /* ---- applying one key ---- */
 
 static int is_list(const struct conf_key *k)
 {
-    return k->type == CONF_LIST || k->type == CONF_PATH_LIST || k->type == CONF_PLUGIN;
+    return k->type == CONF_LIST || k->type == CONF_PATH_LIST || k->type == CONF_PLUGIN ||
+           k->type == CONF_ADDRESS_LIST;
+}
+
+/* A char * field, "" = NULL. */
+static int is_string(const struct conf_key *k)
+{
+    return k->type == CONF_STRING || k->type == CONF_PATH || k->type == CONF_ADDRESS ||
+           k->type == CONF_REDIS_ADDRESS;
 }
 
 static int allows_empty(const struct conf_key *k)
 {
-    return is_list(k) || k->type == CONF_STRING || k->type == CONF_PATH;
+    return is_list(k) || is_string(k);
 }
 
 static int find_key(const char *name)
@@ -435,7 +482,7 @@ void conf_free(struct conf *c)
         void *field = (char *)c + conf_keys[i].offset;
         if (is_list(&conf_keys[i])) {
             list_clear(field);
-        } else if (conf_keys[i].type == CONF_STRING || conf_keys[i].type == CONF_PATH) {
+        } else if (is_string(&conf_keys[i])) {
             free(*(char **)field);
             *(char **)field = NULL;
         }

@@ -19,6 +19,7 @@
 #include "listener.h"
 #include "log.h"
 #include "luahost.h"
+#include "netaddr.h"
 #include "presence.h"
 #include "session.h"
 #include "store.h"
@@ -362,13 +363,15 @@ int http_start(void)
     const char *addr = broker.conf.http_listen;
     if (addr == NULL) return 0;
     struct sockaddr_storage ss;
-    int len = sizeof ss;
-    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &len) != 0) {
-        log_error("http_listen %s: not a host:port address", addr);
+    socklen_t len;
+    char why[NETADDR_WHY_MAX];
+    if (netaddr_resolve(addr, &ss, &len, why, sizeof why) != 0) {
+        log_error("http_listen %s: %s", addr, why);
         return -1;
     }
     unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
-    http.listener = listener_new(broker.base, (struct sockaddr *)&ss, len, flags, on_accept, NULL, addr);
+    http.listener = listener_new(broker.base, (struct sockaddr *)&ss, (int)len, flags, on_accept,
+                                 NULL, addr);
     if (http.listener == NULL) {
         log_error("cannot listen for HTTP on %s: %s", addr, strerror(errno));
         return -1;

@@ -194,7 +194,8 @@ static int start(void)
                                   broker.conf.redis_require_durable};
     if (store_start(broker.base, &redis) != 0) return -1;
     if (start_signals() != 0) return -1;
-    if (server_listen() != 0) return -1;
+    int listening = server_listen();
+    if (listening != 0) return listening;
     if (http_start() != 0) return -1;
     if (broker.conf.pid_file && write_pid_file(broker.conf.pid_file) != 0) return -1;
     return 0;
@@ -265,5 +266,5 @@ int main(int argc, char **argv)
         log_info("stopped");
     }
     stop();
-    return rc == 0 ? 0 : 1;
+    return rc == 0 ? 0 : rc == SERVER_IN_USE ? EXIT_CONFIG : 1;
 }

@@ -12,6 +12,7 @@
 #include "broker.h"
 #include "listener.h"
 #include "log.h"
+#include "netaddr.h"
 #include "reply.h"
 #include "session.h"
 
@@ -68,6 +69,49 @@ static int add_listener(struct sockaddr *sa, int len, enum session_kind kind, co
     return 0;
 }
 
+/* Makes way for our admin socket at SUN's path: a socket no one answers on (left by a broker
+ * that died) is removed; a live broker's socket is left alone, or it would lose its console.
+ * Returns 0, SERVER_IN_USE, or -1 (the path is something else or cannot be checked). */
+static int clear_stale_admin_socket(const struct sockaddr_un *sun)
+{
+    const char *path = sun->sun_path;
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT) return 0;
+        log_error("admin_socket %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        log_error("admin_socket %s: exists and is not a socket; refusing to replace it", path);
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_error("admin_socket %s: socket: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = connect(fd, (const struct sockaddr *)sun, sizeof *sun);
+    int err = errno;
+    close(fd);
+    if (rc == 0) {
+        log_error("admin_socket %s: another broker is running and answers on it; stop it, or "
+                  "give this one its own admin_socket",
+                  path);
+        return SERVER_IN_USE;
+    }
+    if (err != ECONNREFUSED) {
+        log_error("admin_socket %s: cannot tell whether a broker answers on it: %s", path,
+                  strerror(err));
+        return -1;
+    }
+    log_info("admin_socket %s: removing a stale socket (no broker answers on it)", path);
+    if (unlink(path) != 0 && errno != ENOENT) {
+        log_error("admin_socket %s: cannot remove the stale socket: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int listen_admin(const char *path)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -76,7 +120,8 @@ static int listen_admin(const char *path)
         return -1;
     }
     strcpy(sun.sun_path, path);
-    unlink(path); /* a stale socket from a previous run */
+    int cleared = clear_stale_admin_socket(&sun);
+    if (cleared != 0) return cleared;
     mode_t old = umask(0177);
     int rc = add_listener((struct sockaddr *)&sun, sizeof sun, SESSION_ADMIN, path);
     umask(old);
@@ -89,17 +134,23 @@ static int listen_admin(const char *path)
 
 int server_listen(void)
 {
+    /* the admin socket first: a second broker with the same config is then refused for what
+     * it is (SERVER_IN_USE), not for the client port it would also find taken */
+    if (broker.conf.admin_socket != NULL) {
+        int rc = listen_admin(broker.conf.admin_socket);
+        if (rc != 0) return rc;
+    }
     for (size_t i = 0; i < broker.conf.listen.count; i++) {
         const char *addr = broker.conf.listen.items[i];
         struct sockaddr_storage ss;
-        int len = sizeof ss;
-        if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &len) != 0) {
-            log_error("listen %s: not a host:port address", addr);
+        socklen_t len;
+        char why[NETADDR_WHY_MAX];
+        if (netaddr_resolve(addr, &ss, &len, why, sizeof why) != 0) {
+            log_error("listen %s: %s", addr, why);
             return -1;
         }
-        if (add_listener((struct sockaddr *)&ss, len, SESSION_CLIENT, addr) != 0) return -1;
+        if (add_listener((struct sockaddr *)&ss, (int)len, SESSION_CLIENT, addr) != 0) return -1;
     }
-    if (broker.conf.admin_socket != NULL && listen_admin(broker.conf.admin_socket) != 0) return -1;
     return 0;
 }
 

@@ -310,9 +310,9 @@ static void test_each_file_starts_its_lists_afresh(void **state)
     struct conf c;
     struct conf_error err = {{0}};
     conf_init(&c);
-    assert_int_equal(load(&c, "listen h:1\nlisten h:2\n", &err), 0);
-    assert_int_equal(load(&c, "listen h:3\n", &err), 0);
-    assert_list(&c.listen, 1, "h:3");
+    assert_int_equal(load(&c, "listen 127.0.0.1:1\nlisten 127.0.0.1:2\n", &err), 0);
+    assert_int_equal(load(&c, "listen 127.0.0.1:3\n", &err), 0);
+    assert_list(&c.listen, 1, "127.0.0.1:3");
     conf_free(&c);
 }
 
@@ -383,12 +383,13 @@ static void test_set_replaces_list_then_appends(void **state)
     struct conf c;
     struct conf_error err = {{0}};
     conf_init(&c);
-    assert_int_equal(load(&c, "listen f:1\nlisten f:2\nscript /s/a.lua\n", &err), 0);
-    assert_int_equal(conf_set(&c, "listen=s:1", &err), 0);
-    assert_list(&c.listen, 1, "s:1");
-    assert_int_equal(conf_set(&c, "listen=s:2", &err), 0);
-    assert_int_equal(conf_set(&c, "listen=s:3", &err), 0);
-    assert_list(&c.listen, 3, "s:1", "s:2", "s:3");
+    assert_int_equal(load(&c, "listen 127.0.0.1:1\nlisten 127.0.0.1:2\nscript /s/a.lua\n", &err),
+                     0);
+    assert_int_equal(conf_set(&c, "listen=127.0.0.2:1", &err), 0);
+    assert_list(&c.listen, 1, "127.0.0.2:1");
+    assert_int_equal(conf_set(&c, "listen=127.0.0.2:2", &err), 0);
+    assert_int_equal(conf_set(&c, "listen=127.0.0.2:3", &err), 0);
+    assert_list(&c.listen, 3, "127.0.0.2:1", "127.0.0.2:2", "127.0.0.2:3");
     assert_list(&c.script, 1, "/s/a.lua");
     conf_free(&c);
 }
@@ -399,10 +400,10 @@ static void test_set_wins_over_a_file_loaded_after_it(void **state)
     struct conf c;
     struct conf_error err = {{0}};
     conf_init(&c);
-    assert_int_equal(conf_set(&c, "listen=s:1", &err), 0);
+    assert_int_equal(conf_set(&c, "listen=127.0.0.2:1", &err), 0);
     assert_int_equal(conf_set(&c, "workers=7", &err), 0);
-    assert_int_equal(load(&c, "listen f:1\nworkers 3\nmax_frame 100\n", &err), 0);
-    assert_list(&c.listen, 1, "s:1");
+    assert_int_equal(load(&c, "listen 127.0.0.1:1\nworkers 3\nmax_frame 100\n", &err), 0);
+    assert_list(&c.listen, 1, "127.0.0.2:1");
     assert_int_equal(c.workers, 7);
     assert_int_equal(c.max_frame, 100);
     /* the file's value is still checked */
@@ -464,12 +465,12 @@ static void test_set_paths_are_relative_to_the_current_directory(void **state)
     assert_int_equal(conf_set(&c, "script=/abs/y.lua", &err), 0);
     assert_int_equal(conf_set(&c, "pid_file=mp.pid", &err), 0);
     assert_int_equal(conf_set(&c, "plugin=p.so a=b", &err), 0);
-    assert_int_equal(conf_set(&c, "redis=unix:r.sock", &err), 0);
+    assert_int_equal(conf_set(&c, "redis=unix:/r.sock", &err), 0);
     char *x = cwd_join("s/x.lua"), *pid = cwd_join("mp.pid"), *plug = cwd_join("p.so a=b");
     assert_list(&c.script, 2, x, "/abs/y.lua");
     assert_string_equal(c.pid_file, pid);
     assert_list(&c.plugin, 1, plug);
-    assert_string_equal(c.redis, "unix:r.sock"); /* a string, not a path */
+    assert_string_equal(c.redis, "unix:/r.sock");
     free(x);
     free(pid);
     free(plug);
@@ -647,6 +648,88 @@ static void test_set_errors_name_the_assignment(void **state)
                                        "seconds between 0 and 86400, got 'x'");
 }
 
+/* ---- addresses ---- */
+
+static void test_addresses_take_ipv4_ipv6_and_host_names(void **state)
+{
+    (void)state;
+    struct conf c;
+    struct conf_error err = {{0}};
+    conf_init(&c);
+    assert_int_equal(load(&c,
+                          "listen 127.0.0.1:1\n"
+                          "listen [::1]:65535\n"
+                          "listen localhost:8889\n"
+                          "http_listen localhost:9889\n"
+                          "redis redis.example:6379\n",
+                          &err),
+                     0);
+    assert_list(&c.listen, 3, "127.0.0.1:1", "[::1]:65535", "localhost:8889");
+    assert_string_equal(c.http_listen, "localhost:9889");
+    assert_string_equal(c.redis, "redis.example:6379"); /* resolved when connecting */
+    assert_int_equal(conf_set(&c, "redis=unix:/run/redis/redis.sock", &err), 0);
+    assert_string_equal(c.redis, "unix:/run/redis/redis.sock");
+    conf_free(&c);
+}
+
+static void test_address_port_must_be_1_to_65535(void **state)
+{
+    (void)state;
+    assert_load_fails("listen 127.0.0.1:88890\n",
+                      "test.conf:1: listen: port 88890 out of range 1..65535");
+    assert_load_fails("\nhttp_listen 127.0.0.1:99999\n",
+                      "test.conf:2: http_listen: port 99999 out of range 1..65535");
+    assert_load_fails("listen [::1]:0\n", "test.conf:1: listen: port 0 out of range 1..65535");
+    assert_load_fails("redis 127.0.0.1:123456789012\n",
+                      "test.conf:1: redis: port 123456789012 out of range 1..65535");
+    assert_load_fails("listen 127.0.0.1:-1\n", "test.conf:1: listen: port '-1' is not a number");
+    assert_set_fails("listen=127.0.0.1:65536",
+                     "--set listen=127.0.0.1:65536: listen: port 65536 out of range 1..65535");
+}
+
+static void test_address_needs_host_and_port(void **state)
+{
+    (void)state;
+    assert_load_fails("listen 127.0.0.1\n",
+                      "test.conf:1: listen: missing port in '127.0.0.1' (write HOST:PORT)");
+    assert_load_fails("listen 127.0.0.1:\n",
+                      "test.conf:1: listen: missing port after ':' (HOST:PORT, port 1..65535)");
+    assert_load_fails("listen :8889\n",
+                      "test.conf:1: listen: missing host in ':8889' (write HOST:PORT)");
+    assert_load_fails("redis localhost\n",
+                      "test.conf:1: redis: missing port in 'localhost' (write HOST:PORT)");
+    assert_load_fails("http_listen [::1]\n",
+                      "test.conf:1: http_listen: missing port in '[::1]' (write [IPV6]:PORT)");
+}
+
+static void test_ipv6_address_needs_brackets(void **state)
+{
+    (void)state;
+    assert_load_fails("listen ::1:8889\n",
+                      "test.conf:1: listen: an IPv6 address is written in brackets: [ADDR]:PORT");
+    assert_load_fails("listen [::1:8889\n", "test.conf:1: listen: '[' without ']' in '[::1:8889'");
+}
+
+static void test_listen_host_must_resolve(void **state)
+{
+    (void)state;
+    struct conf c;
+    struct conf_error err = {{0}};
+    conf_init(&c);
+    assert_int_equal(load(&c, "listen no-such-host.invalid:8889\n", &err), -1);
+    const char *prefix = "test.conf:1: listen: cannot resolve 'no-such-host.invalid': ";
+    assert_int_equal(strncmp(err.text, prefix, strlen(prefix)), 0);
+    conf_free(&c);
+}
+
+static void test_redis_unix_socket_needs_an_absolute_path(void **state)
+{
+    (void)state;
+    assert_set_fails("redis=unix:redis.sock",
+                     "--set redis=unix:redis.sock: redis: a Unix socket is written "
+                     "unix:/absolute/path, got 'unix:redis.sock'");
+}
+
 static void test_conf_free_twice_is_safe(void **state)
 {
     (void)state;
@@ -654,7 +737,7 @@ static void test_conf_free_twice_is_safe(void **state)
     struct conf_error err = {{0}};
     conf_init(&c);
     assert_int_equal(load(&c, "script a.lua\nplugin b.so\nlog_file x\n", &err), 0);
-    assert_int_equal(conf_set(&c, "listen=h:1", &err), 0);
+    assert_int_equal(conf_set(&c, "listen=127.0.0.1:1", &err), 0);
     conf_free(&c);
     conf_free(&c);
     assert_null(c.listen.items);
@@ -694,6 +777,12 @@ int main(void)
         cmocka_unit_test(test_file_with_nul_byte_is_an_error),
         cmocka_unit_test(test_set_errors_name_the_assignment),
         cmocka_unit_test(test_conf_free_twice_is_safe),
+        cmocka_unit_test(test_addresses_take_ipv4_ipv6_and_host_names),
+        cmocka_unit_test(test_address_port_must_be_1_to_65535),
+        cmocka_unit_test(test_address_needs_host_and_port),
+        cmocka_unit_test(test_ipv6_address_needs_brackets),
+        cmocka_unit_test(test_listen_host_must_resolve),
+        cmocka_unit_test(test_redis_unix_socket_needs_an_absolute_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
