@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# deps.sh: installs the Debian packages moonpost needs to build, run and test (Debian 12).
-# Does nothing when they are all present; otherwise needs root (or sudo).
+# deps.sh: installs the Debian packages moonpost needs (Debian 12). Does nothing when they are
+# all present; otherwise needs root (or sudo).
+#   ./deps.sh          build and run the broker (run.sh)
+#   ./deps.sh --test   also run the tests (test.sh): cmocka, promtool
+#   ./deps.sh --dev    also fuzz, lint and benchmark
 set -euo pipefail
 
+# build and run: a compiler, the libraries' headers, and a local Redis for run.sh
 PACKAGES=(build-essential cmake pkg-config libevent-dev liblua5.4-dev libmsgpack-dev
-          libhiredis-dev libsodium-dev libcmocka-dev redis-server python3 prometheus)
-if [[ "${1:-}" == "--dev" ]]; then
-  # fuzzing, linting and benchmarks
-  PACKAGES+=(clang clang-tidy cppcheck libclang-rt-14-dev mosquitto linux-perf)
-fi
+          libhiredis-dev libsodium-dev redis-server)
+TEST_PACKAGES=(libcmocka-dev python3 prometheus)
+DEV_PACKAGES=(clang clang-tidy cppcheck libclang-rt-14-dev mosquitto linux-perf)
+case "${1:-}" in
+  "") ;;
+  --test) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
+  --dev) PACKAGES+=("${TEST_PACKAGES[@]}" "${DEV_PACKAGES[@]}") ;;
+  *) echo "usage: $0 [--test | --dev]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -4,7 +4,7 @@
 # build directory (default build, or build-asan with SANITIZE=1).
 set -euo pipefail
 cd "$(dirname "$0")"
-./deps.sh
+./deps.sh --test
 
 sanitize=OFF
 build=${BUILD_DIR:-build}
@@ -14,7 +14,8 @@ if [[ "${SANITIZE:-0}" == "1" ]]; then
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 fi
-cmake -S . -B "$build" -DMOONPOST_SANITIZE="$sanitize" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B "$build" -DMOONPOST_SANITIZE="$sanitize" -DMOONPOST_TESTS=ON \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)"
 cd "$build"
 ctest --output-on-failure -j"${TEST_JOBS:-2}"
