@@ -1,7 +1,8 @@
 """The Debian package, as an operator meets it: built with cpack, installed with dpkg on this
 machine, its user, directories and files checked, the broker started from the installed files
 as the moonpost user with the command line of the installed systemd unit (systemd need not
-run), pinged over TCP and the admin socket, stopped, and the package purged.
+run), a second instance beside it with the templated unit's command line, both pinged over TCP
+and their admin sockets, stopped, and the package purged.
 
 It needs root (dpkg installs into the system): run as another user it fails and says so. Runs
 of it on one machine take turns through a lock file; it uses free ports and its own admin socket
@@ -26,11 +27,12 @@ from harness import BUILD, Client, Redis, free_port, wait_port  # noqa: E402
 
 PACKAGE = "moonpost"
 UNIT = "/lib/systemd/system/moonpost.service"
+TEMPLATE_UNIT = "/lib/systemd/system/moonpost@.service"
 CONFIG = "/etc/moonpost/broker.conf"
 RUN_DIR = "/run/moonpost"
 LOCK = "/run/lock/moonpost-package-test.lock"
 INSTALLED = ["/usr/bin/moonpost", "/usr/bin/moonpostctl", CONFIG, UNIT,
-             "/lib/systemd/system/moonpost@.service", "/usr/lib/sysusers.d/moonpost.conf",
+             TEMPLATE_UNIT, "/usr/lib/sysusers.d/moonpost.conf",
              "/usr/lib/tmpfiles.d/moonpost.conf", "/usr/share/moonpost/scripts/login.lua",
              "/usr/share/moonpost/scripts/lib/chat.lua",
              "/usr/lib/moonpost/plugins/moonpost_send.so"]
@@ -134,54 +136,84 @@ class DebPackageTest(unittest.TestCase):
             self.assertTrue(packages & declared, "%s (from %s) not in Depends: %s" %
                             (soname, packages, depends))
 
-    def unit_command(self, key):
-        """The argv of KEY (ExecStart, ExecStartPre) in the installed unit."""
-        with open(UNIT) as f:
+    def unit_command(self, key, unit=UNIT, instance=None):
+        """The argv of KEY (ExecStart, ExecStartPre) in the installed UNIT, %i made INSTANCE."""
+        with open(unit) as f:
             for line in f:
                 if line.startswith(key + "="):
-                    return shlex.split(line.split("=", 1)[1])
-        self.fail("%s has no %s" % (UNIT, key))
+                    value = line.split("=", 1)[1]
+                    return shlex.split(value.replace("%i", instance) if instance else value)
+        self.fail("%s has no %s" % (unit, key))
 
     def as_moonpost(self, argv):
         return ["setpriv", "--reuid", "moonpost", "--regid", "moonpost", "--init-groups"] + argv
 
-    def start_ping_stop(self):
-        self.redis.start()
-        check = run(*self.as_moonpost(self.unit_command("ExecStartPre")), cwd="/")
-        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
-        port, http_port = free_port(), free_port()
-        admin = os.path.join(RUN_DIR, "test-%d.sock" % os.getpid())
-        argv = self.unit_command("ExecStart") + [
-            "--set", "redis=127.0.0.1:%d" % self.redis.port,
-            "--set", "listen=127.0.0.1:%d" % port,
-            "--set", "http_listen=127.0.0.1:%d" % http_port,
-            "--set", "admin_socket=%s" % admin]
-        log_path = os.path.join(self.tmp, "broker.log")
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(self.as_moonpost(argv), cwd="/", stdout=log, stderr=log)
-        try:
-            wait_port(port, timeout=30, proc=proc)
-            with open("/proc/%d/status" % proc.pid) as f:
-                uid = re.search(r"\nUid:\s+(\d+)", f.read()).group(1)
-            self.assertEqual(int(uid), pwd.getpwnam("moonpost").pw_uid)
-            c = Client(port)
-            self.assertEqual(c.call({"type": "ping"})["code"], 200)
-            c.close()
-            st = os.stat(admin)
-            self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
-            ctl = run("/usr/bin/moonpostctl", "--socket", admin, "stats")
-            self.assertEqual(ctl.returncode, 0, ctl.stdout + ctl.stderr)
-        finally:
+    def start_broker(self, argv, name, port):
+        """Starts ARGV as the moonpost user; returns the process once PORT accepts."""
+        log = open(os.path.join(self.tmp, name + ".log"), "wb")
+        proc = subprocess.Popen(self.as_moonpost(argv), cwd="/", stdout=log, stderr=log)
+        log.close()
+        self.procs.append((proc, name))
+        wait_port(port, timeout=30, proc=proc)
+        return proc
+
+    def stop_brokers(self):
+        for proc, name in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+        for proc, name in self.procs:
             try:
                 rc = proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 rc = proc.wait()
-        with open(log_path, errors="replace") as f:
-            log_text = f.read()
-        self.assertEqual(rc, 0, log_text[-3000:])
+            with open(os.path.join(self.tmp, name + ".log"), errors="replace") as f:
+                self.assertEqual(rc, 0, "%s: %s" % (name, f.read()[-3000:]))
+
+    def ping(self, proc, port, admin):
+        with open("/proc/%d/status" % proc.pid) as f:
+            uid = re.search(r"\nUid:\s+(\d+)", f.read()).group(1)
+        self.assertEqual(int(uid), pwd.getpwnam("moonpost").pw_uid)
+        c = Client(port)
+        self.assertEqual(c.call({"type": "ping"})["code"], 200)
+        c.close()
+        self.assertEqual(stat.S_IMODE(os.stat(admin).st_mode), 0o600)
+        ctl = run("/usr/bin/moonpostctl", "--socket", admin, "stats")
+        self.assertEqual(ctl.returncode, 0, ctl.stdout + ctl.stderr)
+
+    def start_ping_stop(self):
+        """The service as its unit runs it, and a second instance (moonpost@NAME) beside it
+        as docs/operations.md sets one up, both on free ports and their own admin sockets."""
+        self.redis.start()
+        check = run(*self.as_moonpost(self.unit_command("ExecStartPre")), cwd="/")
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        self.procs = []
+        port, admin = free_port(), os.path.join(RUN_DIR, "test-%d.sock" % os.getpid())
+        first = self.unit_command("ExecStart") + [
+            "--set", "redis=127.0.0.1:%d" % self.redis.port,
+            "--set", "listen=127.0.0.1:%d" % port,
+            "--set", "http_listen=127.0.0.1:%d" % free_port(),
+            "--set", "admin_socket=%s" % admin]
+        instance = "test-%d-second" % os.getpid()
+        port2, admin2 = free_port(), os.path.join(RUN_DIR, instance + ".sock")
+        instance_conf = "/etc/moonpost/%s.conf" % instance
+        shutil.copy(CONFIG, instance_conf)
+        try:
+            with open(instance_conf, "a") as f:
+                f.write("listen 127.0.0.1:%d\nhttp_listen 127.0.0.1:%d\nadmin_socket %s\n"
+                        "redis_prefix second:\nredis 127.0.0.1:%d\n" %
+                        (port2, free_port(), admin2, self.redis.port))
+            second = self.unit_command("ExecStart", TEMPLATE_UNIT, instance)
+            self.assertIn(instance_conf, second)
+            try:
+                proc = self.start_broker(first, "first", port)
+                proc2 = self.start_broker(second, "second", port2)
+                self.ping(proc, port, admin)
+                self.ping(proc2, port2, admin2)
+            finally:
+                self.stop_brokers()
+        finally:
+            os.unlink(instance_conf)
         self.assertFalse(os.path.exists(admin), "the admin socket is removed at stop")
 
     def check_purged(self):
