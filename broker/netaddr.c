@@ -10,8 +10,7 @@
 
 #define PORT_MAX 65535
 
-__attribute__((format(printf, 3, 4))) static int fail(char *why, size_t size, const char *fmt,
-                                                      ...)
+__attribute__((format(printf, 3, 4))) static int fail(char *why, size_t size, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -67,7 +66,7 @@ int netaddr_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *le
                     size_t why_size)
 {
     char host[NI_MAXHOST], service[8];
-    int port;
+    int port = 0;
     if (netaddr_split(addr, host, sizeof host, &port, why, why_size) != 0) return -1;
     snprintf(service, sizeof service, "%d", port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
