@@ -30,7 +30,8 @@ UNIT = "/lib/systemd/system/moonpost.service"
 TEMPLATE_UNIT = "/lib/systemd/system/moonpost@.service"
 CONFIG = "/etc/moonpost/broker.conf"
 RUN_DIR = "/run/moonpost"
-LOCK = "/run/lock/moonpost-package-test.lock"
+LOCK = os.path.join("/run/lock" if os.path.isdir("/run/lock") else tempfile.gettempdir(),
+                    "moonpost-package-test.lock")
 INSTALLED = ["/usr/bin/moonpost", "/usr/bin/moonpostctl", CONFIG, UNIT,
              TEMPLATE_UNIT, "/usr/lib/sysusers.d/moonpost.conf",
              "/usr/lib/tmpfiles.d/moonpost.conf", "/usr/share/moonpost/scripts/login.lua",
