@@ -2,11 +2,10 @@
  * One table of key descriptors (conf_keys) drives parsing, defaults and freeing. */
 #include "conf.h"
 
-#include <netdb.h>
-
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,10 +247,10 @@ static char *plugin_item(const char *base, const char *value)
  * resolves later (DNS not up yet at boot) still works. */
 static int check_address(const struct parser *p, const struct conf_key *k, const char *value)
 {
-    char why[NETADDR_WHY_MAX];
-    if (*value == '\0') return 0;
     if (k->type != CONF_ADDRESS && k->type != CONF_ADDRESS_LIST && k->type != CONF_REDIS_ADDRESS)
         return 0;
+    if (*value == '\0') return 0; /* unset */
+    char why[NETADDR_WHY_MAX];
     if (k->type == CONF_REDIS_ADDRESS) {
         if (strncmp(value, "unix:", 5) == 0) {
             if (value[5] == '/') return 0;

@@ -2,6 +2,7 @@
 #include "netaddr.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -69,14 +70,13 @@ int netaddr_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *le
     int port = 0;
     if (netaddr_split(addr, host, sizeof host, &port, why, why_size) != 0) return -1;
     snprintf(service, sizeof service, "%d", port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *found = NULL;
     int rc = getaddrinfo(host, service, &hints, &found);
     if (rc != 0)
         return fail(why, why_size, "cannot resolve '%s': %s", host,
-                    rc == EAI_SYSTEM ? "system error" : gai_strerror(rc));
+                    rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
     memcpy(ss, found->ai_addr, found->ai_addrlen);
     *len = found->ai_addrlen;
     freeaddrinfo(found);
