@@ -268,7 +268,7 @@ struct mp_api {
 
     /* ---- writing MessagePack: into reply_begin's, frame_begin's or writer_new's writer ---- */
 
-    void (*write_map)(mp_writer *w, uint32_t pairs); /* then PAIRS keys and values */
+    void (*write_map)(mp_writer *w, uint32_t pairs);   /* then PAIRS keys and values */
     void (*write_array)(mp_writer *w, uint32_t count); /* then COUNT values */
     void (*write_str)(mp_writer *w, const char *s, size_t len);
     void (*write_bin)(mp_writer *w, const void *p, size_t len);
@@ -290,8 +290,8 @@ struct mp_api {
     /* Calls FN(state, ARG) after AFTER_MS, then every EVERY_MS (0: once). Returns the timer's
      * id, or 0 (logged) on error. A one-shot timer is gone once FN returns; a plugin's timers
      * are cancelled at unload, before mp_plugin_fini. Allowed in mp_plugin_init too. */
-    mp_timer (*timer_start)(const mp_api *api, uint64_t after_ms, uint64_t every_ms,
-                            mp_timer_fn fn, void *arg);
+    mp_timer (*timer_start)(const mp_api *api, uint64_t after_ms, uint64_t every_ms, mp_timer_fn fn,
+                            void *arg);
     /* Stops timer ID (also from inside its own FN); nothing when it is gone. ARG is the
      * plugin's to free. */
     void (*timer_cancel)(const mp_api *api, mp_timer id);
@@ -317,8 +317,7 @@ MP_EXPORT void mp_plugin_fini(void *state);
  * (the loader has checked it already; this is the same check from the plugin's side). */
 #define MP_PLUGIN_CHECK_VERSION(api)                                                               \
     do {                                                                                           \
-        if ((api)->version < MP_PLUGIN_API_TARGET ||                                               \
-            (api)->min_version > MP_PLUGIN_API_TARGET)                                             \
+        if ((api)->version < MP_PLUGIN_API_TARGET || (api)->min_version > MP_PLUGIN_API_TARGET)    \
             return -1;                                                                             \
     } while (0)
 

@@ -292,9 +292,8 @@ static mp_timer api_timer_start(const mp_api *api, uint64_t after_ms, uint64_t e
                                 mp_timer_fn fn, void *arg)
 {
     struct mp_plugin_ctx *p = api->ctx;
-    mp_timer id = fn == NULL ? 0
-                             : plugin_timer_start(broker.base, p, &p->state, after_ms, every_ms,
-                                                  fn, arg);
+    mp_timer id =
+        fn == NULL ? 0 : plugin_timer_start(broker.base, p, &p->state, after_ms, every_ms, fn, arg);
     if (id == 0) log_error("plugin %s: cannot start a timer", p->name);
     return id;
 }

@@ -173,10 +173,9 @@ static int store(struct send_state *st, struct pending_send *m)
     char ts[24]; /* the broker's clock: the mid is at least 1024 per ms of it */
     snprintf(ts, sizeof ts, "%lld", (long long)m->ts);
     enum { ARGC = 11, BLOB = 7 }; /* the blob is binary, every other argument a C string */
-    const char *argv[ARGC] = {
-        "FCALL",  "moonpost_store", "3",       user_key, mbox_key,
-        from_key, st->mailbox_max,  blob,      ts,       st->mailbox_per_sender,
-        m->from};
+    const char *argv[ARGC] = {"FCALL",  "moonpost_store", "3",  user_key, mbox_key,
+                              from_key, st->mailbox_max,  blob, ts,       st->mailbox_per_sender,
+                              m->from};
     size_t lens[ARGC];
     for (int i = 0; i < ARGC; i++)
         lens[i] = i == BLOB ? blob_len : strlen(argv[i]);
@@ -221,7 +220,8 @@ int mp_plugin_init(const mp_api *api, void **state)
         return -1;
     }
     struct send_state *st = calloc(1, sizeof *st);
-    if (st == NULL || (st->prefix = strdup(prefix)) == NULL || (st->blob = api->writer_new()) == NULL) {
+    if (st == NULL || (st->prefix = strdup(prefix)) == NULL ||
+        (st->blob = api->writer_new()) == NULL) {
         mp_plugin_fini(st);
         return -1;
     }

@@ -68,15 +68,30 @@ static void handle_timers(void *state, const mp_request *req)
 static int copy_value(const mp_api *api, mp_writer *w, mp_value *v, int depth)
 {
     switch (v->type) {
-    case MP_NIL: api->write_nil(w); return 0;
-    case MP_BOOL: api->write_bool(w, v->v.boolean); return 0;
-    case MP_INT: api->write_int(w, v->v.i); return 0;
-    case MP_UINT: api->write_uint(w, v->v.u); return 0;
-    case MP_FLOAT: api->write_float(w, v->v.f); return 0;
-    case MP_STR: api->write_str(w, v->v.str.ptr, v->v.str.len); return 0;
-    case MP_BIN: api->write_bin(w, v->v.str.ptr, v->v.str.len); return 0;
+    case MP_NIL:
+        api->write_nil(w);
+        return 0;
+    case MP_BOOL:
+        api->write_bool(w, v->v.boolean);
+        return 0;
+    case MP_INT:
+        api->write_int(w, v->v.i);
+        return 0;
+    case MP_UINT:
+        api->write_uint(w, v->v.u);
+        return 0;
+    case MP_FLOAT:
+        api->write_float(w, v->v.f);
+        return 0;
+    case MP_STR:
+        api->write_str(w, v->v.str.ptr, v->v.str.len);
+        return 0;
+    case MP_BIN:
+        api->write_bin(w, v->v.str.ptr, v->v.str.len);
+        return 0;
     case MP_ARRAY:
-    case MP_MAP: break;
+    case MP_MAP:
+        break;
     }
     if (depth >= DEPTH_MAX) return -1;
     uint32_t n = v->type == MP_MAP ? 2 * v->v.count : v->v.count;
@@ -114,9 +129,15 @@ static void handle_echo(void *state, const mp_request *req)
 static void write_reply(const mp_api *api, mp_writer *w, const mp_redis_reply *r)
 {
     switch (r->type) {
-    case MP_REDIS_STRING: api->write_str(w, r->str, r->len); return;
-    case MP_REDIS_INTEGER: api->write_int(w, r->integer); return;
-    case MP_REDIS_NIL: api->write_nil(w); return;
+    case MP_REDIS_STRING:
+        api->write_str(w, r->str, r->len);
+        return;
+    case MP_REDIS_INTEGER:
+        api->write_int(w, r->integer);
+        return;
+    case MP_REDIS_NIL:
+        api->write_nil(w);
+        return;
     case MP_REDIS_STATUS:
     case MP_REDIS_ERROR:
         api->write_map(w, 1);
