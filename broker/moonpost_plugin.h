@@ -64,13 +64,13 @@ enum mp_log_level { MP_LOG_DEBUG, MP_LOG_INFO, MP_LOG_WARN, MP_LOG_ERROR };
  * pointers. BODY is the whole frame body (a MessagePack map), in handlers and on_message
  * hooks alike. */
 typedef struct mp_request {
-    mp_session session;
-    int has_id;
-    uint64_t id;
-    const char *type; /* not NUL-terminated */
-    size_t type_len;
-    const uint8_t *body;
-    size_t body_len;
+    mp_session session;  /* the client that sent it */
+    int has_id;          /* 1 when the frame had an `id` (only then does a 200 reply go out) */
+    uint64_t id;         /* that id */
+    const char *type;    /* the message type, not NUL-terminated */
+    size_t type_len;     /* bytes of TYPE */
+    const uint8_t *body; /* the whole frame body */
+    size_t body_len;     /* bytes of BODY */
 } mp_request;
 
 /* A value of a request, as read by api->field and api->read. */
@@ -89,17 +89,17 @@ typedef enum mp_type {
 /* Reads a run of MessagePack values in place (api->read); two pointers, copy it freely.
  * { body, body + body_len } reads a whole request body. */
 typedef struct mp_reader {
-    const uint8_t *pos;
-    const uint8_t *end;
+    const uint8_t *pos; /* the next value */
+    const uint8_t *end; /* past the last one */
 } mp_reader;
 
 typedef struct mp_value {
     mp_type type;
     union {
-        int boolean;
+        int boolean; /* MP_BOOL: 0 or 1 */
         int64_t i;  /* MP_INT: negative integers only (non-negative ones are MP_UINT) */
         uint64_t u; /* MP_UINT */
-        double f;
+        double f;   /* MP_FLOAT (float 32 or 64) */
         struct {
             const char *ptr; /* into the frame body: valid during the call only */
             uint32_t len;
@@ -128,17 +128,18 @@ typedef enum mp_redis_type {
     MP_REDIS_SET,     /* RESP3: elements[0..count) */
     MP_REDIS_DOUBLE,  /* RESP3: number, and str, len its text */
     MP_REDIS_BOOL,    /* RESP3: integer 0 or 1 */
-    MP_REDIS_OTHER    /* a RESP3 type not listed (big number, verbatim, push...): str, len */
+    MP_REDIS_OTHER    /* a RESP3 type not listed: str, len (big number, verbatim), or
+                         elements, count (push, attribute) */
 } mp_redis_type;
 
 typedef struct mp_redis_reply {
     mp_redis_type type;
-    int64_t integer;
-    double number;
-    const char *str; /* NUL-terminated; NULL for the types without text */
-    size_t len;
-    size_t count;
-    const struct mp_redis_reply *elements;
+    int64_t integer; /* MP_REDIS_INTEGER, MP_REDIS_BOOL; else 0 */
+    double number;   /* MP_REDIS_DOUBLE; else 0 */
+    const char *str; /* the text of the types with text, NUL-terminated; else NULL */
+    size_t len;      /* bytes of STR (a bulk string may hold NULs) */
+    size_t count;    /* the elements of an aggregate; else 0 */
+    const struct mp_redis_reply *elements; /* COUNT replies; NULL when COUNT is 0 */
 } mp_redis_reply;
 
 /* A timer of api->timer_start, by id like a session: 0 is never a timer. */
@@ -187,6 +188,8 @@ struct mp_api {
     /* Serves message TYPE. C handlers win over Lua handlers of the same type; a type another
      * plugin or the broker already serves in C is refused. */
     int (*add_handler)(const mp_api *api, const char *type, unsigned flags, mp_handler_fn fn);
+    /* Adds a hook; the hooks of all plugins run in load order (mp_message_hook_fn,
+     * mp_session_hook_fn say when). */
     int (*on_message)(const mp_api *api, mp_message_hook_fn fn);
     int (*on_connect)(const mp_api *api, mp_session_hook_fn fn);
     int (*on_login)(const mp_api *api, mp_session_hook_fn fn);
@@ -206,6 +209,7 @@ struct mp_api {
 
     /* ---- logging and time ---- */
 
+    /* A line of the broker's log, "plugin NAME: " first, kept when LEVEL >= log_level. */
     void (*log)(const mp_api *api, enum mp_log_level level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
     int64_t (*now_ms)(void); /* ms since the epoch, the loop's cached clock */
@@ -223,7 +227,7 @@ struct mp_api {
     /* Starts `res` 200 with FIELDS key/value pairs to write next (api->write_*), then
      * reply_end sends it. Do not call other api functions between the two but write_*. */
     mp_writer *(*reply_begin)(const mp_request *req, size_t fields);
-    void (*reply_end)(const mp_request *req);
+    void (*reply_end)(const mp_request *req); /* sends it (nothing without an id), ends REQ */
 
     /* ---- sessions ---- */
 
@@ -239,7 +243,7 @@ struct mp_api {
     /* Builds a frame (a map with a `type` field, written by the plugin) in a buffer of the
      * loader; frame_end returns it, length prefix included, valid until the next frame_begin. */
     mp_writer *(*frame_begin)(void);
-    const void *(*frame_end)(size_t *len);
+    const void *(*frame_end)(size_t *len); /* the frame, LEN its bytes */
     /* Queues FRAME to SESSION; MID > 0 marks a mailbox message, pushed only in increasing
      * mid order. Returns 1 when queued, 0 when the session is gone or MID was not new. */
     int (*push)(mp_session session, const void *frame, size_t len, uint64_t mid);
@@ -248,7 +252,7 @@ struct mp_api {
     int (*deliver)(const char *user, size_t user_len, const void *frame, size_t len, uint64_t mid);
     /* Queues FRAME to every online session but EXCEPT (0 = none); returns how many. */
     size_t (*broadcast)(const void *frame, size_t len, mp_session except);
-    int (*online)(const char *user, size_t user_len);
+    int (*online)(const char *user, size_t user_len); /* 1 when USER has a session */
 
     /* ---- Redis ---- */
 
@@ -268,14 +272,14 @@ struct mp_api {
 
     /* ---- writing MessagePack: into reply_begin's, frame_begin's or writer_new's writer ---- */
 
-    void (*write_map)(mp_writer *w, uint32_t pairs);   /* then PAIRS keys and values */
-    void (*write_array)(mp_writer *w, uint32_t count); /* then COUNT values */
-    void (*write_str)(mp_writer *w, const char *s, size_t len);
+    void (*write_map)(mp_writer *w, uint32_t pairs);            /* then PAIRS keys and values */
+    void (*write_array)(mp_writer *w, uint32_t count);          /* then COUNT values */
+    void (*write_str)(mp_writer *w, const char *s, size_t len); /* LEN bytes, no NUL needed */
     void (*write_bin)(mp_writer *w, const void *p, size_t len);
-    void (*write_int)(mp_writer *w, int64_t v);
-    void (*write_uint)(mp_writer *w, uint64_t v);
-    void (*write_float)(mp_writer *w, double v);
-    void (*write_bool)(mp_writer *w, int v);
+    void (*write_int)(mp_writer *w, int64_t v);   /* in its smallest encoding */
+    void (*write_uint)(mp_writer *w, uint64_t v); /* in its smallest encoding */
+    void (*write_float)(mp_writer *w, double v);  /* float 64 */
+    void (*write_bool)(mp_writer *w, int v);      /* true when V is not 0 */
     void (*write_nil)(mp_writer *w);
     /* A writer of the plugin's own for bytes that are not a frame (a value to store in Redis):
      * no length prefix. Create it once and reuse it with writer_reset; writer_data returns
@@ -300,8 +304,8 @@ struct mp_api {
 /* The description every plugin exports as `mp_plugin` (use MP_PLUGIN_DEFINE). */
 typedef struct mp_plugin_info {
     uint32_t api_version; /* the API version the plugin needs: MP_PLUGIN_API_TARGET */
-    const char *name;     /* short, shown by admin.plugins */
-    const char *version;  /* the plugin's own version */
+    const char *name;     /* short, shown by admin.plugins; two plugins never share one */
+    const char *version;  /* the plugin's own version, free-form */
 } mp_plugin_info;
 
 #define MP_PLUGIN_DEFINE(name, version)                                                            \
