@@ -4,7 +4,6 @@
 #include "plugin_redis.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include "plugin_redis_reply.h"
 #include "store.h"
