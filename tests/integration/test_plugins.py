@@ -56,6 +56,25 @@ class CleanExit:
 
 
 # ---------------------------------------------------------------------------------------------
+# the header
+
+
+class HeaderTest(unittest.TestCase):
+    """moonpost_plugin.h includes only the C library: an upgrade of msgpack-c or hiredis cannot
+    change what a plugin compiles against."""
+
+    def test_header_includes_no_library(self):
+        header = os.path.join(harness.BUILD, "plugin-api", "moonpost_plugin.h")
+        p = subprocess.run(["cc", "-std=c11", "-M", "-x", "c", header], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        deps = p.stdout.replace("\\\n", " ").split()[1:]
+        self.assertIn(header, deps)
+        for dep in deps:
+            self.assertNotRegex(dep, "msgpack|hiredis", deps)
+
+
+# ---------------------------------------------------------------------------------------------
 # loading
 
 
