@@ -314,20 +314,17 @@ class ApiTest(CleanExit, BrokerTest):
         cls.extra = ["plugin %s" % plugin("apitest")]
         super().setUpClass()
 
-    def timers(self):
-        r = self.connect().call(dict(type="apitest.timers"))
-        self.assertEqual(r["code"], 200, r)
-        return r
-
     def wait_timers(self, done):
-        deadline = time.time() + 30
-        while True:
-            r = self.timers()
-            if done(r):
-                return r
-            if time.time() > deadline:
-                self.fail("timers never got there: %r" % r)
-            time.sleep(0.05)
+        """Asks apitest.timers until DONE(reply) holds; returns that reply."""
+        c = self.connect()
+        last = []
+
+        def ask():
+            r = c.call(dict(type="apitest.timers"))
+            self.assertEqual(r["code"], 200, r)
+            last[:] = [r]
+            return r if done(r) else None
+        return poll(ask, timeout=30, what=lambda: "timers (last: %r)" % last)
 
     def test_periodic_timer_keeps_firing(self):
         first = self.wait_timers(lambda r: r["ticks"] >= 1)["ticks"]
