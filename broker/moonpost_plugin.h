@@ -261,7 +261,7 @@ struct mp_api {
      * (FN is not called: answer 503). Not available inside mp_plugin_init. */
     int (*redis)(int argc, const char **argv, const size_t *argv_len, mp_redis_fn fn, void *arg);
 
-    /* ---- logging in (check with MP_API_HAS) ---- */
+    /* ---- logging in ---- */
 
     /* Logs SESSION in as USER (1 to 32 bytes), as a script's s:authenticate does: the
      * on_authenticate hooks run, the session USER had before gets `bye` 409, the on_login hooks
