@@ -19,11 +19,13 @@
 #include "codec.h"
 #include "log.h"
 #include "moonpost_plugin.h"
-#include "msgread.h"
+#include "plugin_redis.h"
+#include "plugin_timer.h"
+#include "plugin_value.h"
+#include "plugin_writer.h"
 #include "presence.h"
 #include "reply.h"
 #include "router.h"
-#include "store.h"
 
 #define PLUGIN_TYPE_MAX 64 /* bytes of a message type a plugin registers */
 
@@ -84,9 +86,9 @@ static struct authenticate_hook *authenticate_hooks;
 static size_t authenticate_hook_count;
 static int subscribed; /* to the session events and login checks, for the process */
 
-static struct codec_buf frame_buf; /* api->frame_begin: never the scratch buffer, which a
-                                      bye to a slow reader may overwrite mid-delivery */
-static struct codec_buf reply_buf; /* api->reply_begin */
+static mp_writer frame_buf; /* api->frame_begin: never the scratch buffer, which a bye to a
+                               slow reader may overwrite mid-delivery */
+static mp_writer reply_buf; /* api->reply_begin */
 static int bufs_ready;
 
 /* The session whose disconnect hooks are running: still readable by id while they run. */
@@ -213,38 +215,7 @@ static void api_session_close(mp_session id, int code, const char *error)
 
 static int api_field(const mp_request *req, const char *key, mp_value *out)
 {
-    struct msgread_item item;
-    if (req->body == NULL || !frame_get(req->body, req->body_len, key, &item)) return 0;
-    memset(out, 0, sizeof *out);
-    switch (item.type) {
-    case MSGREAD_NIL:
-        out->type = MP_NIL;
-        break;
-    case MSGREAD_BOOL:
-        out->type = MP_BOOL, out->v.boolean = item.v.boolean;
-        break;
-    case MSGREAD_INT:
-        out->type = MP_INT, out->v.i = item.v.i;
-        break;
-    case MSGREAD_UINT:
-        out->type = MP_UINT, out->v.u = item.v.u;
-        break;
-    case MSGREAD_FLOAT:
-        out->type = MP_FLOAT, out->v.f = item.v.f;
-        break;
-    case MSGREAD_STR:
-    case MSGREAD_BIN:
-        out->type = item.type == MSGREAD_STR ? MP_STR : MP_BIN;
-        out->v.str.ptr = (const char *)item.v.str.ptr;
-        out->v.str.len = item.v.str.len;
-        break;
-    case MSGREAD_ARRAY:
-    case MSGREAD_MAP:
-        out->type = item.type == MSGREAD_ARRAY ? MP_ARRAY : MP_MAP;
-        out->v.count = item.v.count;
-        break;
-    }
-    return 1;
+    return plugin_value_field(req->body, req->body_len, key, out);
 }
 
 /* A request is over: its slot of the session's in-flight limit frees up. */
@@ -262,33 +233,35 @@ static void api_reply(const mp_request *req, int code, const char *error)
     request_done(s);
 }
 
-static msgpack_packer *api_reply_begin(const mp_request *req, size_t fields)
+static mp_writer *api_reply_begin(const mp_request *req, size_t fields)
 {
-    return reply_begin_in(&reply_buf, req->has_id, req->id, 200, fields);
+    reply_begin_in(&reply_buf.buf, req->has_id, req->id, 200, fields);
+    return &reply_buf;
 }
 
 static void api_reply_end(const mp_request *req)
 {
-    size_t n = codec_frame_end(&reply_buf);
+    size_t n = codec_frame_end(&reply_buf.buf);
     struct session *s = session_get(req->session);
     if (s == NULL) return;
     stats_count_reply(&stats, 200);
-    if (req->has_id) session_send_bytes(s, reply_buf.sb.data, n); /* success without id: silent */
+    if (req->has_id)
+        session_send_bytes(s, reply_buf.buf.sb.data, n); /* success without id: silent */
     request_done(s);
 }
 
 /* ---- frames and delivery ---- */
 
-static msgpack_packer *api_frame_begin(void)
+static mp_writer *api_frame_begin(void)
 {
-    codec_frame_begin(&frame_buf);
-    return &frame_buf.pk;
+    codec_frame_begin(&frame_buf.buf);
+    return &frame_buf;
 }
 
 static const void *api_frame_end(size_t *len)
 {
-    *len = codec_frame_end(&frame_buf);
-    return frame_buf.sb.data;
+    *len = codec_frame_end(&frame_buf.buf);
+    return frame_buf.buf.sb.data;
 }
 
 static int api_push(mp_session id, const void *frame, size_t len, uint64_t mid)
@@ -313,10 +286,21 @@ static int api_online(const char *user, size_t user_len)
     return presence_find(user, user_len) != NULL;
 }
 
-static int api_redis(int argc, const char **argv, const size_t *argv_len, mp_redis_fn fn, void *arg)
+/* ---- timers ---- */
+
+static mp_timer api_timer_start(const mp_api *api, uint64_t after_ms, uint64_t every_ms,
+                                mp_timer_fn fn, void *arg)
 {
-    if (argc <= 0 || fn == NULL) return -1;
-    return store_command(argc, argv, argv_len, fn, arg);
+    struct mp_plugin_ctx *p = api->ctx;
+    mp_timer id =
+        fn == NULL ? 0 : plugin_timer_start(broker.base, p, &p->state, after_ms, every_ms, fn, arg);
+    if (id == 0) log_error("plugin %s: cannot start a timer", p->name);
+    return id;
+}
+
+static void api_timer_cancel(const mp_api *api, mp_timer id)
+{
+    plugin_timer_cancel(api->ctx, id);
 }
 
 /* ---- registration ---- */
@@ -482,6 +466,7 @@ static const mp_api api_template = {
     .version = MP_PLUGIN_API_VERSION,
     .size = sizeof(mp_api),
     .broker_version = MOONPOST_VERSION,
+    .min_version = MP_PLUGIN_API_MIN,
     .add_handler = api_add_handler,
     .on_message = api_on_message,
     .on_connect = api_on_connect,
@@ -493,6 +478,7 @@ static const mp_api api_template = {
     .log = api_log,
     .now_ms = api_now_ms,
     .field = api_field,
+    .read = plugin_value_read,
     .reply = api_reply,
     .reply_begin = api_reply_begin,
     .reply_end = api_reply_end,
@@ -505,9 +491,24 @@ static const mp_api api_template = {
     .deliver = api_deliver,
     .broadcast = api_broadcast,
     .online = api_online,
-    .redis = api_redis,
+    .redis = plugin_redis_command,
     .login = api_login,
     .on_authenticate = api_on_authenticate,
+    .write_map = plugin_write_map,
+    .write_array = plugin_write_array,
+    .write_str = plugin_write_str,
+    .write_bin = plugin_write_bin,
+    .write_int = plugin_write_int,
+    .write_uint = plugin_write_uint,
+    .write_float = plugin_write_float,
+    .write_bool = plugin_write_bool,
+    .write_nil = plugin_write_nil,
+    .writer_new = plugin_writer_new,
+    .writer_reset = plugin_writer_reset,
+    .writer_data = plugin_writer_data,
+    .writer_free = plugin_writer_free,
+    .timer_start = api_timer_start,
+    .timer_cancel = api_timer_cancel,
 };
 
 /* ---- session hooks ---- */
@@ -635,7 +636,8 @@ static int replace_name(struct mp_plugin_ctx *p, const mp_plugin_info *info)
     return p->name != NULL && p->version != NULL ? 0 : -1;
 }
 
-/* Opens the shared object and checks that it is a plugin of this API version. */
+/* Opens the shared object and checks that it is a plugin of an API version this broker
+ * serves. A reference to anything but libraries fails here: the broker exports nothing. */
 static int open_plugin(struct mp_plugin_ctx *p, mp_plugin_init_fn *init)
 {
     p->dl = dlopen(p->path, RTLD_NOW | RTLD_LOCAL);
@@ -649,10 +651,11 @@ static int open_plugin(struct mp_plugin_ctx *p, mp_plugin_init_fn *init)
                   p->path);
         return -1;
     }
-    if (info->api_version != MP_PLUGIN_API_VERSION) {
-        log_error("plugin %s: built for plugin API version %u but this broker has version %u: "
-                  "rebuild it against this broker's moonpost_plugin.h",
-                  p->path, (unsigned)info->api_version, (unsigned)MP_PLUGIN_API_VERSION);
+    if (info->api_version < MP_PLUGIN_API_MIN || info->api_version > MP_PLUGIN_API_VERSION) {
+        log_error("plugin %s: built for plugin API version %u but this broker accepts versions "
+                  "%u to %u: rebuild it against this broker's moonpost_plugin.h",
+                  p->path, (unsigned)info->api_version, (unsigned)MP_PLUGIN_API_MIN,
+                  (unsigned)MP_PLUGIN_API_VERSION);
         return -1;
     }
     if (replace_name(p, info) != 0) return -1;
@@ -718,8 +721,8 @@ int plugin_load(const char *line)
         return -1;
     }
     if (!bufs_ready) {
-        codec_buf_init(&frame_buf);
-        codec_buf_init(&reply_buf);
+        codec_buf_init(&frame_buf.buf);
+        codec_buf_init(&reply_buf.buf);
         bufs_ready = 1;
     }
     return load_one(line);
@@ -734,6 +737,7 @@ int plugin_load_all(void)
 
 void plugin_unload_all(void)
 {
+    plugin_timer_stop_all(); /* no timer fires into a plugin being finished */
     for (size_t i = plugin_count; i-- > 0;) {
         struct mp_plugin_ctx *p = plugins[i];
         if (p->initialised && p->fini) p->fini(p->state);
@@ -765,10 +769,11 @@ void plugin_unload_all(void)
         *lists[i] = (struct session_hooks){NULL, 0};
     }
     if (bufs_ready) {
-        codec_buf_free(&frame_buf);
-        codec_buf_free(&reply_buf);
+        codec_buf_free(&frame_buf.buf);
+        codec_buf_free(&reply_buf.buf);
         bufs_ready = 0;
     }
+    plugin_redis_free();
 }
 
 void plugin_pack_list(msgpack_packer *pk)

@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/hiredis.h>
-
 #include "moonpost_plugin.h"
 
 MP_PLUGIN_DEFINE("hello", "1.0.0");
@@ -25,7 +23,7 @@ struct hello {
     long connected, logged_in;
 };
 
-/* hello: a reply with one field, built with the msgpack packer */
+/* hello: a reply with one field, written with the api's writer */
 static void handle_hello(void *state, const mp_request *req)
 {
     struct hello *h = state;
@@ -34,9 +32,9 @@ static void handle_hello(void *state, const mp_request *req)
     char text[128];
     snprintf(text, sizeof text, "%s, %.*s", h->greeting, user ? (int)len : 8,
              user ? user : "stranger");
-    msgpack_packer *pk = h->api->reply_begin(req, 1);
-    msgpack_pack_str_with_body(pk, "greeting", 8);
-    msgpack_pack_str_with_body(pk, text, strlen(text));
+    mp_writer *w = h->api->reply_begin(req, 1);
+    h->api->write_str(w, "greeting", 8);
+    h->api->write_str(w, text, strlen(text));
     h->api->reply_end(req);
 }
 
@@ -46,18 +44,18 @@ struct count_call {
     mp_request req;
 };
 
-static void on_incr(struct redisReply *reply, const char *error, void *arg)
+static void on_incr(const mp_redis_reply *reply, const char *error, void *arg)
 {
     struct count_call *c = arg;
     const mp_api *api = c->h->api;
     if (reply == NULL) {
         api->reply(&c->req, 503, error);
-    } else if (reply->type != REDIS_REPLY_INTEGER) {
+    } else if (reply->type != MP_REDIS_INTEGER) {
         api->reply(&c->req, 500, "storage error");
     } else {
-        msgpack_packer *pk = api->reply_begin(&c->req, 1);
-        msgpack_pack_str_with_body(pk, "count", 5);
-        msgpack_pack_int64(pk, reply->integer);
+        mp_writer *w = api->reply_begin(&c->req, 1);
+        api->write_str(w, "count", 5);
+        api->write_int(w, reply->integer);
         api->reply_end(&c->req);
     }
     free(c);
@@ -81,11 +79,11 @@ static void handle_count(void *state, const mp_request *req)
 static void handle_stats(void *state, const mp_request *req)
 {
     struct hello *h = state;
-    msgpack_packer *pk = h->api->reply_begin(req, 2);
-    msgpack_pack_str_with_body(pk, "connected", 9);
-    msgpack_pack_long(pk, h->connected);
-    msgpack_pack_str_with_body(pk, "logged_in", 9);
-    msgpack_pack_long(pk, h->logged_in);
+    mp_writer *w = h->api->reply_begin(req, 2);
+    h->api->write_str(w, "connected", 9);
+    h->api->write_int(w, h->connected);
+    h->api->write_str(w, "logged_in", 9);
+    h->api->write_int(w, h->logged_in);
     h->api->reply_end(req);
 }
 

@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/hiredis.h>
-
 #include "moonpost_plugin.h"
 
 MP_PLUGIN_DEFINE("send", "1.0.0");
@@ -26,6 +24,7 @@ struct send_state {
     char mailbox_max[24];
     char mailbox_per_sender[24];
     char *prefix;
+    mp_writer *blob; /* the mailbox blob of the send being stored, reused by every send */
 };
 
 /* One send waiting for Redis: what the reply and the push need, copied out of the frame. */
@@ -52,73 +51,66 @@ static int valid_user(const char *u, size_t len)
     return 1;
 }
 
-static void pack_str(msgpack_packer *pk, const char *s, size_t len)
-{
-    msgpack_pack_str_with_body(pk, s, len);
-}
-
-static void pack_body(msgpack_packer *pk, const struct pending_send *m)
+static void write_body(const mp_api *api, mp_writer *w, const struct pending_send *m)
 {
     if (m->body_is_bin)
-        msgpack_pack_bin_with_body(pk, m->body, m->body_len);
+        api->write_bin(w, m->body, m->body_len);
     else
-        msgpack_pack_str_with_body(pk, m->body, m->body_len);
+        api->write_str(w, m->body, m->body_len);
 }
 
 /* The mailbox blob: what mp.encode{from, to, body, ts} makes of the same values. */
-static void pack_blob(msgpack_sbuffer *sb, const struct pending_send *m)
+static void write_blob(const mp_api *api, mp_writer *w, const struct pending_send *m)
 {
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 4);
-    pack_str(&pk, "from", 4);
-    pack_str(&pk, m->from, m->from_len);
-    pack_str(&pk, "to", 2);
-    pack_str(&pk, m->to, m->to_len);
-    pack_str(&pk, "body", 4);
-    pack_body(&pk, m);
-    pack_str(&pk, "ts", 2);
-    msgpack_pack_uint64(&pk, (uint64_t)m->ts);
+    api->write_map(w, 4);
+    api->write_str(w, "from", 4);
+    api->write_str(w, m->from, m->from_len);
+    api->write_str(w, "to", 2);
+    api->write_str(w, m->to, m->to_len);
+    api->write_str(w, "body", 4);
+    write_body(api, w, m);
+    api->write_str(w, "ts", 2);
+    api->write_uint(w, (uint64_t)m->ts);
 }
 
 /* Pushes the msg frame to the recipient; returns 1 when online. */
 static int deliver(const mp_api *api, const struct pending_send *m, uint64_t mid)
 {
     if (!api->online(m->to, m->to_len)) return 0;
-    msgpack_packer *pk = api->frame_begin();
-    msgpack_pack_map(pk, 7);
-    pack_str(pk, "type", 4);
-    pack_str(pk, "msg", 3);
-    pack_str(pk, "mid", 3);
-    msgpack_pack_uint64(pk, mid);
-    pack_str(pk, "from", 4);
-    pack_str(pk, m->from, m->from_len);
-    pack_str(pk, "to", 2);
-    pack_str(pk, m->to, m->to_len);
-    pack_str(pk, "body", 4);
-    pack_body(pk, m);
-    pack_str(pk, "ts", 2);
-    msgpack_pack_uint64(pk, (uint64_t)m->ts);
-    pack_str(pk, "offline", 7);
-    msgpack_pack_false(pk);
+    mp_writer *w = api->frame_begin();
+    api->write_map(w, 7);
+    api->write_str(w, "type", 4);
+    api->write_str(w, "msg", 3);
+    api->write_str(w, "mid", 3);
+    api->write_uint(w, mid);
+    api->write_str(w, "from", 4);
+    api->write_str(w, m->from, m->from_len);
+    api->write_str(w, "to", 2);
+    api->write_str(w, m->to, m->to_len);
+    api->write_str(w, "body", 4);
+    write_body(api, w, m);
+    api->write_str(w, "ts", 2);
+    api->write_uint(w, (uint64_t)m->ts);
+    api->write_str(w, "offline", 7);
+    api->write_bool(w, 0);
     size_t len;
     const void *frame = api->frame_end(&len);
     return api->deliver(m->to, m->to_len, frame, len, mid);
 }
 
-static void on_stored(struct redisReply *reply, const char *error, void *arg)
+static void on_stored(const mp_redis_reply *reply, const char *error, void *arg)
 {
     struct pending_send *m = arg;
     const mp_api *api = m->st->api;
     if (reply == NULL) {
         api->log(api, MP_LOG_DEBUG, "store for %s failed: %s", m->to, error);
         api->reply(&m->req, 503, "storage unavailable");
-    } else if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "OOM", 3) == 0) {
+    } else if (reply->type == MP_REDIS_ERROR && strncmp(reply->str, "OOM", 3) == 0) {
         api->log(api, MP_LOG_WARN, "redis is out of memory, a write was refused: %s", reply->str);
         api->reply(&m->req, 503, "storage full");
-    } else if (reply->type != REDIS_REPLY_INTEGER) {
+    } else if (reply->type != MP_REDIS_INTEGER) {
         api->log(api, MP_LOG_ERROR, "redis: %s",
-                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply to FCALL");
+                 reply->type == MP_REDIS_ERROR ? reply->str : "unexpected reply to FCALL");
         api->reply(&m->req, 500, "storage error");
     } else if (reply->integer == -404) {
         api->reply(&m->req, 404, "no such user");
@@ -129,14 +121,11 @@ static void on_stored(struct redisReply *reply, const char *error, void *arg)
     } else {
         uint64_t mid = (uint64_t)reply->integer;
         int online = deliver(api, m, mid);
-        msgpack_packer *pk = api->reply_begin(&m->req, 2);
-        pack_str(pk, "mid", 3);
-        msgpack_pack_uint64(pk, mid);
-        pack_str(pk, "online", 6);
-        if (online)
-            msgpack_pack_true(pk);
-        else
-            msgpack_pack_false(pk);
+        mp_writer *w = api->reply_begin(&m->req, 2);
+        api->write_str(w, "mid", 3);
+        api->write_uint(w, mid);
+        api->write_str(w, "online", 6);
+        api->write_bool(w, online);
         api->reply_end(&m->req);
     }
     free(m);
@@ -176,22 +165,21 @@ static int store(struct send_state *st, struct pending_send *m)
     snprintf(user_key, sizeof user_key, "%suser:%s", st->prefix, m->to);
     snprintf(mbox_key, sizeof mbox_key, "%smbox:%s", st->prefix, m->to);
     snprintf(from_key, sizeof from_key, "%smboxfrom:%s", st->prefix, m->to);
-    msgpack_sbuffer blob;
-    msgpack_sbuffer_init(&blob);
-    pack_blob(&blob, m);
+    const mp_api *api = st->api;
+    api->writer_reset(st->blob);
+    write_blob(api, st->blob, m);
+    size_t blob_len;
+    const void *blob = api->writer_data(st->blob, &blob_len);
     char ts[24]; /* the broker's clock: the mid is at least 1024 per ms of it */
     snprintf(ts, sizeof ts, "%lld", (long long)m->ts);
     enum { ARGC = 11, BLOB = 7 }; /* the blob is binary, every other argument a C string */
-    const char *argv[ARGC] = {
-        "FCALL",  "moonpost_store", "3",       user_key, mbox_key,
-        from_key, st->mailbox_max,  blob.data, ts,       st->mailbox_per_sender,
-        m->from};
+    const char *argv[ARGC] = {"FCALL",  "moonpost_store", "3",  user_key, mbox_key,
+                              from_key, st->mailbox_max,  blob, ts,       st->mailbox_per_sender,
+                              m->from};
     size_t lens[ARGC];
     for (int i = 0; i < ARGC; i++)
-        lens[i] = i == BLOB ? blob.size : strlen(argv[i]);
-    int rc = st->api->redis(ARGC, argv, lens, on_stored, m);
-    msgpack_sbuffer_destroy(&blob);
-    return rc;
+        lens[i] = i == BLOB ? blob_len : strlen(argv[i]);
+    return api->redis(ARGC, argv, lens, on_stored, m); /* the command is copied: blob is free */
 }
 
 static void handle_send(void *state, const mp_request *req)
@@ -232,8 +220,9 @@ int mp_plugin_init(const mp_api *api, void **state)
         return -1;
     }
     struct send_state *st = calloc(1, sizeof *st);
-    if (st == NULL || (st->prefix = strdup(prefix)) == NULL) {
-        free(st);
+    if (st == NULL || (st->prefix = strdup(prefix)) == NULL ||
+        (st->blob = api->writer_new()) == NULL) {
+        mp_plugin_fini(st);
         return -1;
     }
     st->api = api;
@@ -241,8 +230,7 @@ int mp_plugin_init(const mp_api *api, void **state)
     snprintf(st->mailbox_max, sizeof st->mailbox_max, "%lld", mailbox_max);
     snprintf(st->mailbox_per_sender, sizeof st->mailbox_per_sender, "%lld", mailbox_per_sender);
     if (api->add_handler(api, "send", 0, handle_send) != 0) {
-        free(st->prefix);
-        free(st);
+        mp_plugin_fini(st);
         return -1;
     }
     *state = st;
@@ -253,6 +241,7 @@ void mp_plugin_fini(void *state)
 {
     struct send_state *st = state;
     if (st == NULL) return;
+    if (st->blob != NULL) st->api->writer_free(st->blob);
     free(st->prefix);
     free(st);
 }

@@ -21,7 +21,10 @@ PLUGIN_DIR = os.path.join(harness.BUILD, "plugins")
 SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
-TESTING_PLUGINS = ("badversion", "gate", "noinit", "takeover")  # plugins/testing
+# plugins/testing: apitest exercises the API, most of the others are broken on purpose
+TESTING_PLUGINS = ("apitest", "badversion", "gate", "internal", "noinit", "oldversion",
+                   "takeover")
+API_RANGE = "accepts versions 2 to 2"  # MP_PLUGIN_API_MIN to MP_PLUGIN_API_VERSION
 
 
 def plugin(name):
@@ -50,6 +53,25 @@ class CleanExit:
         for report in SANITIZER_REPORTS:
             if report in log:
                 raise AssertionError("sanitizer report in the broker log:\n%s" % log[-8000:])
+
+
+# ---------------------------------------------------------------------------------------------
+# the header
+
+
+class HeaderTest(unittest.TestCase):
+    """moonpost_plugin.h includes only the C library: an upgrade of msgpack-c or hiredis cannot
+    change what a plugin compiles against."""
+
+    def test_header_includes_no_library(self):
+        header = os.path.join(harness.BUILD, "plugin-api", "moonpost_plugin.h")
+        p = subprocess.run(["cc", "-std=c11", "-M", "-x", "c", header], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        deps = p.stdout.replace("\\\n", " ").split()[1:]
+        self.assertIn(header, deps)
+        for dep in deps:
+            self.assertNotRegex(dep, "msgpack|hiredis", deps)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,10 +122,21 @@ class PluginLoadTest(RedisServerTest):
             f.write("not an ELF file\n")
         self.assert_refused([path], "plugin %s: cannot load:" % path)
 
-    def test_wrong_api_version_is_refused_before_init(self):
+    def test_newer_api_version_is_refused_before_init(self):
         path = plugin("badversion")
-        self.assert_refused([path], "plugin %s: built for plugin API version 1001 but this "
-                                    "broker has version 1" % path)
+        self.assert_refused([path], "plugin %s: built for plugin API version 1002 but this "
+                                    "broker %s" % (path, API_RANGE))
+
+    def test_older_api_version_is_refused_before_init(self):
+        path = plugin("oldversion")
+        self.assert_refused([path], "plugin %s: built for plugin API version 1 but this "
+                                    "broker %s: rebuild it" % (path, API_RANGE))
+
+    def test_plugin_using_a_broker_internal_symbol_is_refused(self):
+        # the broker exports only the mp_api table, not its own functions
+        path = plugin("internal")
+        self.assert_refused([path], "plugin %s: cannot load:" % path,
+                            "undefined symbol: session_get")
 
     def test_missing_init_symbol_is_refused(self):
         path = plugin("noinit")
@@ -138,8 +171,9 @@ class PluginLoadTest(RedisServerTest):
         self.assertEqual(rc, 2, out)
         self.assertIn("missing symbol 'mp_plugin_init'", out)
         self.assertIn("configuration has errors", out)
+        # apitest starts timers in init: -t unloads them without running the loop
         rc, out = self.check_config(plugin("send"), plugin("ratelimit") + " rate=5",
-                                    plugin("hello") + " greeting=Hi")
+                                    plugin("hello") + " greeting=Hi", plugin("apitest"))
         self.assertEqual(rc, 0, out)
         self.assertIn("configuration ok", out)
         for report in SANITIZER_REPORTS:
@@ -267,6 +301,89 @@ class HelloPluginTest(CleanExit, BrokerTest):
         anonymous = {h["type"]: h["anonymous"] for h in r["handlers"]}
         self.assertIs(anonymous["hello"], True)
         self.assertIs(anonymous["hello.count"], False)
+
+
+# ---------------------------------------------------------------------------------------------
+# timers, nested values, the writer and Redis replies through plugins/testing/apitest.c
+
+
+class ApiTest(CleanExit, BrokerTest):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.extra = ["plugin %s" % plugin("apitest")]
+        super().setUpClass()
+
+    def wait_timers(self, done):
+        """Asks apitest.timers until DONE(reply) holds; returns that reply."""
+        c = self.connect()
+        last = []
+
+        def ask():
+            r = c.call(dict(type="apitest.timers"))
+            self.assertEqual(r["code"], 200, r)
+            last[:] = [r]
+            return r if done(r) else None
+        return poll(ask, timeout=30, what=lambda: "timers (last: %r)" % last)
+
+    def test_periodic_timer_keeps_firing(self):
+        first = self.wait_timers(lambda r: r["ticks"] >= 1)["ticks"]
+        self.wait_timers(lambda r: r["ticks"] >= first + 3)
+
+    def test_one_shot_timer_fires_once(self):
+        r = self.wait_timers(lambda r: r["oneshot"] >= 1 and r["ticks"] >= 5)
+        self.assertEqual(r["oneshot"], 1, r)
+
+    def test_cancelled_timers_stop(self):
+        # the self-cancelling timer (every 10 ms) stops at 3 while the 20 ms one goes on;
+        # the one cancelled in init never fires
+        r = self.wait_timers(lambda r: r["self"] >= 3)
+        r = self.wait_timers(lambda r, t=r["ticks"]: r["ticks"] >= t + 5)
+        self.assertEqual((r["self"], r["never"]), (3, 0), r)
+
+    def echo(self, value):
+        r = self.connect().call(dict(type="apitest.echo", value=value))
+        self.assertEqual(r["code"], 200, r)
+        return r["value"]
+
+    def test_nested_values_read_and_written_back(self):
+        values = [None, True, False, 0, 127, 2 ** 64 - 1, -1, -2 ** 63, 1.5, -0.25, "",
+                  "\u00e9t\u00e9", b"", b"\x00\xff", [], {}, [1, [2, [3, [4]]]],
+                  {"a": {"b": [1, "x", b"y", None, {"c": -5}]}, "n": 2.5},
+                  ["x" * 300, b"y" * 5000, list(range(20))]]
+        for v in values:
+            self.assertEqual(self.echo(v), v)
+
+    def test_repeated_field_last_value_wins(self):
+        body = (b"\x84\xa4type\xacapitest.echo\xa2id\x07"
+                b"\xa5value\x01\xa5value\x92\x02\x03")
+        c = self.connect()
+        c.send_raw(len(body).to_bytes(4, "big") + body)
+        r = c.wait_res(7)
+        self.assertEqual((r["code"], r["value"]), (200, [2, 3]), r)
+
+    def redis_call(self, *args):
+        r = self.connect().call(dict(type="apitest.redis", args=list(args)))
+        self.assertEqual(r["code"], 200, r)
+        return r["reply"]
+
+    def test_redis_replies(self):
+        key = "mp:apitest:" + uname("k")
+        self.assertEqual(self.redis_call("SET", key, "v\x00w"), {"status": "OK"})
+        self.assertEqual(self.redis_call("GET", key), "v\x00w")
+        self.assertIsNone(self.redis_call("GET", key + ":none"))
+        self.assertEqual(self.redis_call("STRLEN", key), 3)
+        self.assertEqual(self.redis_call("INCR", key)["error"][:4], "ERR ")
+        lst = key + ":list"
+        self.redis_call("RPUSH", lst, *["e%d" % i for i in range(14)])
+        self.assertEqual(self.redis_call("LRANGE", lst, "0", "-1"), ["e%d" % i for i in range(14)])
+        # more nodes than the loader converts on its stack, nested
+        self.assertEqual(self.redis_call("EVAL", "return {ARGV[1], {1, {2, {'x'}}}, KEYS}", "2",
+                                    "a", "b", "v"),
+                         ["v", [1, [2, ["x"]]], ["a", "b"]])
+        many = self.redis_call("EVAL", "local t = {} for i = 1, 40 do t[i] = {i, tostring(i)} end "
+                          "return t", "0")
+        self.assertEqual(many, [[i, str(i)] for i in range(1, 41)])
 
 
 # ---------------------------------------------------------------------------------------------
