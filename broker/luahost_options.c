@@ -24,16 +24,23 @@ static const char values_key = 'o'; /* registry: option name -> value */
 static void push_value(lua_State *L, const struct option_value *v)
 {
     switch (v->type) {
-    case OPTION_INT: lua_pushinteger(L, (lua_Integer)v->integer); break;
-    case OPTION_NUMBER: lua_pushnumber(L, (lua_Number)v->number); break;
-    case OPTION_BOOL: lua_pushboolean(L, (int)v->integer); break;
-    case OPTION_STRING: lua_pushstring(L, v->text); break;
+    case OPTION_INT:
+        lua_pushinteger(L, (lua_Integer)v->integer);
+        break;
+    case OPTION_NUMBER:
+        lua_pushnumber(L, (lua_Number)v->number);
+        break;
+    case OPTION_BOOL:
+        lua_pushboolean(L, (int)v->integer);
+        break;
+    case OPTION_STRING:
+        lua_pushstring(L, v->text);
+        break;
     }
 }
 
 /* The default at IDX written as in the config file, in BUF (or a string of the state). */
-static const char *default_text(lua_State *L, int idx, enum option_type type, char *buf,
-                                size_t len)
+static const char *default_text(lua_State *L, int idx, enum option_type type, char *buf, size_t len)
 {
     lua_Integer n;
     switch (type) {
@@ -115,7 +122,8 @@ static void declare(lua_State *L, const char *name)
     if (type < 0) luaL_error(L, "option type must be \"int\", \"number\", \"bool\" or \"string\"");
     spec.type = (enum option_type)type;
     char def[64];
-    if (lua_getfield(L, 2, "default") == LUA_TNIL) luaL_error(L, "option '%s' needs a default", name);
+    if (lua_getfield(L, 2, "default") == LUA_TNIL)
+        luaL_error(L, "option '%s' needs a default", name);
     spec.default_value = default_text(L, -1, spec.type, def, sizeof def);
     spec.has_min = bound(L, 2, "min", &spec.min);
     spec.has_max = bound(L, 2, "max", &spec.max);
@@ -143,8 +151,9 @@ int mpl_option(lua_State *L)
     if (!lua_isnoneornil(L, 2)) declare(L, name);
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &values_key) != LUA_TTABLE ||
         lua_getfield(L, -1, name) == LUA_TNIL)
-        return luaL_error(L, "option '%s' is not declared: declare it at load time with "
-                             "moonpost.option(name, {type = ..., default = ...})",
+        return luaL_error(L,
+                          "option '%s' is not declared: declare it at load time with "
+                          "moonpost.option(name, {type = ..., default = ...})",
                           name);
     return 1;
 }

@@ -149,8 +149,7 @@ static int copy_settings(struct conf_options *to, const struct conf_options *fro
     for (size_t i = 0; i < from->count; i++) {
         const struct conf_option *s = &from->items[i];
         struct conf_option *d = &to->items[to->count++];
-        *d = (struct conf_option){strdup(s->key), strdup(s->value), strdup(s->origin),
-                                  s->from_set};
+        *d = (struct conf_option){strdup(s->key), strdup(s->value), strdup(s->origin), s->from_set};
         if (d->key == NULL || d->value == NULL || d->origin == NULL) return -1;
     }
     return 0;

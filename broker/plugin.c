@@ -474,7 +474,8 @@ static int api_login(mp_session id, const char *user, size_t len)
 
 /* ---- options ---- */
 
-_Static_assert((int)MP_OPTION_INT == (int)OPTION_INT && (int)MP_OPTION_NUMBER == (int)OPTION_NUMBER &&
+_Static_assert((int)MP_OPTION_INT == (int)OPTION_INT &&
+                   (int)MP_OPTION_NUMBER == (int)OPTION_NUMBER &&
                    (int)MP_OPTION_BOOL == (int)OPTION_BOOL &&
                    (int)MP_OPTION_STRING == (int)OPTION_STRING,
                "mp_option_type is option_type");

@@ -7,10 +7,12 @@ import signal
 import subprocess
 import tempfile
 
-from harness import (ALL_SCRIPTS, BROKER, LUA, Broker, Client, RedisServerTest, admin_call)
-from helpers import poll
+from harness import (ALL_SCRIPTS, BROKER, BUILD, LUA, Broker, Client, RedisServerTest,
+                     admin_call)
+from helpers import poll, uname
 
 OPTIONS_LUA = os.path.join(LUA, "options_test.lua")
+SEND_PLUGIN = os.path.join(BUILD, "plugins", "moonpost_send.so")
 
 
 def check(conf, *args):
@@ -177,3 +179,23 @@ class OptionsTest(RedisServerTest):
         self.set_line(b, "t_count 400", "t_count 6")
         self.assertEqual(admin_call(b, {"type": "admin.reload"})["code"], 200)
         self.assertEqual(self.options(c)["count"], 6)
+
+    def test_plugin_reads_its_options_and_a_reload_changes_them(self):
+        """plugins/send without scripts/send.lua: mailbox_max is the plugin's option."""
+        self.assertTrue(os.path.exists(SEND_PLUGIN), SEND_PLUGIN)
+        scripts = [n for n in ALL_SCRIPTS if n != "send"]
+        b = self.broker(scripts, ["plugin %s" % SEND_PLUGIN, "mailbox_max 2"])
+        sender, recipient = uname("os"), uname("or")
+        c = self.connect(b)
+        for user in (sender, recipient):
+            r = c.call({"type": "register", "user": user, "password": "secret1"})
+            self.assertEqual(r["code"], 200, r)
+        self.assertEqual(c.call({"type": "login", "user": sender, "password": "secret1"})["code"],
+                         200)
+
+        def send():
+            return c.call({"type": "send", "to": recipient, "body": "hi"})["code"]
+        self.assertEqual([send(), send(), send()], [200, 200, 507])
+        self.set_line(b, "mailbox_max 2", "mailbox_max 3")
+        self.assertEqual(admin_call(b, {"type": "admin.reload"})["code"], 200)
+        self.assertEqual([send(), send()], [200, 507])

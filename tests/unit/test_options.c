@@ -30,14 +30,22 @@ static void load(struct conf *c, const char *text, ...)
     va_end(ap);
 }
 
-static const struct option_spec mailbox_max = {
-    .name = "mailbox_max", .type = OPTION_INT, .default_value = "10000",
-    .has_min = 1, .min = 1, .doc = "messages a mailbox holds"};
+static const struct option_spec mailbox_max = {.name = "mailbox_max",
+                                               .type = OPTION_INT,
+                                               .default_value = "10000",
+                                               .has_min = 1,
+                                               .min = 1,
+                                               .doc = "messages a mailbox holds"};
 static const struct option_spec presence_notify = {
     .name = "presence_notify", .type = OPTION_BOOL, .default_value = "off", .doc = "presence"};
-static const struct option_spec backoff = {
-    .name = "backoff", .type = OPTION_NUMBER, .default_value = "0.25",
-    .has_min = 1, .min = 0, .has_max = 1, .max = 10, .doc = "seconds"};
+static const struct option_spec backoff = {.name = "backoff",
+                                           .type = OPTION_NUMBER,
+                                           .default_value = "0.25",
+                                           .has_min = 1,
+                                           .min = 0,
+                                           .has_max = 1,
+                                           .max = 10,
+                                           .doc = "seconds"};
 static const struct option_spec greeting = {
     .name = "greeting", .type = OPTION_STRING, .default_value = "hello", .doc = "a word"};
 
@@ -179,8 +187,9 @@ static void test_bad_value_is_an_error_naming_file_and_line(void **state)
     /* a bad file value is reported even when a --set overrides it (as conf.c does) */
     assert_check("mailbox_max -1\n", "mailbox_max=3",
                  "test.conf:1: mailbox_max: expected an integer >= 1, got '-1'");
-    assert_check("", "mailbox_max=x", "--set mailbox_max=x: mailbox_max: expected an integer >= 1, "
-                                      "got 'x'");
+    assert_check("", "mailbox_max=x",
+                 "--set mailbox_max=x: mailbox_max: expected an integer >= 1, "
+                 "got 'x'");
     assert_check("mailbox_max 3\npresence_notify off\nbackoff 0\ngreeting x y\n", "backoff=10",
                  NULL);
 }
@@ -216,8 +225,8 @@ static void test_same_name_twice_must_agree_on_type(void **state)
     assert_string_equal(options_at(o, 0)->spec.doc, "messages a mailbox holds"); /* first wins */
     assert_string_equal(options_at(o, 0)->owner, "scripts/send.lua");
     assert_int_equal(options_get(o, "mailbox_max")->integer, 42);
-    struct option_spec clash = {.name = "mailbox_max", .type = OPTION_STRING,
-                                .default_value = "many"};
+    struct option_spec clash = {
+        .name = "mailbox_max", .type = OPTION_STRING, .default_value = "many"};
     assert_declare_fails(o, &clash, "scripts/other.lua",
                          "option 'mailbox_max' is declared as int by scripts/send.lua and as "
                          "string by scripts/other.lua");
@@ -233,8 +242,8 @@ static void test_bad_declarations_are_refused(void **state)
     struct options *o = options_new(&c);
     struct option_spec s = mailbox_max;
     s.default_value = "0";
-    assert_declare_fails(o, &s, "a.lua",
-                         "option 'mailbox_max': default '0' does not fit: expected an integer >= 1");
+    assert_declare_fails(
+        o, &s, "a.lua", "option 'mailbox_max': default '0' does not fit: expected an integer >= 1");
     s = mailbox_max;
     s.default_value = NULL;
     assert_declare_fails(o, &s, "a.lua", "option 'mailbox_max' needs a default");
