@@ -591,27 +591,6 @@ int conf_is_key(const char *name)
     return find_key(name) >= 0;
 }
 
-int conf_reload_options(struct conf *c, const char *path, struct conf_error *err)
-{
-    struct conf fresh;
-    conf_init(&fresh);
-    int rc = conf_load_file(&fresh, path, err);
-    for (size_t i = 0; rc == 0 && i < c->options.count; i++) {
-        const struct conf_option *o = &c->options.items[i];
-        if (o->from_set && options_push(&fresh.options, o->key, o->value, o->origin, 1) < 0) {
-            snprintf(err->text, sizeof err->text, "%s: out of memory", path);
-            rc = -1;
-        }
-    }
-    if (rc == 0) {
-        struct conf_options swap = c->options;
-        c->options = fresh.options;
-        fresh.options = swap;
-    }
-    conf_free(&fresh);
-    return rc;
-}
-
 const char *conf_log_level_name(enum conf_log_level level)
 {
     if ((unsigned)level >= sizeof level_names / sizeof level_names[0]) return "unknown";

@@ -105,10 +105,6 @@ int conf_set(struct conf *c, const char *assignment, struct conf_error *err);
 int conf_load_string(struct conf *c, const char *name, const char *text, const char *base_dir,
                      struct conf_error *err);
 
-/* Reads the options of PATH again for a reload: c->options takes the file's, and keeps those
- * of --set; the other keys stay as they are. Returns 0, or -1 with err filled (c unchanged). */
-int conf_reload_options(struct conf *c, const char *path, struct conf_error *err);
-
 void conf_free(struct conf *c);
 
 /* True when NAME is a key of conf.c's own table (not an option). */

@@ -7,11 +7,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
 #include "conf.h"
 #include "options.h"
 
@@ -310,38 +305,6 @@ static void test_derive_keeps_lasting_declarations_with_new_values(void **state)
     conf_free(&after);
 }
 
-static void test_reload_reads_the_file_and_keeps_set(void **state)
-{
-    (void)state;
-    char path[] = "/tmp/test_options_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    const char *first = "mailbox_max 5\ngreeting hi\n";
-    assert_int_equal(write(fd, first, strlen(first)), (ssize_t)strlen(first));
-    close(fd);
-    struct conf c;
-    struct conf_error err;
-    conf_init(&c);
-    assert_int_equal(conf_load_file(&c, path, &err), 0);
-    assert_int_equal(conf_set(&c, "backoff=3", &err), 0);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("listen 127.0.0.1:1\nmailbox_max 7\n", f);
-    fclose(f);
-    assert_int_equal(conf_reload_options(&c, path, &err), 0);
-    assert_int_equal(c.options.count, 2);
-    assert_string_equal(c.options.items[0].value, "7");
-    char origin[64];
-    snprintf(origin, sizeof origin, "%s:2", path);
-    assert_string_equal(c.options.items[0].origin, origin);
-    assert_string_equal(c.options.items[1].origin, "--set backoff=3");
-    assert_string_equal(c.listen.items[0], "127.0.0.1:8889"); /* only the options change */
-    unlink(path);
-    assert_int_equal(conf_reload_options(&c, path, &err), -1); /* gone: c stays */
-    assert_int_equal(c.options.count, 2);
-    conf_free(&c);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -355,7 +318,6 @@ int main(void)
         cmocka_unit_test(test_bad_declarations_are_refused),
         cmocka_unit_test(test_type_names),
         cmocka_unit_test(test_derive_keeps_lasting_declarations_with_new_values),
-        cmocka_unit_test(test_reload_reads_the_file_and_keeps_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
