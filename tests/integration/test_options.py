@@ -199,3 +199,14 @@ class OptionsTest(RedisServerTest):
         self.set_line(b, "mailbox_max 2", "mailbox_max 3")
         self.assertEqual(admin_call(b, {"type": "admin.reload"})["code"], 200)
         self.assertEqual([send(), send()], [200, 507])
+
+    def test_new_script_and_its_option_on_reload(self):
+        """A feature with a setting: a `script` line and its option added to the file, then a
+        reload, serve it with the configured value."""
+        b = self.broker(["ping"])
+        c = self.connect(b)
+        self.assertNotEqual(c.call({"type": "t.options"})["code"], 200)  # not served yet
+        with open(b.conf, "a") as f:
+            f.write("script %s\nt_count 42\n" % OPTIONS_LUA)
+        self.assertEqual(admin_call(b, {"type": "admin.reload"})["code"], 200)
+        self.assertEqual(self.options(c)["count"], 42)
