@@ -43,7 +43,8 @@ struct conf_key {
 /* clang-format on */
 
 /* Adding a key is adding a field to struct conf and a row here (and documenting it in
- * etc/broker.conf). Defaults here are the ones promised in conf.h. */
+ * etc/broker.conf). Defaults here are the ones promised in conf.h. Policy is not a key here:
+ * scripts and plugins declare it as their options (options.c). */
 static const struct conf_key conf_keys[] = {
     /* network */
     KEY(listen, CONF_ADDRESS_LIST, 0, 0, "127.0.0.1:8889"),
@@ -89,17 +90,6 @@ static const struct conf_key conf_keys[] = {
     KEY(pwhash_ops, CONF_INT, 1, 100, "2"),
     KEY(pwhash_queue_max, CONF_INT, 1, 1000000, "1000"),
     KEY(pwhash_queue_per_addr, CONF_INT, 1, 1000000, "16"),
-    /* chat policy */
-    KEY(password_min_len, CONF_INT, 1, 1024, "6"),
-    KEY(token_ttl, CONF_INT, 1, 31536000, "604800"),
-    KEY(login_max_failures, CONF_INT, 1, 1000000, "10"),
-    KEY(login_failure_window, CONF_INT, 1, 86400, "300"),
-    KEY(login_addr_max_failures, CONF_INT, 1, 1000000, "100"),
-    KEY(login_backoff_max, CONF_INT, 0, 3600, "5"),
-    KEY(register_max_per_addr, CONF_INT, 0, 1000000, "20"),
-    KEY(presence_notify, CONF_BOOL, 0, 1, "off"),
-    KEY(mailbox_max, CONF_INT, 1, 100000000, "10000"),
-    KEY(mailbox_per_sender, CONF_INT, 1, 100000000, "1000"),
     /* operations */
     KEY(admin_socket, CONF_PATH, 0, 0, NULL),
     KEY(http_listen, CONF_ADDRESS, 0, 0, NULL),
@@ -224,6 +214,32 @@ static int list_push(struct conf_list *list, char *item)
     items[list->count++] = item;
     list->items = items;
     return 0;
+}
+
+/* ---- options: the keys the table does not know ---- */
+
+static void options_clear(struct conf_options *options)
+{
+    for (size_t i = 0; i < options->count; i++) {
+        free(options->items[i].key);
+        free(options->items[i].value);
+        free(options->items[i].origin);
+    }
+    free(options->items);
+    options->items = NULL;
+    options->count = 0;
+}
+
+static int options_push(struct conf_options *options, const char *key, const char *value,
+                        const char *origin, int from_set)
+{
+    struct conf_option *items = realloc(options->items, (options->count + 1) * sizeof *items);
+    if (items == NULL) return -1;
+    options->items = items;
+    struct conf_option *o = &items[options->count];
+    *o = (struct conf_option){strdup(key), strdup(value), strdup(origin), from_set};
+    options->count++;
+    return o->key != NULL && o->value != NULL && o->origin != NULL ? 0 : -1;
 }
 
 /* "PATH [key=value ...]" with PATH resolved and the rest kept as written. */
@@ -431,6 +447,19 @@ static int apply_file_key(struct parser *p, struct conf *c, int index, const cha
     return apply_value(p, c, k, value, first);
 }
 
+/* Keeps KEY VALUE for options.c, with where it was written. */
+static int keep_option(const struct parser *p, struct conf *c, const char *key, const char *value)
+{
+    char origin[sizeof p->err->text];
+    if (p->file != NULL)
+        snprintf(origin, sizeof origin, "%s:%d", p->file, p->line);
+    else
+        snprintf(origin, sizeof origin, "--set %s", p->assignment);
+    if (options_push(&c->options, key, value, origin, p->file == NULL) < 0)
+        return fail(p, "out of memory");
+    return 0;
+}
+
 static int parse_line(struct parser *p, struct conf *c, char *line)
 {
     strip_comment(line);
@@ -439,9 +468,9 @@ static int parse_line(struct parser *p, struct conf *c, char *line)
     char *value = key + strcspn(key, " \t");
     if (*value != '\0') *value++ = '\0';
     value = trim(value);
-    int index = find_key(key);
-    if (index < 0) return fail(p, "unknown key '%s'", key);
     if (*value == '\0') return fail(p, "missing value for '%s'", key);
+    int index = find_key(key);
+    if (index < 0) return keep_option(p, c, key, unquote_empty(value));
     return apply_file_key(p, c, index, unquote_empty(value));
 }
 
@@ -486,6 +515,7 @@ void conf_free(struct conf *c)
             *(char **)field = NULL;
         }
     }
+    options_clear(&c->options);
     c->set_keys = 0;
 }
 
@@ -580,7 +610,7 @@ static int apply_assignment(struct parser *p, struct conf *c, char *copy, size_t
     const char *value = unquote_empty(trim(copy + eq + 1));
     if (*key == '\0') return fail(p, "missing key before '='");
     int index = find_key(key);
-    if (index < 0) return fail(p, "unknown key '%s'", key);
+    if (index < 0) return keep_option(p, c, key, value);
     unsigned long long bit = 1ULL << index;
     if (apply_value(p, c, &conf_keys[index], value, !(c->set_keys & bit)) < 0) return -1;
     c->set_keys |= bit;
@@ -600,6 +630,11 @@ int conf_set(struct conf *c, const char *assignment, struct conf_error *err)
     free(cwd);
     free(copy);
     return rc;
+}
+
+int conf_is_key(const char *name)
+{
+    return find_key(name) >= 0;
 }
 
 const char *conf_log_level_name(enum conf_log_level level)

@@ -10,6 +10,20 @@ struct conf_list {
     size_t count;
 };
 
+/* A key the table of conf.c does not know: an option of a script or a plugin. It is kept as
+ * written and checked once the scripts and plugins have declared their options (options.c). */
+struct conf_option {
+    char *key;
+    char *value;
+    char *origin; /* "FILE:LINE" or "--set KEY=VALUE": what an error about it names */
+    int from_set; /* given by --set: wins over the file's, whatever the order */
+};
+
+struct conf_options {
+    struct conf_option *items;
+    size_t count;
+};
+
 enum conf_log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 
 struct conf {
@@ -57,21 +71,12 @@ struct conf {
     int pwhash_ops;           /* argon2id passes, default 2 */
     int pwhash_queue_max;     /* hashing jobs waiting in all, default 1000 */
     int pwhash_queue_per_addr;/* hashing jobs waiting per client address, default 16 */
-    /* chat policy */
-    int password_min_len;     /* default 6 */
-    int token_ttl;            /* seconds, default 604800 */
-    int login_max_failures;   /* default 10 */
-    int login_failure_window; /* seconds, default 300 */
-    int login_addr_max_failures; /* failed logins per address (any user) per window, default 100 */
-    int login_backoff_max;    /* seconds, most a login of a much-failed user waits, default 5, 0 = none */
-    int register_max_per_addr;/* registrations per address per hour, default 20, 0 = no limit */
-    int presence_notify;      /* bool, default 0 */
-    int mailbox_max;          /* default 10000 */
-    int mailbox_per_sender;   /* unacked messages from one sender in one mailbox, default 1000 */
     /* operations */
     char *admin_socket;       /* path of the admin Unix socket, NULL = none */
     char *http_listen;        /* "host:port" for /metrics and /healthz, NULL = none */
     char *node_id;            /* cluster node id, default "<hostname>-<pid>" computed at start */
+    /* every other key: the options scripts and plugins declare (the chat policy lives there) */
+    struct conf_options options;
     /* private to conf.c: bit i set = key i of its table was given by conf_set, so a later
      * file load leaves it alone and the next --set of a list key appends */
     unsigned long long set_keys;
@@ -86,13 +91,14 @@ struct conf_error {
 void conf_init(struct conf *c);
 
 /* Reads PATH on top of the defaults. Relative paths in the file are resolved against the
- * directory of PATH. Returns 0, or -1 with err filled ("PATH:LINE: message"). */
+ * directory of PATH. A key the table does not know is kept in c->options with its file and
+ * line, for options.c to check. Returns 0, or -1 with err filled ("PATH:LINE: message"). */
 int conf_load_file(struct conf *c, const char *path, struct conf_error *err);
 
-/* Applies one "key=value" override (from --set). A list key is replaced whole by this value
- * the first time it is set this way; further --set of the same key append. Relative paths
- * are resolved against the current directory. Returns 0, or -1 with err filled
- * ("--set key=value: message"). */
+/* Applies one "key=value" override (from --set); a key the table does not know goes to
+ * c->options. A list key is replaced whole by this value the first time it is set this way;
+ * further --set of the same key append. Relative paths are resolved against the current
+ * directory. Returns 0, or -1 with err filled ("--set key=value: message"). */
 int conf_set(struct conf *c, const char *assignment, struct conf_error *err);
 
 /* Parses a string as if it were a whole config file named NAME (for tests). */
@@ -100,6 +106,9 @@ int conf_load_string(struct conf *c, const char *name, const char *text, const c
                      struct conf_error *err);
 
 void conf_free(struct conf *c);
+
+/* True when NAME is a key of conf.c's own table (not an option). */
+int conf_is_key(const char *name);
 
 /* Name of a log level ("info"), and the reverse; returns -1 for an unknown name. */
 const char *conf_log_level_name(enum conf_log_level level);

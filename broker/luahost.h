@@ -46,12 +46,20 @@ struct request {
 /* Pushes values onto L and returns how many; may raise (it runs protected). */
 typedef int (*luahost_push_fn)(lua_State *L, void *ud);
 
-/* Creates the state and loads every configured script. Returns 0, or -1 after logging the
- * script error (file:line). */
+/* luahost_start's answer when the scripts load but the config sets an option that no script
+ * or plugin declared, or gives one a bad value: a configuration error. */
+#define LUAHOST_BAD_CONFIG (-2)
+
+/* Creates the state and loads every configured script, their options (moonpost.option) read
+ * from broker.conf; then checks every option the config sets (options.h). Returns 0, -1 after
+ * logging the script error (file:line), or LUAHOST_BAD_CONFIG after logging the setting's
+ * error ("FILE:LINE: unknown key 'x'"). */
 int luahost_start(void);
 
-/* Loads the scripts into a fresh state and swaps it in only when all of them load. Returns 0,
- * or -1 with the error in errbuf (the running state stays). */
+/* Loads the scripts into a fresh state, their options read from broker.conf as it is now, and
+ * swaps it in only when all of them load and the options check; the options in force (what
+ * plugins read) are then the new ones. Returns 0, or -1 with the error in errbuf (the running
+ * state and its options stay). */
 int luahost_reload(char *errbuf, size_t errlen);
 
 void luahost_stop(void);
@@ -101,6 +109,9 @@ size_t luahost_request_memory(void);
  * being loaded (they differ only while a load runs). */
 unsigned luahost_generation(void);
 unsigned luahost_loading_generation(void);
+
+/* The options the scripts of L's state declare into, while that state loads; else NULL. */
+struct options *luahost_loading_options(lua_State *L);
 
 /* The state the current scripts run on (for registering metadata at load time). */
 lua_State *luahost_state(void);

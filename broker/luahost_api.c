@@ -26,6 +26,8 @@ static const luaL_Reg moonpost_functions[] = {
     {"isbin", mpl_isbin},
     {"array", mpl_array},
     {"random_token", mpl_random_token},
+    /* options the scripts declare */
+    {"option", mpl_option},
     /* delivery and presence */
     {"deliver", mpl_deliver},
     {"broadcast", mpl_broadcast},
@@ -239,26 +241,18 @@ int mpl_users(lua_State *L)
     return 2;
 }
 
-/* moonpost.config: a read-only copy of the settings scripts need. */
+/* moonpost.config: a read-only copy of the broker settings scripts need (the policy is in the
+ * scripts' own options: moonpost.option). */
 static void push_config(lua_State *L)
 {
     const struct conf *c = &broker.conf;
-    lua_createtable(L, 0, 16);
+    lua_createtable(L, 0, 8);
     struct {
         const char *name;
         lua_Integer value;
     } ints[] = {
         {"max_frame", c->max_frame},
         {"max_body", c->max_body},
-        {"password_min_len", c->password_min_len},
-        {"token_ttl", c->token_ttl},
-        {"login_max_failures", c->login_max_failures},
-        {"login_failure_window", c->login_failure_window},
-        {"login_addr_max_failures", c->login_addr_max_failures},
-        {"login_backoff_max", c->login_backoff_max},
-        {"register_max_per_addr", c->register_max_per_addr},
-        {"mailbox_max", c->mailbox_max},
-        {"mailbox_per_sender", c->mailbox_per_sender},
         {"redis_db", c->redis_db},
         {"output_limit", c->output_limit},
     };
@@ -266,8 +260,6 @@ static void push_config(lua_State *L)
         lua_pushinteger(L, ints[i].value);
         lua_setfield(L, -2, ints[i].name);
     }
-    lua_pushboolean(L, c->presence_notify);
-    lua_setfield(L, -2, "presence_notify");
     lua_pushstring(L, c->redis_prefix ? c->redis_prefix : "");
     lua_setfield(L, -2, "redis_prefix");
     lua_pushstring(L, c->node_id ? c->node_id : "");

@@ -23,6 +23,9 @@ int mpl_broadcast(lua_State *L);
 int mpl_online(lua_State *L);
 int mpl_users(lua_State *L);
 
+/* luahost_options.c: moonpost.option */
+int mpl_option(lua_State *L);
+
 /* luahost_session.c: the session object handed to every handler */
 void luahost_session_open(lua_State *L);
 

@@ -171,6 +171,7 @@ static int start_signals(void)
     return 0;
 }
 
+/* Returns 0, -1 (start-up failure) or EXIT_CONFIG (an option the config sets is wrong). */
 static int start(void)
 {
     size_t max = (size_t)broker.conf.max_connections + ADMIN_SESSIONS;
@@ -188,14 +189,15 @@ static int start(void)
     }
     if (admin_start() != 0) return -1;
     if (plugin_load_all() != 0) return -1;
-    if (luahost_start() != 0) return -1;
+    int scripts = luahost_start();
+    if (scripts != 0) return scripts == LUAHOST_BAD_CONFIG ? EXIT_CONFIG : -1;
     struct store_options redis = {broker.conf.redis, broker.conf.redis_password,
                                   broker.conf.redis_db, broker.conf.redis_timeout,
                                   broker.conf.redis_require_durable};
     if (store_start(broker.base, &redis) != 0) return -1;
     if (start_signals() != 0) return -1;
     int listening = server_listen();
-    if (listening != 0) return listening;
+    if (listening != 0) return listening == SERVER_IN_USE ? EXIT_CONFIG : -1;
     if (http_start() != 0) return -1;
     if (broker.conf.pid_file && write_pid_file(broker.conf.pid_file) != 0) return -1;
     return 0;
@@ -266,5 +268,5 @@ int main(int argc, char **argv)
         log_info("stopped");
     }
     stop();
-    return rc == 0 ? 0 : rc == SERVER_IN_USE ? EXIT_CONFIG : 1;
+    return rc == 0 ? 0 : rc == EXIT_CONFIG ? EXIT_CONFIG : 1;
 }

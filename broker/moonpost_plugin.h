@@ -173,6 +173,27 @@ typedef void (*mp_redis_fn)(const mp_redis_reply *reply, const char *error, void
 /* A timer fired: STATE is the plugin's, ARG the timer's own (api->timer_start). */
 typedef void (*mp_timer_fn)(void *state, void *arg);
 
+/* An option the plugin declares (api->option_declare): set in the broker's config file like
+ * any key (`mailbox_max 5000`, `--set mailbox_max=5000`), checked by `moonpost -t`. */
+typedef enum mp_option_type {
+    MP_OPTION_INT,    /* a decimal integer, within min/max when given */
+    MP_OPTION_NUMBER, /* a decimal number, within min/max when given */
+    MP_OPTION_BOOL,   /* on/off, yes/no, true/false, 1/0 */
+    MP_OPTION_STRING
+} mp_option_type;
+
+#define MP_OPTION_HAS_MIN 1u /* mp_option_spec.min applies */
+#define MP_OPTION_HAS_MAX 2u /* mp_option_spec.max applies */
+
+typedef struct mp_option_spec {
+    const char *name;          /* 1 to 64 of a-z 0-9 _ */
+    mp_option_type type;
+    const char *default_value; /* written as in the config file: "10000", "off" */
+    unsigned flags;            /* MP_OPTION_HAS_MIN, MP_OPTION_HAS_MAX */
+    double min, max;
+    const char *doc;           /* one line: what it does */
+} mp_option_spec;
+
 typedef struct mp_api mp_api;
 
 struct mp_api {
@@ -202,9 +223,8 @@ struct mp_api {
     /* The I-th key of the plugin line (for refusing unknown keys), NULL past the end. */
     const char *(*config_key_at)(const mp_api *api, size_t i);
     /* A broker setting as text, NULL for a name it does not offer: max_frame, max_body,
-     * output_limit, mailbox_max, mailbox_per_sender, redis_prefix, node_id, presence_notify
-     * (0/1), password_min_len, token_ttl, login_max_failures, login_failure_window,
-     * idle_timeout, login_timeout, max_connections. */
+     * output_limit, redis_prefix, node_id, idle_timeout, login_timeout, max_connections.
+     * Policy settings are options (api->option). */
     const char *(*conf_get)(const char *name);
 
     /* ---- logging and time ---- */
@@ -299,6 +319,17 @@ struct mp_api {
     /* Stops timer ID (also from inside its own FN); nothing when it is gone. ARG is the
      * plugin's to free. */
     void (*timer_cancel)(const mp_api *api, mp_timer id);
+
+    /* ---- options ---- */
+
+    /* Declares an option of this plugin; only inside mp_plugin_init. A script or plugin that
+     * declares the same name must give the same type. 0, or -1 (logged: a bad spec or default,
+     * a type clash). */
+    int (*option_declare)(const mp_api *api, const mp_option_spec *spec);
+    /* The value of a declared option (a plugin's or a script's) as text: an integer in
+     * decimal, a number as written, "1"/"0" for a bool; NULL when nobody declared NAME. Valid
+     * until the next reload, which may give options new values: read it when it is used. */
+    const char *(*option)(const mp_api *api, const char *name);
 };
 
 /* The description every plugin exports as `mp_plugin` (use MP_PLUGIN_DEFINE). */
@@ -338,6 +369,25 @@ static inline long long mp_conf_int(const mp_api *api, const char *name, long lo
     char *end;
     long long v = strtoll(s, &end, 10);
     return *end == '\0' ? v : fallback;
+}
+
+/* A declared option as an integer, a number or a bool (0 when it is not declared). */
+static inline long long mp_option_int(const mp_api *api, const char *name)
+{
+    const char *s = api->option(api, name);
+    return s != NULL ? strtoll(s, NULL, 10) : 0;
+}
+
+static inline double mp_option_number(const mp_api *api, const char *name)
+{
+    const char *s = api->option(api, name);
+    return s != NULL ? strtod(s, NULL) : 0;
+}
+
+static inline int mp_option_bool(const mp_api *api, const char *name)
+{
+    const char *s = api->option(api, name);
+    return s != NULL && s[0] == '1';
 }
 
 #ifdef __cplusplus

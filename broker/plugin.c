@@ -23,6 +23,7 @@
 #include "plugin_timer.h"
 #include "plugin_value.h"
 #include "plugin_writer.h"
+#include "options.h"
 #include "presence.h"
 #include "reply.h"
 #include "router.h"
@@ -106,15 +107,8 @@ static const struct {
     {"max_frame", VALUE_INT, offsetof(struct conf, max_frame)},
     {"max_body", VALUE_INT, offsetof(struct conf, max_body)},
     {"output_limit", VALUE_INT, offsetof(struct conf, output_limit)},
-    {"mailbox_max", VALUE_INT, offsetof(struct conf, mailbox_max)},
-    {"mailbox_per_sender", VALUE_INT, offsetof(struct conf, mailbox_per_sender)},
     {"redis_prefix", VALUE_STRING, offsetof(struct conf, redis_prefix)},
     {"node_id", VALUE_STRING, offsetof(struct conf, node_id)},
-    {"presence_notify", VALUE_BOOL, offsetof(struct conf, presence_notify)},
-    {"password_min_len", VALUE_INT, offsetof(struct conf, password_min_len)},
-    {"token_ttl", VALUE_INT, offsetof(struct conf, token_ttl)},
-    {"login_max_failures", VALUE_INT, offsetof(struct conf, login_max_failures)},
-    {"login_failure_window", VALUE_INT, offsetof(struct conf, login_failure_window)},
     {"idle_timeout", VALUE_SECONDS, offsetof(struct conf, idle_timeout)},
     {"login_timeout", VALUE_SECONDS, offsetof(struct conf, login_timeout)},
     {"max_connections", VALUE_INT, offsetof(struct conf, max_connections)},
@@ -462,6 +456,50 @@ static int api_login(mp_session id, const char *user, size_t len)
     return session_login(s, user, len, &why);
 }
 
+/* ---- options ---- */
+
+_Static_assert((int)MP_OPTION_INT == (int)OPTION_INT &&
+                   (int)MP_OPTION_NUMBER == (int)OPTION_NUMBER &&
+                   (int)MP_OPTION_BOOL == (int)OPTION_BOOL &&
+                   (int)MP_OPTION_STRING == (int)OPTION_STRING,
+               "mp_option_type is option_type");
+
+/* Plugins load before the scripts: the first declaration creates the options in force. */
+static int api_option_declare(const mp_api *api, const mp_option_spec *spec)
+{
+    struct mp_plugin_ctx *p = api->ctx;
+    if (!registering(api, "option_declare") || spec == NULL) return -1;
+    if (options_current() == NULL) options_install(options_new(&broker.conf));
+    if (options_current() == NULL) {
+        log_error("plugin %s: out of memory", p->name);
+        return -1;
+    }
+    struct option_spec s = {
+        .name = spec->name,
+        .type = (enum option_type)spec->type,
+        .default_value = spec->default_value,
+        .has_min = (spec->flags & MP_OPTION_HAS_MIN) != 0,
+        .has_max = (spec->flags & MP_OPTION_HAS_MAX) != 0,
+        .min = spec->min,
+        .max = spec->max,
+        .doc = spec->doc,
+    };
+    char owner[300], err[512];
+    snprintf(owner, sizeof owner, "plugin %s", p->name);
+    if (options_declare(options_current(), &s, owner, 1, err, sizeof err) != 0) {
+        log_error("plugin %s: %s", p->name, err);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *api_option(const mp_api *api, const char *name)
+{
+    (void)api;
+    const struct option_value *v = options_get(options_current(), name);
+    return v != NULL ? v->text : NULL;
+}
+
 static const mp_api api_template = {
     .version = MP_PLUGIN_API_VERSION,
     .size = sizeof(mp_api),
@@ -509,6 +547,8 @@ static const mp_api api_template = {
     .writer_free = plugin_writer_free,
     .timer_start = api_timer_start,
     .timer_cancel = api_timer_cancel,
+    .option_declare = api_option_declare,
+    .option = api_option,
 };
 
 /* ---- session hooks ---- */

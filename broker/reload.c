@@ -152,14 +152,12 @@ int broker_reload(char *errbuf, size_t errlen)
         stats.reload_failures_total++;
         return -1;
     }
-    /* Checks of the scripts' own options against the fresh conf go here, before anything
-     * changes. */
     warn_restart_only(&fresh, &broker.conf);
     struct conf_list wanted_plugins = fresh.plugin;
     fresh.plugin = (struct conf_list){NULL, 0};
     exchange_restart_only(&fresh, &broker.conf);
     struct conf running = broker.conf;
-    broker.conf = fresh; /* the scripts load under the new settings */
+    broker.conf = fresh; /* the scripts load under the new settings, and check its options */
     if (luahost_reload(errbuf, errlen) != 0) {
         fresh = broker.conf;
         broker.conf = running;

@@ -3,14 +3,20 @@
 local mp = require "moonpost"
 local chat = require "lib.chat"
 
+local password_min_len = mp.option("password_min_len", { type = "int", default = 6, min = 1,
+  max = 1024, doc = "bytes a new password needs at least (at most 1024)" })
+local register_max_per_addr = mp.option("register_max_per_addr", { type = "int", default = 20,
+  min = 0, max = 1000000,
+  doc = "registrations per client address per hour, then 429 (0 = no limit)" })
+
 mp.on("register", function(s, m)
   if not chat.valid_user(m.user) then
     return s:fail(400, "user must be 1-32 bytes of A-Z a-z 0-9 _ . -")
   end
   local pw = m.password
-  if type(pw) ~= "string" or #pw < mp.config.password_min_len or #pw > 1024 then
+  if type(pw) ~= "string" or #pw < password_min_len or #pw > 1024 then
     return s:fail(400, ("password must be a string of %d to 1024 bytes"):format(
-                  mp.config.password_min_len))
+                  password_min_len))
   end
   local name = m.name
   if name ~= nil and (type(name) ~= "string" or #name > 64) then
@@ -21,7 +27,7 @@ mp.on("register", function(s, m)
   -- a taken name is answered before any hashing; the rest count per address per hour
   local counter = chat.key.addr_registrations(addr)
   local r, err = mp.redis("FCALL", "moonpost_register_attempt", 2, chat.key.user(m.user), counter,
-                          mp.config.register_max_per_addr)
+                          register_max_per_addr)
   if not r then return chat.storage_failed(s, err) end
   if r[1] == -1 then return s:fail(409, "user exists") end
   if r[1] == 0 then

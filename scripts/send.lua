@@ -3,6 +3,13 @@
 local mp = require "moonpost"
 local chat = require "lib.chat"
 
+-- plugins/send declares the same two options
+local mailbox_max = mp.option("mailbox_max", { type = "int", default = 10000, min = 1,
+  max = 100000000, doc = "messages one mailbox holds; a send past it is answered 507" })
+local mailbox_per_sender = mp.option("mailbox_per_sender", { type = "int", default = 1000,
+  min = 1, max = 100000000,
+  doc = "unacked messages from one sender in one mailbox; past it that sender is answered 429" })
+
 mp.on("send", function(s, m)
   if type(m.to) ~= "string" or not chat.is_body(m.body) then
     return s:fail(400, "send needs to (str) and body (str or bin)")
@@ -13,7 +20,7 @@ mp.on("send", function(s, m)
   local blob = mp.encode{ from = s.user, to = m.to, body = m.body, ts = ts }
   local mid, err = mp.redis("FCALL", "moonpost_store", 3, chat.key.user(m.to),
                             chat.key.mailbox(m.to), chat.key.mailbox_senders(m.to),
-                            mp.config.mailbox_max, blob, ts, mp.config.mailbox_per_sender,
+                            mailbox_max, blob, ts, mailbox_per_sender,
                             s.user)
   if not mid then return chat.storage_failed(s, err) end
   if mid == -404 then return s:fail(404, "no such user") end

@@ -5,8 +5,9 @@
  * scripts/lib/redis_functions.lua), so the sender hears 200 only once the message is in the
  * recipient's mailbox; then it is pushed at once when the recipient is online.
  *
- * Config: none (max_body, mailbox_max, mailbox_per_sender and redis_prefix come from the
- * broker). */
+ * Config: none on the plugin line (max_body and redis_prefix come from the broker). Options:
+ * mailbox_max and mailbox_per_sender, declared like scripts/send.lua declares them, set in the
+ * broker's config file. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +22,6 @@ MP_PLUGIN_DEFINE("send", "1.0.0");
 struct send_state {
     const mp_api *api;
     size_t max_body;
-    char mailbox_max[24];
-    char mailbox_per_sender[24];
     char *prefix;
     mp_writer *blob; /* the mailbox blob of the send being stored, reused by every send */
 };
@@ -172,9 +171,12 @@ static int store(struct send_state *st, struct pending_send *m)
     const void *blob = api->writer_data(st->blob, &blob_len);
     char ts[24]; /* the broker's clock: the mid is at least 1024 per ms of it */
     snprintf(ts, sizeof ts, "%lld", (long long)m->ts);
+    /* read on each send: a reload may give the options new values */
+    const char *mailbox_max = st->api->option(st->api, "mailbox_max");
+    const char *mailbox_per_sender = st->api->option(st->api, "mailbox_per_sender");
     enum { ARGC = 11, BLOB = 7 }; /* the blob is binary, every other argument a C string */
     const char *argv[ARGC] = {"FCALL",  "moonpost_store", "3",  user_key, mbox_key,
-                              from_key, st->mailbox_max,  blob, ts,       st->mailbox_per_sender,
+                              from_key, mailbox_max,      blob, ts,       mailbox_per_sender,
                               m->from};
     size_t lens[ARGC];
     for (int i = 0; i < ARGC; i++)
@@ -203,9 +205,21 @@ static void handle_send(void *state, const mp_request *req)
     }
 }
 
+/* The same options as scripts/send.lua declares (either may run, or both). */
+static const mp_option_spec options[] = {
+    {"mailbox_max", MP_OPTION_INT, "10000", MP_OPTION_HAS_MIN | MP_OPTION_HAS_MAX, 1, 100000000,
+     "messages one mailbox holds; a send past it is answered 507"},
+    {"mailbox_per_sender", MP_OPTION_INT, "1000", MP_OPTION_HAS_MIN | MP_OPTION_HAS_MAX, 1,
+     100000000,
+     "unacked messages from one sender in one mailbox; past it that sender is answered 429"},
+};
+
 int mp_plugin_init(const mp_api *api, void **state)
 {
     MP_PLUGIN_CHECK_VERSION(api);
+    if (!MP_API_HAS(api, option)) return -1;
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
+        if (api->option_declare(api, &options[i]) != 0) return -1;
     const char *key = api->config_key_at(api, 0);
     if (key != NULL) {
         api->log(api, MP_LOG_ERROR, "unknown key '%s' (send takes no keys)", key);
@@ -213,8 +227,6 @@ int mp_plugin_init(const mp_api *api, void **state)
     }
     const char *prefix = api->conf_get("redis_prefix");
     long long max_body = mp_conf_int(api, "max_body", 16384);
-    long long mailbox_max = mp_conf_int(api, "mailbox_max", 10000);
-    long long mailbox_per_sender = mp_conf_int(api, "mailbox_per_sender", 1000);
     if (prefix == NULL || strlen(prefix) > KEY_MAX - 64) {
         api->log(api, MP_LOG_ERROR, "redis_prefix is missing or too long");
         return -1;
@@ -227,8 +239,6 @@ int mp_plugin_init(const mp_api *api, void **state)
     }
     st->api = api;
     st->max_body = max_body < 0 ? 0 : (size_t)max_body;
-    snprintf(st->mailbox_max, sizeof st->mailbox_max, "%lld", mailbox_max);
-    snprintf(st->mailbox_per_sender, sizeof st->mailbox_per_sender, "%lld", mailbox_per_sender);
     if (api->add_handler(api, "send", 0, handle_send) != 0) {
         mp_plugin_fini(st);
         return -1;

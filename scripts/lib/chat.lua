@@ -7,6 +7,23 @@ mp.redis_library(require "lib.redis_functions")
 local chat = {}
 local prefix = mp.config.redis_prefix
 
+-- The options of logging in and presence (set in the config file, docs/options.md).
+local presence_notify = mp.option("presence_notify", { type = "bool", default = false,
+  doc = "everyone online hears when a user comes online or goes offline" })
+local token_ttl = mp.option("token_ttl", { type = "int", default = 604800, min = 1,
+  max = 31536000, doc = "seconds a resume token lives after its last login or resume" })
+local login_max_failures = mp.option("login_max_failures", { type = "int", default = 10,
+  min = 1, max = 1000000,
+  doc = "failed logins per (user, address) per login_failure_window, then 429" })
+local login_addr_max_failures = mp.option("login_addr_max_failures", { type = "int",
+  default = 100, min = 1, max = 1000000,
+  doc = "failed logins per address, any user, per login_failure_window, then 429" })
+local login_failure_window = mp.option("login_failure_window", { type = "int", default = 300,
+  min = 1, max = 86400, doc = "seconds over which failed logins are counted" })
+local login_backoff_max = mp.option("login_backoff_max", { type = "int", default = 5, min = 0,
+  max = 3600,
+  doc = "most seconds a login of a user with many failures waits before its check (0 = none)" })
+
 -- Redis keys (docs/data-model.md describes each).
 chat.key = {
   user = function(u) return prefix .. "user:" .. u end,
@@ -57,7 +74,7 @@ function chat.hashing_failed(s, err, retry_after)
 end
 
 function chat.announce(user, online, except)
-  if not mp.config.presence_notify then return end
+  if not presence_notify then return end
   mp.broadcast({ type = "presence", user = user, online = online }, except)
 end
 
@@ -129,9 +146,9 @@ end
 -- 0.25 s up to login_backoff_max. A wait, not a refusal, so that failures an attacker causes
 -- slow the victim down but never lock the victim out.
 local function backoff(failures)
-  local over = failures - mp.config.login_max_failures
-  if over < 0 or mp.config.login_backoff_max == 0 then return 0 end
-  return math.min(mp.config.login_backoff_max, 0.25 * 2 ^ over)
+  local over = failures - login_max_failures
+  if over < 0 or login_backoff_max == 0 then return 0 end
+  return math.min(login_backoff_max, 0.25 * 2 ^ over)
 end
 
 -- Lets this login of USER from S's address in, in one Redis step with the check of the limits
@@ -146,10 +163,9 @@ function chat.reserve_attempt(s, user)
   local keys = { chat.key.pair_failures(name, addr), chat.key.addr_failures(addr),
                  chat.key.pair_inflight(name, addr), chat.key.addr_inflight(addr),
                  chat.key.user_failures(name) }
-  local c = mp.config
   local r, err = mp.redis("FCALL", "moonpost_login_attempt", #keys, keys[1], keys[2], keys[3],
-                          keys[4], keys[5], c.login_max_failures, c.login_addr_max_failures,
-                          c.login_failure_window)
+                          keys[4], keys[5], login_max_failures, login_addr_max_failures,
+                          login_failure_window)
   if not r then
     chat.storage_failed(s, err)
     return nil
@@ -169,7 +185,7 @@ end
 local function end_attempt_command(attempt, outcome)
   local k = attempt.keys
   return { "FCALL", "moonpost_login_done", #k, k[1], k[2], k[3], k[4], k[5], outcome,
-           mp.config.login_failure_window }
+           login_failure_window }
 end
 
 function chat.end_attempt(attempt, outcome)
@@ -190,7 +206,7 @@ end
 function chat.start_session(s, user, token, attempt, renew)
   local r, err = mp.redis_batch(
     { "FCALL", "moonpost_token_add", 2, chat.key.token(token), chat.key.tokens(user), user,
-      mp.config.token_ttl, mp.now(), chat.TOKENS_MAX, renew and 1 or 0, chat.key.token(""), token },
+      token_ttl, mp.now(), chat.TOKENS_MAX, renew and 1 or 0, chat.key.token(""), token },
     end_attempt_command(attempt, "ok"))
   if not r then return chat.storage_failed(s, err) end
   attempt.settled = true
