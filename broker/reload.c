@@ -153,8 +153,14 @@ int broker_reload(char *errbuf, size_t errlen)
         return -1;
     }
     warn_restart_only(&fresh, &broker.conf);
-    struct conf_list wanted_plugins = fresh.plugin;
-    fresh.plugin = (struct conf_list){NULL, 0};
+    /* plugins first, so that the options they declare are checked with the scripts' ones; a
+     * plugin that loaded stays loaded (recorded in the running list) whatever happens next */
+    if (load_added_plugins(&fresh.plugin, errbuf, errlen) != 0) {
+        log_error("reload failed, the running scripts and settings stay: %s", errbuf);
+        conf_free(&fresh);
+        stats.reload_failures_total++;
+        return -1;
+    }
     exchange_restart_only(&fresh, &broker.conf);
     struct conf running = broker.conf;
     broker.conf = fresh; /* the scripts load under the new settings, and check its options */
@@ -162,20 +168,11 @@ int broker_reload(char *errbuf, size_t errlen)
         fresh = broker.conf;
         broker.conf = running;
         exchange_restart_only(&fresh, &broker.conf);
-        fresh.plugin = wanted_plugins;
         conf_free(&fresh);
         return -1;
     }
     conf_free(&running);
     broker_apply_live_settings();
-    int rc = load_added_plugins(&wanted_plugins, errbuf, errlen);
-    for (size_t i = 0; i < wanted_plugins.count; i++) free(wanted_plugins.items[i]);
-    free(wanted_plugins.items);
-    if (rc != 0) {
-        log_error("reload: the scripts and settings were reloaded, but %s", errbuf);
-        stats.reload_failures_total++;
-        return -1;
-    }
     log_info("reload: done (%zu script(s), %zu plugin(s))", broker.conf.script.count,
              broker.conf.plugin.count);
     return 0;
