@@ -10,6 +10,8 @@
 # side (default 3); ORDER "new old" to measure NEW first in each pair; CLIENTS (default 1000);
 # DURATION seconds (default 8). Everything listens on 127.0.0.1 and stops on exit.
 set -euo pipefail
+# shellcheck source=bench/broker_conf.sh
+source "$(dirname "$0")/broker_conf.sh"
 [[ $# -eq 2 ]] || { sed -n 2,11p "$0" >&2; exit 2; }
 declare -A ROOT=([old]=$(cd "$1" && pwd) [new]=$(cd "$2" && pwd))
 VARIANT=${VARIANT:-lua}
@@ -38,7 +40,7 @@ PY
 
 # start SIDE: its redis-server and its broker, configured like bench/run.sh's.
 start() {
-    local side=$1 root=${ROOT[$1]} redis_port port s
+    local side=$1 root=${ROOT[$1]} redis_port port
     redis_port=$(free_port)
     redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$TMP" --dbfilename "$side.rdb" \
         --save "" --appendonly no --loglevel warning >"$TMP/redis-$side.log" 2>&1 &
@@ -49,20 +51,7 @@ start() {
         echo "listen 127.0.0.1:$port"
         echo "redis 127.0.0.1:$redis_port"
         echo "log_level warn"
-        echo "max_connections 16000"
-        echo "request_rate 0"
-        echo "pwhash_memory 8"
-        echo "pwhash_ops 1"
-        echo "login_max_failures 1000000"
-        echo "login_addr_max_failures 1000000"
-        echo "register_max_per_addr 0"
-        echo "pwhash_queue_max 1000000"
-        echo "pwhash_queue_per_addr 1000000"
-        for s in ping register login users send broadcast mailbox presence; do
-            [[ $VARIANT == plugin && $s == send ]] && continue
-            echo "script $root/scripts/$s.lua"
-        done
-        [[ $VARIANT == plugin ]] && echo "plugin $root/build-bench/plugins/moonpost_send.so"
+        broker_conf "$root/scripts" "$VARIANT" "$root/build-bench/plugins/moonpost_send.so"
     } >"$TMP/$side.conf"
     "$root/build-bench/broker/moonpost" -c "$TMP/$side.conf" >"$TMP/$side.log" 2>&1 &
     PID[$side]=$!

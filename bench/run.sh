@@ -25,6 +25,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/broker_conf.sh
+source "$ROOT/bench/broker_conf.sh"
 if [[ -z "${MOONPOST_BUILD:-}" ]]; then
     MOONPOST_BUILD=$ROOT/build-bench
     [[ -x $MOONPOST_BUILD/broker/moonpost ]] || MOONPOST_BUILD=$ROOT/build
@@ -123,7 +125,7 @@ start_redis() {
 
 # start_moonpost NAME lua|plugin: scripts/send.lua, or the C send plugin in its place.
 start_moonpost() {
-    local name=$1 variant=$2 conf=$TMP/$1.conf s port
+    local name=$1 variant=$2 conf=$TMP/$1.conf port
     port=$(free_port)
     {
         echo "listen 127.0.0.1:$port"
@@ -131,23 +133,7 @@ start_moonpost() {
         echo "log_level warn"
         echo "log_file $TMP/$name.log"
         echo "http_listen \"\""
-        echo "max_connections 16000"
-        # the broadcast publishers send far above one connection's default request_rate
-        echo "request_rate 0"
-        # argon2id at its minimum cost: only register and login get cheaper (docs/benchmarks.md)
-        echo "pwhash_memory 8"
-        echo "pwhash_ops 1"
-        echo "login_max_failures 1000000"
-        # the load generator is one address: no per-address limits (the bench does not retry)
-        echo "login_addr_max_failures 1000000"
-        echo "register_max_per_addr 0"
-        echo "pwhash_queue_max 1000000"
-        echo "pwhash_queue_per_addr 1000000"
-        for s in ping register login users send broadcast mailbox presence; do
-            [[ $variant == plugin && $s == send ]] && continue
-            echo "script $ROOT/scripts/$s.lua"
-        done
-        [[ $variant == plugin ]] && echo "plugin $SEND_PLUGIN"
+        broker_conf "$ROOT/scripts" "$variant" "$SEND_PLUGIN"
     } >"$conf"
     spawn 0 "$TMP/$name.out" "$BROKER" -c "$conf" &
     PID[$name]=$!

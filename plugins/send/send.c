@@ -58,10 +58,9 @@ static void write_body(const mp_api *api, mp_writer *w, const struct pending_sen
         api->write_str(w, m->body, m->body_len);
 }
 
-/* The mailbox blob: what mp.encode{from, to, body, ts} makes of the same values. */
-static void write_blob(const mp_api *api, mp_writer *w, const struct pending_send *m)
+/* The four pairs the mailbox blob and the msg frame share: from, to, body, ts. */
+static void write_message_fields(const mp_api *api, mp_writer *w, const struct pending_send *m)
 {
-    api->write_map(w, 4);
     api->write_str(w, "from", 4);
     api->write_str(w, m->from, m->from_len);
     api->write_str(w, "to", 2);
@@ -70,6 +69,13 @@ static void write_blob(const mp_api *api, mp_writer *w, const struct pending_sen
     write_body(api, w, m);
     api->write_str(w, "ts", 2);
     api->write_uint(w, (uint64_t)m->ts);
+}
+
+/* The mailbox blob: what mp.encode{from, to, body, ts} makes of the same values. */
+static void write_blob(const mp_api *api, mp_writer *w, const struct pending_send *m)
+{
+    api->write_map(w, 4);
+    write_message_fields(api, w, m);
 }
 
 /* Pushes the msg frame to the recipient; returns 1 when online. */
@@ -82,14 +88,7 @@ static int deliver(const mp_api *api, const struct pending_send *m, uint64_t mid
     api->write_str(w, "msg", 3);
     api->write_str(w, "mid", 3);
     api->write_uint(w, mid);
-    api->write_str(w, "from", 4);
-    api->write_str(w, m->from, m->from_len);
-    api->write_str(w, "to", 2);
-    api->write_str(w, m->to, m->to_len);
-    api->write_str(w, "body", 4);
-    write_body(api, w, m);
-    api->write_str(w, "ts", 2);
-    api->write_uint(w, (uint64_t)m->ts);
+    write_message_fields(api, w, m);
     api->write_str(w, "offline", 7);
     api->write_bool(w, 0);
     size_t len;

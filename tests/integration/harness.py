@@ -443,6 +443,46 @@ class RedisServerTest(unittest.TestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
 
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
+                   "runtime error:")
+
+
+class BrokersTest(RedisServerTest):
+    """Each test starts its own brokers (in its own temp dir) against the class's redis-server;
+    at the end each one still running must stop with 0 and nothing from the sanitizers."""
+    default_scripts = None
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(dir=self.tmp)
+        self.brokers = []
+        self.clients = []
+
+    def tearDown(self):
+        for c in self.clients:
+            c.close()
+        for b in self.brokers:
+            if b.proc is not None:
+                self.assert_clean_exit(b, b.stop())
+
+    def broker(self, scripts=None, extra=None, start=True):
+        b = Broker(self.dir, self.redis.port, scripts or self.default_scripts, extra)
+        self.brokers.append(b)
+        if start:
+            b.start()
+        return b
+
+    def connect(self, b):
+        c = Client(b.port)
+        self.clients.append(c)
+        return c
+
+    def assert_clean_exit(self, b, rc):
+        log = b.log_text()
+        self.assertEqual(rc, 0, "exit code %s; log tail:\n%s" % (rc, log[-4000:]))
+        for mark in SANITIZER_MARKS:
+            self.assertNotIn(mark, log, "sanitizer report in the log:\n%s" % log[-6000:])
+
+
 class BrokerTest(RedisServerTest):
     """A fresh redis-server and broker per test class; state is flushed between tests."""
     scripts = None

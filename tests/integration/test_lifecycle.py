@@ -6,12 +6,10 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import unittest
 
-from harness import (AUTH, BROKER, CORE_LUA, LUA, REDIS_LUA, Broker, Client,
-                     RedisServerTest)
+from harness import AUTH, BROKER, CORE_LUA, LUA, REDIS_LUA, BrokersTest, Client
 from helpers import poll
 from mpwire import frame
 
@@ -19,8 +17,6 @@ RELOAD_LUA = os.path.join(LUA, "reload.lua")
 LOADWORK_LUA = os.path.join(LUA, "loadwork.lua")
 
 SHUTDOWN_TIMEOUT = 5  # the harness's shutdown_timeout
-SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
-                   "runtime error:")
 
 
 def run(*args, timeout=30):
@@ -28,39 +24,14 @@ def run(*args, timeout=30):
                           text=True, timeout=timeout)
 
 
-class LifecycleTest(RedisServerTest):
-    def setUp(self):
-        self.dir = tempfile.mkdtemp(dir=self.tmp)
-        self.brokers = []
-        self.clients = []
-
-    def tearDown(self):
-        for c in self.clients:
-            c.close()
-        for b in self.brokers:
-            if b.proc is not None:
-                rc = b.stop()
-                self.assert_clean_exit(b, rc)
-
-    def broker(self, scripts=None, extra=None, start=True):
-        b = Broker(self.dir, self.redis.port, scripts or ["ping", AUTH], extra)
-        self.brokers.append(b)
-        if start:
-            b.start()
-        return b
+class LifecycleTest(BrokersTest):
+    default_scripts = ["ping", AUTH]
 
     def connect(self, b, login=None):
-        c = Client(b.port)
-        self.clients.append(c)
+        c = super().connect(b)
         if login:
             self.assertEqual(c.call({"type": "t.login", "user": login})["code"], 200)
         return c
-
-    def assert_clean_exit(self, b, rc):
-        log = b.log_text()
-        self.assertEqual(rc, 0, "exit code %s; log tail:\n%s" % (rc, log[-4000:]))
-        for mark in SANITIZER_MARKS:
-            self.assertNotIn(mark, log, "sanitizer report in the log:\n%s" % log[-6000:])
 
     def stop_with(self, b, sig):
         """Sends SIG and returns (exit code, seconds until exit)."""

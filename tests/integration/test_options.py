@@ -5,10 +5,8 @@ shipped scripts' options keep their defaults."""
 import os
 import signal
 import subprocess
-import tempfile
 
-from harness import (ALL_SCRIPTS, BROKER, BUILD, LUA, Broker, Client, RedisServerTest,
-                     admin_call)
+from harness import ALL_SCRIPTS, BROKER, BUILD, LUA, BrokersTest, admin_call
 from helpers import poll, uname
 
 OPTIONS_LUA = os.path.join(LUA, "options_test.lua")
@@ -22,31 +20,7 @@ def check(conf, *args):
     return r.returncode, r.stdout + r.stderr
 
 
-class OptionsTest(RedisServerTest):
-    def setUp(self):
-        self.dir = tempfile.mkdtemp(dir=self.tmp)
-        self.brokers = []
-        self.clients = []
-
-    def tearDown(self):
-        for c in self.clients:
-            c.close()
-        for b in self.brokers:
-            if b.proc is not None:
-                self.assertEqual(b.stop(), 0, b.log_text()[-3000:])
-
-    def broker(self, scripts, extra=None, start=True):
-        b = Broker(self.dir, self.redis.port, scripts, extra)
-        self.brokers.append(b)
-        if start:
-            b.start()
-        return b
-
-    def connect(self, b):
-        c = Client(b.port)
-        self.clients.append(c)
-        return c
-
+class OptionsTest(BrokersTest):
     def options(self, c):
         r = c.call({"type": "t.options"})
         self.assertEqual(r["code"], 200, r)
