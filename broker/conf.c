@@ -113,6 +113,13 @@ static const struct {
     {"on", 1}, {"off", 0}, {"yes", 1}, {"no", 0}, {"true", 1}, {"false", 0}, {"1", 1}, {"0", 0},
 };
 
+int conf_bool_parse(const char *text)
+{
+    for (size_t i = 0; i < sizeof bool_names / sizeof bool_names[0]; i++)
+        if (strcasecmp(text, bool_names[i].name) == 0) return bool_names[i].value;
+    return -1;
+}
+
 /* Where a value comes from, for error messages and relative paths. */
 struct parser {
     const char *file;             /* file name, or NULL for --set */
@@ -327,11 +334,10 @@ static int set_seconds(const struct parser *p, const struct conf_key *k, void *f
 static int set_bool(const struct parser *p, const struct conf_key *k, void *field,
                     const char *value)
 {
-    for (size_t i = 0; i < sizeof bool_names / sizeof bool_names[0]; i++) {
-        if (strcasecmp(value, bool_names[i].name) == 0) {
-            *(int *)field = bool_names[i].value;
-            return 0;
-        }
+    int on = conf_bool_parse(value);
+    if (on >= 0) {
+        *(int *)field = on;
+        return 0;
     }
     return fail(p, "%s must be on or off (or yes/no, true/false, 1/0), got '%s'", k->name, value);
 }

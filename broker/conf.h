@@ -114,4 +114,8 @@ int conf_is_key(const char *name);
 const char *conf_log_level_name(enum conf_log_level level);
 int conf_log_level_parse(const char *name);
 
+/* 1 or 0 for a boolean as the config writes it (on/off, yes/no, true/false, 1/0, any case);
+ * -1 for anything else. */
+int conf_bool_parse(const char *text);
+
 #endif

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 struct option {
     struct option_info info; /* its strings (spec, owner, value text) are owned here */
@@ -28,13 +27,6 @@ static const char *const type_names[] = {
     [OPTION_NUMBER] = "number",
     [OPTION_BOOL] = "bool",
     [OPTION_STRING] = "string",
-};
-
-static const struct {
-    const char *name;
-    int value;
-} bool_names[] = {
-    {"on", 1}, {"off", 0}, {"yes", 1}, {"no", 0}, {"true", 1}, {"false", 0}, {"1", 1}, {"0", 0},
 };
 
 const char *option_type_name(enum option_type type)
@@ -94,15 +86,13 @@ static int parse_value(const struct option_spec *spec, const char *text, struct 
         out->number = d;
         return 0;
     }
-    case OPTION_BOOL:
-        for (size_t i = 0; i < sizeof bool_names / sizeof bool_names[0]; i++) {
-            if (strcasecmp(text, bool_names[i].name) == 0) {
-                out->integer = bool_names[i].value;
-                out->number = bool_names[i].value;
-                return 0;
-            }
-        }
-        return -1;
+    case OPTION_BOOL: {
+        int on = conf_bool_parse(text);
+        if (on < 0) return -1;
+        out->integer = on;
+        out->number = on;
+        return 0;
+    }
     case OPTION_STRING:
         return 0;
     }
