@@ -94,6 +94,9 @@ static const struct conf_key conf_keys[] = {
     KEY(admin_socket, CONF_PATH, 0, 0, NULL),
     KEY(http_listen, CONF_ADDRESS, 0, 0, NULL),
     KEY(node_id, CONF_STRING, 0, 0, NULL),
+    /* cluster */
+    KEY(presence_ttl, CONF_INT, 2, 3600, "10"),
+    KEY(processes, CONF_INT, 1, 256, "1"),
 };
 
 #define CONF_KEY_COUNT (sizeof conf_keys / sizeof conf_keys[0])

@@ -75,6 +75,9 @@ struct conf {
     char *admin_socket;       /* path of the admin Unix socket, NULL = none */
     char *http_listen;        /* "host:port" for /metrics and /healthz, NULL = none */
     char *node_id;            /* cluster node id, default "<hostname>-<pid>" computed at start */
+    /* cluster (docs/cluster.md) */
+    int presence_ttl;         /* seconds after its last heartbeat a node is taken for dead, default 10 */
+    int processes;            /* event-loop processes one command starts, default 1 */
     /* every other key: the options scripts and plugins declare (the chat policy lives there) */
     struct conf_options options;
     /* private to conf.c: bit i set = key i of its table was given by conf_set, so a later

@@ -68,6 +68,8 @@ static void exchange_restart_only(struct conf *a, struct conf *b)
     SWAP(a->admin_socket, b->admin_socket);
     SWAP(a->http_listen, b->http_listen);
     SWAP(a->node_id, b->node_id);
+    SWAP(a->presence_ttl, b->presence_ttl);
+    SWAP(a->processes, b->processes);
     SWAP(a->plugin, b->plugin); /* the running list is the record of what is loaded */
 }
 
@@ -91,6 +93,8 @@ static void warn_restart_only(const struct conf *fresh, const struct conf *run)
     /* node_id: the file may leave it out (computed at start); a changed one needs a restart */
     if (fresh->node_id != NULL && !same_str(fresh->node_id, run->node_id))
         restart_needed("node_id");
+    if (fresh->presence_ttl != run->presence_ttl) restart_needed("presence_ttl");
+    if (fresh->processes != run->processes) restart_needed("processes");
     for (size_t i = 0; i < run->plugin.count; i++)
         if (!list_has(&fresh->plugin, run->plugin.items[i]))
             log_warn("reload: plugin line '%s' was removed or changed: a loaded plugin cannot be "
