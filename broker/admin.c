@@ -21,13 +21,12 @@
 
 static time_t started_at;
 
-/* A 200 reply with FIELDS more pairs, encoded in the loop's scratch buffer. */
-static msgpack_packer *reply_begin(int has_id, uint64_t id, size_t fields)
+msgpack_packer *admin_reply_begin(int has_id, uint64_t id, size_t fields)
 {
     return reply_begin_in(&broker.scratch, has_id, id, 200, fields);
 }
 
-static void reply_end(struct session *s)
+void admin_reply_end(struct session *s)
 {
     size_t n = codec_frame_end(&broker.scratch);
     stats_count_reply(&stats, 200);
@@ -45,7 +44,7 @@ static void admin_stats(void *state, struct session *s, const struct frame_info 
 {
     (void)state, (void)body, (void)len;
     const struct stats *st = &stats;
-    msgpack_packer *pk = reply_begin(info->has_id, info->id, 14);
+    msgpack_packer *pk = admin_reply_begin(info->has_id, info->id, 14);
     pack_kv_u64(pk, "uptime", (uint64_t)(time(NULL) - started_at));
     pack_kv_u64(pk, "connections", session_count());
     pack_kv_u64(pk, "online", presence_count());
@@ -62,32 +61,10 @@ static void admin_stats(void *state, struct session *s, const struct frame_info 
     reply_pack_str(pk, store_state_text());
     reply_pack_str(pk, "node");
     reply_pack_str(pk, broker.conf.node_id);
-    reply_end(s);
+    admin_reply_end(s);
 }
 
-static void admin_users(void *state, struct session *s, const struct frame_info *info,
-                        const uint8_t *body, size_t len)
-{
-    (void)state;
-    size_t limit = 10000;
-    struct msgread_item item;
-    if (frame_get(body, len, "limit", &item) && item.type == MSGREAD_UINT && item.v.u < limit)
-        limit = (size_t)item.v.u;
-    size_t total = presence_count();
-    size_t n = total < limit ? total : limit;
-    msgpack_packer *pk = reply_begin(info->has_id, info->id, 2);
-    reply_pack_str(pk, "users");
-    msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n; i++) {
-        struct session *u = presence_at(i);
-        msgpack_pack_str_with_body(pk, u->user, u->user_len);
-    }
-    pack_kv_u64(pk, "count", total);
-    reply_end(s);
-}
-
-/* Reads a str field into BUF; returns its length or -1. */
-static int str_field(const uint8_t *body, size_t len, const char *key, char *buf, size_t cap)
+int admin_str_field(const uint8_t *body, size_t len, const char *key, char *buf, size_t cap)
 {
     struct msgread_item item;
     if (!frame_get(body, len, key, &item) || item.type != MSGREAD_STR || item.v.str.len >= cap)
@@ -95,20 +72,6 @@ static int str_field(const uint8_t *body, size_t len, const char *key, char *buf
     memcpy(buf, item.v.str.ptr, item.v.str.len);
     buf[item.v.str.len] = '\0';
     return (int)item.v.str.len;
-}
-
-static void admin_kick(void *state, struct session *s, const struct frame_info *info,
-                       const uint8_t *body, size_t len)
-{
-    (void)state;
-    char user[SESSION_USER_MAX + 1];
-    int n = str_field(body, len, "user", user, sizeof user);
-    if (n <= 0) return session_reply(s, info->has_id, info->id, 400, "kick needs user");
-    struct session *victim = presence_find(user, (size_t)n);
-    if (victim == NULL) return session_reply(s, info->has_id, info->id, 404, "user not online");
-    log_info("admin: kicked %s", user);
-    session_close(victim, 403, "kicked by an administrator");
-    session_reply(s, info->has_id, info->id, 200, NULL);
 }
 
 static void admin_reload(void *state, struct session *s, const struct frame_info *info,
@@ -134,7 +97,7 @@ static void admin_plugins(void *state, struct session *s, const struct frame_inf
 {
     (void)state, (void)body, (void)len;
     size_t routes = router_count();
-    msgpack_packer *pk = reply_begin(info->has_id, info->id, 2);
+    msgpack_packer *pk = admin_reply_begin(info->has_id, info->id, 2);
     reply_pack_str(pk, "plugins");
     plugin_pack_list(pk);
     reply_pack_str(pk, "handlers");
@@ -154,7 +117,7 @@ static void admin_plugins(void *state, struct session *s, const struct frame_inf
         else
             msgpack_pack_false(pk);
     }
-    reply_end(s);
+    admin_reply_end(s);
 }
 
 static void admin_loglevel(void *state, struct session *s, const struct frame_info *info,
@@ -162,7 +125,7 @@ static void admin_loglevel(void *state, struct session *s, const struct frame_in
 {
     (void)state;
     char name[16];
-    int level = str_field(body, len, "level", name, sizeof name) > 0 ? conf_log_level_parse(name)
+    int level = admin_str_field(body, len, "level", name, sizeof name) > 0 ? conf_log_level_parse(name)
                                                                      : -1;
     if (level < 0)
         return session_reply(s, info->has_id, info->id, 400,
@@ -180,8 +143,7 @@ static const struct admin_command {
     const char *type;
     admin_fn fn;
 } admin_commands[] = {
-    {"admin.stats", admin_stats},     {"admin.users", admin_users},
-    {"admin.kick", admin_kick},       {"admin.reload", admin_reload},
+    {"admin.stats", admin_stats},     {"admin.reload", admin_reload},
     {"admin.shutdown", admin_shutdown}, {"admin.plugins", admin_plugins},
     {"admin.loglevel", admin_loglevel},
 };

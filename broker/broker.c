@@ -2,6 +2,8 @@
 #include "broker.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/time.h>
 
 struct broker broker;
@@ -11,6 +13,14 @@ int64_t broker_now_ms(void)
     struct timeval tv;
     event_base_gettimeofday_cached(broker.base, &tv);
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* A node id names Redis keys and channels: 1-64 bytes of A-Za-z0-9_.- (unset: computed). */
+static int valid_node_id(const char *id)
+{
+    size_t n = strlen(id);
+    return n >= 1 && n <= 64 && strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                           "0123456789_.-") == n;
 }
 
 int broker_conf_read(struct conf *c, struct conf_error *err)
@@ -25,6 +35,16 @@ int broker_conf_read(struct conf *c, struct conf_error *err)
     }
     if (rc == 0 && c->redis == NULL) {
         snprintf(err->text, sizeof err->text, "%s: 'redis' must be set", broker.conf_path);
+        rc = -1;
+    }
+    if (rc == 0 && c->node_id != NULL && c->node_id[0] == '\0') {
+        free(c->node_id); /* "" is unset */
+        c->node_id = NULL;
+    }
+    if (rc == 0 && c->node_id != NULL && !valid_node_id(c->node_id)) {
+        snprintf(err->text, sizeof err->text,
+                 "%s: node_id '%s': 1-64 bytes of A-Za-z0-9_.- expected", broker.conf_path,
+                 c->node_id);
         rc = -1;
     }
     if (rc != 0) conf_free(c);

@@ -22,6 +22,7 @@ struct broker {
     size_t conf_set_count;
     struct codec_buf scratch; /* reused for every frame the loop thread encodes */
     int shutting_down;
+    int exit_code; /* set by whatever stops the broker for a reason of its own (0: normal) */
 };
 
 extern struct broker broker;

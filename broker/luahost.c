@@ -51,6 +51,7 @@ static const char flags_key = 'a'; /* type -> its route flags */
 static const char close_hooks_key = 'c';
 static const char session_data_key = 'd';
 static const char thread_pool_key = 'p';
+static const char resync_key = 's'; /* mp.on_resync's function */
 static const char routed_key = 'r'; /* array of the handlers the router points at, by slot */
 
 #define THREAD_POOL_MAX 256 /* finished coroutines kept for reuse */
@@ -427,12 +428,15 @@ static void on_session_event(void *state, struct session *s, enum session_event 
 static void load_redis_libraries(void *state);
 static int subscribed; /* to the session events and the store's connect, for the process */
 
+static int start_resync(struct session *s);
+
 int luahost_start(void)
 {
     if (!subscribed && (session_subscribe(on_session_event, NULL) != 0 ||
                         store_on_connected(load_redis_libraries, NULL) != 0))
         return -1;
     subscribed = 1;
+    router_set_resync(start_resync);
     set_script_dir();
     char err[1024];
     int bad_config;
@@ -615,7 +619,7 @@ static void finish(struct request *r)
             r->replied = 1;
             session_reply(s, r->has_id, r->id, 200, NULL);
         }
-        session_handler_done(s);
+        if (!r->detached) session_handler_done(s);
     }
     if (r->session != 0)
         stats_observe(stats.handler_latency_buckets, &stats.handler_latency_us_sum,
@@ -933,14 +937,16 @@ static void user_gone(const char *user, size_t len)
 }
 
 /* The session events: a freed session's s.data goes, and the on_close hooks run when its user
- * is no longer online here (a session replaced by a newer login does not count). */
+ * is no longer online (a session replaced by a newer login, here or elsewhere, does not count). */
 static void on_session_event(void *state, struct session *s, enum session_event event)
 {
     (void)state;
     if (event != SESSION_CLOSED) return;
     session_freed(s->handle);
     if (s->kind != SESSION_CLIENT || s->user_len == 0) return;
-    if (presence_find(s->user, s->user_len) == NULL) user_gone(s->user, s->user_len);
+    /* superseded: the user is online again, here or on another node */
+    if (!s->superseded && presence_find(s->user, s->user_len) == NULL)
+        user_gone(s->user, s->user_len);
 }
 
 /* ---- what scripts register ---- */
@@ -960,6 +966,44 @@ int luahost_register_handler(lua_State *L, const char *type, int fn_index, unsig
     if (vm == current && current->loaded && !current->retired &&
         luahost_protected(current->L, sync_routes_protected, NULL) < 0)
         return luaL_error(L, "no memory left to route '%s'", type);
+    return 0;
+}
+
+void luahost_set_resync_handler(lua_State *L, int fn_index)
+{
+    lua_pushvalue(L, fn_index);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &resync_key);
+}
+
+struct resync_args {
+    struct session *s;
+    struct request *r;
+};
+
+/* The resync of a session: mp.on_resync's function with `s`, as a request of the session that
+ * answers nothing and is not counted in flight. */
+static int prepare_resync(lua_State *L, void *ud)
+{
+    struct resync_args *a = ud;
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &resync_key) != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    struct request *r = new_request(current, a->s->handle, "resync", 6);
+    r->replied = 1;
+    r->detached = 1;
+    lua_xmove(L, r->co, 1);
+    lua_rawgeti(r->co, LUA_REGISTRYINDEX, r->ref);
+    a->r = r;
+    return 0;
+}
+
+static int start_resync(struct session *s)
+{
+    if (current == NULL) return -1;
+    struct resync_args a = {s, NULL};
+    if (luahost_protected(current->L, prepare_resync, &a) < 0 || a.r == NULL) return -1;
+    luahost_resume(a.r, 1);
     return 0;
 }
 

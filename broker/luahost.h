@@ -32,6 +32,7 @@ struct request {
     uint8_t replied;
     uint8_t waiting;        /* yielded on I/O */
     uint8_t anonymous;      /* came before login: its charge counts in the anonymous share too */
+    uint8_t detached;       /* runs for its session but answers nothing (a resync) */
     lua_State *co;
     int ref;                /* registry reference that keeps this request and co alive */
     struct luahost_vm *vm;

@@ -1,10 +1,13 @@
 /* luahost_api: the `moonpost` module. Its one table below lists every function Lua can call. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
 #include <sodium.h>
 
 #include "broker.h"
+#include "cluster.h"
 #include "codec.h"
 #include "log.h"
 #include "luahost.h"
@@ -33,6 +36,7 @@ static const luaL_Reg moonpost_functions[] = {
     {"broadcast", mpl_broadcast},
     {"online", mpl_online},
     {"users", mpl_users},
+    {"on_resync", mpl_on_resync},
     /* calls that yield */
     {"redis", mpl_redis},
     {"redis_batch", mpl_redis_batch},
@@ -184,23 +188,101 @@ int mpl_random_token(lua_State *L)
     return 1;
 }
 
+/* ---- asking the cluster registry from a handler ---- */
+
+/* How a registry reply becomes the values the waiting call returns. */
+typedef int (*registry_push_fn)(lua_State *L, const redisReply *reply);
+
+struct registry_wait {
+    struct request *r;
+    registry_push_fn push;
+    const redisReply *reply; /* while converting */
+};
+
+static int push_registry_reply(lua_State *L, void *ud)
+{
+    const struct registry_wait *w = ud;
+    return w->push(L, w->reply);
+}
+
+static void on_registry_reply(redisReply *reply, const char *error, void *arg)
+{
+    (void)error;
+    struct registry_wait *w = arg;
+    struct request *r = w->r;
+    /* a lost connection or an error reads as "nobody there" */
+    w->reply = reply != NULL && reply->type != REDIS_REPLY_ERROR ? reply : NULL;
+    int n = luahost_push_results(r, push_registry_reply, w);
+    free(w);
+    if (n < 0)
+        luahost_resume_error(r, "not enough Lua memory for the registry's answer");
+    else
+        luahost_resume(r, n);
+}
+
+/* Starts the registry call START(fn, arg, CTX) for R, which then yields (luahost_yield) until
+ * the answer resumes it with what PUSH makes of the reply. Returns 0, or -1 when Redis is not
+ * connected or memory is short (nothing started). */
+static int registry_call(struct request *r, registry_push_fn push,
+                         int (*start)(store_reply_fn fn, void *arg, void *ctx), void *ctx)
+{
+    struct registry_wait *w = malloc(sizeof *w);
+    if (w == NULL) return -1;
+    *w = (struct registry_wait){r, push, NULL};
+    if (start(on_registry_reply, w, ctx) != 0) {
+        free(w);
+        return -1;
+    }
+    return 0;
+}
+
+static int push_found(lua_State *L, const redisReply *reply)
+{
+    lua_pushboolean(L, reply != NULL && (reply->type == REDIS_REPLY_STRING ||
+                                         (reply->type == REDIS_REPLY_INTEGER && reply->integer)));
+    return 1;
+}
+
+/* ---- delivery and presence ---- */
+
+struct route_args {
+    const char *user;
+    size_t user_len;
+    size_t frame_len;
+    uint64_t mid, prev;
+};
+
+static int start_route(store_reply_fn fn, void *arg, void *ctx)
+{
+    const struct route_args *a = ctx;
+    return cluster_route(a->user, a->user_len, broker.scratch.sb.data, a->frame_len, a->mid,
+                         a->prev, fn, arg);
+}
+
+/* mp.deliver(user, t [, mid [, prev]]) -- T to USER's session, on this node at once, on another
+ * through it (waiting for the answer when called from a handler); true when USER is online. */
 int mpl_deliver(lua_State *L)
 {
     size_t user_len;
     const char *user = luaL_checklstring(L, 1, &user_len);
     luaL_checktype(L, 2, LUA_TTABLE);
-    lua_Integer mid = luaL_optinteger(L, 3, 0);
-    struct session *s = presence_find(user, user_len); /* offline: nothing to encode */
-    if (s == NULL) {
-        lua_pushboolean(L, 0);
+    lua_Integer mid = luaL_optinteger(L, 3, 0), prev = luaL_optinteger(L, 4, 0);
+    uint64_t live_mid = mid > 0 ? (uint64_t)mid : 0, live_prev = prev > 0 ? (uint64_t)prev : 0;
+    struct session *s = presence_find(user, user_len);
+    if (s != NULL) {
+        if (router_live_wanted(s, live_mid, live_prev)) { /* else not even encoded */
+            size_t n = luahost_encode_frame(L, 2);
+            router_deliver_wanted(s, broker.scratch.sb.data, n, live_mid);
+        }
+        lua_pushboolean(L, 1);
         return 1;
     }
-    uint64_t live_mid = mid > 0 ? (uint64_t)mid : 0;
-    if (router_live_wanted(s, live_mid)) { /* else the replay brings it: not even encoded */
-        size_t n = luahost_encode_frame(L, 2);
-        router_deliver_wanted(s, broker.scratch.sb.data, n, live_mid);
-    }
-    lua_pushboolean(L, 1);
+    struct route_args a = {user, user_len, luahost_encode_frame(L, 2), live_mid, live_prev};
+    struct request *r = luahost_current(L);
+    if (r != NULL && registry_call(r, push_found, start_route, &a) == 0)
+        return luahost_yield(L, r);
+    if (r == NULL) start_route(NULL, NULL, &a); /* not in a handler: nobody waits */
+    lua_pushboolean(L, 0);
     return 1;
 }
 
@@ -217,19 +299,36 @@ int mpl_broadcast(lua_State *L)
     return 1;
 }
 
+struct user_args {
+    const char *user;
+    size_t len;
+};
+
+static int start_where(store_reply_fn fn, void *arg, void *ctx)
+{
+    const struct user_args *a = ctx;
+    const char *argv[] = {a->user};
+    return cluster_call("moonpost_where", 1, argv, &a->len, fn, arg);
+}
+
+/* mp.online(user) -- whether USER is logged in on any node. */
 int mpl_online(lua_State *L)
 {
-    size_t len;
-    const char *user = luaL_checklstring(L, 1, &len);
-    lua_pushboolean(L, presence_find(user, len) != NULL);
+    struct user_args a;
+    a.user = luaL_checklstring(L, 1, &a.len);
+    struct request *r = luahost_current(L);
+    int here = presence_find(a.user, a.len) != NULL;
+    if (!here && r != NULL && registry_call(r, push_found, start_where, &a) == 0)
+        return luahost_yield(L, r);
+    lua_pushboolean(L, here);
     return 1;
 }
 
-int mpl_users(lua_State *L)
+/* The users online on this node only: what mp.users answers when Redis cannot be asked. */
+static int push_local_users(lua_State *L, size_t limit)
 {
-    lua_Integer limit = luaL_optinteger(L, 1, 1000);
     size_t total = presence_count();
-    size_t n = limit < 0 ? 0 : (size_t)limit < total ? (size_t)limit : total;
+    size_t n = limit < total ? limit : total;
     lua_createtable(L, (int)n, 0);
     luaL_setmetatable(L, CODEC_ARRAY_META);
     for (size_t i = 0; i < n; i++) {
@@ -239,6 +338,53 @@ int mpl_users(lua_State *L)
     }
     lua_pushinteger(L, (lua_Integer)total);
     return 2;
+}
+
+/* {count, {users...}} from moonpost_users -> users (an array), count */
+static int push_users(lua_State *L, const redisReply *reply)
+{
+    const redisReply *list = reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
+                                     reply->elements == 2 &&
+                                     reply->element[1]->type == REDIS_REPLY_ARRAY
+                                 ? reply->element[1]
+                                 : NULL;
+    if (list == NULL) return push_local_users(L, SIZE_MAX);
+    lua_createtable(L, (int)list->elements, 0);
+    luaL_setmetatable(L, CODEC_ARRAY_META);
+    for (size_t i = 0; i < list->elements; i++) {
+        lua_pushlstring(L, list->element[i]->str, list->element[i]->len);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_pushinteger(L, reply->element[0]->integer);
+    return 2;
+}
+
+static int start_users(store_reply_fn fn, void *arg, void *ctx)
+{
+    const char *argv[] = {ctx};
+    return cluster_call("moonpost_users", 1, argv, NULL, fn, arg);
+}
+
+/* mp.users([limit]) -- at most LIMIT users online on any node, and how many there are. */
+int mpl_users(lua_State *L)
+{
+    lua_Integer limit = luaL_optinteger(L, 1, 1000);
+    if (limit < 0) limit = 0;
+    char text[24];
+    snprintf(text, sizeof text, "%lld", (long long)limit);
+    struct request *r = luahost_current(L);
+    if (r != NULL && registry_call(r, push_users, start_users, text) == 0)
+        return luahost_yield(L, r);
+    return push_local_users(L, (size_t)limit);
+}
+
+/* mp.on_resync(fn) -- FN(s) runs when session S may have missed live mailbox messages: it
+ * reads the mailbox above s.last_mid and pushes it, like the replay after login. */
+int mpl_on_resync(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    luahost_set_resync_handler(L, 1);
+    return 0;
 }
 
 /* moonpost.config: a read-only copy of the broker settings scripts need (the policy is in the

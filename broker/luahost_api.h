@@ -22,6 +22,7 @@ int mpl_deliver(lua_State *L);
 int mpl_broadcast(lua_State *L);
 int mpl_online(lua_State *L);
 int mpl_users(lua_State *L);
+int mpl_on_resync(lua_State *L);
 
 /* luahost_options.c: moonpost.option */
 int mpl_option(lua_State *L);
@@ -45,6 +46,8 @@ int mpl_every(lua_State *L);
 /* luahost.c: what the registration functions record */
 int luahost_register_handler(lua_State *L, const char *type, int fn_index, unsigned flags);
 void luahost_register_close_hook(lua_State *L, int fn_index);
+/* mp.on_resync: the function at FN_INDEX resyncs sessions from now on. */
+void luahost_set_resync_handler(lua_State *L, int fn_index);
 int luahost_add_redis_library(const char *src, size_t len);
 
 /* Pushes the arguments FIRST..top converted with tostring and joined by SEP. */

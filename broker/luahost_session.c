@@ -183,15 +183,18 @@ static int session_authenticate(lua_State *L)
     return 3;
 }
 
-/* s:replaying(on) -- while on, live mailbox messages wait for the replay to bring them. */
+/* s:replaying(true) -- live mailbox messages wait for the replay to bring them.
+ * s:replaying(false) -- the replay read everything above s.last_mid: true, and live messages
+ * flow again; or false when one arrived meanwhile: read once more, then ask again. */
 static int session_replaying(lua_State *L)
 {
     struct request *r = check_request(L);
     int on = lua_toboolean(L, 2);
     struct session *s = live_session(L, r);
     if (s == NULL) return 1;
-    s->replaying = (uint8_t)on;
-    lua_pushboolean(L, 1);
+    if (on)
+        s->replaying = 1;
+    lua_pushboolean(L, on ? 1 : router_replay_caught_up(s));
     return 1;
 }
 

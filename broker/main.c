@@ -15,6 +15,7 @@
 #include "admin.h"
 #include "broker.h"
 #include "clock.h"
+#include "cluster.h"
 #include "conf.h"
 #include "http.h"
 #include "log.h"
@@ -79,6 +80,11 @@ static void default_node_id(struct conf *c)
     if (c->node_id != NULL) return;
     char host[256] = "node";
     gethostname(host, sizeof host - 1);
+    /* the id names Redis keys: a host name has only A-Za-z0-9.- anyway, but be sure */
+    for (char *p = host; *p; p++)
+        if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-", *p) == NULL)
+            *p = '_';
+    host[40] = '\0';
     char id[300];
     snprintf(id, sizeof id, "%s-%ld", host, (long)getpid());
     c->node_id = strdup(id);
@@ -187,14 +193,15 @@ static int start(void)
         log_error("cannot start %d worker thread(s)", broker.conf.workers);
         return -1;
     }
-    if (admin_start() != 0) return -1;
+    if (admin_start() != 0 || admin_cluster_start() != 0) return -1;
     if (plugin_load_all() != 0) return -1;
     int scripts = luahost_start();
     if (scripts != 0) return scripts == LUAHOST_BAD_CONFIG ? EXIT_CONFIG : -1;
     struct store_options redis = {broker.conf.redis, broker.conf.redis_password,
                                   broker.conf.redis_db, broker.conf.redis_timeout,
                                   broker.conf.redis_require_durable};
-    if (store_start(broker.base, &redis) != 0) return -1;
+    if (store_start(broker.base, &redis) != 0 || cluster_start(broker.base, &redis) != 0)
+        return -1;
     if (start_signals() != 0) return -1;
     int listening = server_listen();
     if (listening != 0) return listening == SERVER_IN_USE ? EXIT_CONFIG : -1;
@@ -208,6 +215,7 @@ static void stop(void)
     http_stop();
     server_close();
     worker_stop(); /* resumes waiting handlers with errors; they may start timers */
+    cluster_stop();
     store_stop();
     luahost_timer_stop_all();
     session_table_free();
@@ -268,5 +276,6 @@ int main(int argc, char **argv)
         log_info("stopped");
     }
     stop();
-    return rc == 0 ? 0 : rc == EXIT_CONFIG ? EXIT_CONFIG : 1;
+    if (rc == 0) return broker.exit_code;
+    return rc == EXIT_CONFIG ? EXIT_CONFIG : 1;
 }

@@ -267,12 +267,13 @@ struct mp_api {
     /* Queues FRAME to SESSION; MID > 0 marks a mailbox message, pushed only in increasing
      * mid order. Returns 1 when queued, 0 when the session is gone or MID was not new. */
     int (*push)(mp_session session, const void *frame, size_t len, uint64_t mid);
-    /* Queues FRAME to USER's session wherever it is. MID > 0 marks a mailbox message (held
-     * back during the mailbox replay, never pushed twice). Returns 1 when the user is online. */
+    /* Queues FRAME to USER's session wherever it is: on this node at once, on another node
+     * through it. MID > 0 marks a mailbox message (held back during the mailbox replay, never
+     * pushed twice; see deliver_mail). Returns 1 when the user has a session on this node. */
     int (*deliver)(const char *user, size_t user_len, const void *frame, size_t len, uint64_t mid);
     /* Queues FRAME to every online session but EXCEPT (0 = none); returns how many. */
     size_t (*broadcast)(const void *frame, size_t len, mp_session except);
-    int (*online)(const char *user, size_t user_len); /* 1 when USER has a session */
+    int (*online)(const char *user, size_t user_len); /* 1 when USER has a session here */
 
     /* ---- Redis ---- */
 
@@ -330,6 +331,15 @@ struct mp_api {
      * decimal, a number as written, "1"/"0" for a bool; NULL when nobody declared NAME. Valid
      * until the next reload, which may give options new values: read it when it is used. */
     const char *(*option)(const mp_api *api, const char *name);
+
+    /* ---- the cluster (added within API 2: check with MP_API_HAS(api, deliver_mail)) ---- */
+
+    /* deliver for a mailbox message, with PREV: the highest mid in the recipient's mailbox
+     * before MID (what the store function returns). Messages stored by many nodes then reach
+     * the session in mid order (docs/cluster.md). Returns 1 when USER has a session on this
+     * node; else the frame went to the node holding USER, if any, and 0 is returned. */
+    int (*deliver_mail)(const char *user, size_t user_len, const void *frame, size_t len,
+                        uint64_t mid, uint64_t prev);
 };
 
 /* The description every plugin exports as `mp_plugin` (use MP_PLUGIN_DEFINE). */

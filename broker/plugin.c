@@ -267,7 +267,13 @@ static int api_push(mp_session id, const void *frame, size_t len, uint64_t mid)
 static int api_deliver(const char *user, size_t user_len, const void *frame, size_t len,
                        uint64_t mid)
 {
-    return router_deliver(user, user_len, frame, len, mid);
+    return router_deliver(user, user_len, frame, len, mid, 0);
+}
+
+static int api_deliver_mail(const char *user, size_t user_len, const void *frame, size_t len,
+                            uint64_t mid, uint64_t prev)
+{
+    return router_deliver(user, user_len, frame, len, mid, prev);
 }
 
 static size_t api_broadcast(const void *frame, size_t len, mp_session except)
@@ -549,6 +555,7 @@ static const mp_api api_template = {
     .timer_cancel = api_timer_cancel,
     .option_declare = api_option_declare,
     .option = api_option,
+    .deliver_mail = api_deliver_mail,
 };
 
 /* ---- session hooks ---- */

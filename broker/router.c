@@ -146,21 +146,39 @@ void router_dispatch(struct session *s, const struct frame_info *info, const uin
     r->fn(r->state, s, info, body, len);
 }
 
+static struct router_remote remote;
+static router_resync_fn resync;
+
+void router_set_remote(const struct router_remote *r)
+{
+    if (r != NULL)
+        remote = *r;
+    else
+        memset(&remote, 0, sizeof remote);
+}
+
+void router_set_resync(router_resync_fn fn)
+{
+    resync = fn;
+}
+
 int router_push(struct session *s, const void *frame, size_t frame_len, uint64_t mid)
 {
     if (mid > 0) {
         if (mid <= s->last_mid) return 0;
         s->last_mid = mid;
+        if (mid > s->covered_mid) s->covered_mid = mid;
     }
     session_send_bytes(s, frame, frame_len);
     return 1;
 }
 
-/* A live message whose mid is not above what the session was already sent: its mid was handed
- * out behind a later one, which the mid rule of the Redis functions prevents unless the clocks
- * of Redis and the broker went back further than the data Redis lost. The client would take it
- * for a repeat, so it is not pushed (it stays in the mailbox until the client acks past it,
- * which no mid rule can prevent once the clocks went back); it is never silent. */
+/* A live message whose mid is not above what the session was already sent, and not a repeat
+ * of what a replay pushed: its mid was handed out behind a later one, which the mid rule of the
+ * Redis functions prevents unless the clocks of Redis and the broker went back further than
+ * the data Redis lost. The client would take it for a repeat, so it is not pushed (it stays in
+ * the mailbox until the client acks past it, which no mid rule can prevent once the clocks went
+ * back); it is never silent. */
 static void mid_went_back(const struct session *s, uint64_t mid)
 {
     stats.mid_regressions_total++;
@@ -169,12 +187,41 @@ static void mid_went_back(const struct session *s, uint64_t mid)
               s->user, (unsigned long long)mid, (unsigned long long)s->last_mid);
 }
 
-int router_live_wanted(struct session *s, uint64_t mid)
+void router_request_resync(struct session *s)
+{
+    if (s->replaying || s->state != SESSION_AUTHENTICATED) return;
+    s->replaying = 1;
+    s->held_mid = 0;
+    stats.resyncs_total++;
+    if (resync != NULL && resync(s) == 0) return;
+    s->replaying = 0;
+    session_close(s, 503, "messages may have been missed, log in again");
+}
+
+int router_replay_caught_up(struct session *s)
+{
+    if (s->held_mid > s->last_mid) {
+        s->held_mid = 0;
+        return 0;
+    }
+    s->replaying = 0;
+    s->held_mid = 0;
+    return 1;
+}
+
+int router_live_wanted(struct session *s, uint64_t mid, uint64_t prev)
 {
     if (mid == 0) return 1;
-    if (s->replaying) return 0;
+    if (s->replaying) {
+        if (mid > s->held_mid) s->held_mid = mid;
+        return 0;
+    }
     if (mid <= s->last_mid) {
-        mid_went_back(s, mid);
+        if (mid > s->covered_mid) mid_went_back(s, mid);
+        return 0;
+    }
+    if (prev > s->last_mid) { /* an earlier message is on its way, or was lost */
+        router_request_resync(s);
         return 0;
     }
     return 1;
@@ -187,20 +234,23 @@ void router_deliver_wanted(struct session *s, const void *frame, size_t frame_le
     stats.deliveries_total++;
 }
 
-int router_deliver_to(struct session *s, const void *frame, size_t frame_len, uint64_t mid)
+int router_deliver_to(struct session *s, const void *frame, size_t frame_len, uint64_t mid,
+                      uint64_t prev)
 {
-    if (router_live_wanted(s, mid)) router_deliver_wanted(s, frame, frame_len, mid);
+    if (router_live_wanted(s, mid, prev)) router_deliver_wanted(s, frame, frame_len, mid);
     return 1;
 }
 
 int router_deliver(const char *user, size_t user_len, const void *frame, size_t frame_len,
-                   uint64_t mid)
+                   uint64_t mid, uint64_t prev)
 {
     struct session *s = presence_find(user, user_len);
-    return s != NULL ? router_deliver_to(s, frame, frame_len, mid) : 0;
+    if (s != NULL) return router_deliver_to(s, frame, frame_len, mid, prev);
+    if (remote.deliver != NULL) remote.deliver(user, user_len, frame, frame_len, mid, prev);
+    return 0;
 }
 
-size_t router_broadcast(const void *frame, size_t frame_len, const struct session *except)
+size_t router_broadcast_local(const void *frame, size_t frame_len, const struct session *except)
 {
     size_t sent = 0;
     /* session_send_bytes may drop a slow reader, which reorders the online list: walk it from
@@ -213,4 +263,10 @@ size_t router_broadcast(const void *frame, size_t frame_len, const struct sessio
     }
     stats.broadcast_deliveries_total += sent;
     return sent;
+}
+
+size_t router_broadcast(const void *frame, size_t frame_len, const struct session *except)
+{
+    if (remote.broadcast != NULL) remote.broadcast(frame, frame_len);
+    return router_broadcast_local(frame, frame_len, except);
 }

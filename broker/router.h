@@ -48,25 +48,55 @@ void router_dispatch(struct session *s, const struct frame_info *info, const uin
                      size_t len);
 
 /* Queues FRAME to S. MID > 0 marks a mailbox message: pushed only when above the session's
- * last_mid, which it then becomes, so a session never sees a mid twice or out of order.
+ * last_mid, which it then becomes, so a session never sees a mid twice or out of order. This is
+ * the replay's push: the mid also counts as covered (a live copy of it later is a repeat).
  * Returns 1 when queued. */
 int router_push(struct session *s, const void *frame, size_t frame_len, uint64_t mid);
 
-/* Queues FRAME to USER's session. A mailbox message (MID > 0) is also held back while the
- * session replays its mailbox (the replay will bring it). Returns 1 when the user is online
- * (pushed or about to be replayed), 0 when not. */
+/* Mailbox messages (MID > 0) reach a session in strictly increasing mid order although they
+ * come from many nodes: each carries PREV, the highest mid in the recipient's mailbox before it
+ * (what the store function returns; 0 when unknown, which trusts the arrival order). One whose
+ * PREV was not pushed yet waits: the session resyncs (docs/cluster.md). */
+
+/* Queues FRAME to USER's session on this node, else hands it to the cluster, which sends it to
+ * the node holding USER (if any). Returns 1 when USER has a session here, else 0. */
 int router_deliver(const char *user, size_t user_len, const void *frame, size_t frame_len,
-                   uint64_t mid);
+                   uint64_t mid, uint64_t prev);
 /* The same for a session already found (presence_find). */
-int router_deliver_to(struct session *s, const void *frame, size_t frame_len, uint64_t mid);
+int router_deliver_to(struct session *s, const void *frame, size_t frame_len, uint64_t mid,
+                      uint64_t prev);
 /* router_deliver_to in two steps, so that a caller encodes only what is pushed: whether a live
- * message with MID (0: not a mailbox message) goes to S now (not while S replays; a mid that
- * went back is logged and counted), then the push of one that does. */
-int router_live_wanted(struct session *s, uint64_t mid);
+ * message goes to S now (not while S replays: the replay reads again; not when PREV shows a
+ * gap: S resyncs; a mid that went back is logged and counted), then the push of one that does. */
+int router_live_wanted(struct session *s, uint64_t mid, uint64_t prev);
 void router_deliver_wanted(struct session *s, const void *frame, size_t frame_len, uint64_t mid);
 
-/* Queues FRAME (encoded once) to every online session but EXCEPT; returns how many. */
+/* Queues FRAME (encoded once) to every online session of this node but EXCEPT, and hands it to
+ * the cluster for every other node; returns how many sessions of this node got it. */
 size_t router_broadcast(const void *frame, size_t frame_len, const struct session *except);
+/* Only this node's sessions (a broadcast another node sent). */
+size_t router_broadcast_local(const void *frame, size_t frame_len, const struct session *except);
+
+/* What the cluster module installs: how a frame reaches the other nodes. */
+struct router_remote {
+    /* USER has no session here: FRAME goes to the node holding it, if any */
+    void (*deliver)(const char *user, size_t user_len, const void *frame, size_t frame_len,
+                    uint64_t mid, uint64_t prev);
+    /* FRAME goes to the sessions of every other node */
+    void (*broadcast)(const void *frame, size_t frame_len);
+};
+void router_set_remote(const struct router_remote *remote);
+
+/* Starts a resync of S, which may have missed mailbox messages: reads the mailbox above
+ * s->last_mid and pushes it (the scripts' mp.on_resync); returns 0 when started. */
+typedef int (*router_resync_fn)(struct session *s);
+void router_set_resync(router_resync_fn fn);
+/* S may have missed live mailbox messages: live ones wait while it resyncs. A session that
+ * cannot resync (no handler) is closed with `bye` 503, and its next login replays. */
+void router_request_resync(struct session *s);
+/* A replay or resync read everything above last_mid: returns 1 and ends it, or 0 when a live
+ * message was held back meanwhile and the mailbox must be read once more. */
+int router_replay_caught_up(struct session *s);
 
 /* Route introspection for admin.plugins and tests. */
 size_t router_count(void);

@@ -39,10 +39,16 @@ struct session {
     uint8_t dirty;       /* in the list of sessions to flush at the end of this loop pass */
     uint8_t replaying;   /* mailbox replay in progress: live `msg` pushes wait for it */
     uint8_t user_len;
+    uint8_t superseded;  /* closed because the user logged in again (here or on another node) */
+    uint8_t claiming;    /* its cluster claim is on its way to Redis */
     uint16_t inflight;
     uint8_t addr_family; /* AF_INET, AF_INET6 or AF_UNIX */
     uint8_t addr[16];
     uint64_t last_mid;   /* highest `msg` mid pushed in this session */
+    uint64_t covered_mid; /* highest mid a replay or resync pushed: a live copy of it is a repeat */
+    uint64_t held_mid;   /* highest live mid held back during a replay (the replay reads again) */
+    uint64_t claim_seq;  /* the cluster claim of this login (0: not answered yet) */
+    uint64_t kicked_seq; /* a newer claim elsewhere seen before claim_seq came */
     struct event *drain_ev; /* session_wait_drain: activated once out is at most drain_low_water */
     int64_t rate_tat_us; /* request_rate: when the next request is due (GCRA), monotonic µs */
     uint32_t rate_refused; /* requests refused in a row for request_rate */
@@ -145,6 +151,9 @@ typedef int (*session_login_check)(void *state, struct session *s, const char *u
 int session_add_login_check(session_login_check fn, void *state);
 /* Forgets every subscriber and login check (at exit, and between unit tests). */
 void session_unsubscribe_all(void);
+
+/* Closes S with `bye` 409: its user logged in again, here or on another node. */
+void session_supersede(struct session *s);
 
 /* Logs S in as USER (1 to SESSION_USER_MAX bytes): runs the login checks, binds S as USER's
  * session (the session USER had before gets `bye` 409), and fires SESSION_LOGGED_IN. Returns 0,

@@ -49,6 +49,12 @@ void session_emit(struct session *s, enum session_event event)
     for (size_t i = 0; i < subscriber_count; i++) subscribers[i].fn(subscribers[i].state, s, event);
 }
 
+void session_supersede(struct session *s)
+{
+    s->superseded = 1;
+    session_close(s, 409, "logged in elsewhere");
+}
+
 int session_login(struct session *s, const char *user, size_t len, const char **error)
 {
     if (len == 0 || len > SESSION_USER_MAX || s->state == SESSION_CLOSING) {
@@ -69,9 +75,10 @@ int session_login(struct session *s, const char *user, size_t len, const char **
     }
     presence_remove(s);
     session_set_user(s, user, len);
-    s->last_mid = 0;
+    s->last_mid = s->covered_mid = s->held_mid = 0;
+    s->claim_seq = s->kicked_seq = 0;
     struct session *older = presence_add(s);
-    if (older != NULL) session_close(older, 409, "logged in elsewhere");
+    if (older != NULL) session_supersede(older);
     session_emit(s, SESSION_LOGGED_IN);
     return 0;
 }

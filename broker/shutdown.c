@@ -4,6 +4,7 @@
 
 #include "broker.h"
 #include "clock.h"
+#include "cluster.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
@@ -14,7 +15,7 @@ static struct event *shutdown_deadline;
 static void on_shutdown_poll(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
-    if (session_count() == 0) event_base_loopbreak(broker.base);
+    if (session_count() == 0 && !cluster_leaving()) event_base_loopbreak(broker.base);
 }
 
 static void on_shutdown_deadline(evutil_socket_t fd, short what, void *arg)
@@ -36,6 +37,7 @@ void broker_shutdown(const char *why)
     broker.shutting_down = 1;
     log_info("shutting down (%s), %zu session(s)", why, session_count());
     server_stop_accepting();
+    cluster_leave();
     session_foreach(close_with_bye, NULL);
     struct timeval poll = {0, 20000};
     shutdown_poll = event_new(broker.base, -1, EV_PERSIST, on_shutdown_poll, NULL);

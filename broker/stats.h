@@ -29,6 +29,9 @@ struct stats {
     uint64_t broadcast_deliveries_total;
     uint64_t deliveries_total;
     uint64_t mid_regressions_total; /* live mailbox pushes whose mid was not above the last */
+    uint64_t resyncs_total;         /* sessions that read their mailbox again (a gap in mids) */
+    uint64_t bus_messages_total;    /* messages received on the node channels */
+    uint64_t cluster_kicks_total;   /* sessions closed because their user logged in elsewhere */
     uint64_t redis_commands_total;
     uint64_t redis_errors_total;
     uint64_t redis_reconnects_total;

@@ -10,8 +10,9 @@
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 
-#include "stats.h"
 #include "log.h"
+#include "redis_connect.h"
+#include "stats.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -300,19 +301,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 static void connect_now(void)
 {
     const char *addr = store.options.addr;
-    if (strncmp(addr, "unix:", 5) == 0) {
-        store.ctx = redisAsyncConnectUnix(addr + 5);
-    } else {
-        char host[256];
-        snprintf(host, sizeof host, "%s", addr);
-        char *colon = strrchr(host, ':');
-        int port = 6379;
-        if (colon != NULL) {
-            *colon = '\0';
-            port = (int)strtol(colon + 1, NULL, 10);
-        }
-        store.ctx = redisAsyncConnect(host, port);
-    }
+    store.ctx = redis_connect(addr);
     if (store.ctx == NULL || store.ctx->err) {
         log_warn("redis: cannot connect to %s: %s", addr, store.ctx ? store.ctx->errstr : "oom");
         if (store.ctx) redisAsyncFree(store.ctx);

@@ -18,15 +18,17 @@ mp.on("send", function(s, m)
   if not chat.valid_user(m.to) then return s:fail(404, "no such user") end
   local ts = mp.now()
   local blob = mp.encode{ from = s.user, to = m.to, body = m.body, ts = ts }
-  local mid, err = mp.redis("FCALL", "moonpost_store", 3, chat.key.user(m.to),
-                            chat.key.mailbox(m.to), chat.key.mailbox_senders(m.to),
-                            mailbox_max, blob, ts, mailbox_per_sender,
-                            s.user)
-  if not mid then return chat.storage_failed(s, err) end
-  if mid == -404 then return s:fail(404, "no such user") end
-  if mid == -507 then return s:fail(507, "mailbox full") end
-  if mid == -429 then return s:fail(429, "too many unread messages to this user") end
+  local stored, err = mp.redis("FCALL", "moonpost_store", 3, chat.key.user(m.to),
+                               chat.key.mailbox(m.to), chat.key.mailbox_senders(m.to),
+                               mailbox_max, blob, ts, mailbox_per_sender,
+                               s.user)
+  if not stored then return chat.storage_failed(s, err) end
+  if stored == -404 then return s:fail(404, "no such user") end
+  if stored == -507 then return s:fail(507, "mailbox full") end
+  if stored == -429 then return s:fail(429, "too many unread messages to this user") end
+  -- prev (the newest message waiting before this one) keeps pushes in mid order across nodes
+  local mid, prev = stored[1], stored[2]
   local online = mp.deliver(m.to, { type = "msg", mid = mid, from = s.user, to = m.to,
-                                    body = m.body, ts = ts, offline = false }, mid)
+                                    body = m.body, ts = ts, offline = false }, mid, prev)
   return s:ok{ mid = mid, online = online }
 end)

@@ -78,10 +78,11 @@ static void write_blob(const mp_api *api, mp_writer *w, const struct pending_sen
     write_message_fields(api, w, m);
 }
 
-/* Pushes the msg frame to the recipient; returns 1 when online. */
-static int deliver(const mp_api *api, const struct pending_send *m, uint64_t mid)
+/* Pushes the msg frame to the recipient, on this node or through the node holding it (PREV
+ * keeps the pushes in mid order, docs/cluster.md); returns 1 when the recipient is on this
+ * node. */
+static int deliver(const mp_api *api, const struct pending_send *m, uint64_t mid, uint64_t prev)
 {
-    if (!api->online(m->to, m->to_len)) return 0;
     mp_writer *w = api->frame_begin();
     api->write_map(w, 7);
     api->write_str(w, "type", 4);
@@ -93,32 +94,42 @@ static int deliver(const mp_api *api, const struct pending_send *m, uint64_t mid
     api->write_bool(w, 0);
     size_t len;
     const void *frame = api->frame_end(&len);
-    return api->deliver(m->to, m->to_len, frame, len, mid);
+    return api->deliver_mail(m->to, m->to_len, frame, len, mid, prev);
+}
+
+/* The {mid, prev} of a stored message, or 0 when REPLY is not that. */
+static uint64_t stored_mid(const mp_redis_reply *reply, uint64_t *prev)
+{
+    if (reply->type != MP_REDIS_ARRAY || reply->count != 2 ||
+        reply->elements[0].type != MP_REDIS_INTEGER || reply->elements[1].type != MP_REDIS_INTEGER)
+        return 0;
+    *prev = (uint64_t)reply->elements[1].integer;
+    return (uint64_t)reply->elements[0].integer;
 }
 
 static void on_stored(const mp_redis_reply *reply, const char *error, void *arg)
 {
     struct pending_send *m = arg;
     const mp_api *api = m->st->api;
+    uint64_t mid, prev = 0;
     if (reply == NULL) {
         api->log(api, MP_LOG_DEBUG, "store for %s failed: %s", m->to, error);
         api->reply(&m->req, 503, "storage unavailable");
     } else if (reply->type == MP_REDIS_ERROR && strncmp(reply->str, "OOM", 3) == 0) {
         api->log(api, MP_LOG_WARN, "redis is out of memory, a write was refused: %s", reply->str);
         api->reply(&m->req, 503, "storage full");
-    } else if (reply->type != MP_REDIS_INTEGER) {
+    } else if (reply->type == MP_REDIS_INTEGER && reply->integer == -404) {
+        api->reply(&m->req, 404, "no such user");
+    } else if (reply->type == MP_REDIS_INTEGER && reply->integer == -507) {
+        api->reply(&m->req, 507, "mailbox full");
+    } else if (reply->type == MP_REDIS_INTEGER && reply->integer == -429) {
+        api->reply(&m->req, 429, "too many unread messages to this user");
+    } else if ((mid = stored_mid(reply, &prev)) == 0) {
         api->log(api, MP_LOG_ERROR, "redis: %s",
                  reply->type == MP_REDIS_ERROR ? reply->str : "unexpected reply to FCALL");
         api->reply(&m->req, 500, "storage error");
-    } else if (reply->integer == -404) {
-        api->reply(&m->req, 404, "no such user");
-    } else if (reply->integer == -507) {
-        api->reply(&m->req, 507, "mailbox full");
-    } else if (reply->integer == -429) {
-        api->reply(&m->req, 429, "too many unread messages to this user");
     } else {
-        uint64_t mid = (uint64_t)reply->integer;
-        int online = deliver(api, m, mid);
+        int online = deliver(api, m, mid, prev);
         mp_writer *w = api->reply_begin(&m->req, 2);
         api->write_str(w, "mid", 3);
         api->write_uint(w, mid);
@@ -216,7 +227,7 @@ static const mp_option_spec options[] = {
 int mp_plugin_init(const mp_api *api, void **state)
 {
     MP_PLUGIN_CHECK_VERSION(api);
-    if (!MP_API_HAS(api, option)) return -1;
+    if (!MP_API_HAS(api, deliver_mail)) return -1;
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
         if (api->option_declare(api, &options[i]) != 0) return -1;
     const char *key = api->config_key_at(api, 0);

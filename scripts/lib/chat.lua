@@ -78,19 +78,24 @@ function chat.announce(user, online, except)
   mp.broadcast({ type = "presence", user = user, online = online }, except)
 end
 
--- Pushes the mailbox in mid order, in batches that fit the output buffer. Live messages for
--- this session wait meanwhile (the broker holds them back while s:replaying(true)) and come
--- from the mailbox instead, so the session sees strictly increasing mids. Between batches it
--- waits for the client to read (s:drain: a client that reads nothing for idle_timeout is
--- dropped with bye 429). A replay Redis cuts ends the session with bye 503: were it to go on,
--- live messages would overtake the rest of the mailbox, and a client acking the highest mid
--- it saw would delete what it never got. The client logs in again and the replay restarts.
-function chat.replay(s, user)
+-- Pushes the mailbox above s.last_mid in mid order, in batches that fit the output buffer:
+-- after login (last_mid is 0 then), and when the session may have missed live messages (a gap
+-- in mids, or the node's channel reconnected: mp.on_resync below). Live messages for this
+-- session wait meanwhile (the broker holds them back while s:replaying(true)) and come from
+-- the mailbox instead, so the session sees strictly increasing mids; one that arrived during
+-- the last read makes s:replaying(false) answer false, and the mailbox is read once more.
+-- Between batches it waits for the client to read (s:drain: a client that reads nothing for
+-- idle_timeout is dropped with bye 429). A replay Redis cuts ends the session with bye 503:
+-- were it to go on, live messages would overtake the rest of the mailbox, and a client acking
+-- the highest mid it saw would delete what it never got. The client logs in again and the
+-- replay restarts.
+function chat.replay(s)
+  local user = s.user
   local per_message = mp.config.max_body + 256
   local batch = math.max(1, math.min(100, (mp.config.output_limit // 4) // per_message))
   local low_water = mp.config.output_limit // 4
   local key = chat.key.mailbox(user)
-  local after = 0
+  local after = s.last_mid
   s:replaying(true)
   while s:drain(low_water) do
     local rows, err = mp.redis("ZRANGEBYSCORE", key, "(" .. after, "+inf", "WITHSCORES",
@@ -99,7 +104,9 @@ function chat.replay(s, user)
       mp.log("warn", "mailbox replay of", user, "cut, session closed:", err.msg)
       return s:close(503, "mailbox replay interrupted (storage unavailable), log in again")
     end
-    if #rows == 0 then return s:replaying(false) end
+    if #rows == 0 then
+      if s:replaying(false) then return end
+    end
     for i = 1, #rows, 2 do
       local member, mid = rows[i], tonumber(rows[i + 1])
       local m = mp.decode(member:sub((member:find(":", 1, true) or 0) + 1))
@@ -113,6 +120,8 @@ function chat.replay(s, user)
     end
   end
 end
+
+mp.on_resync(chat.replay)
 
 -- Connections with a login or resume running, by s.sid (a table that is empty when idle, so
 -- sessions cost nothing here).
@@ -223,7 +232,7 @@ function chat.start_session(s, user, token, attempt, renew)
   s.data.token = token
   s:ok{ token = token, users = mp.users(1000) }
   chat.announce(user, true, s)
-  chat.replay(s, user)
+  chat.replay(s)
 end
 
 return chat

@@ -28,7 +28,7 @@ end
 -- KEYS: recipient's user hash, recipient's mailbox, the mailbox's per-sender counts.
 -- ARGV: mailbox_max, message blob, the broker's clock (ms), mailbox_per_sender, sender.
 -- Takes the recipient's next mid and stores "mid:blob" with score mid.
--- Returns the mid, -404 when the user does not exist, -507 when the mailbox is full, -429
+-- Returns {mid, prev} (prev: the highest mid waiting in the mailbox before, 0 when empty), -404 when the user does not exist, -507 when the mailbox is full, -429
 -- when the sender already has mailbox_per_sender unacked messages in it.
 redis.register_function('moonpost_store', function(keys, args)
   local last = redis.call('HGET', keys[1], 'mid') -- every user has one (moonpost_register)
@@ -38,10 +38,13 @@ redis.register_function('moonpost_store', function(keys, args)
   if tonumber(redis.call('HGET', keys[3], args[5]) or 0) >= tonumber(args[4]) then return -429 end
   local mid = next_mid(last, args[3])
   if type(mid) == 'table' then return mid end
+  -- prev: the newest message still waiting, which a session must have been sent before this
+  -- one (docs/cluster.md: messages stored by many nodes reach a session in mid order)
+  local newest = redis.call('ZRANGE', keys[2], -1, -1, 'WITHSCORES')
   redis.call('HSET', keys[1], 'mid', mid)
   redis.call('ZADD', keys[2], mid, mid .. ':' .. args[2])
   redis.call('HINCRBY', keys[3], args[5], 1)
-  return tonumber(mid)
+  return { tonumber(mid), tonumber(newest[2] or 0) }
 end)
 
 -- KEYS: the broadcast mid counter. ARGV: the broker's clock (ms). Returns the next broadcast

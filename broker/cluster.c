@@ -1,0 +1,459 @@
+/* cluster: the node's registration, its channels and the registry of who is online where. */
+#include "cluster.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "broker.h"
+#include "bus.h"
+#include "cluster_functions.h" /* generated from cluster_functions.lua */
+#include "log.h"
+#include "presence.h"
+#include "router.h"
+#include "session.h"
+#include "shutdown.h"
+#include "stats.h"
+
+#define BEAT_MAX_MS 1000
+#define RENEW_BATCH 200 /* sessions per moonpost_presence_renew call */
+#define ID_MAX 64
+
+static struct {
+    struct event_base *base;
+    struct event *beat;
+    char instance[33]; /* random per process start: tells a restart from a second process */
+    char started[24];  /* ms since the epoch */
+    char channel[ID_MAX + 80];   /* this node's channel */
+    char broadcast[80];          /* every node's channel */
+    int registered;    /* a beat succeeded once */
+    int64_t held_deadline; /* while the id is held by another instance: its deadline seen last */
+    int leaving; /* the leave is sent, its reply not in */
+    int left;    /* no more beats: the node is stopping */
+    struct {
+        uint8_t *data;
+        size_t len, cap;
+    } payload; /* the message being published (hiredis copies it) */
+} node;
+
+static const char *prefix(void)
+{
+    return broker.conf.redis_prefix;
+}
+
+static const char *node_id(void)
+{
+    return broker.conf.node_id;
+}
+
+/* ---- calling the registry ---- */
+
+int cluster_call(const char *name, int argc, const char *const *argv, const size_t *lens,
+                 store_reply_fn fn, void *arg)
+{
+    enum { FIXED = 4, MAX_ARGS = 2 * RENEW_BATCH + 8 };
+    const char *words[FIXED + MAX_ARGS] = {"FCALL", name, "0", prefix()};
+    size_t word_lens[FIXED + MAX_ARGS] = {5, strlen(name), 1, strlen(prefix())};
+    if (argc > MAX_ARGS) return -1;
+    for (int i = 0; i < argc; i++) {
+        words[FIXED + i] = argv[i];
+        word_lens[FIXED + i] = lens != NULL ? lens[i] : strlen(argv[i]);
+    }
+    return store_command(FIXED + argc, words, word_lens, fn, arg);
+}
+
+/* The reply of a call nobody waits for: only errors matter. */
+static void on_ignored_reply(redisReply *reply, const char *error, void *arg)
+{
+    const char *what = arg;
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+        log_error("cluster: %s: %s", what, reply->str);
+    else if (reply == NULL)
+        log_debug("cluster: %s: %s", what, error);
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+    return v;
+}
+
+/* ---- delivery to other nodes ---- */
+
+/* Starts node.payload with KIND and NAME (its length byte first), and returns where the
+ * caller writes the EXTRA bytes that follow, or NULL when out of memory. */
+static uint8_t *payload_begin(char kind, const char *name, size_t name_len, size_t extra)
+{
+    size_t need = 2 + name_len + extra;
+    if (need > node.payload.cap) {
+        size_t cap = need < 4096 ? 4096 : need * 2;
+        uint8_t *grown = realloc(node.payload.data, cap);
+        if (grown == NULL) return NULL;
+        node.payload.data = grown;
+        node.payload.cap = cap;
+    }
+    node.payload.data[0] = (uint8_t)kind;
+    node.payload.data[1] = (uint8_t)name_len;
+    memcpy(node.payload.data + 2, name, name_len);
+    node.payload.len = need;
+    return node.payload.data + 2 + name_len;
+}
+
+static int route_payload(const char *user, size_t user_len, store_reply_fn fn, void *arg)
+{
+    const char *argv[] = {user, (const char *)node.payload.data};
+    size_t lens[] = {user_len, node.payload.len};
+    if (fn == NULL) {
+        fn = on_ignored_reply;
+        arg = (void *)"moonpost_route";
+    }
+    return cluster_call("moonpost_route", 2, argv, lens, fn, arg);
+}
+
+int cluster_route(const char *user, size_t user_len, const void *frame, size_t frame_len,
+                  uint64_t mid, uint64_t prev, store_reply_fn fn, void *arg)
+{
+    if (user_len == 0 || user_len > SESSION_USER_MAX) return -1;
+    uint8_t *tail = payload_begin('D', user, user_len, 16 + frame_len);
+    if (tail == NULL) return -1;
+    put_u64(tail, mid);
+    put_u64(tail + 8, prev);
+    memcpy(tail + 16, frame, frame_len);
+    return route_payload(user, user_len, fn, arg);
+}
+
+int cluster_kick(const char *user, size_t user_len, store_reply_fn fn, void *arg)
+{
+    if (user_len == 0 || user_len > SESSION_USER_MAX) return -1;
+    if (payload_begin('X', user, user_len, 0) == NULL) return -1;
+    return route_payload(user, user_len, fn, arg);
+}
+
+static void remote_deliver(const char *user, size_t user_len, const void *frame, size_t frame_len,
+                           uint64_t mid, uint64_t prev)
+{
+    cluster_route(user, user_len, frame, frame_len, mid, prev, NULL, NULL);
+}
+
+static void remote_broadcast(const void *frame, size_t frame_len)
+{
+    const char *id = node_id();
+    uint8_t *tail = payload_begin('B', id, strlen(id), frame_len);
+    if (tail == NULL) return;
+    memcpy(tail, frame, frame_len);
+    const char *argv[] = {"PUBLISH", node.broadcast, (const char *)node.payload.data};
+    size_t lens[] = {7, strlen(node.broadcast), node.payload.len};
+    store_command(3, argv, lens, on_ignored_reply, (void *)"PUBLISH broadcast");
+}
+
+/* ---- claims: one user, one session, cluster-wide ---- */
+
+struct claim {
+    session_handle session;
+    uint8_t user_len;
+    char user[SESSION_USER_MAX + 1];
+};
+
+static void release(const char *user, size_t user_len, uint64_t seq)
+{
+    char seq_text[24];
+    snprintf(seq_text, sizeof seq_text, "%llu", (unsigned long long)seq);
+    const char *argv[] = {node_id(), user, seq_text};
+    size_t lens[] = {strlen(node_id()), user_len, strlen(seq_text)};
+    cluster_call("moonpost_presence_release", 3, argv, lens, on_ignored_reply,
+                 (void *)"moonpost_presence_release");
+}
+
+static void kicked(struct session *s)
+{
+    stats.cluster_kicks_total++;
+    session_supersede(s);
+}
+
+static void on_claim_reply(redisReply *reply, const char *error, void *arg)
+{
+    struct claim *c = arg;
+    struct session *s = session_get(c->session);
+    if (s != NULL) s->claiming = 0;
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        /* the renew after the reconnect claims it again */
+        log_warn("cluster: claim of %s failed: %s", c->user,
+                 reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str : error);
+        free(c);
+        return;
+    }
+    uint64_t seq = (uint64_t)reply->integer;
+    if (s == NULL || s->user_len != c->user_len || memcmp(s->user, c->user, c->user_len) != 0) {
+        release(c->user, c->user_len, seq); /* the session left before its claim landed */
+    } else {
+        s->claim_seq = seq;
+        if (s->kicked_seq > seq) kicked(s);
+    }
+    free(c);
+}
+
+static void claim(struct session *s)
+{
+    struct claim *c = malloc(sizeof *c);
+    if (c == NULL) return;
+    c->session = s->handle;
+    c->user_len = s->user_len;
+    memcpy(c->user, s->user, s->user_len + 1);
+    const char *argv[] = {s->user, node_id()};
+    size_t lens[] = {s->user_len, strlen(node_id())};
+    if (cluster_call("moonpost_presence_claim", 2, argv, lens, on_claim_reply, c) != 0) {
+        free(c);
+        return;
+    }
+    s->claiming = 1;
+}
+
+static void on_session_event(void *state, struct session *s, enum session_event event)
+{
+    (void)state;
+    if (s->kind != SESSION_CLIENT) return;
+    if (event == SESSION_LOGGED_IN) claim(s);
+    if (event == SESSION_CLOSED && s->claim_seq != 0) release(s->user, s->user_len, s->claim_seq);
+}
+
+/* "K<seq> <user>": a newer claim of USER on another node. */
+static void on_kick(const uint8_t *msg, size_t len)
+{
+    const uint8_t *space = memchr(msg, ' ', len);
+    if (space == NULL) return;
+    uint64_t seq = strtoull((const char *)msg + 1, NULL, 10);
+    const char *user = (const char *)space + 1;
+    struct session *s = presence_find(user, len - (size_t)(space + 1 - msg));
+    if (s == NULL) return;
+    if (s->claim_seq != 0 && s->claim_seq < seq)
+        kicked(s);
+    else if (s->claim_seq == 0 && seq > s->kicked_seq)
+        s->kicked_seq = seq; /* its own claim has not come back yet */
+}
+
+/* ---- rejoining: presence renewed, mailboxes read again ---- */
+
+static void on_renew_reply(redisReply *reply, const char *error, void *arg)
+{
+    (void)arg;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        log_warn("cluster: renewing presence failed: %s",
+                 reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str : error);
+        return;
+    }
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *u = reply->element[i];
+        struct session *s = u->type == REDIS_REPLY_STRING ? presence_find(u->str, u->len) : NULL;
+        if (s != NULL) kicked(s);
+    }
+}
+
+/* Puts every session of this node back in the registry (claims what has none yet). */
+static void renew_all(void)
+{
+    const char *argv[2 * RENEW_BATCH + 1];
+    size_t lens[2 * RENEW_BATCH + 1];
+    char seqs[RENEW_BATCH][24];
+    int n = 0;
+    argv[0] = node_id();
+    lens[0] = strlen(node_id());
+    for (size_t i = 0, count = presence_count(); i <= count; i++) {
+        struct session *s = i < count ? presence_at(i) : NULL;
+        if (s != NULL && s->claim_seq == 0) {
+            if (!s->claiming) claim(s);
+        } else if (s != NULL) {
+            snprintf(seqs[n], sizeof seqs[n], "%llu", (unsigned long long)s->claim_seq);
+            argv[1 + 2 * n] = s->user;
+            lens[1 + 2 * n] = s->user_len;
+            argv[2 + 2 * n] = seqs[n];
+            lens[2 + 2 * n] = strlen(seqs[n]);
+            n++;
+        }
+        if (n > 0 && (n == RENEW_BATCH || s == NULL)) {
+            cluster_call("moonpost_presence_renew", 1 + 2 * n, argv, lens, on_renew_reply, NULL);
+            n = 0;
+        }
+    }
+}
+
+static void resync_all(void)
+{
+    /* router_request_resync may close a session, which reorders the online list: from the end */
+    for (size_t i = presence_count(); i-- > 0;) {
+        struct session *s = presence_at(i);
+        if (s != NULL) router_request_resync(s);
+    }
+}
+
+/* The channels are back after a connect: what was published meanwhile is lost (kicks and live
+ * messages), so presence is renewed and every session reads its mailbox again. */
+static void on_subscribed(void)
+{
+    if (!node.registered) return; /* the first beat renews */
+    renew_all();
+    resync_all();
+}
+
+static void on_bus_message(const char *channel, size_t channel_len, const uint8_t *msg,
+                           size_t len)
+{
+    if (len < 2) return;
+    int broadcast = channel_len == strlen(node.broadcast) &&
+                    memcmp(channel, node.broadcast, channel_len) == 0;
+    size_t name_len = msg[1];
+    if (msg[0] == 'K') return on_kick(msg, len);
+    if (len < 2 + name_len) return;
+    const char *name = (const char *)msg + 2;
+    const uint8_t *rest = msg + 2 + name_len;
+    size_t rest_len = len - 2 - name_len;
+    if (broadcast && msg[0] == 'B') {
+        if (name_len != strlen(node_id()) || memcmp(name, node_id(), name_len) != 0)
+            router_broadcast_local(rest, rest_len, NULL);
+        return;
+    }
+    struct session *s = presence_find(name, name_len);
+    if (s == NULL) return; /* gone meanwhile: a mailbox message waits in the mailbox */
+    if (msg[0] == 'D' && rest_len >= 16)
+        router_deliver_to(s, rest + 16, rest_len - 16, get_u64(rest), get_u64(rest + 8));
+    else if (msg[0] == 'X')
+        session_close(s, 403, "kicked by an administrator");
+}
+
+/* ---- heartbeat ---- */
+
+static void refuse_id(const char *why)
+{
+    log_error("cluster: node_id %s %s; give each broker its own node_id", node_id(), why);
+    broker.exit_code = 2;
+    broker_shutdown("node_id in use");
+}
+
+static void on_beat_reply(redisReply *reply, const char *error, void *arg)
+{
+    (void)arg;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER) {
+        log_warn("cluster: heartbeat failed: %s",
+                 reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str : error);
+        return;
+    }
+    if (reply->element[0]->integer == 0) {
+        int64_t deadline = reply->element[1]->integer;
+        if (node.registered)
+            return refuse_id("was taken over by another process while this one was cut off");
+        /* held by another instance: a live one beats (its deadline moves), a dead one's passes */
+        if (node.held_deadline != 0 && deadline > node.held_deadline)
+            return refuse_id("is in use by a live node");
+        if (node.held_deadline == 0)
+            log_warn("cluster: node_id %s is held by another process until its heartbeat "
+                     "expires; waiting", node_id());
+        node.held_deadline = deadline;
+        return;
+    }
+    int joined = reply->element[1]->integer == 1;
+    if (!node.registered) log_info("cluster: node %s registered", node_id());
+    else if (joined) log_warn("cluster: node %s rejoined (its heartbeat had expired)", node_id());
+    node.registered = 1;
+    node.held_deadline = 0;
+    if (joined) {
+        renew_all();
+        resync_all();
+    }
+}
+
+static void beat(void)
+{
+    if (node.left) return;
+    char ttl[24], sessions[24], pid[24], host[256] = "";
+    snprintf(ttl, sizeof ttl, "%d", broker.conf.presence_ttl * 1000);
+    snprintf(sessions, sizeof sessions, "%zu", presence_count());
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    gethostname(host, sizeof host - 1);
+    const char *argv[] = {node_id(), node.instance, ttl, sessions, node.started, host, pid};
+    cluster_call("moonpost_node_beat", 7, argv, NULL, on_beat_reply, NULL);
+}
+
+static void on_beat_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    beat();
+}
+
+/* Every connect: the registry's functions first, then a beat at once. */
+static void on_store_connected(void *state)
+{
+    (void)state;
+    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", cluster_functions_lua};
+    size_t lens[] = {8, 4, 7, sizeof cluster_functions_lua - 1};
+    store_setup_command("FUNCTION LOAD moonpost_cluster", 4, argv, lens);
+    beat();
+}
+
+/* ---- start and stop ---- */
+
+int cluster_start(struct event_base *base, const struct store_options *redis)
+{
+    node.base = base;
+    uint8_t raw[16];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(node.instance, sizeof node.instance, raw, sizeof raw);
+    snprintf(node.started, sizeof node.started, "%lld", (long long)broker_now_ms());
+    snprintf(node.channel, sizeof node.channel, "%snode:%s", prefix(), node_id());
+    snprintf(node.broadcast, sizeof node.broadcast, "%sbroadcast", prefix());
+    static const struct router_remote remote = {remote_deliver, remote_broadcast};
+    router_set_remote(&remote);
+    if (session_subscribe(on_session_event, NULL) != 0 ||
+        store_on_connected(on_store_connected, NULL) != 0)
+        return -1;
+    int ms = broker.conf.presence_ttl * 1000 / 3;
+    if (ms > BEAT_MAX_MS) ms = BEAT_MAX_MS;
+    node.beat = event_new(base, -1, EV_PERSIST, on_beat_timer, NULL);
+    struct timeval every = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
+    if (node.beat == NULL || event_add(node.beat, &every) != 0) return -1;
+    const char *channels[BUS_CHANNELS] = {node.channel, node.broadcast};
+    return bus_start(base, redis, channels, on_bus_message, on_subscribed);
+}
+
+static void on_leave_reply(redisReply *reply, const char *error, void *arg)
+{
+    on_ignored_reply(reply, error, arg);
+    node.leaving = 0;
+}
+
+void cluster_leave(void)
+{
+    if (node.left) return;
+    node.left = 1;
+    if (!node.registered) return;
+    const char *argv[] = {node_id(), node.instance};
+    if (cluster_call("moonpost_node_leave", 2, argv, NULL, on_leave_reply,
+                     (void *)"moonpost_node_leave") == 0)
+        node.leaving = 1;
+    node.registered = 0;
+}
+
+int cluster_leaving(void)
+{
+    return node.leaving;
+}
+
+void cluster_stop(void)
+{
+    router_set_remote(NULL);
+    bus_stop();
+    if (node.beat != NULL) event_free(node.beat);
+    node.beat = NULL;
+    free(node.payload.data);
+    memset(&node.payload, 0, sizeof node.payload);
+}

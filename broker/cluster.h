@@ -1,0 +1,38 @@
+/* cluster: this broker as one node of several sharing Redis (docs/cluster.md): its id and
+ * heartbeat, the presence registry (claims, releases, kicks), the node channels, and the
+ * remote half of delivery and broadcast, installed into the router. */
+#ifndef MOONPOST_CLUSTER_H
+#define MOONPOST_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+struct event_base;
+
+/* Registers the node on BASE: loads the registry's Redis functions at every connect of the
+ * store, beats, subscribes to the node channels (a connection of its own to REDIS), claims
+ * every login and installs the router's remote delivery. */
+int cluster_start(struct event_base *base, const struct store_options *redis);
+/* A graceful stop: the node's entry and its users leave the registry at once. */
+void cluster_leave(void);
+/* The leave is sent and not answered yet (the shutdown waits for it). */
+int cluster_leaving(void);
+void cluster_stop(void);
+
+/* Calls the registry's Redis function NAME with redis_prefix and ARGC more arguments; FN as
+ * for store_command. Returns 0, or -1 when Redis is not connected. */
+int cluster_call(const char *name, int argc, const char *const *argv, const size_t *lens,
+                 store_reply_fn fn, void *arg);
+
+/* Sends FRAME (a mailbox message when MID > 0, with PREV as in router.h) to the session of
+ * USER on the node holding it. FN (may be NULL) gets the integer 1 when a node holds USER,
+ * else 0. Returns 0, or -1 when Redis is not connected. */
+int cluster_route(const char *user, size_t user_len, const void *frame, size_t frame_len,
+                  uint64_t mid, uint64_t prev, store_reply_fn fn, void *arg);
+
+/* Closes USER's session on the node holding it (admin.kick), with `bye` 403. As cluster_route. */
+int cluster_kick(const char *user, size_t user_len, store_reply_fn fn, void *arg);
+
+#endif
