@@ -32,8 +32,8 @@ static struct {
     char broadcast[80];          /* every node's channel */
     int registered;    /* a beat succeeded once */
     int64_t held_deadline; /* while the id is held by another instance: its deadline seen last */
-    int leaving; /* the leave is sent, its reply not in */
     int left;    /* no more beats: the node is stopping */
+    int rejoin_pending; /* sessions to renew and resync once both connections are up */
     struct {
         uint8_t *data;
         size_t len, cap;
@@ -291,17 +291,27 @@ static void resync_all(void)
     /* router_request_resync may close a session, which reorders the online list: from the end */
     for (size_t i = presence_count(); i-- > 0;) {
         struct session *s = presence_at(i);
-        if (s != NULL) router_request_resync(s);
+        if (s != NULL) router_request_resync(s, 0);
     }
 }
 
-/* The channels are back after a connect: what was published meanwhile is lost (kicks and live
- * messages), so presence is renewed and every session reads its mailbox again. */
+/* Renews and resyncs every session once the store and the channels are both up: after the
+ * channels came back (what was published meanwhile is lost: kicks and live messages), and
+ * after the node rejoined past its deadline. A resync reads the mailbox, so it waits for the
+ * store. */
+static void rejoin_when_ready(void)
+{
+    if (!node.rejoin_pending || !store_ready() || !bus_ready()) return;
+    node.rejoin_pending = 0;
+    renew_all();
+    resync_all();
+}
+
 static void on_subscribed(void)
 {
     if (!node.registered) return; /* the first beat renews */
-    renew_all();
-    resync_all();
+    node.rejoin_pending = 1;
+    rejoin_when_ready();
 }
 
 static void on_bus_message(const char *channel, size_t channel_len, const uint8_t *msg,
@@ -367,8 +377,8 @@ static void on_beat_reply(redisReply *reply, const char *error, void *arg)
     node.registered = 1;
     node.held_deadline = 0;
     if (joined) {
-        renew_all();
-        resync_all();
+        node.rejoin_pending = 1;
+        rejoin_when_ready();
     }
 }
 
@@ -390,7 +400,8 @@ static void on_beat_timer(evutil_socket_t fd, short what, void *arg)
     beat();
 }
 
-/* Every connect: the registry's functions first, then a beat at once. */
+/* Every connect: the registry's functions first, then a beat at once, and the sessions back in
+ * the registry (a claim or release may have been lost with the connection). */
 static void on_store_connected(void *state)
 {
     (void)state;
@@ -398,6 +409,8 @@ static void on_store_connected(void *state)
     size_t lens[] = {8, 4, 7, sizeof cluster_functions_lua - 1};
     store_setup_command("FUNCTION LOAD moonpost_cluster", 4, argv, lens);
     beat();
+    if (node.registered) renew_all();
+    rejoin_when_ready();
 }
 
 /* ---- start and stop ---- */
@@ -425,27 +438,17 @@ int cluster_start(struct event_base *base, const struct store_options *redis)
     return bus_start(base, redis, channels, on_bus_message, on_subscribed);
 }
 
-static void on_leave_reply(redisReply *reply, const char *error, void *arg)
-{
-    on_ignored_reply(reply, error, arg);
-    node.leaving = 0;
-}
-
+/* The leave is not waited for (it may sit behind a blocking command): it is written during
+ * the loop passes of the shutdown, and the deadline covers a node that could not send it. */
 void cluster_leave(void)
 {
     if (node.left) return;
     node.left = 1;
     if (!node.registered) return;
     const char *argv[] = {node_id(), node.instance};
-    if (cluster_call("moonpost_node_leave", 2, argv, NULL, on_leave_reply,
-                     (void *)"moonpost_node_leave") == 0)
-        node.leaving = 1;
+    cluster_call("moonpost_node_leave", 2, argv, NULL, on_ignored_reply,
+                 (void *)"moonpost_node_leave");
     node.registered = 0;
-}
-
-int cluster_leaving(void)
-{
-    return node.leaving;
 }
 
 void cluster_stop(void)

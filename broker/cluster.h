@@ -17,8 +17,6 @@ struct event_base;
 int cluster_start(struct event_base *base, const struct store_options *redis);
 /* A graceful stop: the node's entry and its users leave the registry at once. */
 void cluster_leave(void);
-/* The leave is sent and not answered yet (the shutdown waits for it). */
-int cluster_leaving(void);
 void cluster_stop(void);
 
 /* Calls the registry's Redis function NAME with redis_prefix and ARGC more arguments; FN as

@@ -15,6 +15,7 @@
 #include <event2/bufferevent.h>
 
 #include "broker.h"
+#include "bus.h"
 #include "clock.h"
 #include "listener.h"
 #include "log.h"
@@ -75,6 +76,16 @@ static void write_metrics(struct evbuffer *out)
     counter(out, "moonpost_mid_regressions_total",
             "Live private messages not pushed: their mid was not above the session's last.",
             s->mid_regressions_total);
+    counter(out, "moonpost_resyncs_total",
+            "Sessions that read their mailbox again because live messages may have been missed.",
+            s->resyncs_total);
+    counter(out, "moonpost_cluster_messages_total", "Messages received on the node channels.",
+            s->bus_messages_total);
+    counter(out, "moonpost_cluster_kicks_total",
+            "Sessions closed because their user logged in on another node.",
+            s->cluster_kicks_total);
+    gauge(out, "moonpost_cluster_channels_up", "1 while the node channels are subscribed.",
+          bus_ready());
     counter(out, "moonpost_broadcast_deliveries_total", "Broadcast frames queued to sessions.",
             s->broadcast_deliveries_total);
     counter(out, "moonpost_slow_consumers_dropped_total", "Sessions dropped for a full output.",

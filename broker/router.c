@@ -187,15 +187,21 @@ static void mid_went_back(const struct session *s, uint64_t mid)
               s->user, (unsigned long long)mid, (unsigned long long)s->last_mid);
 }
 
-void router_request_resync(struct session *s)
+void router_request_resync(struct session *s, int gap)
 {
-    if (s->replaying || s->state != SESSION_AUTHENTICATED) return;
+    if (s->state != SESSION_AUTHENTICATED) return;
+    if (s->replaying) { /* the replay running may have read before the loss: once more */
+        s->held_mid = UINT64_MAX;
+        return;
+    }
     s->replaying = 1;
     s->held_mid = 0;
-    stats.resyncs_total++;
-    if (resync != NULL && resync(s) == 0) return;
+    if (resync != NULL && resync(s) == 0) {
+        stats.resyncs_total++;
+        return;
+    }
     s->replaying = 0;
-    session_close(s, 503, "messages may have been missed, log in again");
+    if (gap) session_close(s, 503, "messages may have been missed, log in again");
 }
 
 int router_replay_caught_up(struct session *s)
@@ -221,7 +227,7 @@ int router_live_wanted(struct session *s, uint64_t mid, uint64_t prev)
         return 0;
     }
     if (prev > s->last_mid) { /* an earlier message is on its way, or was lost */
-        router_request_resync(s);
+        router_request_resync(s, 1);
         return 0;
     }
     return 1;

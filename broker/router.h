@@ -91,9 +91,11 @@ void router_set_remote(const struct router_remote *remote);
  * s->last_mid and pushes it (the scripts' mp.on_resync); returns 0 when started. */
 typedef int (*router_resync_fn)(struct session *s);
 void router_set_resync(router_resync_fn fn);
-/* S may have missed live mailbox messages: live ones wait while it resyncs. A session that
- * cannot resync (no handler) is closed with `bye` 503, and its next login replays. */
-void router_request_resync(struct session *s);
+/* S may have missed live mailbox messages: live ones wait while it resyncs. Without a resync
+ * handler (scripts that keep no mailbox), nothing happens, unless GAP says a message came
+ * whose prev was not pushed: that session is closed with `bye` 503, and its next login
+ * replays. */
+void router_request_resync(struct session *s, int gap);
 /* A replay or resync read everything above last_mid: returns 1 and ends it, or 0 when a live
  * message was held back meanwhile and the mailbox must be read once more. */
 int router_replay_caught_up(struct session *s);

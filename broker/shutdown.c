@@ -15,7 +15,7 @@ static struct event *shutdown_deadline;
 static void on_shutdown_poll(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
-    if (session_count() == 0 && !cluster_leaving()) event_base_loopbreak(broker.base);
+    if (session_count() == 0) event_base_loopbreak(broker.base);
 }
 
 static void on_shutdown_deadline(evutil_socket_t fd, short what, void *arg)

@@ -28,6 +28,7 @@ static const struct command {
     {"stats", "admin.stats", NULL, NULL, print_stats, "counters and state of the broker"},
     {"users", "admin.users", NULL, "limit", print_users, "[LIMIT]  users online (default 10000)"},
     {"kick", "admin.kick", "user", NULL, print_kick, "USER  disconnect USER (bye 403)"},
+    {"nodes", "admin.nodes", NULL, NULL, print_nodes, "the live brokers of the cluster"},
     {"broadcast", "admin.broadcast", "body", NULL, print_broadcast,
      "TEXT  send TEXT to everyone online, as a system message"},
     {"reload", "admin.reload", NULL, NULL, print_reload, "reload the Lua scripts"},

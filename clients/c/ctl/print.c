@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <string.h>
+#include <time.h>
 
 #include "msgread.h"
 
@@ -254,6 +255,45 @@ void print_plugins(FILE *out, const mp_reply *r, const char *arg)
     fprintf(out, "handlers:\n  %-24s %-5s %s\n", "TYPE", "IMPL", "BEFORE LOGIN");
     for (long i = 0; i < n; i++)
         handler_row(out, &it);
+}
+
+/* One node {node, sessions, started} as a row, from the map at *R (leaving *R after it). */
+static void node_row(FILE *out, struct mpr *r)
+{
+    struct msgread_item map, key, val;
+    const char *name = "?";
+    int name_len = 1;
+    uint64_t sessions = 0, started = 0;
+    if (msgread_next(r, &map) != MSGREAD_OK || map.type != MSGREAD_MAP) return;
+    for (uint32_t i = 0; i < map.v.count; i++) {
+        if (msgread_next(r, &key) != MSGREAD_OK) return;
+        struct mpr at = *r;
+        if (msgread_skip(r, MAX_DEPTH) != MSGREAD_OK || msgread_next(&at, &val) != MSGREAD_OK) return;
+        if (is_key(&key, "node") && val.type == MSGREAD_STR) {
+            name = (const char *)val.v.str.ptr;
+            name_len = (int)val.v.str.len;
+        } else if (is_key(&key, "sessions") && val.type == MSGREAD_UINT) {
+            sessions = val.v.u;
+        } else if (is_key(&key, "started") && val.type == MSGREAD_UINT) {
+            started = val.v.u;
+        }
+    }
+    time_t at_s = (time_t)(started / 1000);
+    char when[32] = "?";
+    struct tm tm;
+    if (gmtime_r(&at_s, &tm) != NULL) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%SZ", &tm);
+    fprintf(out, "  %-32.*s %10" PRIu64 "  %s\n", name_len, name, sessions, when);
+}
+
+void print_nodes(FILE *out, const mp_reply *r, const char *arg)
+{
+    (void)arg;
+    struct mpr it;
+    long n = array_at(r, "nodes", &it);
+    fprintf(out, "  %-32s %10s  %s\n", "NODE", "SESSIONS", "STARTED");
+    for (long i = 0; i < n; i++)
+        node_row(out, &it);
+    fprintf(out, "%ld node(s)\n", n < 0 ? 0 : n);
 }
 
 void print_kick(FILE *out, const mp_reply *r, const char *arg)

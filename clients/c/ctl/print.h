@@ -14,6 +14,7 @@ void print_stats(FILE *out, const mp_reply *r, const char *arg);
 void print_users(FILE *out, const mp_reply *r, const char *arg);
 void print_plugins(FILE *out, const mp_reply *r, const char *arg);
 void print_kick(FILE *out, const mp_reply *r, const char *arg);
+void print_nodes(FILE *out, const mp_reply *r, const char *arg);
 void print_broadcast(FILE *out, const mp_reply *r, const char *arg);
 void print_reload(FILE *out, const mp_reply *r, const char *arg);
 void print_shutdown(FILE *out, const mp_reply *r, const char *arg);
