@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 
 #include "log.h"
@@ -109,18 +108,13 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 static void connect_now(void)
 {
     bus.subscribed = 0;
-    bus.ctx = redis_connect(bus.options.addr);
-    if (bus.ctx == NULL || bus.ctx->err) {
-        log_warn("redis: channels: cannot connect to %s: %s", bus.options.addr,
-                 bus.ctx ? bus.ctx->errstr : "out of memory");
-        if (bus.ctx) redisAsyncFree(bus.ctx);
-        bus.ctx = NULL;
+    char err[128];
+    bus.ctx = redis_connect(bus.options.addr, bus.base, on_connect, on_disconnect, err,
+                            sizeof err);
+    if (bus.ctx == NULL) {
+        log_warn("redis: channels: cannot connect to %s: %s", bus.options.addr, err);
         schedule_retry();
-        return;
     }
-    redisLibeventAttach(bus.ctx, bus.base);
-    redisAsyncSetConnectCallback(bus.ctx, on_connect);
-    redisAsyncSetDisconnectCallback(bus.ctx, on_disconnect);
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)

@@ -7,7 +7,6 @@
 #include <sys/time.h>
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 
 #include "log.h"
@@ -300,21 +299,17 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
 static void connect_now(void)
 {
-    const char *addr = store.options.addr;
-    store.ctx = redis_connect(addr);
-    if (store.ctx == NULL || store.ctx->err) {
-        log_warn("redis: cannot connect to %s: %s", addr, store.ctx ? store.ctx->errstr : "oom");
-        if (store.ctx) redisAsyncFree(store.ctx);
-        store.ctx = NULL;
+    char err[128];
+    store.ctx = redis_connect(store.options.addr, store.base, on_connect, on_disconnect, err,
+                              sizeof err);
+    if (store.ctx == NULL) {
+        log_warn("redis: cannot connect to %s: %s", store.options.addr, err);
         store.state = STORE_DOWN;
         schedule_retry();
         return;
     }
     store.state = STORE_CONNECTING;
     store.connect_started_ms = now_ms();
-    redisLibeventAttach(store.ctx, store.base);
-    redisAsyncSetConnectCallback(store.ctx, on_connect);
-    redisAsyncSetDisconnectCallback(store.ctx, on_disconnect);
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)

@@ -216,28 +216,51 @@ void print_users(FILE *out, const mp_reply *r, const char *arg)
             n >= 0 && (uint64_t)n < count ? " (list truncated)" : "");
 }
 
-/* One row of the handler table from the map at *R (leaving *R after it). */
-static void handler_row(FILE *out, struct mpr *r)
+/* Calls FN(key, value, ARG) for each pair of the map at *R whose value is a scalar (nested
+ * values are skipped), leaving *R after the map. */
+static void each_pair(struct mpr *r,
+                      void (*fn)(const struct msgread_item *key, const struct msgread_item *val,
+                                 void *arg),
+                      void *arg)
 {
     struct msgread_item map, key, val;
-    const char *type = "?", *impl = "?";
-    int type_len = 1, impl_len = 1, anonymous = 0;
     if (msgread_next(r, &map) != MSGREAD_OK || map.type != MSGREAD_MAP) return;
     for (uint32_t i = 0; i < map.v.count; i++) {
         if (msgread_next(r, &key) != MSGREAD_OK) return;
         struct mpr at = *r;
         if (msgread_skip(r, MAX_DEPTH) != MSGREAD_OK || msgread_next(&at, &val) != MSGREAD_OK) return;
-        if (is_key(&key, "type") && val.type == MSGREAD_STR) {
-            type = (const char *)val.v.str.ptr;
-            type_len = (int)val.v.str.len;
-        } else if (is_key(&key, "impl") && val.type == MSGREAD_STR) {
-            impl = (const char *)val.v.str.ptr;
-            impl_len = (int)val.v.str.len;
-        } else if (is_key(&key, "anonymous") && val.type == MSGREAD_BOOL) {
-            anonymous = val.v.boolean;
-        }
+        fn(&key, &val, arg);
     }
-    fprintf(out, "  %-24.*s %-5.*s %s\n", type_len, type, impl_len, impl, anonymous ? "yes" : "no");
+}
+
+/* The text of a str item, or "?". */
+static void str_of(const struct msgread_item *val, const char **s, int *len)
+{
+    if (val->type != MSGREAD_STR) return;
+    *s = (const char *)val->v.str.ptr;
+    *len = (int)val->v.str.len;
+}
+
+struct handler_row {
+    const char *type, *impl;
+    int type_len, impl_len, anonymous;
+};
+
+static void handler_pair(const struct msgread_item *key, const struct msgread_item *val, void *arg)
+{
+    struct handler_row *h = arg;
+    if (is_key(key, "type")) str_of(val, &h->type, &h->type_len);
+    else if (is_key(key, "impl")) str_of(val, &h->impl, &h->impl_len);
+    else if (is_key(key, "anonymous") && val->type == MSGREAD_BOOL) h->anonymous = val->v.boolean;
+}
+
+/* One row of the handler table from the map at *R (leaving *R after it). */
+static void handler_row(FILE *out, struct mpr *r)
+{
+    struct handler_row h = {"?", "?", 1, 1, 0};
+    each_pair(r, handler_pair, &h);
+    fprintf(out, "  %-24.*s %-5.*s %s\n", h.type_len, h.type, h.impl_len, h.impl,
+            h.anonymous ? "yes" : "no");
 }
 
 void print_plugins(FILE *out, const mp_reply *r, const char *arg)
@@ -257,32 +280,30 @@ void print_plugins(FILE *out, const mp_reply *r, const char *arg)
         handler_row(out, &it);
 }
 
+struct node_row {
+    const char *name;
+    int name_len;
+    uint64_t sessions, started;
+};
+
+static void node_pair(const struct msgread_item *key, const struct msgread_item *val, void *arg)
+{
+    struct node_row *n = arg;
+    if (is_key(key, "node")) str_of(val, &n->name, &n->name_len);
+    else if (is_key(key, "sessions") && val->type == MSGREAD_UINT) n->sessions = val->v.u;
+    else if (is_key(key, "started") && val->type == MSGREAD_UINT) n->started = val->v.u;
+}
+
 /* One node {node, sessions, started} as a row, from the map at *R (leaving *R after it). */
 static void node_row(FILE *out, struct mpr *r)
 {
-    struct msgread_item map, key, val;
-    const char *name = "?";
-    int name_len = 1;
-    uint64_t sessions = 0, started = 0;
-    if (msgread_next(r, &map) != MSGREAD_OK || map.type != MSGREAD_MAP) return;
-    for (uint32_t i = 0; i < map.v.count; i++) {
-        if (msgread_next(r, &key) != MSGREAD_OK) return;
-        struct mpr at = *r;
-        if (msgread_skip(r, MAX_DEPTH) != MSGREAD_OK || msgread_next(&at, &val) != MSGREAD_OK) return;
-        if (is_key(&key, "node") && val.type == MSGREAD_STR) {
-            name = (const char *)val.v.str.ptr;
-            name_len = (int)val.v.str.len;
-        } else if (is_key(&key, "sessions") && val.type == MSGREAD_UINT) {
-            sessions = val.v.u;
-        } else if (is_key(&key, "started") && val.type == MSGREAD_UINT) {
-            started = val.v.u;
-        }
-    }
-    time_t at_s = (time_t)(started / 1000);
+    struct node_row n = {"?", 1, 0, 0};
+    each_pair(r, node_pair, &n);
+    time_t at_s = (time_t)(n.started / 1000);
     char when[32] = "?";
     struct tm tm;
     if (gmtime_r(&at_s, &tm) != NULL) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%SZ", &tm);
-    fprintf(out, "  %-32.*s %10" PRIu64 "  %s\n", name_len, name, sessions, when);
+    fprintf(out, "  %-32.*s %10" PRIu64 "  %s\n", n.name_len, n.name, n.sessions, when);
 }
 
 void print_nodes(FILE *out, const mp_reply *r, const char *arg)
