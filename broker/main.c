@@ -16,7 +16,7 @@
 #include "broker.h"
 #include "clock.h"
 #include "conf.h"
-#include "http.h"
+#include "metrics.h"
 #include "log.h"
 #include "luahost_timer.h"
 #include "luahost.h"
@@ -198,7 +198,7 @@ static int start(void)
     if (start_signals() != 0) return -1;
     int listening = server_listen();
     if (listening != 0) return listening == SERVER_IN_USE ? EXIT_CONFIG : -1;
-    if (http_start() != 0) return -1;
+    if (http_start(broker.conf.http_listen, metrics_serve_http) != 0) return -1;
     if (broker.conf.pid_file && write_pid_file(broker.conf.pid_file) != 0) return -1;
     return 0;
 }
