@@ -50,6 +50,10 @@ static struct {
     time_t started;
     struct event *signals[SIGNAL_COUNT];
     struct event *kill_timer;
+    /* the workers' admin sockets are "<socket_base>.<i>": admin_socket's path, or one in a
+     * directory of the supervisor's own when only http_listen needs them */
+    char socket_base[4096];
+    char private_dir[256];
 } sup;
 
 int supervisor_workers(void)
@@ -95,7 +99,6 @@ static void free_strings(char **v)
 /* ["moonpost", "-c", FILE, "--set", K=V..., NULL], every string allocated. */
 static char **worker_argv(int i)
 {
-    const struct conf *c = &broker.conf;
     size_t sets = broker.conf_set_count + WORKER_SETS;
     char **argv = calloc(3 + 2 * sets + 1, sizeof *argv);
     if (argv == NULL) return NULL;
@@ -103,15 +106,15 @@ static char **worker_argv(int i)
     argv[n++] = strdup("moonpost");
     argv[n++] = strdup("-c");
     argv[n++] = strdup(broker.conf_path);
-    char worker_sets[WORKER_SETS][NODE_ID_MAX + 4200];
+    char worker_sets[WORKER_SETS][sizeof sup.socket_base + 32];
     size_t own = 0;
     snprintf(worker_sets[own++], sizeof worker_sets[0], "processes=1");
     snprintf(worker_sets[own++], sizeof worker_sets[0], "node_id=%s", sup.workers[i].id);
     snprintf(worker_sets[own++], sizeof worker_sets[0], "reuseport=on");
     snprintf(worker_sets[own++], sizeof worker_sets[0], "http_listen=");
     snprintf(worker_sets[own++], sizeof worker_sets[0], "pid_file=");
-    if (c->admin_socket != NULL)
-        snprintf(worker_sets[own++], sizeof worker_sets[0], "admin_socket=%s.%d", c->admin_socket,
+    if (sup.socket_base[0] != '\0')
+        snprintf(worker_sets[own++], sizeof worker_sets[0], "admin_socket=%s.%d", sup.socket_base,
                  i + 1);
     for (size_t k = 0; k < broker.conf_set_count + own; k++) {
         argv[n++] = strdup("--set");
@@ -299,18 +302,46 @@ static int init_workers(void)
     return 0;
 }
 
+/* Without admin_socket, the metrics are read from sockets in a directory of our own (0700). */
+static int make_private_sockets(void)
+{
+    const char *tmp = getenv("RUNTIME_DIRECTORY"); /* systemd's, when the unit has one */
+    if (tmp == NULL || strchr(tmp, ':') != NULL) tmp = getenv("TMPDIR");
+    if (tmp == NULL || strlen(tmp) > 64) tmp = "/tmp"; /* room in a socket's path */
+    snprintf(sup.private_dir, sizeof sup.private_dir, "%s/moonpost-XXXXXX", tmp);
+    if (mkdtemp(sup.private_dir) == NULL) {
+        log_error("supervisor: cannot make a directory for the workers' sockets in %s: %s", tmp,
+                  strerror(errno));
+        sup.private_dir[0] = '\0';
+        return -1;
+    }
+    snprintf(sup.socket_base, sizeof sup.socket_base, "%s/admin.sock", sup.private_dir);
+    log_info("supervisor: no admin_socket: the workers' admin sockets are in %s", sup.private_dir);
+    return 0;
+}
+
+static void remove_private_sockets(void)
+{
+    if (sup.private_dir[0] == '\0') return;
+    char path[sizeof sup.socket_base + 32];
+    for (int i = 0; i < sup.count; i++) {
+        snprintf(path, sizeof path, "%s.%d", sup.socket_base, i + 1);
+        unlink(path); /* left by a worker that was killed */
+    }
+    rmdir(sup.private_dir);
+}
+
 /* The host's listeners, before any worker: a second supervisor is refused for what it is. */
 static int start_listeners(void)
 {
     const struct conf *c = &broker.conf;
-    if (c->http_listen != NULL && c->admin_socket == NULL) {
-        log_error("processes %d with http_listen needs admin_socket: the supervisor reads its "
-                  "workers' metrics on their admin sockets",
-                  c->processes);
+    if (c->admin_socket != NULL)
+        snprintf(sup.socket_base, sizeof sup.socket_base, "%s", c->admin_socket);
+    else if (c->http_listen != NULL && make_private_sockets() != 0)
+        return 1;
+    if (sup.socket_base[0] != '\0' && links_init(broker.base, sup.count, sup.socket_base) != 0)
         return EXIT_CONFIG;
-    }
     if (c->admin_socket != NULL) {
-        if (links_init(broker.base, sup.count, c->admin_socket) != 0) return EXIT_CONFIG;
         int rc = supervisor_admin_start(c->admin_socket);
         if (rc != 0) return rc == SERVER_IN_USE ? EXIT_CONFIG : 1;
     }
@@ -322,6 +353,7 @@ static void cleanup(void)
     http_stop();
     supervisor_admin_stop();
     links_free();
+    remove_private_sockets();
     for (int i = 0; i < SIGNAL_COUNT; i++)
         if (sup.signals[i]) event_free(sup.signals[i]);
     if (sup.kill_timer) event_free(sup.kill_timer);

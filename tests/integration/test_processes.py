@@ -9,7 +9,7 @@ import subprocess
 import unittest
 
 from harness import (BROKER, BUILD, Broker, BrokersTest, Client, admin_call, http_get,
-                     parse_metrics)
+                     parse_metrics, running)
 from helpers import poll
 
 MOONPOSTCTL = os.path.join(BUILD, "clients", "c", "moonpostctl")
@@ -166,6 +166,21 @@ class ProcessesTest(BrokersTest):
         status, body = http_get(s.http_port, "/healthz")
         self.assertEqual(status, 200)
         self.assertEqual(body.count(": ok\n"), N)
+
+    def test_metrics_without_admin_socket(self):
+        s = self.supervisor(extra=['admin_socket ""'], start=False)
+        s.start(wait=False)
+        poll(lambda: running(s.proc) and http_get(s.http_port, "/healthz")[0] == 200, 30,
+             what="every worker up and healthy", retry_on=(OSError,))
+        nodes = {name.split('node="', 1)[1].split('"', 1)[0]
+                 for name in parse_metrics(http_get(s.http_port, "/metrics")[1])
+                 if name.startswith("moonpost_connections{")}
+        self.assertEqual(len(nodes), N)
+        self.assertFalse(os.path.exists(s.admin))
+        private = s.log_text().split("the workers' admin sockets are in ", 1)[1].split()[0]
+        self.assertEqual(sorted(os.listdir(private)), ["admin.sock.%d" % i for i in range(1, N + 1)])
+        self.assert_clean_exit(s, s.stop())
+        self.assertFalse(os.path.exists(private))
 
     def test_healthz_is_503_while_a_worker_is_down(self):
         s = self.supervisor()
