@@ -27,7 +27,8 @@
 
 #define EXIT_CONFIG 2
 #define RESTART_INTERVAL_MS 1000
-#define STOP_MARGIN_S 5 /* past shutdown_timeout, before a worker that has not stopped is killed */
+#define STOP_MARGIN_S 5 /* past shutdown_timeout, before a worker that has not stopped is killed   \
+                         */
 #define NODE_ID_MAX 320
 #define SIGNAL_COUNT 4
 #define WORKER_SETS 6 /* the --set a worker gets on top of the command's */
@@ -266,11 +267,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what, (void)arg;
     switch (sig) {
-    case SIGCHLD: return reap();
+    case SIGCHLD:
+        return reap();
     case SIGHUP:
         log_info("supervisor: SIGHUP: passed to every worker");
         return signal_workers(SIGHUP);
-    default: return supervisor_stop(sig == SIGINT ? "SIGINT" : "SIGTERM", 0);
+    default:
+        return supervisor_stop(sig == SIGINT ? "SIGINT" : "SIGTERM", 0);
     }
 }
 

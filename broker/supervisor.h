@@ -19,7 +19,7 @@ void supervisor_stop(const char *why, int code);
 
 /* What the host's admin socket and metrics tell of the supervisor. */
 int supervisor_workers(void);
-const char *supervisor_node_id(void);   /* "<node_id>" (workers are "<node_id>-<i>") */
+const char *supervisor_node_id(void);    /* "<node_id>" (workers are "<node_id>-<i>") */
 const char *supervisor_worker_id(int i); /* worker I's node id, I = 0..N-1 */
 int supervisor_worker_running(int i);
 uint64_t supervisor_restarts(void);

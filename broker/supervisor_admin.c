@@ -25,8 +25,8 @@
 #include "supervisor.h"
 #include "supervisor_link.h"
 
-#define ADMIN_CONNECTIONS 16   /* like a broker's admin sessions */
-#define ADMIN_PENDING_MAX 64   /* requests of one connection in flight; reading waits past it */
+#define ADMIN_CONNECTIONS 16    /* like a broker's admin sessions */
+#define ADMIN_PENDING_MAX 64    /* requests of one connection in flight; reading waits past it */
 #define ADMIN_CALL_TIMEOUT 30.0 /* a reload compiles every script: leave it time */
 #define STATS_FIELDS_MAX 64
 #define MSG_MAX_DEPTH 32
@@ -78,9 +78,10 @@ static void req_free(struct admin_req *r)
 
 static void conn_free(struct admin_conn *c)
 {
-    while (c->reqs) {
-        link_call_cancel(c->reqs->call);
-        req_free(c->reqs);
+    for (struct admin_req *r = c->reqs, *next; r != NULL; r = next) {
+        next = r->next;
+        link_call_cancel(r->call);
+        free(r);
     }
     if (c->prev)
         c->prev->next = c->next;
@@ -122,14 +123,14 @@ static void pass_through(struct admin_req *r, const struct link_reply *reply)
 /* ---- admin.stats ---- */
 
 struct stats_field {
-    const uint8_t *key; /* points into a reply */
+    const uint8_t *key;   /* points into a reply */
+    const uint8_t *value; /* the first worker's value (the item's bytes), to compare with */
+    size_t value_len;
+    uint64_t sum;
     uint32_t key_len;
     int is_int;
     int negative; /* some value was a negative integer: the sum is signed */
-    uint64_t sum;
-    int differ; /* not an integer, and the workers gave different values */
-    const uint8_t *value; /* the first worker's value (the item's bytes), to compare with */
-    size_t value_len;
+    int differ;   /* not an integer, and the workers gave different values */
 };
 
 static int is_key(const struct msgread_item *k, const char *name)
@@ -141,12 +142,13 @@ static int is_key(const struct msgread_item *k, const char *name)
 /* Fields of the reply that are not summed: the frame's own and those the supervisor answers. */
 static int own_field(const struct msgread_item *k)
 {
-    return k->type != MSGREAD_STR || is_key(k, "type") || is_key(k, "id") ||
-           is_key(k, "code") || is_key(k, "error") || is_key(k, "uptime") ||
-           is_key(k, "node") || is_key(k, "nodes") || is_key(k, "processes");
+    return k->type != MSGREAD_STR || is_key(k, "type") || is_key(k, "id") || is_key(k, "code") ||
+           is_key(k, "error") || is_key(k, "uptime") || is_key(k, "node") || is_key(k, "nodes") ||
+           is_key(k, "processes");
 }
 
-static struct stats_field *field_find(struct stats_field *f, size_t *n, const struct msgread_item *k)
+static struct stats_field *field_find(struct stats_field *f, size_t *n,
+                                      const struct msgread_item *k)
 {
     for (size_t i = 0; i < *n; i++)
         if (f[i].key_len == k->v.str.len && memcmp(f[i].key, k->v.str.ptr, f[i].key_len) == 0)
@@ -170,7 +172,8 @@ static void stats_add(struct stats_field *f, size_t *n, const uint8_t *body, siz
         if (msgread_next(&r, &key) != MSGREAD_OK) return;
         const uint8_t *start = r.pos;
         struct mpr peek = r;
-        if (msgread_next(&peek, &value) != MSGREAD_OK || msgread_skip(&r, MSG_MAX_DEPTH) != MSGREAD_OK)
+        if (msgread_next(&peek, &value) != MSGREAD_OK ||
+            msgread_skip(&r, MSG_MAX_DEPTH) != MSGREAD_OK)
             return;
         if (own_field(&key)) continue;
         struct stats_field *sf = field_find(f, n, &key);
@@ -305,9 +308,15 @@ static void on_forwarded(void *arg, const struct link_reply *replies, int count)
     struct admin_req *r = arg;
     struct admin_conn *c = r->conn;
     switch (r->how) {
-    case TO_ALL_STATS: answer_stats(r, replies, count); break;
-    case TO_ALL_OK: answer_all_ok(r, replies, count); break;
-    case TO_ONE: answer_one(r, replies, count); break;
+    case TO_ALL_STATS:
+        answer_stats(r, replies, count);
+        break;
+    case TO_ALL_OK:
+        answer_all_ok(r, replies, count);
+        break;
+    case TO_ONE:
+        answer_one(r, replies, count);
+        break;
     }
     int was_full = c->pending >= ADMIN_PENDING_MAX;
     req_free(r);
@@ -332,9 +341,10 @@ static void handle(struct admin_conn *c, const uint8_t *body, size_t len)
         answer(c, info.has_id, info.id, 200, NULL);
         return supervisor_stop("admin.shutdown", 0);
     }
-    enum forward how = type_is(&info, "admin.stats")                                      ? TO_ALL_STATS
-                       : type_is(&info, "admin.reload") || type_is(&info, "admin.loglevel") ? TO_ALL_OK
-                                                                                            : TO_ONE;
+    enum forward how = type_is(&info, "admin.stats") ? TO_ALL_STATS
+                       : type_is(&info, "admin.reload") || type_is(&info, "admin.loglevel")
+                           ? TO_ALL_OK
+                           : TO_ONE;
     int worker = -1;
     if (how == TO_ONE && (worker = link_first_up()) < 0)
         return answer(c, info.has_id, info.id, 503, "no worker is up");
@@ -412,7 +422,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     struct admin_conn *c = calloc(1, sizeof *c);
-    if (c == NULL || (c->bev = bufferevent_socket_new(broker.base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+    if (c == NULL ||
+        (c->bev = bufferevent_socket_new(broker.base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
         free(c);
         evutil_closesocket(fd);
         return;
@@ -437,8 +448,10 @@ int supervisor_admin_start(const char *path)
 
 void supervisor_admin_stop(void)
 {
-    while (admin.conns)
-        conn_free(admin.conns);
+    for (struct admin_conn *c = admin.conns, *next; c != NULL; c = next) {
+        next = c->next;
+        conn_free(c);
+    }
     if (admin.listener) {
         listener_free(admin.listener);
         unlink(admin.path);

@@ -79,8 +79,7 @@ static long copy_pairs(struct mpr r, uint32_t count, struct codec_buf *out)
     for (uint32_t i = 0; i < count; i++) {
         const uint8_t *start = r.pos;
         struct msgread_item key;
-        if (msgread_next(&r, &key) != MSGREAD_OK ||
-            msgread_skip(&r, LINK_MAX_DEPTH) != MSGREAD_OK)
+        if (msgread_next(&r, &key) != MSGREAD_OK || msgread_skip(&r, LINK_MAX_DEPTH) != MSGREAD_OK)
             return -1;
         if (is_id_key(&key)) continue;
         kept++;
@@ -151,10 +150,10 @@ static void call_resolve(struct link_call *c, int i, const uint8_t *body, size_t
             memcpy(copy, body, len);
             c->replies[i].body = copy;
             c->replies[i].len = len;
-            c->replies[i].code = frame_get(body, len, "code", &code) &&
-                                         code.type == MSGREAD_UINT && code.v.u < 1000
-                                     ? (int)code.v.u
-                                     : 500;
+            c->replies[i].code =
+                frame_get(body, len, "code", &code) && code.type == MSGREAD_UINT && code.v.u < 1000
+                    ? (int)code.v.u
+                    : 500;
         }
     }
     if (--c->waiting == 0) call_settled(c);
@@ -217,7 +216,7 @@ static int link_index(const struct link *l)
 
 static void schedule_retry(struct link *l)
 {
-    struct timeval tv = {0, LINK_RETRY_MS * 1000};
+    struct timeval tv = clock_timeval(LINK_RETRY_MS / 1000.0);
     if (l->wanted) evtimer_add(l->retry, &tv);
 }
 
@@ -366,8 +365,10 @@ int links_init(struct event_base *base, int count, const char *admin_socket)
 
 void links_free(void)
 {
-    while (links.calls)
-        call_free(links.calls);
+    for (struct link_call *c = links.calls, *next; c != NULL; c = next) {
+        next = c->next;
+        call_free(c);
+    }
     for (int i = 0; i < links.count; i++) {
         struct link *l = &links.links[i];
         if (l->bev) bufferevent_free(l->bev);

@@ -240,8 +240,8 @@ void supervisor_metrics_serve(struct http_conn *c, const char *path)
     reply_pack_str(&req.pk, metrics ? "admin.metrics" : "admin.health");
     if (s != NULL) {
         *s = (struct scrape){.conn = c, .metrics = metrics};
-        s->call = link_call(-1, (const uint8_t *)req.sb.data, req.sb.size, SCRAPE_TIMEOUT,
-                            on_scraped, s);
+        s->call =
+            link_call(-1, (const uint8_t *)req.sb.data, req.sb.size, SCRAPE_TIMEOUT, on_scraped, s);
     }
     codec_buf_free(&req);
     if (s == NULL || s->call == NULL) {
