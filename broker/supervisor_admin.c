@@ -31,7 +31,18 @@
 #define STATS_FIELDS_MAX 64
 #define MSG_MAX_DEPTH 32
 
-enum forward { TO_ONE, TO_ALL_STATS, TO_ALL_OK };
+enum forward { TO_ONE, TO_ALL_STATS, TO_ALL_OK, TO_SUPERVISOR };
+
+/* The types not simply passed to one worker (the cluster-wide ones answer the same from any). */
+static const struct admin_route {
+    const char *type;
+    enum forward how;
+} admin_routes[] = {
+    {"admin.stats", TO_ALL_STATS},
+    {"admin.reload", TO_ALL_OK},
+    {"admin.loglevel", TO_ALL_OK},
+    {"admin.shutdown", TO_SUPERVISOR},
+};
 
 struct admin_conn;
 
@@ -317,6 +328,8 @@ static void on_forwarded(void *arg, const struct link_reply *replies, int count)
     case TO_ONE:
         answer_one(r, replies, count);
         break;
+    case TO_SUPERVISOR: /* answered at once, never forwarded */
+        break;
     }
     int was_full = c->pending >= ADMIN_PENDING_MAX;
     req_free(r);
@@ -326,10 +339,14 @@ static void on_forwarded(void *arg, const struct link_reply *replies, int count)
     }
 }
 
-static int type_is(const struct frame_info *info, const char *type)
+static enum forward route_of(const struct frame_info *info)
 {
-    size_t n = strlen(type);
-    return info->type_len == n && memcmp(info->type, type, n) == 0;
+    for (size_t i = 0; i < sizeof admin_routes / sizeof admin_routes[0]; i++) {
+        size_t n = strlen(admin_routes[i].type);
+        if (info->type_len == n && memcmp(info->type, admin_routes[i].type, n) == 0)
+            return admin_routes[i].how;
+    }
+    return TO_ONE;
 }
 
 static void handle(struct admin_conn *c, const uint8_t *body, size_t len)
@@ -337,14 +354,11 @@ static void handle(struct admin_conn *c, const uint8_t *body, size_t len)
     struct frame_info info;
     enum frame_error err = frame_check(body, len, &info);
     if (err != FRAME_OK) return answer(c, info.has_id, info.id, 400, frame_error_text(err));
-    if (type_is(&info, "admin.shutdown")) {
+    enum forward how = route_of(&info);
+    if (how == TO_SUPERVISOR) {
         answer(c, info.has_id, info.id, 200, NULL);
         return supervisor_stop("admin.shutdown", 0);
     }
-    enum forward how = type_is(&info, "admin.stats") ? TO_ALL_STATS
-                       : type_is(&info, "admin.reload") || type_is(&info, "admin.loglevel")
-                           ? TO_ALL_OK
-                           : TO_ONE;
     int worker = -1;
     if (how == TO_ONE && (worker = link_first_up()) < 0)
         return answer(c, info.has_id, info.id, 503, "no worker is up");
