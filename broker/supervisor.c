@@ -123,10 +123,11 @@ static char **worker_argv(int i)
                                                      : worker_sets[k - broker.conf_set_count]);
     }
     for (size_t k = 0; k < n; k++) {
-        if (argv[k] == NULL) {
-            free_strings(argv);
-            return NULL;
-        }
+        if (argv[k] != NULL) continue;
+        for (size_t j = 0; j < n; j++) /* free_strings would stop at the hole */
+            free(argv[j]);
+        free(argv);
+        return NULL;
     }
     return argv;
 }
