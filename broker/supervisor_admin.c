@@ -52,6 +52,7 @@ struct admin_req {
     enum forward how;
     int has_id;
     uint64_t id;
+    int log_level; /* admin.loglevel's level, set here too once every worker took it; or -1 */
     struct admin_req *prev, *next;
 };
 
@@ -304,6 +305,10 @@ static void answer_all_ok(struct admin_req *r, const struct link_reply *replies,
         }
         if (replies[i].code != 200) return pass_through(r, &replies[i]);
     }
+    if (r->log_level >= 0) {
+        log_set_level((enum conf_log_level)r->log_level);
+        log_info("supervisor: log level set to %s", conf_log_level_name(r->log_level));
+    }
     answer(r->conn, r->has_id, r->id, 200, NULL);
 }
 
@@ -349,6 +354,21 @@ static enum forward route_of(const struct frame_info *info)
     return TO_ONE;
 }
 
+/* The level an admin.loglevel request asks for, or -1 (the workers answer a bad one). */
+static int log_level_of(const struct frame_info *info, const uint8_t *body, size_t len)
+{
+    static const char type[] = "admin.loglevel";
+    struct msgread_item level;
+    char name[16];
+    if (info->type_len != sizeof type - 1 || memcmp(info->type, type, sizeof type - 1) != 0 ||
+        !frame_get(body, len, "level", &level) || level.type != MSGREAD_STR ||
+        level.v.str.len >= sizeof name)
+        return -1;
+    memcpy(name, level.v.str.ptr, level.v.str.len);
+    name[level.v.str.len] = '\0';
+    return conf_log_level_parse(name);
+}
+
 static void handle(struct admin_conn *c, const uint8_t *body, size_t len)
 {
     struct frame_info info;
@@ -364,7 +384,11 @@ static void handle(struct admin_conn *c, const uint8_t *body, size_t len)
         return answer(c, info.has_id, info.id, 503, "no worker is up");
     struct admin_req *r = calloc(1, sizeof *r);
     if (r == NULL) return answer(c, info.has_id, info.id, 500, "no memory");
-    *r = (struct admin_req){.conn = c, .how = how, .has_id = info.has_id, .id = info.id};
+    *r = (struct admin_req){.conn = c,
+                            .how = how,
+                            .has_id = info.has_id,
+                            .id = info.id,
+                            .log_level = log_level_of(&info, body, len)};
     r->next = c->reqs;
     if (c->reqs) c->reqs->prev = r;
     c->reqs = r;

@@ -128,6 +128,8 @@ class ProcessesTest(BrokersTest):
         self.assertEqual(replies[77]["code"], 200)
         self.assertIn("ts", replies[77])
         self.assertIn("admin.stats", [h["type"] for h in replies[78]["handlers"]])
+        poll(lambda: "supervisor: log level set to debug" in s.log_text(), 10,
+             what="the supervisor's own log level set")
         bad = c.call({"type": "admin.loglevel", "level": "loud"})
         self.assertEqual(bad["code"], 400, bad)
         self.assertIn("level", bad["error"])
