@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # run.sh: installs what is missing, builds, and runs the broker in the foreground with
-# etc/broker.conf (or the file given as $1). When nothing answers at the configured `redis`
-# address and it is on this machine, a redis-server is started for the broker's lifetime, its
-# data kept in ~/.local/state/moonpost/redis (or $MOONPOST_REDIS_DIR) across runs.
+# etc/broker.conf (or the file given as an argument); `./run.sh --processes N` runs N broker
+# processes on the client port under a supervisor (docs/operations.md). When nothing answers
+# at the configured `redis` address and it is on this machine, a redis-server is started for
+# the broker's lifetime, its data kept in ~/.local/state/moonpost/redis (or
+# $MOONPOST_REDIS_DIR) across runs.
 set -euo pipefail
 cd "$(dirname "$0")"
 ./deps.sh
-conf=${1:-etc/broker.conf}
+conf=etc/broker.conf
+args=() # passed on to moonpost
+while (($#)); do
+  case "$1" in
+    --processes) args+=("$1" "${2:?--processes needs a number}"); shift 2 ;;
+    --processes=*) args+=("$1"); shift ;;
+    *) conf=$1; shift ;;
+  esac
+done
 # the tests need cmocka (./deps.sh --test): configure them only when it is there, so that
 # running the broker needs nothing the tests need
 tests=OFF
 pkg-config --exists cmocka && tests=ON
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOONPOST_TESTS="$tests" >/dev/null
 cmake --build build -j"$(nproc)" --target moonpost
-./build/broker/moonpost -c "$conf" -t >/dev/null
+./build/broker/moonpost -c "$conf" ${args[@]+"${args[@]}"} -t >/dev/null
 
 redis=$(awk '$1 == "redis" { print $2 }' "$conf" | tail -n 1)
 redis=${redis:-127.0.0.1:6379}
@@ -36,4 +46,4 @@ if [[ "$redis" != unix:* ]] && ! (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; t
     *) echo "run.sh: no Redis answers at $redis" >&2; exit 1 ;;
   esac
 fi
-./build/broker/moonpost -c "$conf"
+./build/broker/moonpost -c "$conf" ${args[@]+"${args[@]}"}

@@ -1,5 +1,5 @@
 /* admin: stats, users, kick, reload, shutdown, plugins, loglevel for moonpostctl (the
- * scripts serve admin.broadcast). */
+ * scripts serve admin.broadcast), and metrics and health for a supervisor (processes N). */
 #include "admin.h"
 
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include "broker.h"
 #include "log.h"
 #include "luahost.h"
+#include "metrics.h"
 #include "msgread.h"
 #include "plugin.h"
 #include "presence.h"
@@ -135,6 +136,40 @@ static void admin_loglevel(void *state, struct session *s, const struct frame_in
     session_reply(s, info->has_id, info->id, 200, NULL);
 }
 
+/* The /metrics text of this broker, for a supervisor that serves http_listen for its workers. */
+static void admin_metrics(void *state, struct session *s, const struct frame_info *info,
+                          const uint8_t *body, size_t len)
+{
+    (void)state, (void)body, (void)len;
+    struct evbuffer *text = evbuffer_new();
+    if (text == NULL) return session_reply(s, info->has_id, info->id, 500, "no memory");
+    metrics_write(text);
+    size_t n = evbuffer_get_length(text);
+    msgpack_packer *pk = admin_reply_begin(info->has_id, info->id, 1);
+    reply_pack_str(pk, "metrics");
+    msgpack_pack_str_with_body(pk, evbuffer_pullup(text, -1), n);
+    admin_reply_end(s);
+    evbuffer_free(text);
+}
+
+/* What /healthz would answer: `healthy` (bool) and `health` ("ok" or the reason). */
+static void admin_health(void *state, struct session *s, const struct frame_info *info,
+                         const uint8_t *body, size_t len)
+{
+    (void)state, (void)body, (void)len;
+    char text[128];
+    int healthy = metrics_healthy(text, sizeof text);
+    msgpack_packer *pk = admin_reply_begin(info->has_id, info->id, 2);
+    reply_pack_str(pk, "healthy");
+    if (healthy)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    reply_pack_str(pk, "health");
+    reply_pack_str(pk, text);
+    admin_reply_end(s);
+}
+
 /* An admin command answers at once: the route ends its request after it returns. */
 typedef void (*admin_fn)(void *state, struct session *s, const struct frame_info *info,
                          const uint8_t *body, size_t len);
@@ -145,7 +180,8 @@ static const struct admin_command {
 } admin_commands[] = {
     {"admin.stats", admin_stats},     {"admin.reload", admin_reload},
     {"admin.shutdown", admin_shutdown}, {"admin.plugins", admin_plugins},
-    {"admin.loglevel", admin_loglevel},
+    {"admin.loglevel", admin_loglevel}, {"admin.metrics", admin_metrics},
+    {"admin.health", admin_health},
 };
 
 static void admin_route(void *state, struct session *s, const struct frame_info *info,

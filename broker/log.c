@@ -15,7 +15,7 @@ int log_open(const char *path)
         log_close();
         return 0;
     }
-    FILE *f = fopen(path, "a");
+    FILE *f = fopen(path, "ae"); /* e: close-on-exec, a supervisor's workers open their own */
     if (f == NULL) return -1;
     setvbuf(f, NULL, _IOLBF, 0);
     log_close();

@@ -17,8 +17,9 @@
 #include "clock.h"
 #include "cluster.h"
 #include "conf.h"
-#include "http.h"
+#include "metrics.h"
 #include "log.h"
+#include "pidfile.h"
 #include "luahost_timer.h"
 #include "luahost.h"
 #include "plugin.h"
@@ -29,6 +30,7 @@
 #include "session.h"
 #include "shutdown.h"
 #include "store.h"
+#include "supervisor.h"
 #include "worker.h"
 
 #define EXIT_CONFIG 2
@@ -41,10 +43,12 @@ static struct event *signal_events[3];
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: moonpost [-c FILE] [--set KEY=VALUE]... [-t]\n"
+            "usage: moonpost [-c FILE] [--set KEY=VALUE]... [--processes N] [-t]\n"
             "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
             "      --set KEY=VALUE override one key of the file (repeatable; for a list key\n"
             "                      the first --set replaces the whole list)\n"
+            "      --processes N   run N broker processes on the client port under a\n"
+            "                      supervisor (the key `processes`; 1..256, default 1)\n"
             "  -t, --test          check the configuration and the scripts, then exit\n"
             "  -v, --version       print the version\n"
             "  -h, --help          this text\n"
@@ -61,18 +65,6 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     broker_shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
-}
-
-static int write_pid_file(const char *path)
-{
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        log_error("pid_file %s: %s", path, strerror(errno));
-        return -1;
-    }
-    fprintf(f, "%ld\n", (long)getpid());
-    fclose(f);
-    return 0;
 }
 
 static void default_node_id(struct conf *c)
@@ -95,7 +87,9 @@ static int load_config(int argc, char **argv, int *test_only)
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
         {"test", no_argument, NULL, 't'},         {"version", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'},         {"processes", required_argument, NULL, 'p'},
+        {NULL, 0, NULL, 0}};
+    static char processes_set[32]; /* --processes N is --set processes=N */
     const char *path = DEFAULT_CONFIG;
     char **sets = calloc((size_t)argc, sizeof *sets);
     size_t set_count = 0;
@@ -104,6 +98,10 @@ static int load_config(int argc, char **argv, int *test_only)
         switch (opt) {
         case 'c': path = optarg; break;
         case 's': sets[set_count++] = optarg; break;
+        case 'p':
+            snprintf(processes_set, sizeof processes_set, "processes=%.20s", optarg);
+            sets[set_count++] = processes_set;
+            break;
         case 't': *test_only = 1; break;
         case 'v': printf("moonpost %s\n", MOONPOST_VERSION); free(sets); exit(0);
         case 'h': usage(stdout); free(sets); exit(0);
@@ -205,8 +203,8 @@ static int start(void)
     if (start_signals() != 0) return -1;
     int listening = server_listen();
     if (listening != 0) return listening == SERVER_IN_USE ? EXIT_CONFIG : -1;
-    if (http_start() != 0) return -1;
-    if (broker.conf.pid_file && write_pid_file(broker.conf.pid_file) != 0) return -1;
+    if (http_start(broker.conf.http_listen, metrics_serve_http) != 0) return -1;
+    if (broker.conf.pid_file && pidfile_write(broker.conf.pid_file) != 0) return -1;
     return 0;
 }
 
@@ -234,6 +232,18 @@ static void stop(void)
     log_close();
 }
 
+/* processes N > 1: this process supervises N brokers and serves no client itself. */
+static int run_supervisor(void)
+{
+    int rc = supervisor_run();
+    codec_buf_free(&broker.scratch);
+    event_base_free(broker.base);
+    conf_free(&broker.conf);
+    free((void *)broker.conf_sets);
+    log_close();
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     /* No fastbins: Lua's many small frees kept them full, and every free that merged into a
@@ -258,6 +268,7 @@ int main(int argc, char **argv)
     log_set_level(broker.conf.log_level);
     broker.base = new_event_base();
     codec_buf_init(&broker.scratch);
+    if (broker.conf.processes > 1 && !test_only) return run_supervisor();
     if (test_only) {
         int ok = plugin_load_all() == 0 && luahost_start() == 0;
         printf("%s: %s\n", broker.conf_path, ok ? "configuration ok" : "configuration has errors");

@@ -50,22 +50,22 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 static const enum session_kind kinds[] = {SESSION_CLIENT, SESSION_ADMIN};
 
-static int add_listener(struct sockaddr *sa, int len, enum session_kind kind, const char *name)
+static int add_client_listener(struct sockaddr *sa, int len, const char *name)
 {
     if (listener_count == MAX_LISTENERS) {
         log_error("listen %s: at most %d listeners", name, MAX_LISTENERS);
         return -1;
     }
-    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
-    if (kind == SESSION_CLIENT) flags |= LEV_OPT_REUSEABLE;
-    if (kind == SESSION_CLIENT && broker.conf.reuseport) flags |= LEV_OPT_REUSEABLE_PORT;
-    struct listener *l = listener_new(broker.base, sa, len, flags, on_accept, (void *)&kinds[kind], name);
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
+    if (broker.conf.reuseport) flags |= LEV_OPT_REUSEABLE_PORT;
+    struct listener *l = listener_new(broker.base, sa, len, flags, on_accept,
+                                      (void *)&kinds[SESSION_CLIENT], name);
     if (l == NULL) {
         log_error("cannot listen on %s: %s", name, strerror(errno));
         return -1;
     }
     listeners[listener_count++] = l;
-    log_info("listening on %s%s", name, kind == SESSION_ADMIN ? " (admin)" : "");
+    log_info("listening on %s", name);
     return 0;
 }
 
@@ -112,24 +112,49 @@ static int clear_stale_admin_socket(const struct sockaddr_un *sun)
     return 0;
 }
 
-static int listen_admin(const char *path)
+struct listener *server_listen_admin(struct event_base *base, const char *path,
+                                     evconnlistener_cb cb, void *arg, int *rc)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    *rc = -1;
     if (strlen(path) >= sizeof sun.sun_path) {
         log_error("admin_socket %s: path too long", path);
-        return -1;
+        return NULL;
     }
     strcpy(sun.sun_path, path);
     int cleared = clear_stale_admin_socket(&sun);
-    if (cleared != 0) return cleared;
-    mode_t old = umask(0177);
-    int rc = add_listener((struct sockaddr *)&sun, sizeof sun, SESSION_ADMIN, path);
-    umask(old);
-    if (rc == 0) {
-        chmod(path, 0600);
-        snprintf(admin_path, sizeof admin_path, "%s", path);
+    if (cleared != 0) {
+        *rc = cleared;
+        return NULL;
     }
-    return rc;
+    mode_t old = umask(0177);
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
+    struct listener *l = listener_new(base, (struct sockaddr *)&sun, sizeof sun, flags, cb, arg,
+                                      path);
+    umask(old);
+    if (l == NULL) {
+        log_error("cannot listen on %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    chmod(path, 0600);
+    log_info("listening on %s (admin)", path);
+    *rc = 0;
+    return l;
+}
+
+static int listen_admin(const char *path)
+{
+    if (listener_count == MAX_LISTENERS) {
+        log_error("admin_socket %s: at most %d listeners", path, MAX_LISTENERS);
+        return -1;
+    }
+    int rc;
+    struct listener *l = server_listen_admin(broker.base, path, on_accept,
+                                             (void *)&kinds[SESSION_ADMIN], &rc);
+    if (l == NULL) return rc;
+    listeners[listener_count++] = l;
+    snprintf(admin_path, sizeof admin_path, "%s", path);
+    return 0;
 }
 
 int server_listen(void)
@@ -149,7 +174,7 @@ int server_listen(void)
             log_error("listen %s: %s", addr, why);
             return -1;
         }
-        if (add_listener((struct sockaddr *)&ss, (int)len, SESSION_CLIENT, addr) != 0) return -1;
+        if (add_client_listener((struct sockaddr *)&ss, (int)len, addr) != 0) return -1;
     }
     return 0;
 }
