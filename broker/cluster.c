@@ -16,7 +16,6 @@
 #include "presence.h"
 #include "router.h"
 #include "session.h"
-#include "shutdown.h"
 #include "stats.h"
 
 #define BEAT_MAX_MS 1000
@@ -34,6 +33,7 @@ static struct {
     int64_t held_deadline; /* while the id is held by another instance: its deadline seen last */
     int left;    /* no more beats: the node is stopping */
     int rejoin_pending; /* sessions to renew and resync once both connections are up */
+    void (*stop)(const char *why); /* stops the broker: the node id is not ours */
     struct {
         uint8_t *data;
         size_t len, cap;
@@ -345,7 +345,7 @@ static void refuse_id(const char *why)
 {
     log_error("cluster: node_id %s %s; give each broker its own node_id", node_id(), why);
     broker.exit_code = 2;
-    broker_shutdown("node_id in use");
+    node.stop("node_id in use");
 }
 
 static void on_beat_reply(redisReply *reply, const char *error, void *arg)
@@ -415,9 +415,11 @@ static void on_store_connected(void *state)
 
 /* ---- start and stop ---- */
 
-int cluster_start(struct event_base *base, const struct store_options *redis)
+int cluster_start(struct event_base *base, const struct store_options *redis,
+                  void (*stop)(const char *why))
 {
     node.base = base;
+    node.stop = stop;
     uint8_t raw[16];
     randombytes_buf(raw, sizeof raw);
     sodium_bin2hex(node.instance, sizeof node.instance, raw, sizeof raw);

@@ -13,8 +13,10 @@ struct event_base;
 
 /* Registers the node on BASE: loads the registry's Redis functions at every connect of the
  * store, beats, subscribes to the node channels (a connection of its own to REDIS), claims
- * every login and installs the router's remote delivery. */
-int cluster_start(struct event_base *base, const struct store_options *redis);
+ * every login and installs the router's remote delivery. STOP is called (with
+ * broker.exit_code set to 2) when another live process holds this node_id. */
+int cluster_start(struct event_base *base, const struct store_options *redis,
+                  void (*stop)(const char *why));
 /* A graceful stop: the node's entry and its users leave the registry at once. */
 void cluster_leave(void);
 void cluster_stop(void);

@@ -198,7 +198,8 @@ static int start(void)
     struct store_options redis = {broker.conf.redis, broker.conf.redis_password,
                                   broker.conf.redis_db, broker.conf.redis_timeout,
                                   broker.conf.redis_require_durable};
-    if (store_start(broker.base, &redis) != 0 || cluster_start(broker.base, &redis) != 0)
+    if (store_start(broker.base, &redis) != 0 ||
+        cluster_start(broker.base, &redis, broker_shutdown) != 0)
         return -1;
     if (start_signals() != 0) return -1;
     int listening = server_listen();
