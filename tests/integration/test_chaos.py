@@ -34,21 +34,19 @@ import os
 import random
 import shutil
 import signal
-import struct
 import subprocess
 import tempfile
 import time
 import unittest
 
+from aioclient import Viewer, connect
 from harness import Broker, Redis, fresh_addr, wait_port
-from mpwire import frame, unpackb
 
 SEED = 11
 USERS = 100
 PASSWORD = "chaos-secret"
 SETTLE_TIMEOUT = 90.0   # after the chaos: for every retried send and every owed message
 STALL = 30.0            # ... or this long without any progress
-CALL_TIMEOUT = 15.0     # one request; past it the client drops the connection and retries
 
 
 def now():
@@ -101,67 +99,9 @@ class DurableRedis(Redis):
         self.start()
 
 
-class Conn:
-    """One connection of a user: requests with ids matched to their replies, pushes handed to
-    the user as they come."""
-
-    def __init__(self, user, reader, writer):
-        self.user, self.reader, self.writer = user, reader, writer
-        self.waiting = {}
-        self.next_id = 1
-        self.closed = False
-        self.acked = 0
-        self.reading = asyncio.ensure_future(self.read_loop())
-
-    async def read_loop(self):
-        try:
-            while True:
-                n = struct.unpack(">I", await self.reader.readexactly(4))[0]
-                f = unpackb(await self.reader.readexactly(n))
-                if f.get("type") == "res" and "id" in f:
-                    if "token" in f and f.get("code") == 200:
-                        self.user.chaos.replay_starts(self.user)
-                    fut = self.waiting.pop(f["id"], None)
-                    if fut is not None and not fut.done():
-                        fut.set_result(f)
-                elif f.get("type") == "msg":
-                    self.user.on_msg(f)
-                elif f.get("type") == "bye":
-                    self.user.chaos.count("bye %s" % f.get("code"))
-                    break
-        except (OSError, EOFError, asyncio.IncompleteReadError, ValueError):
-            pass
-        finally:
-            self.close()
-
-    def close(self):
-        if self.closed:
-            return
-        self.closed = True
-        if self.reading is not asyncio.current_task():
-            self.reading.cancel()
-        for fut in self.waiting.values():
-            if not fut.done():
-                fut.set_exception(ConnectionError("connection closed"))
-        self.waiting.clear()
-        self.writer.close()
-
-    def post(self, msg):
-        if self.closed:
-            raise ConnectionError("connection closed")
-        self.writer.write(frame(msg))
-
-    async def call(self, msg, timeout=CALL_TIMEOUT):
-        msg = dict(msg, id=self.next_id)
-        self.next_id += 1
-        fut = asyncio.get_running_loop().create_future()
-        self.waiting[msg["id"]] = fut
-        self.post(msg)
-        return await asyncio.wait_for(fut, timeout)
-
-
-class User:
+class User(Viewer):
     def __init__(self, chaos, name, index):
+        super().__init__()
         self.chaos, self.name = chaos, name
         self.rng = random.Random(SEED * 1000 + index)
         self.src = fresh_addr()  # login failures count per address: one address per user
@@ -169,29 +109,19 @@ class User:
         self.seq = 0
         self.outbox = []         # [(to, body)] not answered 200 yet, oldest first
         self.answered = []       # [(to, body, mid, time of the 200)]
-        self.last_mid = 0        # the highest mid shown, kept across reconnects
-        self.shown = {}          # mid -> (from, body)
-        self.shown_order = []    # mids in the order shown
-        self.shown_content = set()
-        self.reused = []         # (mid, content shown, other content pushed later)
-        self.dropped_unseen = 0  # repeats whose mid was never shown
         self.away = False        # kept offline by the chaos (its mailbox fills)
 
-    # ---- what the client shows ----
+    # ---- what reaches the client ----
 
-    def on_msg(self, m):
-        mid, content = m["mid"], (m["from"], m["body"])
-        if mid <= self.last_mid:
-            first = self.shown.get(mid)
-            if first is None:
-                self.dropped_unseen += 1
-            elif first != content:
-                self.reused.append((mid, first, content))
-            return
-        self.last_mid = mid
-        self.shown[mid] = content
-        self.shown_order.append(mid)
-        self.shown_content.add(content)
+    def on_push(self, f):
+        if f.get("type") == "msg":
+            self.on_msg(f)
+        elif f.get("type") == "bye":
+            self.chaos.count("bye %s" % f.get("code"))
+
+    def on_reply(self, f):
+        if "token" in f and f.get("code") == 200:
+            self.chaos.replay_starts(self)
 
     # ---- the connection ----
 
@@ -207,9 +137,7 @@ class User:
             await asyncio.sleep(self.rng.uniform(0.05, 0.3))
 
     async def session(self):
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(
-            "127.0.0.1", self.chaos.broker.port, local_addr=(self.src, 0)), 5)
-        conn = Conn(self, reader, writer)
+        conn = await connect(self.chaos.broker.port, self.on_push, self.on_reply, src=self.src)
         acks = None
         try:
             if not await self.log_in(conn):
@@ -458,9 +386,7 @@ class ChaosTest(unittest.TestCase):
         return users
 
     async def register(self, u):
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.broker.port,
-                                                       local_addr=(u.src, 0))
-        conn = Conn(u, reader, writer)
+        conn = await connect(self.broker.port, u.on_push, src=u.src, timeout=60)
         try:
             r = await conn.call(dict(type="register", user=u.name, password=PASSWORD), 60)
             self.assertEqual(r["code"], 200, r)

@@ -1,0 +1,368 @@
+"""The promises of a cluster (PROTOCOL.md "Cluster", docs/cluster.md), checked on three brokers
+(nodes n1, n2, n3) that share one redis-server, with the users spread over the nodes: private
+chat, offline mail, the online list, broadcast, presence, one session per user, logout, the
+order of mids when a recipient moves between nodes or hears from two nodes at once, admin.nodes
+and a node id used twice. A node killed under load and a Redis restart are in
+test_cluster_faults.py."""
+import asyncio
+import socket
+import time
+
+from cluster_harness import (PASSWORD, PRESENCE_TTL, SLACK, ChatUser, ClusterTest, apoll,
+                             now_ms, strictly_increasing)
+from helpers import is_int, poll, uname
+
+MOVING_MESSAGES = 1000      # to a recipient that moves from n2 to n3 after MOVE_AFTER of them
+MOVE_AFTER = 400
+CONCURRENT_MESSAGES = 500   # from each of two senders (n1, n2) to one recipient (n3)
+DELIVERY_TIMEOUT = 120.0    # for every message answered 200 to be shown (a bound, not a goal)
+LOGIN_RACES = 20
+
+
+def gone(c):
+    """True once the broker has closed C's connection; the frames read on the way are kept in
+    c.pushes. Never waits long: for polling."""
+    if getattr(c, "eof", False):
+        return True
+    try:
+        c.pushes.append(c.read_frame(0.05))
+    except socket.timeout:
+        return False
+    except (EOFError, ConnectionResetError):
+        c.eof = True
+        return True
+    return False
+
+
+class ClusterChatTest(ClusterTest):
+
+    # ---- private chat, offline mail ----
+
+    def test_private_chat_across_nodes(self):
+        n1, n2, n3 = self.cluster()
+        a, b, c = self.login(n1), self.login(n2), self.login(n3)
+        self.wait_listed([a, b, c], [a.user, b.user, c.user])
+        for sender, rcpt in ((a, b), (b, c), (c, a), (b, a), (a, c)):
+            body = "%s to %s" % (sender.user, rcpt.user)
+            r = self.send(sender, rcpt.user, body, online=True)
+            m = rcpt.read_msgs(1)[0]
+            self.assertEqual((m["mid"], m["from"], m["to"], m["body"], m["offline"]),
+                             (r["mid"], sender.user, rcpt.user, body, False), m)
+
+    def test_send_right_after_the_login_reply_is_online(self):
+        """Once its login is answered a user is logged in, so a send to it from another node
+        finds it online and pushes at once (PROTOCOL.md: `online` is true when the recipient
+        is logged in on any node)."""
+        n1, n2, _ = self.cluster()
+        a = self.login(n1)
+        for i in range(10):
+            b = self.login(n2)
+            r = self.send(a, b.user, "right after %d" % i)
+            m = b.read_msgs(1)[0]
+            self.assertEqual((m["mid"], m["body"]), (r["mid"], "right after %d" % i), m)
+            self.assertIs(r["online"], True, "round %d: the reply to a send to %s, answered "
+                          "after its login on n2: %r (the message came with offline=%r)"
+                          % (i, b.user, r, m["offline"]))
+            self.assertIs(m["offline"], False, m)
+
+    def test_offline_mail_is_read_on_another_node(self):
+        n1, n2, n3 = self.cluster()
+        a = self.login(n1)
+        b = self.register(n2)
+        bodies = ["mail %d" % i for i in range(5)]
+        mids = [self.send(a, b, body, online=False)["mid"] for body in bodies]
+        self.assertTrue(strictly_increasing(mids), mids)
+        c = self.login(n3, b, register=False)
+        msgs = c.read_msgs(5)
+        self.assertEqual([(m["mid"], m["from"], m["to"], m["body"], m["offline"]) for m in msgs],
+                         [(mid, a.user, b, body, True) for mid, body in zip(mids, bodies)])
+        self.wait_listed([a], [b])
+        r = self.send(a, b, "now live", online=True)
+        m = c.read_msgs(1)[0]
+        self.assertEqual((m["mid"], m["body"], m["offline"]), (r["mid"], "now live", False), m)
+        self.assertGreater(r["mid"], mids[-1])
+
+    # ---- the online list ----
+
+    def test_users_lists_the_users_of_every_node(self):
+        nodes = self.cluster()
+        clients = [self.login(nodes[i % 3]) for i in range(6)]
+        names = {c.user for c in clients}
+        for c in clients[:3]:  # one on each node
+            poll(lambda: self.listed(c) == (names, 6), 30,
+                 what=lambda: "every user and count 6 on %s (got %r)"
+                 % (c.node.node_id, self.listed(c)))
+            r = c.call(dict(type="users", limit=2))
+            self.assertEqual(r["code"], 200, r)
+            self.assertEqual((len(r["users"]), r["count"]), (2, 6), r)
+            self.assertLessEqual(set(r["users"]), names, r)
+        late = self.login(nodes[2])
+        self.assertEqual(set(late.login["users"]), names | {late.user}, late.login)
+
+    # ---- broadcast, presence ----
+
+    def test_broadcast_reaches_every_other_session_on_every_node_once(self):
+        nodes = self.cluster()
+        clients = [self.login(nodes[i % 3]) for i in range(9)]  # three on each node
+        self.wait_listed(clients[:3], [c.user for c in clients])
+        sender = clients[0]
+        body = uname("everyone-")
+        r = sender.call(dict(type="broadcast", body=body), 30)
+        self.assertEqual(r["code"], 200, r)
+        self.assertTrue(is_int(r["mid"]) and r["mid"] > 0, r)
+        for x in clients[1:]:
+            f = x.wait_push("broadcast", timeout=30, pred=lambda f: f.get("body") == body)
+            self.assertEqual((f["mid"], f["from"]), (r["mid"], sender.user), f)
+        # A private marker from a session on another node comes over the same Redis channel
+        # connection after the broadcast: a second copy (or the sender's own) would be before it.
+        for i, x in enumerate(clients):
+            marker_from = next(c for c in clients if c.node is not x.node)
+            marker = uname("marker-")
+            self.send(marker_from, x.user, marker)
+            seen = x.read_until(lambda f: f.get("type") == "msg" and f.get("body") == marker,
+                                timeout=30)
+            again = [f for f in seen if f.get("type") == "broadcast" and f.get("body") == body]
+            self.assertEqual(again, [], "%s on %s (%s)" % (
+                x.user, x.node.node_id, "the sender" if i == 0 else "heard it twice"))
+
+    def test_presence_is_announced_on_every_node(self):
+        n1, n2, n3 = self.cluster(extra=["presence_notify on"])
+        a, c = self.login(n1), self.login(n3)
+        b = self.login(n2)
+        for x in (a, c):
+            f = x.wait_push("presence", timeout=30, pred=lambda f: f.get("user") == b.user)
+            self.assertIs(f["online"], True, f)
+        self.assertEqual(b.call(dict(type="logout"))["code"], 200)
+        for x in (a, c):
+            f = x.wait_push("presence", timeout=30, pred=lambda f: f.get("user") == b.user)
+            self.assertIs(f["online"], False, f)
+
+    # ---- one user, one session ----
+
+    def test_login_on_another_node_closes_the_older_session_409(self):
+        n1, n2, n3 = self.cluster()
+        user = self.register(n1)
+        old = self.login(n1, user, register=False)
+        new = self.login(n2, user, register=False)
+        seen = old.expect_closed(timeout=30)
+        self.assertEqual([f.get("code") for f in seen if f.get("type") == "bye"], [409], seen)
+        s = self.login(n3)
+        self.wait_listed([s], [user])
+        r = self.send(s, user, "to the newer session", online=True)
+        m = new.read_msgs(1)[0]
+        self.assertEqual((m["mid"], m["body"]), (r["mid"], "to the newer session"), m)
+        self.assertEqual(new.call(dict(type="ping"))["code"], 200)
+
+    def test_simultaneous_logins_on_two_nodes_leave_one_session(self):
+        nodes = self.cluster()
+        user = self.register(nodes[0])
+        senders = [self.login(b) for b in nodes]
+        for i in range(LOGIN_RACES):
+            x, y = nodes[i % 3], nodes[(i + 1) % 3]
+            third = senders[(i + 2) % 3]
+            pair = [self.connect(x), self.connect(y)]
+            ids = [c.send(dict(type="login", user=user, password=PASSWORD)) for c in pair]
+            replies = [c.wait_res(rid, 30) for c, rid in zip(pair, ids)]
+            self.assertEqual([r["code"] for r in replies], [200, 200], replies)
+            closed = poll(lambda: [c for c in pair if gone(c)], 30,
+                          what="round %d (%s and %s): one of the two sessions closed"
+                          % (i, x.node_id, y.node_id))
+            self.assertEqual(len(closed), 1, "round %d: both sessions were closed" % i)
+            loser, = closed
+            survivor, = [c for c in pair if c is not loser]
+            self.assertEqual([f.get("code") for f in loser.pushes if f.get("type") == "bye"],
+                             [409], "round %d: %r" % (i, loser.pushes))
+            # the survivor is the user's session everywhere: a send from the third node
+            # finds it online and reaches it
+            body = "round %d" % i
+            r = self.send(third, user, body)
+            survivor.read_until(lambda f: f.get("type") == "msg" and f.get("body") == body,
+                                timeout=30)
+            self.assertIs(r["online"], True, "round %d: %r" % (i, r))
+            self.assertEqual(survivor.call(dict(type="ack", upto=r["mid"]))["code"], 200)
+            self.assertEqual(survivor.call(dict(type="ping"))["code"], 200,
+                             "round %d: the survivor lives" % i)
+            self.assertEqual(survivor.call(dict(type="logout"))["code"], 200)
+            survivor.expect_closed(timeout=30)
+
+    # ---- logout ----
+
+    def test_logout_and_disconnect_unlist_the_user_within_a_second(self):
+        n1, n2, n3 = self.cluster()
+        o1, o3 = self.login(n1), self.login(n3)
+        u, v = self.login(n2), self.login(n2)
+        self.wait_listed([o1, o3], [u.user, v.user])
+        for leaver, leave in ((u, "logout"), (v, "disconnect")):
+            if leave == "logout":
+                self.assertEqual(leaver.call(dict(type="logout"))["code"], 200)
+            else:
+                leaver.close()
+            deadline = time.monotonic() + 1 + SLACK
+            for o in (o1, o3):
+                poll(lambda: leaver.user not in self.listed(o)[0],
+                     max(0.0, deadline - time.monotonic()),
+                     what="%s unlisted on %s after its %s on n2" % (leaver.user,
+                                                                    o.node.node_id, leave))
+
+    # ---- the order of mids ----
+
+    def test_recipient_moving_between_nodes_sees_every_message_once_in_order(self):
+        n1, n2, n3 = self.cluster()
+        sender, rcpt = ChatUser(self.register(n1)), ChatUser(self.register(n2))
+        answered = asyncio.run(self.moving_recipient(sender, rcpt, n1, n2, n3))
+        self.assertEqual(len(rcpt.sessions), 2, "one session on n2, then one on n3")
+        self.assert_shown_once_in_order(rcpt, {sender.name: answered})
+        self.assertEqual(self.redis.cmd("ZCARD", "mp:mbox:" + rcpt.name), 0,
+                         "the recipient's mailbox after its ack of the highest mid")
+
+    async def moving_recipient(self, sender, rcpt, n1, n2, n3):
+        """SENDER on N1 sends MOVING_MESSAGES to RCPT, one after another; after MOVE_AFTER of
+        them RCPT drops its session on N2 and logs in on N3. Returns {body: mid} answered."""
+        self.assertEqual((await rcpt.log_in(n2.port))["code"], 200)
+        self.assertEqual((await sender.log_in(n1.port))["code"], 200)
+        answered = {}
+
+        async def move():
+            rcpt.drop()
+            r = await rcpt.log_in(n3.port)
+            self.assertEqual(r["code"], 200, r)
+
+        try:
+            moving = None
+            for i in range(MOVING_MESSAGES):
+                body = "m%04d" % i
+                r = await sender.conn.call(dict(type="send", to=rcpt.name, body=body))
+                self.assertEqual(r["code"], 200, r)
+                answered[body] = r["mid"]
+                if i == MOVE_AFTER:
+                    moving = asyncio.ensure_future(move())
+            await moving
+            await apoll(lambda: len(rcpt.shown_content) >= MOVING_MESSAGES, DELIVERY_TIMEOUT,
+                        what=lambda: "all %d shown (%d are)" % (MOVING_MESSAGES,
+                                                                len(rcpt.shown_content)))
+            r = await rcpt.ack_now()
+            self.assertEqual(r["code"], 200, r)
+        finally:
+            sender.drop()
+            rcpt.drop()
+        return answered
+
+    def test_concurrent_senders_on_two_nodes_one_recipient_in_order(self):
+        n1, n2, n3 = self.cluster()
+        s1, s2 = ChatUser(self.register(n1)), ChatUser(self.register(n2))
+        rcpt = ChatUser(self.register(n3))
+        answered = asyncio.run(self.concurrent_senders([(s1, n1), (s2, n2)], rcpt, n3))
+        self.assertEqual(len(rcpt.sessions), 1)
+        self.assert_shown_once_in_order(rcpt, answered)
+
+    async def concurrent_senders(self, senders, rcpt, rcpt_node):
+        """Each of SENDERS [(user, node)] sends CONCURRENT_MESSAGES to RCPT (on RCPT_NODE) one
+        after another, all at the same time. Returns {sender: {body: mid}}."""
+        self.assertEqual((await rcpt.log_in(rcpt_node.port))["code"], 200)
+        for s, node in senders:
+            self.assertEqual((await s.log_in(node.port))["code"], 200)
+
+        async def listed(s):
+            r = await s.conn.call(dict(type="users", limit=10000))
+            return rcpt.name in r.get("users", ())
+
+        answered = {}
+
+        async def send_all(s):
+            mine = answered[s.name] = {}
+            for i in range(CONCURRENT_MESSAGES):
+                body = "%s#%04d" % (s.name, i)
+                r = await s.conn.call(dict(type="send", to=rcpt.name, body=body))
+                self.assertEqual(r["code"], 200, r)
+                self.assertIs(r["online"], True, r)
+                mine[body] = r["mid"]
+
+        try:
+            for s, _ in senders:
+                await apoll(lambda: listed(s), 30, what="the recipient listed")
+            await asyncio.gather(*(send_all(s) for s, _ in senders))
+            total = CONCURRENT_MESSAGES * len(senders)
+            await apoll(lambda: len(rcpt.shown_content) >= total, DELIVERY_TIMEOUT,
+                        what=lambda: "all %d shown (%d are)" % (total, len(rcpt.shown_content)))
+        finally:
+            for s, _ in senders:
+                s.drop()
+            rcpt.drop()
+        return answered
+
+    def assert_shown_once_in_order(self, rcpt, answered):
+        """RCPT's sessions each got strictly increasing mids; RCPT showed every message of
+        ANSWERED {sender: {body: mid}} once, under the mid its send was answered with, each
+        sender's in the order sent (bodies sort in that order), and nothing else."""
+        self.assertEqual(rcpt.disordered_sessions(), [], "pushes out of order in a session")
+        self.assertEqual(rcpt.reused, [], "a mid pushed again with another message")
+        self.assertEqual(rcpt.dropped_unseen, 0,
+                         "pushes below the highest mid shown, never shown before (skipped)")
+        expected = {mid: (sender, body) for sender, sent in answered.items()
+                    for body, mid in sent.items()}
+        missing = sorted(set(expected) - set(rcpt.shown))
+        self.assertEqual(missing[:10], [], "%d answered, not shown" % len(missing))
+        self.assertEqual({mid: rcpt.shown[mid] for mid in expected}, expected,
+                         "a body shown under another mid than its send was answered with")
+        self.assertEqual(len(rcpt.shown), len(expected), "shown but never sent")
+        for sender in answered:
+            bodies = [body for s, body in (rcpt.shown[mid] for mid in rcpt.shown_order)
+                      if s == sender]
+            self.assertEqual(bodies, sorted(answered[sender]), "the order of %s" % sender)
+
+
+class ClusterNodesTest(ClusterTest):
+
+    def test_admin_nodes_lists_every_live_node(self):
+        t0 = now_ms()
+        nodes = self.cluster()
+        n1, n2, n3 = nodes
+        a = self.login(n1)
+        self.login(n1)
+        c = self.login(n2)
+
+        def sessions(b):
+            return {n: e["sessions"] for n, e in self.nodes_of(b).items()}
+        for b in nodes:
+            poll(lambda: sessions(b) == {"n1": 2, "n2": 1, "n3": 0}, 30,
+                 what=lambda: "admin.nodes on %s: n1 2, n2 1, n3 0 sessions (got %r)"
+                 % (b.node_id, self.nodes_of(b)))
+        listed = self.nodes_of(n3)
+        for n, e in listed.items():
+            self.assertTrue(is_int(e["started"]) and t0 - 1000 <= e["started"] <= now_ms(), e)
+        self.assertLessEqual(listed["n1"]["started"], listed["n2"]["started"], listed)
+        self.assertLessEqual(listed["n2"]["started"], listed["n3"]["started"], listed)
+        c.close()
+        poll(lambda: sessions(n1) == {"n1": 2, "n2": 0, "n3": 0}, 30,
+             what=lambda: "n2's session gone from admin.nodes (got %r)" % self.nodes_of(n1))
+        self.assertEqual(n3.stop(), 0)
+        poll(lambda: set(self.nodes_of(n1)) == {"n1", "n2"}, PRESENCE_TTL + SLACK,
+             what=lambda: "n3 gone from admin.nodes on n1 once stopped (got %r)"
+             % self.nodes_of(n1))
+        self.assertEqual(set(self.nodes_of(n2)), {"n1", "n2"})
+        self.assertEqual(a.call(dict(type="ping"))["code"], 200)
+
+    def test_node_id_in_use_is_refused_until_that_node_is_dead(self):
+        n1, n2 = self.cluster(2)
+        first_started = self.nodes_of(n2)["n1"]["started"]
+        twin = self.node("n1", start=False)
+        rc = self.start_failing(twin)
+        self.assertEqual(rc, 2, twin.log_text()[-2000:])
+        self.assertIn("node_id n1 is in use by a live node", twin.log_text())
+        # the live n1 goes on as before
+        self.assertEqual(self.nodes_of(n2)["n1"]["started"], first_started)
+        a, b = self.login(n1), self.login(n2)
+        self.wait_listed([b], [a.user])
+        self.send(b, a.user, "still here", online=True)
+        self.assertEqual(a.read_msgs(1)[0]["body"], "still here")
+        a.close()
+        self.assertEqual(n1.stop(), 0)
+        poll(lambda: "n1" not in self.nodes_of(n2), PRESENCE_TTL + SLACK,
+             what=lambda: "n1 gone from admin.nodes once stopped (got %r)" % self.nodes_of(n2))
+        twin.start()
+        listed = poll(lambda: self.nodes_of(n2).get("n1"), 30, what="the new n1 listed")
+        self.assertGreater(listed["started"], first_started, listed)
+        c = self.login(twin)
+        self.wait_listed([b], [c.user])
+        self.send(b, c.user, "to the new n1", online=True)
+        self.assertEqual(c.read_msgs(1)[0]["body"], "to the new n1")

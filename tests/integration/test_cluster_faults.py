@@ -1,0 +1,237 @@
+"""A cluster of three brokers (nodes n1, n2, n3) on one redis-server under faults:
+
+- n3 is SIGKILLed while 100 users spread over the nodes chat (each user a coroutine that follows
+  libmoonpost: it shows each mid once, in increasing order, acks what it has shown, and after a
+  lost connection logs in again, on another node when its own does not answer). A send that got
+  no 200 (lost with the node) is not sent again, so every body is unique: after the client's
+  dedup by mid, every message answered 200 must be shown to its recipient exactly once (the
+  users whose node died log in on another one and get their mail there), and no message at all
+  twice. n3's users stop being listed, and n3 leaves admin.nodes, within presence_ttl.
+- Redis is stopped for longer than presence_ttl and started again on the same port and data:
+  every node rejoins by itself, with its sessions.
+
+Timings vary from run to run; what is asserted does not depend on them, beyond the bounds of
+the contract (presence_ttl) plus SLACK. Random choices use fixed seeds."""
+import asyncio
+import random
+import time
+from collections import Counter
+
+from cluster_harness import (PRESENCE_TTL, SLACK, ChatUser, ClusterTest, admin_async,
+                             apoll, register_async)
+from helpers import poll, uname
+
+SEED = 12
+USERS = 100
+LOAD_BEFORE_KILL = 4.0   # seconds of chat before n3 is killed
+LOAD_AFTER_KILL = 3.0    # ... and after its users are back on the other nodes
+SETTLE_TIMEOUT = 120.0   # for every message answered 200 to be shown (a bound, not a goal)
+
+
+def now():
+    return time.monotonic()
+
+
+class LoadUser(ChatUser):
+    """A user of the load: logs in on its home node (on the next one when that fails), sends to
+    random others while the test lets it, never sends a body twice."""
+
+    def __init__(self, test, name, index):
+        super().__init__(name)
+        self.test = test
+        self.rng = random.Random(SEED * 1000 + index)
+        self.node_index = index % 3  # of test.nodes: where it logs in next
+        self.port = None             # of the node of its session, when it has one
+        self.hold = False            # the test keeps it offline after its session ends
+        self.seq = 0
+        self.answered = []           # [(to, body, mid)]
+        self.unanswered = []         # [(to, body)]: an error, or no reply (lost connection)
+
+    async def run(self):
+        while not self.test.done:
+            port = self.test.nodes[self.node_index].port
+            try:
+                r = await self.log_in(port)
+                if r["code"] == 200:
+                    self.port = port
+                    self.test.logged_in.add(self.name)
+                    await self.send_loop()
+                else:
+                    self.test.count("login %d" % r["code"])
+            except (OSError, EOFError, ConnectionError, asyncio.TimeoutError):
+                pass
+            self.drop()
+            self.port = None
+            if not self.test.done:  # a session the test did not end: try the next node
+                self.node_index = (self.node_index + 1) % 3
+            while self.hold and not self.test.done:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(self.rng.uniform(0.05, 0.3))
+
+    async def send_loop(self):
+        conn = self.conn
+        while not conn.closed and not self.test.done:
+            if not self.test.sending:
+                await asyncio.sleep(0.1)
+                continue
+            self.seq += 1
+            to = self.rng.choice(self.test.names)
+            while to == self.name:
+                to = self.rng.choice(self.test.names)
+            body = "%s>%s#%d" % (self.name, to, self.seq)
+            try:
+                r = await conn.call(dict(type="send", to=to, body=body))
+            except (ConnectionError, asyncio.TimeoutError):
+                self.unanswered.append((to, body))
+                raise
+            if r["code"] == 200:
+                self.answered.append((to, body, r["mid"]))
+            else:
+                self.unanswered.append((to, body))
+                self.test.count("send %d" % r["code"])
+            await asyncio.sleep(self.rng.uniform(0.1, 0.4))
+
+
+class ClusterKillTest(ClusterTest):
+
+    def count(self, what):
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def missing(self):
+        """[(recipient, sender, body)] answered 200 and not shown."""
+        return [(to, u.name, body) for u in self.users for to, body, _ in u.answered
+                if (u.name, body) not in self.by_name[to].shown_content]
+
+    async def timed_check(self, fn, since, what):
+        """Polls FN until it is true, for presence_ttl (+ SLACK) after SINCE; a miss is kept in
+        self.late (and asserted at the end, after the check of the messages)."""
+        try:
+            await apoll(fn, max(0.0, since + PRESENCE_TTL + SLACK - now()), what=what)
+        except AssertionError as e:
+            self.late.append(str(e))
+            await apoll(fn, 30, what=what)  # late, but it must come
+
+    async def scenario(self):
+        n1, _, n3 = self.nodes
+        regs = await asyncio.gather(*(register_async(self.nodes[i % 3].port, name)
+                                      for i, name in enumerate(self.names)))
+        self.assertEqual([r["code"] for r in regs], [200] * USERS, regs)
+        watcher = ChatUser(await self.register_one(n1))
+        self.assertEqual((await watcher.log_in(n1.port))["code"], 200)
+        tasks = [asyncio.ensure_future(u.run()) for u in self.users]
+        try:
+            await apoll(lambda: len(self.logged_in) == USERS, 120,
+                        what=lambda: "every user logged in (%d are)" % len(self.logged_in))
+            self.sending = True
+            await asyncio.sleep(LOAD_BEFORE_KILL)  # the load runs meanwhile
+            victims = [u for u in self.users if u.port == n3.port]
+            self.assertTrue(victims, "users on n3 when it is killed")
+            for u in victims:
+                u.hold = True
+            killed = now()
+            self.kill(n3)
+            names = {u.name for u in victims}
+
+            async def victims_unlisted():
+                r = await watcher.conn.call(dict(type="users", limit=10000))
+                return r["code"] == 200 and not names & set(r["users"])
+
+            async def n3_gone():
+                r = await admin_async(n1, {"type": "admin.nodes"})
+                return r["code"] == 200 and {n["node"] for n in r["nodes"]} == {"n1", "n2"}
+
+            await self.timed_check(victims_unlisted, killed,
+                                   "the %d users of the killed n3 unlisted on n1" % len(names))
+            await self.timed_check(n3_gone, killed, "n3 gone from admin.nodes on n1")
+            for u in victims:
+                u.hold = False
+            await apoll(lambda: all(u.port for u in victims), 60,
+                        what="n3's users logged in on n1 or n2")
+            await asyncio.sleep(LOAD_AFTER_KILL)
+            self.sending = False
+            await apoll(lambda: not self.missing(), SETTLE_TIMEOUT,
+                        what=lambda: "every message answered 200 shown (%d are not)"
+                        % len(self.missing()))
+        finally:
+            self.done = True
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for u in self.users + [watcher]:
+                u.drop()
+
+    async def register_one(self, b):
+        name = uname("w")
+        r = await register_async(b.port, name)
+        self.assertEqual(r["code"], 200, r)
+        return name
+
+    def test_killed_node_loses_no_answered_message_and_leaves_the_lists(self):
+        self.nodes = self.cluster()
+        self.names = ["k%03d" % i for i in range(USERS)]
+        self.users = [LoadUser(self, name, i) for i, name in enumerate(self.names)]
+        self.by_name = {u.name: u for u in self.users}
+        self.done, self.sending = False, False
+        self.logged_in, self.counts, self.late = set(), {}, []
+        started = now()
+        failure = None
+        try:
+            asyncio.run(self.scenario())
+        except AssertionError as e:
+            failure = e  # reported with the counts below
+        answered = sum(len(u.answered) for u in self.users)
+        unanswered = sum(len(u.unanswered) for u in self.users)
+        shown = sum(len(u.shown_order) for u in self.users)
+        print("\n  [%.0f s: %d sends answered 200, %d not, %d shown; %s]"
+              % (now() - started, answered, unanswered, shown,
+                 ", ".join("%s: %d" % kv for kv in sorted(self.counts.items()))), end=" ")
+        if failure is not None:
+            raise failure
+        missing = self.missing()
+        self.assertEqual(missing[:10], [], "%d messages answered 200 never shown" % len(missing))
+        twice = [(u.name, c, n) for u in self.users
+                 for c, n in Counter(u.shown[m] for m in u.shown_order).items() if n > 1]
+        self.assertEqual(twice[:10], [], "%d messages shown twice (under two mids)" % len(twice))
+        disordered = [(u.name,) + d for u in self.users for d in u.disordered_sessions()]
+        self.assertEqual(disordered[:3], [], "sessions whose pushes were not in mid order")
+        reused = [(u.name,) + r for u in self.users for r in u.reused]
+        self.assertEqual(reused[:10], [], "mids pushed again with another message")
+        self.assertEqual(self.late, [], "past presence_ttl + %g s after the kill" % SLACK)
+        self.assertGreater(answered, 500)
+
+
+class ClusterRedisRestartTest(ClusterTest):
+
+    def test_every_node_rejoins_after_a_redis_restart(self):
+        nodes = self.cluster()
+        users = [self.login(b) for b in nodes]  # one on each node
+        names = [u.user for u in users]
+        self.wait_listed(users, names)
+        self.redis.cmd("SAVE")  # the users and their tokens come back with the restart
+        self.redis.stop()
+        for i, u in enumerate(users):
+            to = names[(i + 1) % 3]
+            poll(lambda: u.call(dict(type="send", to=to, body="while away"), 30)["code"] == 503,
+                 30, what="a send on %s answered 503 without Redis" % u.node.node_id)
+        # away for longer than presence_ttl: every node's deadline passes, each must register
+        # itself and its sessions again
+        time.sleep(PRESENCE_TTL + 1)
+        self.redis.start()
+        for u in users:
+            self.assertEqual(u.call(dict(type="ping"), 30)["code"], 200)
+        self.wait_listed(users, names, timeout=60)
+        for b in nodes:
+            poll(lambda: self.node_ids(b) == {"n1", "n2", "n3"}, 60,
+                 what=lambda: "admin.nodes on %s lists n1, n2, n3 (got %r)"
+                 % (b.node_id, self.node_ids(b)))
+        for i, u in enumerate(users):
+            rcpt = users[(i + 1) % 3]
+            body = "back %d" % i
+            r = self.send(u, rcpt.user, body, online=True)
+            m = rcpt.read_msgs(1, timeout=30)[0]
+            self.assertEqual((m["mid"], m["from"], m["body"]), (r["mid"], u.user, body), m)
+        fresh = self.login(nodes[2])
+        self.wait_listed(users[:1], [fresh.user])
+        self.assertLessEqual(set(names), set(fresh.login["users"]), fresh.login)
+        r = self.send(users[0], fresh.user, "welcome", online=True)
+        self.assertEqual(fresh.read_msgs(1, timeout=30)[0]["mid"], r["mid"])
