@@ -162,8 +162,14 @@ class ClusterChatTest(ClusterTest):
             third = senders[(i + 2) % 3]
             pair = [self.connect(x), self.connect(y)]
             ids = [c.send(dict(type="login", user=user, password=PASSWORD)) for c in pair]
-            replies = [c.wait_res(rid, 30) for c, rid in zip(pair, ids)]
-            self.assertEqual([r["code"] for r in replies], [200, 200], replies)
+            replies = []
+            for c, rid in zip(pair, ids):
+                try:
+                    replies.append(c.wait_res(rid, 30)["code"])
+                except (EOFError, ConnectionResetError):
+                    c.eof = True  # closed before its reply: by the other login (bye below)
+                    replies.append(None)
+            self.assertIn(replies, ([200, 200], [200, None], [None, 200]), "round %d" % i)
             closed = poll(lambda: [c for c in pair if gone(c)], 30,
                           what="round %d (%s and %s): one of the two sessions closed"
                           % (i, x.node_id, y.node_id))

@@ -99,8 +99,9 @@ class ClusterKillTest(ClusterTest):
 
     def missing(self):
         """[(recipient, sender, body)] answered 200 and not shown."""
-        return [(to, u.name, body) for u in self.users for to, body, _ in u.answered
-                if (u.name, body) not in self.by_name[to].shown_content]
+        sent = [(to, u.name, body) for u in self.users for to, body, _ in u.answered]
+        return [(to, sender, body) for to, sender, body in sent + self.more_answered
+                if (sender, body) not in self.by_name[to].shown_content]
 
     async def timed_check(self, fn, since, what):
         """Polls FN until it is true, for presence_ttl (+ SLACK) after SINCE; a miss is kept in
@@ -143,6 +144,11 @@ class ClusterKillTest(ClusterTest):
             await self.timed_check(victims_unlisted, killed,
                                    "the %d users of the killed n3 unlisted on n1" % len(names))
             await self.timed_check(n3_gone, killed, "n3 gone from admin.nodes on n1")
+            # a dead node's users are no longer routed to: a send to one finds it offline
+            to = victims[0].name
+            r = await watcher.conn.call(dict(type="send", to=to, body="while your node is dead"))
+            self.assertEqual((r["code"], r.get("online")), (200, False), r)
+            self.more_answered.append((to, watcher.name, "while your node is dead"))
             for u in victims:
                 u.hold = False
             await apoll(lambda: all(u.port for u in victims), 60,
@@ -167,12 +173,13 @@ class ClusterKillTest(ClusterTest):
         return name
 
     def test_killed_node_loses_no_answered_message_and_leaves_the_lists(self):
-        self.nodes = self.cluster()
+        self.nodes = self.cluster(extra=["log_level info"])
         self.names = ["k%03d" % i for i in range(USERS)]
         self.users = [LoadUser(self, name, i) for i, name in enumerate(self.names)]
         self.by_name = {u.name: u for u in self.users}
         self.done, self.sending = False, False
         self.logged_in, self.counts, self.late = set(), {}, []
+        self.more_answered = []  # [(recipient, sender, body)] answered 200, from the watcher
         started = now()
         failure = None
         try:
