@@ -9,6 +9,10 @@
   twice. n3's users stop being listed, and n3 leaves admin.nodes, within presence_ttl.
 - Redis is stopped for longer than presence_ttl and started again on the same port and data:
   every node rejoins by itself, with its sessions.
+- Redis comes back with an older copy of its data (a snapshot taken before the last logins: the
+  chaos test's rollback, on a cluster): one user still has one session, the registry lists
+  exactly the users that have a session, and a user's only session is not closed for a claim
+  that is older than its own.
 
 Timings vary from run to run; what is asserted does not depend on them, beyond the bounds of
 the contract (presence_ttl) plus SLACK. Random choices use fixed seeds."""
@@ -242,3 +246,85 @@ class ClusterRedisRestartTest(ClusterTest):
         self.assertLessEqual(set(names), set(fresh.login["users"]), fresh.login)
         r = self.send(users[0], fresh.user, "welcome", online=True)
         self.assertEqual(fresh.read_msgs(1, timeout=30)[0]["mid"], r["mid"])
+
+    def test_one_session_per_user_after_redis_went_back_to_an_older_snapshot(self):
+        """The claim counter goes back with the data; the sessions the nodes put back keep
+        their later claims. A login after that must still close the older session."""
+        n1, n2, n3 = self.cluster()
+        user = self.register(n1)
+        self.login(n1, user, register=False)
+        self.redis.cmd("SAVE")
+        probe = self.login(n3)
+        for _ in range(5):  # claims after the snapshot
+            self.login(n3)
+        old = self.login(n1, user, register=False)  # its claim is newer than the snapshot
+        self.replayed(old)
+        self.restart_redis()
+        self.wait_listed([probe], [user], timeout=60)
+        new = self.login(n2, user, register=False)
+        try:
+            seen = old.expect_closed(timeout=30)
+        except TimeoutError:
+            self.fail("%s has two sessions: the one on n1 stays open after a login on n2 "
+                      "(registry entry %r, claim counter %r)"
+                      % (user, self.redis.cmd("HGET", "mp:online", user),
+                         self.redis.cmd("GET", "mp:claimseq")))
+        self.assertEqual([f.get("code") for f in seen if f.get("type") == "bye"], [409], seen)
+        self.send(probe, user, "to the newest session", online=True)
+        self.assertEqual(new.read_msgs(1, timeout=30)[0]["body"], "to the newest session")
+
+    def test_registry_matches_the_sessions_after_redis_went_back_to_an_older_snapshot(self):
+        """The snapshot has USER on n1; since then USER logged in on n2 (n1's session got bye
+        409). When Redis comes back with the snapshot, the session on n2, the only one, must
+        stay (its claim is newer than the snapshot's), and `users` must list exactly the users
+        that have a session (n1 has none of USER)."""
+        n1, n2, n3 = self.cluster()
+        probe = self.login(n3)
+        user = self.register(n1)
+        first = self.login(n1, user, register=False)
+        self.wait_listed([probe], [user])
+        self.redis.cmd("SAVE")
+        only = self.login(n2, user, register=False)
+        seen = first.expect_closed(timeout=30)
+        self.assertEqual([f.get("code") for f in seen if f.get("type") == "bye"], [409], seen)
+        self.replayed(only)
+        self.restart_redis()
+        frames = []
+        try:
+            r = self.send(probe, user, "still yours", online=True)
+            while not frames or frames[-1].get("type") != "msg":
+                frames.append(only.next(30))
+        except (EOFError, OSError):
+            self.fail("the only session of %s (n2, claimed after the snapshot) was closed: %r; "
+                      "`users` on n3 now: %r, registry entry %r"
+                      % (user, frames, self.listed_with_count(probe),
+                         self.redis.cmd("HGET", "mp:online", user)))
+        self.assertEqual((frames[-1]["mid"], frames[-1]["body"]), (r["mid"], "still yours"))
+        expected = ({probe.user, user}, 2)
+        poll(lambda: all(self.listed_with_count(c) == expected for c in (probe, only)), 60,
+             what=lambda: "users and count %r on n3 and n2 (got %r and %r)"
+             % (expected, self.listed_with_count(probe), self.listed_with_count(only)))
+
+    def replayed(self, c):
+        """Returns once the mailbox replay after C's login has read the mailbox (a replay that
+        Redis cuts closes the session with bye 503, by design): a request that reads Redis
+        after it, on the same connection to Redis, is answered after that read."""
+        self.assertEqual(c.call(dict(type="users"), 30)["code"], 200)
+
+    def restart_redis(self):
+        """Stops Redis and starts it again on the same port and directory (with the last SAVE's
+        data); returns once every node lists the three nodes again."""
+        self.redis.stop()
+        self.redis.start()
+        for b in self.brokers:
+            poll(lambda: self.node_ids(b) == {"n1", "n2", "n3"}, 60,
+                 what=lambda: "admin.nodes on %s lists n1, n2, n3 (got %r)"
+                 % (b.node_id, self.node_ids(b)))
+
+    def listed_with_count(self, c):
+        """(set of users, count) `users` answers on C's node, or None."""
+        try:
+            r = c.call(dict(type="users", limit=10000), 30)
+        except (OSError, EOFError) as e:
+            return e
+        return (set(r["users"]), r["count"]) if r["code"] == 200 else r
