@@ -33,6 +33,8 @@ class ClusterTest(BrokersTest):
     earlier test killed stays registered until its deadline); at the end every node still
     running must stop with 0 (BrokersTest)."""
 
+    node_extra = []  # config lines of every node of the class, before a test's own
+
     def setUp(self):
         super().setUp()
         self.redis.cmd("FLUSHALL")
@@ -42,7 +44,7 @@ class ClusterTest(BrokersTest):
         own too) and presence_ttl PRESENCE_TTL, then EXTRA config lines."""
         d = tempfile.mkdtemp(prefix=node_id + "-", dir=self.dir)
         conf = ["node_id %s" % node_id, "presence_ttl %d" % PRESENCE_TTL,
-                "request_rate 0"] + list(extra or [])  # the ordering tests send fast
+                "request_rate 0"] + self.node_extra + list(extra or [])  # (tests send fast)
         b = Broker(d, self.redis.port, scripts or self.default_scripts, conf)
         b.node_id = node_id
         self.brokers.append(b)

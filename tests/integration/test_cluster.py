@@ -10,7 +10,9 @@ import time
 
 from cluster_harness import (PASSWORD, PRESENCE_TTL, SLACK, ChatUser, ClusterTest, apoll,
                              now_ms, strictly_increasing)
+from harness import admin_call
 from helpers import is_int, poll, uname
+from test_plugins import plugin
 
 MOVING_MESSAGES = 1000      # to a recipient that moves from n2 to n3 after MOVE_AFTER of them
 MOVE_AFTER = 400
@@ -315,6 +317,20 @@ class ClusterChatTest(ClusterTest):
             bodies = [body for s, body in (rcpt.shown[mid] for mid in rcpt.shown_order)
                       if s == sender]
             self.assertEqual(bodies, sorted(answered[sender]), "the order of %s" % sender)
+
+
+class ClusterChatSendPluginTest(ClusterChatTest):
+    """The same with `send` served by the C plugin (plugins/send) on every node."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.node_extra = ["plugin %s" % plugin("send")]
+        super().setUpClass()
+
+    def test_send_is_served_by_the_plugin(self):
+        n1 = self.node("n1")
+        r = admin_call(n1, dict(type="admin.plugins"))
+        self.assertEqual({h["type"]: h["impl"] for h in r["handlers"]}["send"], "c", r)
 
 
 class ClusterNodesTest(ClusterTest):
