@@ -17,6 +17,8 @@ from test_plugins import plugin
 MOVING_MESSAGES = 1000      # to a recipient that moves from n2 to n3 after MOVE_AFTER of them
 MOVE_AFTER = 400
 CONCURRENT_MESSAGES = 500   # from each of two senders (n1, n2) to one recipient (n3)
+PIPELINED_MESSAGES = 300    # from each of three senders, PIPELINE_DEPTH requests in flight
+PIPELINE_DEPTH = 10
 DELIVERY_TIMEOUT = 120.0    # for every message answered 200 to be shown (a bound, not a goal)
 LOGIN_RACES = 20
 
@@ -298,6 +300,58 @@ class ClusterChatTest(ClusterTest):
             rcpt.drop()
         return answered
 
+    def test_pipelined_senders_on_every_node_to_a_recipient_moving_twice(self):
+        nodes = self.cluster()
+        senders = [(ChatUser(self.register(b)), b) for b in nodes]
+        rcpt = ChatUser(self.register(nodes[2]))
+        answered = asyncio.run(self.pipelined_senders(senders, rcpt, nodes))
+        self.assertEqual(len(rcpt.sessions), 3, "on n3, then n1, then n2")
+        self.assert_shown_once_in_order(rcpt, answered)
+
+    async def pipelined_senders(self, senders, rcpt, nodes):
+        """Each of SENDERS [(user, node)] sends PIPELINED_MESSAGES to RCPT with up to
+        PIPELINE_DEPTH requests in flight, all at the same time; RCPT starts on n3 and moves to
+        n1, then to n2, as the thirds are answered. Returns {sender: {body: mid}}."""
+        self.assertEqual((await rcpt.log_in(nodes[2].port))["code"], 200)
+        for s, node in senders:
+            self.assertEqual((await s.log_in(node.port))["code"], 200)
+        total = PIPELINED_MESSAGES * len(senders)
+        answered = {s.name: {} for s, _ in senders}
+        moves = []
+
+        async def send_one(s, i, window):
+            async with window:
+                body = "%s#%04d" % (s.name, i)
+                r = await s.conn.call(dict(type="send", to=rcpt.name, body=body))
+            self.assertEqual(r["code"], 200, r)
+            answered[s.name][body] = r["mid"]
+            done = sum(len(a) for a in answered.values())
+            for third, node in ((1, nodes[0]), (2, nodes[1])):
+                if done >= third * total // 3 and len(moves) < third:
+                    moves.append(asyncio.ensure_future(self.move(rcpt, node, moves[-1:])))
+
+        async def send_all(s):
+            window = asyncio.Semaphore(PIPELINE_DEPTH)
+            await asyncio.gather(*(send_one(s, i, window) for i in range(PIPELINED_MESSAGES)))
+
+        try:
+            await asyncio.gather(*(send_all(s) for s, _ in senders))
+            await asyncio.gather(*moves)
+            await apoll(lambda: len(rcpt.shown_content) >= total, DELIVERY_TIMEOUT,
+                        what=lambda: "all %d shown (%d are)" % (total, len(rcpt.shown_content)))
+        finally:
+            for s, _ in senders:
+                s.drop()
+            rcpt.drop()
+        return answered
+
+    async def move(self, user, node, before):
+        """USER drops its session and logs in on NODE, once the moves BEFORE are done."""
+        await asyncio.gather(*before)
+        user.drop()
+        r = await user.log_in(node.port)
+        self.assertEqual(r["code"], 200, r)
+
     def assert_shown_once_in_order(self, rcpt, answered):
         """RCPT's sessions each got strictly increasing mids; RCPT showed every message of
         ANSWERED {sender: {body: mid}} once, under the mid its send was answered with, each
@@ -363,6 +417,29 @@ class ClusterNodesTest(ClusterTest):
              % self.nodes_of(n1))
         self.assertEqual(set(self.nodes_of(n2)), {"n1", "n2"})
         self.assertEqual(a.call(dict(type="ping"))["code"], 200)
+
+    def test_node_restarted_at_once_after_a_kill_serves_again(self):
+        """A node started again with its id at once after a SIGKILL (as a supervisor restarts
+        a worker) waits for the old instance's deadline and then serves, sessions included."""
+        n1, n2 = self.cluster(2)
+        a, b = self.login(n1), self.login(n2)
+        first_started = self.nodes_of(n2)["n1"]["started"]
+        self.kill(n1)
+        n1.start()
+        early = self.login(n1)  # before the old instance's deadline has passed
+        poll(lambda: self.nodes_of(n2).get("n1", {}).get("started", 0) > first_started, 30,
+             what=lambda: "the new n1 listed (got %r)" % self.nodes_of(n2))
+        poll(lambda: self.nodes_of(n2)["n1"]["sessions"] == 1, 30,
+             what=lambda: "the new n1 with its one session (got %r)" % self.nodes_of(n2))
+        self.wait_listed([b], [early.user])
+        self.assertNotIn(a.user, self.listed(b)[0])
+        r = self.send(b, early.user, "after the restart", online=True)
+        m = early.read_msgs(1)[0]
+        self.assertEqual((m["mid"], m["body"]), (r["mid"], "after the restart"), m)
+        again = self.login(n1, a.user, register=False)
+        self.wait_listed([b], [a.user])
+        self.send(b, a.user, "welcome back", online=True)
+        self.assertEqual(again.read_msgs(1)[0]["body"], "welcome back")
 
     def test_node_id_in_use_is_refused_until_that_node_is_dead(self):
         n1, n2 = self.cluster(2)

@@ -9,6 +9,8 @@
   twice. n3's users stop being listed, and n3 leaves admin.nodes, within presence_ttl.
 - Redis is stopped for longer than presence_ttl and started again on the same port and data:
   every node rejoins by itself, with its sessions.
+- Redis closes the nodes' channel connections while a stream of messages flows: nothing is
+  lost, nothing comes out of order, the recipient's session goes on.
 - Redis comes back with an older copy of its data (a snapshot taken before the last logins: the
   chaos test's rollback, on a cluster): one user still has one session, the registry lists
   exactly the users that have a session, and a user's only session is not closed for a claim
@@ -23,6 +25,7 @@ from collections import Counter
 
 from cluster_harness import (PRESENCE_TTL, SLACK, ChatUser, ClusterTest, admin_async,
                              apoll, register_async)
+from harness import metrics
 from helpers import poll, uname
 
 SEED = 12
@@ -30,6 +33,8 @@ USERS = 100
 LOAD_BEFORE_KILL = 4.0   # seconds of chat before n3 is killed
 LOAD_AFTER_KILL = 3.0    # ... and after its users are back on the other nodes
 SETTLE_TIMEOUT = 120.0   # for every message answered 200 to be shown (a bound, not a goal)
+CUT_MESSAGES = 600       # sent while the nodes' channel connections are cut every CUT_EVERY
+CUT_EVERY = 100
 
 
 def now():
@@ -211,7 +216,7 @@ class ClusterKillTest(ClusterTest):
         self.assertGreater(answered, 500)
 
 
-class ClusterRedisRestartTest(ClusterTest):
+class ClusterRedisFaultsTest(ClusterTest):
 
     def test_every_node_rejoins_after_a_redis_restart(self):
         nodes = self.cluster()
@@ -304,6 +309,57 @@ class ClusterRedisRestartTest(ClusterTest):
         poll(lambda: all(self.listed_with_count(c) == expected for c in (probe, only)), 60,
              what=lambda: "users and count %r on n3 and n2 (got %r and %r)"
              % (expected, self.listed_with_count(probe), self.listed_with_count(only)))
+
+    def test_lost_channel_connections_cost_a_delay_never_a_message(self):
+        """The nodes' channel connections are cut (CLIENT KILL) while a sender on n1 writes to
+        a recipient on n2: what was published meanwhile is lost, and must come from the
+        mailbox, in order, in the same session."""
+        n1, n2, _ = self.cluster()
+        sender, rcpt = ChatUser(self.register(n1)), ChatUser(self.register(n2))
+        poll(lambda: self.subscribers() == 3, 30, what="3 subscribed nodes")
+        answered = asyncio.run(self.stream_with_cuts(sender, rcpt, n1, n2))
+        self.assertEqual(len(rcpt.sessions), 1, "the recipient never had to log in again")
+        self.assertEqual(rcpt.disordered_sessions(), [], "pushes out of order")
+        shown = {mid: body for mid, (_, body) in rcpt.shown.items()}
+        self.assertEqual(shown, {mid: body for body, mid in answered.items()})
+        self.assertEqual(rcpt.bodies_shown(), sorted(answered), "the sender's order")
+        m = metrics(n2)  # each cut was followed by a resync of the session (docs/cluster.md)
+        self.assertGreaterEqual(m["moonpost_resyncs_total"], CUT_MESSAGES // CUT_EVERY, m)
+        self.assertEqual(m["moonpost_mid_regressions_total"], 0, m)
+
+    async def stream_with_cuts(self, sender, rcpt, n1, n2):
+        """SENDER (on N1) sends CUT_MESSAGES to RCPT (on N2) one after another; every
+        CUT_EVERY of them Redis closes every subscriber connection. Returns {body: mid}."""
+        self.assertEqual((await rcpt.log_in(n2.port))["code"], 200)
+        self.assertEqual((await sender.log_in(n1.port))["code"], 200)
+        answered = {}
+        try:
+            await apoll(lambda: self.listed_by(sender, rcpt.name), 30, what="recipient listed")
+            for i in range(CUT_MESSAGES):
+                if i % CUT_EVERY == CUT_EVERY // 2:  # once every node has subscribed again
+                    await apoll(lambda: self.subscribers() == 3, 60,
+                                what=lambda: "3 subscribed nodes (%d)" % self.subscribers())
+                    self.assertEqual(self.redis.cmd("CLIENT", "KILL", "TYPE", "pubsub"), 3)
+                body = "c%04d" % i
+                r = await sender.conn.call(dict(type="send", to=rcpt.name, body=body))
+                self.assertEqual(r["code"], 200, r)
+                answered[body] = r["mid"]
+            await apoll(lambda: len(rcpt.shown) >= CUT_MESSAGES, 60,
+                        what=lambda: "all %d shown (%d are)" % (CUT_MESSAGES, len(rcpt.shown)))
+        finally:
+            sender.drop()
+            rcpt.drop()
+        return answered
+
+    def subscribers(self):
+        """How many connections to Redis are subscribed to channels."""
+        return sum(1 for line in self.redis.cmd("CLIENT", "LIST").decode().splitlines()
+                   if " sub=0 " not in line)
+
+    @staticmethod
+    async def listed_by(user, name):
+        r = await user.conn.call(dict(type="users", limit=10000))
+        return name in r.get("users", ())
 
     def replayed(self, c):
         """Returns once the mailbox replay after C's login has read the mailbox (a replay that
