@@ -418,6 +418,27 @@ class ClusterNodesTest(ClusterTest):
         self.assertEqual(set(self.nodes_of(n2)), {"n1", "n2"})
         self.assertEqual(a.call(dict(type="ping"))["code"], 200)
 
+    def test_admin_users_and_kick_reach_every_node(self):
+        nodes = self.cluster()
+        clients = [self.login(b) for b in nodes]
+        names = {c.user for c in clients}
+
+        def admin_users(b):
+            r = admin_call(b, {"type": "admin.users"}, timeout=30)
+            return (set(r["users"]), r["count"]) if r["code"] == 200 else r
+        for b in nodes:
+            poll(lambda: admin_users(b) == (names, 3), 30,
+                 what=lambda: "admin.users on %s: all three (got %r)" % (b.node_id, admin_users(b)))
+        victim = clients[2]  # on n3, kicked from n1
+        r = admin_call(nodes[0], {"type": "admin.kick", "user": victim.user}, timeout=30)
+        self.assertEqual(r["code"], 200, r)
+        seen = victim.expect_closed(timeout=30)
+        self.assertEqual([f.get("code") for f in seen if f.get("type") == "bye"], [403], seen)
+        poll(lambda: admin_users(nodes[1]) == (names - {victim.user}, 2), 30,
+             what=lambda: "the kicked user unlisted (got %r)" % (admin_users(nodes[1]),))
+        r = admin_call(nodes[0], {"type": "admin.kick", "user": victim.user}, timeout=30)
+        self.assertEqual(r["code"], 404, r)
+
     def test_node_restarted_at_once_after_a_kill_serves_again(self):
         """A node started again with its id at once after a SIGKILL (as a supervisor restarts
         a worker) waits for the old instance's deadline and then serves, sessions included."""
