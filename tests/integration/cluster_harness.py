@@ -90,15 +90,21 @@ class ClusterTest(BrokersTest):
         self.assertEqual(r["code"], 200, r)
         return user
 
-    def login(self, b, user=None, register=True):
+    def login(self, b, user=None, register=True, settle=True):
         """A session of USER (registered first unless REGISTER is false) on node B, answered
-        200: the Client carries .user, .token, .node and .login (the reply)."""
+        200: the Client carries .user, .token, .node and .login (the reply). With SETTLE, returns
+        once the mailbox replay that follows the login has read the mailbox once (a message
+        sent during a replay comes from the mailbox, with offline: true; a replay that Redis
+        cuts closes the session with bye 503): a `users` request of the session reads Redis
+        after that read, on the same connection to Redis."""
         if register:
             user = self.register(b, user)
         c = self.connect(b)
         r = c.call(dict(type="login", user=user, password=PASSWORD), 30)
         self.assertEqual(r["code"], 200, "login of %s on %s: %r" % (user, b.node_id, r))
         c.user, c.token, c.node, c.login = user, r["token"], b, r
+        if settle:
+            self.assertEqual(c.call(dict(type="users", limit=1), 30)["code"], 200)
         return c
 
     def listed(self, c, limit=10000):
