@@ -5,6 +5,7 @@ order of mids when a recipient moves between nodes or hears from two nodes at on
 and a node id used twice. A node killed under load and a Redis restart are in
 test_cluster_faults.py."""
 import asyncio
+import signal
 import socket
 import time
 
@@ -160,7 +161,8 @@ class ClusterChatTest(ClusterTest):
         user = self.register(nodes[0])
         senders = [self.login(b) for b in nodes]
         for i in range(LOGIN_RACES):
-            x, y = nodes[i % 3], nodes[(i + 1) % 3]
+            # two nodes, and every fourth round twice the same one
+            x, y = nodes[i % 3], nodes[(i + (0 if i % 4 == 3 else 1)) % 3]
             third = senders[(i + 2) % 3]
             pair = [self.connect(x), self.connect(y)]
             ids = [c.send(dict(type="login", user=user, password=PASSWORD)) for c in pair]
@@ -211,6 +213,27 @@ class ClusterChatTest(ClusterTest):
                      max(0.0, deadline - time.monotonic()),
                      what="%s unlisted on %s after its %s on n2" % (leaver.user,
                                                                     o.node.node_id, leave))
+
+    def test_users_of_a_stopped_node_are_unlisted_within_a_second(self):
+        """A node that stops closes its sessions (bye 503): they are disconnects, and the users
+        stop being listed within a second, like any other."""
+        n1, n2, n3 = self.cluster()
+        o1, o2 = self.login(n1), self.login(n2)
+        leaving = [self.login(n3), self.login(n3)]
+        names = {c.user for c in leaving}
+        self.wait_listed([o1, o2], names)
+        n3.proc.send_signal(signal.SIGTERM)
+        for c in leaving:
+            seen = c.expect_closed(timeout=30)
+            self.assertEqual([f.get("code") for f in seen if f.get("type") == "bye"], [503], seen)
+        deadline = time.monotonic() + 1 + SLACK
+        for o in (o1, o2):
+            poll(lambda: not names & self.listed(o)[0], max(0.0, deadline - time.monotonic()),
+                 what=lambda: "the users of the stopped n3 unlisted on %s (listed: %s)"
+                 % (o.node.node_id, sorted(self.listed(o)[0])))
+        self.assertEqual(n3.stop(), 0)
+        poll(lambda: set(self.nodes_of(n1)) == {"n1", "n2"}, PRESENCE_TTL + SLACK,
+             what=lambda: "n3 gone from admin.nodes (got %r)" % self.nodes_of(n1))
 
     # ---- the order of mids ----
 
