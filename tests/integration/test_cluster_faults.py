@@ -349,6 +349,26 @@ class ClusterRedisFaultsTest(ClusterTest):
             rcpt.drop()
         return answered
 
+    def test_kick_lost_with_the_channel_connection_closes_the_older_session_later(self):
+        """Redis closes the nodes' channel connections, and USER logs in on n2 at once: the
+        kick to n1 is most likely published while n1 is not subscribed (it reconnects after
+        100 ms at the soonest), and is lost. When n1 is back, it puts its sessions back in the
+        registry, finds USER claimed by a newer login, and closes its session with bye 409."""
+        n1, n2, n3 = self.cluster()
+        probe = self.login(n3)
+        user = self.register(n1)
+        old = self.login(n1, user, register=False)
+        self.wait_listed([probe], [user])
+        poll(lambda: self.subscribers() == 3, 30, what="3 subscribed nodes")
+        self.assertEqual(self.redis.cmd("CLIENT", "KILL", "TYPE", "pubsub"), 3)
+        new = self.login(n2, user, register=False)
+        seen = old.expect_closed(timeout=30)
+        self.assertEqual([f.get("code") for f in seen if f.get("type") == "bye"], [409], seen)
+        poll(lambda: self.subscribers() == 3, 30, what="3 subscribed nodes again")
+        r = self.send(probe, user, "to the newer session", online=True)
+        m = new.read_msgs(1, timeout=30)[0]
+        self.assertEqual((m["mid"], m["body"]), (r["mid"], "to the newer session"), m)
+
     def subscribers(self):
         """How many connections to Redis are subscribed to channels."""
         return sum(1 for line in self.redis.cmd("CLIENT", "LIST").decode().splitlines()
