@@ -27,6 +27,7 @@ from cluster_harness import (PRESENCE_TTL, SLACK, ChatUser, ClusterTest, admin_a
                              apoll, register_async)
 from harness import metrics
 from helpers import poll, uname
+from test_plugins import plugin
 
 SEED = 12
 USERS = 100
@@ -135,6 +136,7 @@ class ClusterKillTest(ClusterTest):
             self.sending = True
             await asyncio.sleep(LOAD_BEFORE_KILL)  # the load runs meanwhile
             victims = [u for u in self.users if u.port == n3.port]
+            self.victims = len(victims)
             self.assertTrue(victims, "users on n3 when it is killed")
             for u in victims:
                 u.hold = True
@@ -167,6 +169,10 @@ class ClusterKillTest(ClusterTest):
             await apoll(lambda: not self.missing(), SETTLE_TIMEOUT,
                         what=lambda: "every message answered 200 shown (%d are not)"
                         % len(self.missing()))
+            # the live nodes' beats reap the dead one's entries (docs/cluster.md)
+            await apoll(lambda: self.redis.cmd("ZSCORE", "mp:nodes", "n3") is None and
+                        self.redis.cmd("EXISTS", "mp:nodeusers:n3") == 0, 30,
+                        what="n3 and its users reaped from Redis")
         finally:
             self.done = True
             for t in tasks:
@@ -187,7 +193,7 @@ class ClusterKillTest(ClusterTest):
         self.users = [LoadUser(self, name, i) for i, name in enumerate(self.names)]
         self.by_name = {u.name: u for u in self.users}
         self.done, self.sending = False, False
-        self.logged_in, self.counts, self.late = set(), {}, []
+        self.logged_in, self.counts, self.late, self.victims = set(), {}, [], 0
         self.more_answered = []  # [(recipient, sender, body)] answered 200, from the watcher
         started = now()
         failure = None
@@ -198,8 +204,8 @@ class ClusterKillTest(ClusterTest):
         answered = sum(len(u.answered) for u in self.users)
         unanswered = sum(len(u.unanswered) for u in self.users)
         shown = sum(len(u.shown_order) for u in self.users)
-        print("\n  [%.0f s: %d sends answered 200, %d not, %d shown; %s]"
-              % (now() - started, answered, unanswered, shown,
+        print("\n  [%.0f s: %d sends answered 200, %d not, %d shown, %d users on the killed "
+              "node; %s]" % (now() - started, answered, unanswered, shown, self.victims,
                  ", ".join("%s: %d" % kv for kv in sorted(self.counts.items()))), end=" ")
         if failure is not None:
             raise failure
@@ -214,6 +220,15 @@ class ClusterKillTest(ClusterTest):
         self.assertEqual(reused[:10], [], "mids pushed again with another message")
         self.assertEqual(self.late, [], "past presence_ttl + %g s after the kill" % SLACK)
         self.assertGreater(answered, 500)
+
+
+class ClusterKillSendPluginTest(ClusterKillTest):
+    """The same with `send` served by the C plugin (plugins/send) on every node."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.node_extra = ["plugin %s" % plugin("send")]
+        super().setUpClass()
 
 
 class ClusterRedisFaultsTest(ClusterTest):
