@@ -19,7 +19,10 @@
 Timings vary from run to run; what is asserted does not depend on them, beyond the bounds of
 the contract (presence_ttl) plus SLACK. Random choices use fixed seeds."""
 import asyncio
+import os
 import random
+import signal
+import tempfile
 import time
 from collections import Counter
 
@@ -28,12 +31,14 @@ from cluster_harness import (PRESENCE_TTL, SLACK, ChatUser, ClusterTest, admin_a
 from harness import metrics
 from helpers import poll, uname
 from test_plugins import plugin
+from test_processes import N as PROCESSES, NODE, Supervisor
 
 SEED = 12
 USERS = 100
 LOAD_BEFORE_KILL = 4.0   # seconds of chat before n3 is killed
 LOAD_AFTER_KILL = 3.0    # ... and after its users are back on the other nodes
 SETTLE_TIMEOUT = 120.0   # for every message answered 200 to be shown (a bound, not a goal)
+PROCESS_USERS = 24       # logged in on the one port of a command with processes N
 CUT_MESSAGES = 600       # sent while the nodes' channel connections are cut every CUT_EVERY
 CUT_EVERY = 100
 
@@ -411,3 +416,73 @@ class ClusterRedisFaultsTest(ClusterTest):
         except (OSError, EOFError) as e:
             return e
         return (set(r["users"]), r["count"]) if r["code"] == 200 else r
+
+
+class ClusterProcessesTest(ClusterTest):
+    """processes N (docs/cluster.md): the workers of one command are the nodes of one cluster,
+    on one client port, and the supervisor restarts a killed one at once."""
+
+    def test_workers_of_one_command_are_one_cluster_and_a_killed_one_comes_back(self):
+        sup = Supervisor(tempfile.mkdtemp(dir=self.dir), self.redis.port, None,
+                         ["node_id %s" % NODE, "presence_ttl %d" % PRESENCE_TTL,
+                          "request_rate 0"])
+        sup.node_id = NODE
+        self.brokers.append(sup)
+        sup.start()
+        ids = {"%s-%d" % (NODE, i) for i in range(1, PROCESSES + 1)}
+        poll(lambda: self.node_ids(sup) == ids, 30,
+             what=lambda: "admin.nodes lists %s (got %r)" % (sorted(ids), self.node_ids(sup)))
+        clients = [self.login(sup) for _ in range(PROCESS_USERS)]
+        names = {c.user for c in clients}
+        poll(lambda: self.listed(clients[0]) == (names, PROCESS_USERS), 30,
+             what=lambda: "every user listed (got %r)" % (self.listed(clients[0]),))
+        sessions = poll(lambda: self.sessions_if_all(sup, PROCESS_USERS), 30,
+                        what=lambda: "%d sessions in admin.nodes (got %r)"
+                        % (PROCESS_USERS, self.nodes_of(sup)))
+        self.chat_ring(clients, "before")
+        body = uname("to-all-")
+        self.assertEqual(clients[0].call(dict(type="broadcast", body=body))["code"], 200)
+        for c in clients[1:]:
+            c.wait_push("broadcast", timeout=30, pred=lambda f: f.get("body") == body)
+        # the busiest worker is killed; the supervisor starts it again at once
+        busiest = max(sessions, key=sessions.get)
+        pid = sup.workers()[int(busiest.rsplit("-", 1)[1])]
+        started = self.nodes_of(sup)[busiest]["started"]
+        os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        lost = [c for c in clients if self.closed_by_kill(c)]
+        self.assertEqual(len(lost), sessions[busiest], "the killed worker's sessions closed")
+        gone = {c.user for c in lost}
+        observer = next(c for c in clients if c not in lost)
+        poll(lambda: not gone & self.listed(observer)[0],
+             max(0.0, killed + PRESENCE_TTL + SLACK - time.monotonic()),
+             what="the killed worker's users unlisted")
+        poll(lambda: self.nodes_of(sup).get(busiest, {}).get("started", 0) > started, 30,
+             what=lambda: "%s back in admin.nodes (got %r)" % (busiest, self.nodes_of(sup)))
+        back = [c for c in clients if c not in lost] + [
+            self.login(sup, c.user, register=False) for c in lost]
+        poll(lambda: self.listed(back[0]) == (names, PROCESS_USERS), 30,
+             what=lambda: "every user listed again (got %r)" % (self.listed(back[0]),))
+        self.chat_ring(back, "after")
+
+    def sessions_if_all(self, sup, n):
+        """{node: sessions} of admin.nodes when they add up to N, else None."""
+        sessions = {node: e["sessions"] for node, e in self.nodes_of(sup).items()}
+        return sessions if sum(sessions.values()) == n else None
+
+    def chat_ring(self, clients, tag):
+        """Each of CLIENTS sends to the next one: online, and pushed (and acked)."""
+        for i, c in enumerate(clients):
+            rcpt = clients[(i + 1) % len(clients)]
+            r = self.send(c, rcpt.user, "%s %d" % (tag, i), online=True)
+            m = rcpt.read_msgs(1, timeout=30)[0]
+            self.assertEqual((m["mid"], m["body"]), (r["mid"], "%s %d" % (tag, i)), m)
+            self.assertEqual(rcpt.call(dict(type="ack", upto=m["mid"]), 30)["code"], 200)
+
+    @staticmethod
+    def closed_by_kill(c):
+        """True when C's connection was closed (its worker was killed), after a ping."""
+        try:
+            return c.call(dict(type="ping"), 30)["code"] != 200
+        except (EOFError, OSError):
+            return True
