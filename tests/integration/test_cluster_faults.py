@@ -13,8 +13,10 @@
   lost, nothing comes out of order, the recipient's session goes on.
 - Redis comes back with an older copy of its data (a snapshot taken before the last logins: the
   chaos test's rollback, on a cluster): one user still has one session, the registry lists
-  exactly the users that have a session, and a user's only session is not closed for a claim
-  that is older than its own.
+  exactly the users that have a session, a user's only session is not closed for a claim
+  that is older than its own, and a node restarted since the snapshot goes on.
+- A kick lost with the channel connections is applied when they are back.
+- processes N: the workers of one command are one cluster; a killed one comes back.
 
 Timings vary from run to run; what is asserted does not depend on them, beyond the bounds of
 the contract (presence_ttl) plus SLACK. Random choices use fixed seeds."""
@@ -328,6 +330,41 @@ class ClusterRedisFaultsTest(ClusterTest):
              what=lambda: "users and count %r on n3 and n2 (got %r and %r)"
              % (expected, self.listed_with_count(probe), self.listed_with_count(only)))
 
+    def test_node_restarted_before_redis_went_back_to_an_older_snapshot_goes_on(self):
+        """n1 restarts (a new instance of the id) after a snapshot; Redis then comes back
+        with that snapshot, in which the old instance holds the id until its deadline. That
+        instance is gone: the new n1 must go on serving (as a starting node waits for a dead
+        holder's deadline), not exit as if another live process had taken its id."""
+        ttl = ["presence_ttl 10"]  # the old instance's deadline is still ahead at the restore
+        n1, n2 = self.node("n1", ttl), self.node("n2", ttl)
+        self.wait_nodes([n2], {"n1", "n2"})
+        self.redis.cmd("SAVE")
+        self.assertEqual(n1.stop(), 0)
+        n1.start()
+        poll(lambda: self.node_ids(n2) == {"n1", "n2"}, 30, what="the new n1 listed")
+        a = self.login(n1)
+        self.redis.stop()
+        self.redis.start()
+        poll(lambda: "n2" in (self.node_ids(n2) or ()), 60, what="n2 back")
+        b = self.login(n2)
+        self.assert_running(n1)
+        self.wait_listed([b], [a.user], timeout=60)
+        self.assert_running(n1)
+        self.send(b, a.user, "still here", online=True)
+        self.assertEqual(a.read_msgs(1, timeout=30)[0]["body"], "still here")
+
+    def assert_running(self, b):
+        """Node B has not exited (if it has, it is reaped and the test fails with its log)."""
+        if b.proc.poll() is not None:
+            rc, log = b.stop(), b.log_text()
+            self.fail("%s exited with %s: %s" % (b.node_id, rc, log[-1200:]))
+
+    def wait_nodes(self, brokers, ids):
+        for b in brokers:
+            poll(lambda: self.node_ids(b) == ids, 60,
+                 what=lambda: "admin.nodes on %s lists %s (got %r)"
+                 % (b.node_id, sorted(ids), self.node_ids(b)))
+
     def test_lost_channel_connections_cost_a_delay_never_a_message(self):
         """The nodes' channel connections are cut (CLIENT KILL) while a sender on n1 writes to
         a recipient on n2: what was published meanwhile is lost, and must come from the
@@ -404,10 +441,7 @@ class ClusterRedisFaultsTest(ClusterTest):
         data); returns once every node lists the three nodes again."""
         self.redis.stop()
         self.redis.start()
-        for b in self.brokers:
-            poll(lambda: self.node_ids(b) == {"n1", "n2", "n3"}, 60,
-                 what=lambda: "admin.nodes on %s lists n1, n2, n3 (got %r)"
-                 % (b.node_id, self.node_ids(b)))
+        self.wait_nodes(self.brokers, {"n1", "n2", "n3"})
 
     def listed_with_count(self, c):
         """(set of users, count) `users` answers on C's node, or None."""
