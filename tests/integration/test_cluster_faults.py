@@ -211,9 +211,10 @@ class ClusterKillTest(ClusterTest):
         answered = sum(len(u.answered) for u in self.users)
         unanswered = sum(len(u.unanswered) for u in self.users)
         shown = sum(len(u.shown_order) for u in self.users)
+        counts = ", ".join("%s: %d" % kv for kv in sorted(self.counts.items()))
         print("\n  [%.0f s: %d sends answered 200, %d not, %d shown, %d users on the killed "
-              "node; %s]" % (now() - started, answered, unanswered, shown, self.victims,
-                 ", ".join("%s: %d" % kv for kv in sorted(self.counts.items()))), end=" ")
+              "node; %s]" % (now() - started, answered, unanswered, shown, self.victims, counts),
+              end=" ")
         if failure is not None:
             raise failure
         missing = self.missing()
