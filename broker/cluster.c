@@ -258,7 +258,14 @@ static void on_renew_reply(redisReply *reply, const char *error, void *arg)
     }
 }
 
-/* Puts every session of this node back in the registry (claims what has none yet). */
+static void renew_step(const char *name)
+{
+    const char *argv[] = {node_id()};
+    cluster_call(name, 1, argv, NULL, on_ignored_reply, (void *)name);
+}
+
+/* Puts every session of this node back in the registry (claims what has none yet), and takes
+ * out what the registry says of this node that it does not hold. */
 static void renew_all(void)
 {
     const char *argv[2 * RENEW_BATCH + 1];
@@ -267,6 +274,7 @@ static void renew_all(void)
     int n = 0;
     argv[0] = node_id();
     lens[0] = strlen(node_id());
+    renew_step("moonpost_presence_renew_begin");
     for (size_t i = 0, count = presence_count(); i <= count; i++) {
         struct session *s = i < count ? presence_at(i) : NULL;
         if (s != NULL && s->claim_seq == 0) {
@@ -284,6 +292,7 @@ static void renew_all(void)
             n = 0;
         }
     }
+    renew_step("moonpost_presence_renew_end");
 }
 
 static void resync_all(void)
@@ -359,10 +368,9 @@ static void on_beat_reply(redisReply *reply, const char *error, void *arg)
         return;
     }
     if (reply->element[0]->integer == 0) {
+        /* held by another instance: a live one beats (its deadline moves), a dead one's passes
+         * (a process that stopped, or one Redis remembers from an older copy of its data) */
         int64_t deadline = reply->element[1]->integer;
-        if (node.registered)
-            return refuse_id("was taken over by another process while this one was cut off");
-        /* held by another instance: a live one beats (its deadline moves), a dead one's passes */
         if (node.held_deadline != 0 && deadline > node.held_deadline)
             return refuse_id("is in use by a live node");
         if (node.held_deadline == 0)

@@ -109,25 +109,62 @@ redis.register_function('moonpost_presence_release', function(_, a)
   return 1
 end)
 
--- ARGV: prefix, node, then pairs user, seq: the sessions a node holds, after it (re)joined or
--- reconnected. A user claimed meanwhile by another live node is lost to it; every other entry
--- is put back. Returns the lost users.
+-- Putting a node's sessions back (after it rejoined or reconnected) is three steps, sent in
+-- order on one connection: begin, renew (in batches), end. Whatever the registry says of the
+-- node that the node no longer holds (a Redis that went back to an older copy) goes at the end.
+
+-- ARGV: prefix, node. The node's user list moves aside; renew builds it again.
+redis.register_function('moonpost_presence_renew_begin', function(_, a)
+  local set = a[1] .. 'nodeusers:' .. a[2]
+  redis.call('DEL', set .. ':old')
+  if redis.call('EXISTS', set) == 1 then redis.call('RENAME', set, set .. ':old') end
+  return 1
+end)
+
+-- ARGV: prefix, node, then pairs user, seq: sessions the node holds. The newer claim wins: a
+-- user held by another live node under an older claim is taken back (that node is told to
+-- close its session), under a newer one it is lost to it. The claim counter never stays below
+-- a claim put back. Returns the lost users.
 redis.register_function('moonpost_presence_renew', function(_, a)
   local p, node = a[1], a[2]
   local now = now_ms()
-  local lost = {}
+  local lost, highest = {}, 0
   for i = 3, #a - 1, 2 do
-    local user, mine = a[i], node .. ' ' .. a[i + 1]
-    local v = redis.call('HGET', p .. 'online', user)
-    local holder = owner(v)
-    if v == mine or not holder or holder == node or not alive(p, holder, now) then
-      redis.call('HSET', p .. 'online', user, mine)
-      redis.call('ZADD', p .. 'nodeusers:' .. node, 0, user)
-    else
+    local user, seq = a[i], tonumber(a[i + 1])
+    local holder, held_seq = owner(redis.call('HGET', p .. 'online', user))
+    held_seq = tonumber(held_seq or 0)
+    local other = holder and holder ~= node and alive(p, holder, now)
+    if other and held_seq > seq then
       lost[#lost + 1] = user
+    else
+      if other then
+        redis.call('ZREM', p .. 'nodeusers:' .. holder, user)
+        redis.call('PUBLISH', p .. 'node:' .. holder, 'K' .. seq .. ' ' .. user)
+      end
+      redis.call('HSET', p .. 'online', user, node .. ' ' .. seq)
+      redis.call('ZADD', p .. 'nodeusers:' .. node, 0, user)
+      if seq > highest then highest = seq end
     end
   end
+  if highest > tonumber(redis.call('GET', p .. 'claimseq') or 0) then
+    redis.call('SET', p .. 'claimseq', highest)
+  end
   return lost
+end)
+
+-- ARGV: prefix, node. The users of the old list the node did not renew (nor claim meanwhile)
+-- leave the registry.
+redis.register_function('moonpost_presence_renew_end', function(_, a)
+  local p, node = a[1], a[2]
+  local set = p .. 'nodeusers:' .. node
+  for _, user in ipairs(redis.call('ZRANGE', set .. ':old', 0, -1)) do
+    if not redis.call('ZSCORE', set, user) and
+       owner(redis.call('HGET', p .. 'online', user)) == node then
+      redis.call('HDEL', p .. 'online', user)
+    end
+  end
+  redis.call('DEL', set .. ':old')
+  return 1
 end)
 
 -- ARGV: prefix, user, message. PUBLISHes MESSAGE to the channel of the live node holding USER.

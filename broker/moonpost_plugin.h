@@ -196,6 +196,9 @@ typedef struct mp_option_spec {
 
 typedef struct mp_api mp_api;
 
+/* What deliver_mail tells when the recipient is not on this node: whether a node held it. */
+typedef void (*mp_delivered_fn)(int online, void *arg);
+
 struct mp_api {
     /* These five never move, whatever the version. */
     uint32_t version;           /* the broker's MP_PLUGIN_API_VERSION */
@@ -337,9 +340,12 @@ struct mp_api {
     /* deliver for a mailbox message, with PREV: the highest mid in the recipient's mailbox
      * before MID (what the store function returns). Messages stored by many nodes then reach
      * the session in mid order (docs/cluster.md). Returns 1 when USER has a session on this
-     * node; else the frame went to the node holding USER, if any, and 0 is returned. */
+     * node (DONE is not called); 0 when the frame went to the cluster: DONE(online, ARG) is
+     * called later, exactly once, never from inside this call, with whether a node held USER
+     * (DONE may be NULL); -1 when Redis is not connected, or there was no memory to wait for
+     * the answer (DONE is not called; the frame may have gone out). */
     int (*deliver_mail)(const char *user, size_t user_len, const void *frame, size_t len,
-                        uint64_t mid, uint64_t prev);
+                        uint64_t mid, uint64_t prev, mp_delivered_fn done, void *arg);
 };
 
 /* The description every plugin exports as `mp_plugin` (use MP_PLUGIN_DEFINE). */

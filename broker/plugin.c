@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "cluster.h"
 #include "codec.h"
 #include "log.h"
 #include "moonpost_plugin.h"
@@ -270,10 +271,31 @@ static int api_deliver(const char *user, size_t user_len, const void *frame, siz
     return router_deliver(user, user_len, frame, len, mid, 0);
 }
 
-static int api_deliver_mail(const char *user, size_t user_len, const void *frame, size_t len,
-                            uint64_t mid, uint64_t prev)
+struct delivered {
+    mp_delivered_fn done;
+    void *arg;
+};
+
+static void on_routed(redisReply *reply, const char *error, void *arg)
 {
-    return router_deliver(user, user_len, frame, len, mid, prev);
+    (void)error;
+    struct delivered d = *(struct delivered *)arg;
+    free(arg);
+    d.done(reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1, d.arg);
+}
+
+static int api_deliver_mail(const char *user, size_t user_len, const void *frame, size_t len,
+                            uint64_t mid, uint64_t prev, mp_delivered_fn done, void *arg)
+{
+    struct session *s = presence_find(user, user_len);
+    if (s != NULL) return router_deliver_to(s, frame, len, mid, prev);
+    struct delivered *d = done != NULL ? malloc(sizeof *d) : NULL;
+    if (d != NULL) *d = (struct delivered){done, arg};
+    if (cluster_route(user, user_len, frame, len, mid, prev, d ? on_routed : NULL, d) != 0) {
+        free(d);
+        return -1;
+    }
+    return done != NULL && d == NULL ? -1 : 0; /* no memory to wait: sent, answer unknown */
 }
 
 static size_t api_broadcast(const void *frame, size_t len, mp_session except)

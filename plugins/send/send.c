@@ -31,6 +31,7 @@ struct pending_send {
     struct send_state *st;
     mp_request req; /* session, id: the frame pointers in it are not used after the call */
     int64_t ts;
+    uint64_t mid; /* once stored */
     int body_is_bin;
     size_t from_len, to_len, body_len;
     char *from, *to, *body; /* into data */
@@ -78,23 +79,44 @@ static void write_blob(const mp_api *api, mp_writer *w, const struct pending_sen
     write_message_fields(api, w, m);
 }
 
+static void reply_stored(struct pending_send *m, int online)
+{
+    const mp_api *api = m->st->api;
+    mp_writer *w = api->reply_begin(&m->req, 2);
+    api->write_str(w, "mid", 3);
+    api->write_uint(w, m->mid);
+    api->write_str(w, "online", 6);
+    api->write_bool(w, online);
+    api->reply_end(&m->req);
+}
+
+/* The recipient is on another node, or nowhere: the reply waits for the registry's answer. */
+static void on_delivered(int online, void *arg)
+{
+    struct pending_send *m = arg;
+    reply_stored(m, online);
+    free(m);
+}
+
 /* Pushes the msg frame to the recipient, on this node or through the node holding it (PREV
- * keeps the pushes in mid order, docs/cluster.md); returns 1 when the recipient is on this
- * node. */
-static int deliver(const mp_api *api, const struct pending_send *m, uint64_t mid, uint64_t prev)
+ * keeps the pushes in mid order, docs/cluster.md), then replies {mid, online}; frees M. */
+static void deliver_and_reply(const mp_api *api, struct pending_send *m, uint64_t prev)
 {
     mp_writer *w = api->frame_begin();
     api->write_map(w, 7);
     api->write_str(w, "type", 4);
     api->write_str(w, "msg", 3);
     api->write_str(w, "mid", 3);
-    api->write_uint(w, mid);
+    api->write_uint(w, m->mid);
     write_message_fields(api, w, m);
     api->write_str(w, "offline", 7);
     api->write_bool(w, 0);
     size_t len;
     const void *frame = api->frame_end(&len);
-    return api->deliver_mail(m->to, m->to_len, frame, len, mid, prev);
+    int here = api->deliver_mail(m->to, m->to_len, frame, len, m->mid, prev, on_delivered, m);
+    if (here == 0) return; /* on_delivered replies */
+    reply_stored(m, here == 1);
+    free(m);
 }
 
 /* The {mid, prev} of a stored message, or 0 when REPLY is not that. */
@@ -129,13 +151,9 @@ static void on_stored(const mp_redis_reply *reply, const char *error, void *arg)
                  reply->type == MP_REDIS_ERROR ? reply->str : "unexpected reply to FCALL");
         api->reply(&m->req, 500, "storage error");
     } else {
-        int online = deliver(api, m, mid, prev);
-        mp_writer *w = api->reply_begin(&m->req, 2);
-        api->write_str(w, "mid", 3);
-        api->write_uint(w, mid);
-        api->write_str(w, "online", 6);
-        api->write_bool(w, online);
-        api->reply_end(&m->req);
+        m->mid = mid;
+        deliver_and_reply(api, m, prev);
+        return;
     }
     free(m);
 }

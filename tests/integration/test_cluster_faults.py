@@ -339,11 +339,12 @@ class ClusterRedisFaultsTest(ClusterTest):
         ttl = ["presence_ttl 10"]  # the old instance's deadline is still ahead at the restore
         n1, n2 = self.node("n1", ttl), self.node("n2", ttl)
         self.wait_nodes([n2], {"n1", "n2"})
+        user = self.register(n2)  # before the snapshot: the account survives the restore
         self.redis.cmd("SAVE")
         self.assertEqual(n1.stop(), 0)
         n1.start()
         poll(lambda: self.node_ids(n2) == {"n1", "n2"}, 30, what="the new n1 listed")
-        a = self.login(n1)
+        a = self.login(n1, user, register=False)
         self.redis.stop()
         self.redis.start()
         poll(lambda: "n2" in (self.node_ids(n2) or ()), 60, what="n2 back")
