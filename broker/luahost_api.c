@@ -324,60 +324,6 @@ int mpl_online(lua_State *L)
     return 1;
 }
 
-/* The users online on this node only: what mp.users answers when Redis cannot be asked. */
-static int push_local_users(lua_State *L, size_t limit)
-{
-    size_t total = presence_count();
-    size_t n = limit < total ? limit : total;
-    lua_createtable(L, (int)n, 0);
-    luaL_setmetatable(L, CODEC_ARRAY_META);
-    for (size_t i = 0; i < n; i++) {
-        struct session *s = presence_at(i);
-        lua_pushlstring(L, s->user, s->user_len);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    lua_pushinteger(L, (lua_Integer)total);
-    return 2;
-}
-
-/* {count, {users...}} from moonpost_users -> users (an array), count */
-static int push_users(lua_State *L, const redisReply *reply)
-{
-    const redisReply *list = reply != NULL && reply->type == REDIS_REPLY_ARRAY &&
-                                     reply->elements == 2 &&
-                                     reply->element[1]->type == REDIS_REPLY_ARRAY
-                                 ? reply->element[1]
-                                 : NULL;
-    if (list == NULL) return push_local_users(L, SIZE_MAX);
-    lua_createtable(L, (int)list->elements, 0);
-    luaL_setmetatable(L, CODEC_ARRAY_META);
-    for (size_t i = 0; i < list->elements; i++) {
-        lua_pushlstring(L, list->element[i]->str, list->element[i]->len);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    lua_pushinteger(L, reply->element[0]->integer);
-    return 2;
-}
-
-static int start_users(store_reply_fn fn, void *arg, void *ctx)
-{
-    const char *argv[] = {ctx};
-    return cluster_call("moonpost_users", 1, argv, NULL, fn, arg);
-}
-
-/* mp.users([limit]) -- at most LIMIT users online on any node, and how many there are. */
-int mpl_users(lua_State *L)
-{
-    lua_Integer limit = luaL_optinteger(L, 1, 1000);
-    if (limit < 0) limit = 0;
-    char text[24];
-    snprintf(text, sizeof text, "%lld", (long long)limit);
-    struct request *r = luahost_current(L);
-    if (r != NULL && registry_call(r, push_users, start_users, text) == 0)
-        return luahost_yield(L, r);
-    return push_local_users(L, (size_t)limit);
-}
-
 /* mp.on_resync(fn) -- FN(s) runs when session S may have missed live mailbox messages: it
  * reads the mailbox above s.last_mid and pushes it, like the replay after login. */
 int mpl_on_resync(lua_State *L)

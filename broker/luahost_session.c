@@ -17,6 +17,7 @@
 #include "reply.h"
 #include "router.h"
 #include "session.h"
+#include "store.h"
 
 static struct request *check_request(lua_State *L)
 {
@@ -163,6 +164,24 @@ static int session_close_lua(lua_State *L)
 
 /* s:authenticate(user) -- logs the session in as USER (an older session of USER gets bye 409):
  * true, or false, code, reason when a login check (a plugin's on_authenticate) refused it. */
+static int push_true(lua_State *L, void *ud)
+{
+    (void)ud;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static void on_claimed(redisReply *reply, const char *error, void *arg)
+{
+    (void)reply, (void)error; /* logged in either way: a lost claim is renewed on reconnect */
+    struct request *r = arg;
+    int n = luahost_push_results(r, push_true, NULL);
+    if (n < 0)
+        luahost_resume_error(r, "no Lua memory left");
+    else
+        luahost_resume(r, n);
+}
+
 static int session_authenticate(lua_State *L)
 {
     struct request *r = check_request(L);
@@ -174,6 +193,12 @@ static int session_authenticate(lua_State *L)
     const char *why = NULL;
     int code = session_login(s, user, len, &why);
     if (code == 0) {
+        /* answered once the cluster knows: a PING behind the claim, on the same connection,
+         * comes back after the claim ran (a send from another node then finds the user) */
+        static const char *const ping[] = {"PING"};
+        static const size_t ping_len[] = {4};
+        if (s->claiming && store_command(1, (const char **)ping, ping_len, on_claimed, r) == 0)
+            return luahost_yield(L, r);
         lua_pushboolean(L, 1);
         return 1;
     }

@@ -230,7 +230,8 @@ function chat.start_session(s, user, token, attempt, renew)
     return
   end
   s.data.token = token
-  s:ok{ token = token, users = mp.users(1000) }
+  -- the list may be up to 250 ms old: in a login storm one fetch serves many replies
+  s:ok{ token = token, users = mp.users(1000, 250) }
   chat.announce(user, true, s)
   chat.replay(s)
 end
