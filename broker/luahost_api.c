@@ -270,9 +270,13 @@ int mpl_deliver(lua_State *L)
     uint64_t live_mid = mid > 0 ? (uint64_t)mid : 0, live_prev = prev > 0 ? (uint64_t)prev : 0;
     struct session *s = presence_find(user, user_len);
     if (s != NULL) {
-        if (router_live_wanted(s, live_mid, live_prev)) { /* else not even encoded */
+        int wanted = router_live_wanted(s, live_mid, live_prev);
+        if (wanted != ROUTER_LIVE_SKIP) { /* else not even encoded */
             size_t n = luahost_encode_frame(L, 2);
-            router_deliver_wanted(s, broker.scratch.sb.data, n, live_mid);
+            if (wanted == ROUTER_LIVE_PUSH)
+                router_deliver_wanted(s, broker.scratch.sb.data, n, live_mid);
+            else
+                router_hold(s, broker.scratch.sb.data, n, live_mid, live_prev);
         }
         lua_pushboolean(L, 1);
         return 1;

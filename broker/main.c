@@ -180,7 +180,8 @@ static int start(void)
 {
     size_t max = (size_t)broker.conf.max_connections + ADMIN_SESSIONS;
     broker_apply_live_settings();
-    if (session_table_init(broker.base, max, router_dispatch) != 0 || presence_init(max) != 0) {
+    if (session_table_init(broker.base, max, router_dispatch) != 0 || presence_init(max) != 0 ||
+        router_start(broker.base) != 0) {
         log_error("cannot allocate tables for %zu sessions", max);
         return -1;
     }
@@ -221,6 +222,7 @@ static void stop(void)
     presence_free();
     luahost_stop();
     plugin_unload_all();
+    router_stop();
     router_free();
     for (int i = 0; i < 3; i++)
         if (signal_events[i]) event_free(signal_events[i]);

@@ -66,6 +66,9 @@ void metrics_write(struct evbuffer *out)
     counter(out, "moonpost_resyncs_total",
             "Sessions that read their mailbox again because live messages may have been missed.",
             s->resyncs_total);
+    counter(out, "moonpost_live_held_total",
+            "Live private messages that came before an earlier one and waited for it.",
+            s->live_held_total);
     counter(out, "moonpost_cluster_messages_total", "Messages received on the node channels.",
             s->bus_messages_total);
     counter(out, "moonpost_cluster_kicks_total",

@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "presence.h"
+#include "router_gap.h"
 #include "stats.h"
 
 #define ROUTER_MAX_HOOKS 16
@@ -190,6 +191,7 @@ static void mid_went_back(const struct session *s, uint64_t mid)
 void router_request_resync(struct session *s, int gap)
 {
     if (s->state != SESSION_AUTHENTICATED) return;
+    router_drop_held(s);
     if (s->replaying) { /* the replay running may have read before the loss: once more */
         s->held_mid = UINT64_MAX;
         return;
@@ -217,33 +219,38 @@ int router_replay_caught_up(struct session *s)
 
 int router_live_wanted(struct session *s, uint64_t mid, uint64_t prev)
 {
-    if (mid == 0) return 1;
+    if (mid == 0) return ROUTER_LIVE_PUSH;
     if (s->replaying) {
         if (mid > s->held_mid) s->held_mid = mid;
-        return 0;
+        return ROUTER_LIVE_SKIP;
     }
     if (mid <= s->last_mid) {
         if (mid > s->covered_mid) mid_went_back(s, mid);
-        return 0;
+        return ROUTER_LIVE_SKIP;
     }
-    if (prev > s->last_mid) { /* an earlier message is on its way, or was lost */
-        router_request_resync(s, 1);
-        return 0;
-    }
-    return 1;
+    if (prev > s->last_mid) return ROUTER_LIVE_HOLD; /* an earlier one is on its way */
+    return ROUTER_LIVE_PUSH;
 }
 
-void router_deliver_wanted(struct session *s, const void *frame, size_t frame_len, uint64_t mid)
+void router_push_live(struct session *s, const void *frame, size_t frame_len, uint64_t mid)
 {
     if (mid > 0) s->last_mid = mid;
     session_send_bytes(s, frame, frame_len);
     stats.deliveries_total++;
 }
 
+void router_deliver_wanted(struct session *s, const void *frame, size_t frame_len, uint64_t mid)
+{
+    router_push_live(s, frame, frame_len, mid);
+    if (mid > 0 && s->held != NULL) router_release_held(s);
+}
+
 int router_deliver_to(struct session *s, const void *frame, size_t frame_len, uint64_t mid,
                       uint64_t prev)
 {
-    if (router_live_wanted(s, mid, prev)) router_deliver_wanted(s, frame, frame_len, mid);
+    int wanted = router_live_wanted(s, mid, prev);
+    if (wanted == ROUTER_LIVE_PUSH) router_deliver_wanted(s, frame, frame_len, mid);
+    if (wanted == ROUTER_LIVE_HOLD) router_hold(s, frame, frame_len, mid, prev);
     return 1;
 }
 

@@ -65,11 +65,21 @@ int router_deliver(const char *user, size_t user_len, const void *frame, size_t 
 /* The same for a session already found (presence_find). */
 int router_deliver_to(struct session *s, const void *frame, size_t frame_len, uint64_t mid,
                       uint64_t prev);
-/* router_deliver_to in two steps, so that a caller encodes only what is pushed: whether a live
- * message goes to S now (not while S replays: the replay reads again; not when PREV shows a
- * gap: S resyncs; a mid that went back is logged and counted), then the push of one that does. */
+/* router_deliver_to in two steps, so that a caller encodes only what is pushed: what to do with
+ * a live message to S: push it now, skip it (S replays, and the replay reads again; or a repeat;
+ * a mid that went back is logged and counted), or hold it (PREV is not pushed yet: it waits for
+ * it, router_gap.c); then the push (router_deliver_wanted, which lets the held messages it
+ * unblocks follow) or the hold (router_hold). */
+enum { ROUTER_LIVE_SKIP = 0, ROUTER_LIVE_PUSH = 1, ROUTER_LIVE_HOLD = 2 };
 int router_live_wanted(struct session *s, uint64_t mid, uint64_t prev);
 void router_deliver_wanted(struct session *s, const void *frame, size_t frame_len, uint64_t mid);
+/* Holds a copy of FRAME until the message before it is pushed; if it does not come within
+ * 100 ms, or too many wait, S resyncs (router_gap.c). */
+void router_hold(struct session *s, const void *frame, size_t frame_len, uint64_t mid,
+                 uint64_t prev);
+/* The timer that resyncs sessions whose held messages waited too long; 0 or -1. */
+int router_start(struct event_base *base);
+void router_stop(void);
 
 /* Queues FRAME (encoded once) to every online session of this node but EXCEPT, and hands it to
  * the cluster for every other node; returns how many sessions of this node got it. */

@@ -49,6 +49,7 @@ struct session {
     uint64_t held_mid;   /* highest live mid held back during a replay (the replay reads again) */
     uint64_t claim_seq;  /* the cluster claim of this login (0: not answered yet) */
     uint64_t kicked_seq; /* a newer claim elsewhere seen before claim_seq came */
+    struct gap_hold *held; /* live messages waiting for an earlier one (router_gap.c), or NULL */
     struct event *drain_ev; /* session_wait_drain: activated once out is at most drain_low_water */
     int64_t rate_tat_us; /* request_rate: when the next request is due (GCRA), monotonic µs */
     uint32_t rate_refused; /* requests refused in a row for request_rate */

@@ -30,6 +30,7 @@ struct stats {
     uint64_t deliveries_total;
     uint64_t mid_regressions_total; /* live mailbox pushes whose mid was not above the last */
     uint64_t resyncs_total;         /* sessions that read their mailbox again (a gap in mids) */
+    uint64_t live_held_total;       /* live messages held until an earlier one was pushed */
     uint64_t bus_messages_total;    /* messages received on the node channels */
     uint64_t cluster_kicks_total;   /* sessions closed because their user logged in elsewhere */
     uint64_t redis_commands_total;

@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "router.h"
 #include "session_fixture.h"
@@ -56,6 +57,7 @@ static int setup(void **state)
     memset(&remote_seen, 0, sizeof remote_seen);
     memset(&stats, 0, sizeof stats);
     fixture_start(NULL);
+    assert_int_equal(router_start(fixture_base), 0);
     router_set_resync(fake_resync);
     static const struct router_remote remote = {fake_remote_deliver, fake_remote_broadcast};
     router_set_remote(&remote);
@@ -68,6 +70,7 @@ static int teardown(void **state)
     router_set_resync(NULL);
     router_set_remote(NULL);
     fixture_stop();
+    router_stop();
     return 0;
 }
 
@@ -99,16 +102,44 @@ static void test_in_order_is_pushed(void **state)
     assert_int_equal(stats.deliveries_total, 2);
 }
 
-static void test_gap_starts_a_resync(void **state)
+/* Reads the frames peer P got; returns how many. */
+static int frames_waiting(const struct fixture_peer *p)
+{
+    uint8_t body[64];
+    int n = 0;
+    while (fixture_read_frame(p, body, sizeof body) > 0) n++;
+    return n;
+}
+
+static void test_a_message_before_its_earlier_one_waits_for_it(void **state)
 {
     (void)state;
     struct fixture_peer a = logged_in("a");
     deliver("a", 10, 0);
-    deliver("a", 12, 11); /* 11 is still on its way */
+    deliver("a", 12, 11); /* 11 is still on its way (the other connection) */
+    deliver("a", 13, 12);
     assert_int_equal(a.s->last_mid, 10);
+    assert_non_null(a.s->held);
+    assert_int_equal(stats.live_held_total, 2);
+    deliver("a", 11, 10); /* here it is: 11, then 12 and 13 follow */
+    assert_int_equal(a.s->last_mid, 13);
+    assert_null(a.s->held);
+    assert_int_equal(resyncs, 0);
+    assert_int_equal(frames_waiting(&a), 4);
+}
+
+static void test_an_earlier_message_that_never_comes_resyncs(void **state)
+{
+    (void)state;
+    struct fixture_peer a = logged_in("a");
+    deliver("a", 10, 0);
+    deliver("a", 12, 11); /* 11 was lost with a channel connection */
+    usleep(250 * 1000);
+    fixture_run(); /* the sweep: it waited more than 100 ms */
     assert_int_equal(resyncs, 1);
     assert_true(a.s->replaying);
-    deliver("a", 13, 12); /* held: the resync brings it */
+    assert_null(a.s->held); /* the mailbox has it */
+    deliver("a", 13, 12); /* held back: the resync brings it */
     assert_int_equal(a.s->last_mid, 10);
     assert_int_equal(resyncs, 1);
     /* the resync read 11 and 12 before 13 was stored: it must read once more */
@@ -124,6 +155,18 @@ static void test_gap_starts_a_resync(void **state)
     assert_int_equal(a.s->last_mid, 13);
     deliver("a", 14, 13);
     assert_int_equal(a.s->last_mid, 14);
+}
+
+static void test_too_many_held_resyncs(void **state)
+{
+    (void)state;
+    struct fixture_peer a = logged_in("a");
+    deliver("a", 10, 0);
+    for (uint64_t mid = 12; mid < 12 + 64; mid++) deliver("a", mid, mid - 1);
+    assert_int_equal(resyncs, 0);
+    deliver("a", 12 + 64, 12 + 63);
+    assert_int_equal(resyncs, 1);
+    assert_null(a.s->held);
 }
 
 static void test_mid_that_went_back_is_counted(void **state)
@@ -145,6 +188,8 @@ static void test_no_resync_handler_closes_the_session(void **state)
     deliver("a", 12, 11);
     uint8_t body[64];
     assert_true(fixture_read_frame(&a, body, sizeof body) > 0); /* the msg of mid 10 */
+    usleep(250 * 1000);
+    fixture_run(); /* the sweep: 11 never came */
     char type[16];
     assert_int_equal(fixture_next_code(&a, type, sizeof type), 503);
     assert_string_equal(type, "bye");
@@ -171,7 +216,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_in_order_is_pushed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_gap_starts_a_resync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_message_before_its_earlier_one_waits_for_it, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_an_earlier_message_that_never_comes_resyncs, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_too_many_held_resyncs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mid_that_went_back_is_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_resync_handler_closes_the_session, setup,
                                         teardown),
