@@ -1,13 +1,11 @@
 /* luahost_users: mp.users, the online list of the whole cluster. Every login reply carries it,
  * so a login storm would ask Redis for it thousands of times a second: the calls that come
- * while it is fetched wait for that one fetch, and a caller that accepts an answer up to
- * MAX_AGE ms old (the login reply does) is answered at once from the last one. */
+ * while it is being fetched wait for that one fetch. */
 #include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
 
-#include "broker.h"
 #include "cluster.h"
 #include "codec.h"
 #include "luahost.h"
@@ -28,7 +26,6 @@ static struct {
     size_t *offsets; /* N + 1 offsets into names */
     size_t n;
     int64_t count;   /* users online in all */
-    int64_t at_ms;   /* when it was fetched; 0: never */
     int fetching;
     struct waiter *waiters;
 } cache;
@@ -89,7 +86,6 @@ static int keep(const redisReply *reply)
     cache.names = NULL;
     cache.offsets = NULL;
     cache.n = 0;
-    cache.at_ms = 0;
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
         reply->element[0]->type != REDIS_REPLY_INTEGER ||
         reply->element[1]->type != REDIS_REPLY_ARRAY)
@@ -109,7 +105,6 @@ static int keep(const redisReply *reply)
     cache.offsets[list->elements] = at;
     cache.n = list->elements;
     cache.count = reply->element[0]->integer;
-    cache.at_ms = broker_now_ms();
     return 0;
 }
 
@@ -138,16 +133,12 @@ static void on_users(redisReply *reply, const char *error, void *arg)
     }
 }
 
-/* mp.users([limit [, max_age_ms]]) -- at most LIMIT users online on any node, and how many
- * there are; an answer fetched at most MAX_AGE_MS ago (default 0) may be reused. */
+/* mp.users([limit]) -- at most LIMIT users online on any node, and how many there are. */
 int mpl_users(lua_State *L)
 {
     lua_Integer limit = luaL_optinteger(L, 1, 1000);
-    lua_Integer max_age = luaL_optinteger(L, 2, 0);
     if (limit < 0) limit = 0;
     struct request *r = luahost_current(L);
-    struct users_args a = {(size_t)limit, r && r->session ? session_get(r->session) : NULL, 0};
-    if (cache.at_ms != 0 && broker_now_ms() - cache.at_ms <= max_age) return push_list(L, &a);
     struct waiter *w = r != NULL ? malloc(sizeof *w) : NULL;
     if (w != NULL && !cache.fetching) {
         const char *argv[] = {USERS_FETCH_MAX};
@@ -155,7 +146,7 @@ int mpl_users(lua_State *L)
     }
     if (w == NULL || !cache.fetching) { /* not in a handler, or Redis is not connected */
         free(w);
-        a.only_here = 1;
+        struct users_args a = {(size_t)limit, NULL, 1};
         return push_list(L, &a);
     }
     *w = (struct waiter){r, (size_t)limit, cache.waiters};

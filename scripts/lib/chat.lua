@@ -230,8 +230,7 @@ function chat.start_session(s, user, token, attempt, renew)
     return
   end
   s.data.token = token
-  -- the list may be up to 250 ms old: in a login storm one fetch serves many replies
-  s:ok{ token = token, users = mp.users(1000, 250) }
+  s:ok{ token = token, users = mp.users(1000) }
   chat.announce(user, true, s)
   chat.replay(s)
 end

@@ -430,13 +430,15 @@ class RedisOutageTest(RedisCase):
 
     def test_killed_mid_load_then_restarted(self):
         key = unique("outage")
+        # logged in first (a login waits for the cluster registry, which the BLPOP below
+        # would hold up): 64 requests in flight each (4 before login)
+        conns = [self.connect() for _ in range(10)]
+        for i, c in enumerate(conns):
+            self.assertEqual(c.call({"type": "t.login", "user": "outage%d" % i})["code"], 200)
         blocker = self.connect()
         bid = blocker.send({"type": "t.slowredis", "key": key, "timeout": 30})
         poll(lambda: blocked_clients(self.redis) == 1, what="BLPOP blocked in Redis")
         sent0 = metrics(self.broker)["moonpost_redis_commands_total"]
-        conns = [self.connect() for _ in range(10)]
-        for i, c in enumerate(conns):  # logged in: 64 requests in flight (4 before login)
-            self.assertEqual(c.call({"type": "t.login", "user": "outage%d" % i})["code"], 200)
         ids = {c: [c.send({"type": "t.redis", "args": ["INCR", key + ":n"]}) for _ in range(50)]
                for c in conns}
         # every request has reached the broker's Redis connection (queued behind the BLPOP)
