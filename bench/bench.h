@@ -18,9 +18,17 @@
 #define BENCH_BODY_MIN 36 /* 16 hex timestamp, 8 hex sender, 8 hex seq, 4 hex run id */
 #define BENCH_CODES 600   /* res and bye codes are counted in arrays this long */
 #define BENCH_PORTS_PER_ADDR 28000
+#define BENCH_MAX_BROKERS 16 /* --connect addresses, --broker-pid pids */
 
 enum workload_kind { WL_PRIVATE, WL_BROADCAST, WL_IDLE, WL_LOGIN, WL_RESUME };
 enum proto_kind { PROTO_MOONPOST, PROTO_MQTT };
+
+/* Whom a private message goes to, by broker (client i uses broker i % brokers). */
+enum recipients {
+    RCPT_ANY,   /* any other client */
+    RCPT_CROSS, /* a client on another broker: every message crosses nodes */
+    RCPT_LOCAL, /* a client on the sender's broker: no message crosses nodes */
+};
 
 /* What a client does after it connects, before it counts as ready. */
 enum setup_mode {
@@ -38,6 +46,7 @@ enum local_error {
     LERR_LOST,     /* sent, never delivered within --lost-after */
     LERR_SETUP,    /* a client was not ready when the setup timeout ran out */
     LERR_STORM,    /* a storm session not back when the storm timeout ran out */
+    LERR_BARRIER,  /* --barrier: the go never came */
     LERR_COUNT
 };
 
@@ -46,6 +55,8 @@ struct options {
     enum proto_kind proto;
     const char *host;
     int port;
+    const char *connect; /* HOST:PORT[,HOST:PORT...]; NULL: --host and --port */
+    enum recipients recipients;
     int allow_remote;
     int clients;    /* receivers for broadcast */
     int publishers; /* broadcast senders */
@@ -62,8 +73,12 @@ struct options {
     const char *topic_prefix;
     int no_register;
     int setup_concurrency;
-    int src_addrs; /* 0 = automatic */
-    int broker_pid, redis_pid;
+    int src_addrs;        /* 0 = automatic */
+    const char *src_base; /* first source address; NULL: 127.0.0.2 */
+    int broker_pid[BENCH_MAX_BROKERS];
+    int brokers; /* pids in broker_pid */
+    int redis_pid;
+    const char *barrier; /* directory shared with the other processes of one run */
     int json, progress;
     const char *label;
 };
@@ -143,8 +158,10 @@ struct worker {
 struct run {
     struct options opt;
     uint16_t run_id;
-    struct sockaddr_in target;
+    struct sockaddr_in target[BENCH_MAX_BROKERS];
+    int targets;
     int src_addrs;
+    uint32_t src_base; /* host byte order */
     int total; /* connections: clients + publishers */
     int senders, first_receiver;
     atomic_int phase;
@@ -159,6 +176,12 @@ struct run {
 };
 
 extern struct run run;
+
+/* The broker (index into run.target) client INDEX connects to: round robin by index. */
+static inline int broker_of(uint32_t index)
+{
+    return (int)(index % (uint32_t)run.targets);
+}
 
 /* Monotonic clock in nanoseconds. */
 int64_t bench_now(void);

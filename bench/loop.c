@@ -172,7 +172,7 @@ static void on_event(struct worker *w, struct client *c, uint32_t events, int64_
 
 static void start_client(struct worker *w, struct client *c, int64_t now)
 {
-    c->fd = net_connect(&run.target, run.src_addrs, c->index);
+    c->fd = net_connect(&run.target[broker_of(c->index)], run.src_addrs, run.src_base, c->index);
     c->t_start = now;
     if (c->fd < 0) {
         count_local(w, LERR_CONNECT);

@@ -69,11 +69,40 @@ static int deal_clients(void)
     return 0;
 }
 
+/* --connect, else --host and --port: the brokers, client i on broker i % count. */
+static int resolve_targets(void)
+{
+    const struct options *o = &run.opt;
+    if (o->connect == NULL) {
+        run.targets = 1;
+        return net_resolve(o->host, o->port, o->allow_remote, &run.target[0]);
+    }
+    run.targets = net_resolve_list(o->connect, o->port, o->allow_remote, run.target,
+                                   BENCH_MAX_BROKERS);
+    return run.targets > 0 ? 0 : -1;
+}
+
+/* --recipients cross needs a second broker; local needs two clients on every broker. */
+static int check_recipients(void)
+{
+    const struct options *o = &run.opt;
+    if (o->recipients == RCPT_CROSS && (run.targets < 2 || run.total < run.targets)) {
+        fprintf(stderr, "moonpost-bench: --recipients cross needs 2 brokers or more (--connect) "
+                        "and a client on each\n");
+        return -1;
+    }
+    if (o->recipients == RCPT_LOCAL && run.total < 2 * run.targets) {
+        fprintf(stderr, "moonpost-bench: --recipients local needs 2 clients on every broker\n");
+        return -1;
+    }
+    return 0;
+}
+
 static int init_run(void)
 {
     struct options *o = &run.opt;
     run.proto = o->proto == PROTO_MQTT ? &proto_mqtt : &proto_moonpost;
-    if (net_resolve(o->host, o->port, o->allow_remote, &run.target) != 0) return -1;
+    if (resolve_targets() != 0) return -1;
     run.total = o->clients;
     run.first_receiver = 0;
     if (o->workload == WL_BROADCAST) {
@@ -82,8 +111,13 @@ static int init_run(void)
     } else if (o->workload == WL_PRIVATE) {
         run.senders = run.total;
     }
-    if (raise_fd_limit(run.total) != 0) return -1;
-    run.src_addrs = o->src_addrs ? o->src_addrs : net_source_addrs(&run.target, run.total);
+    if (check_recipients() != 0 || raise_fd_limit(run.total) != 0) return -1;
+    run.src_addrs = o->src_addrs ? o->src_addrs : net_source_addrs(&run.target[0], run.total);
+    run.src_base = (127u << 24) | 2u;
+    if (o->src_base != NULL) {
+        if (net_parse_source(o->src_base, &run.src_base) != 0) return -1;
+        if (run.src_addrs == 0) run.src_addrs = 1; /* a base given is a base used */
+    }
     run.run_id = (uint16_t)(getpid() ^ (bench_now() >> 10));
     run.sender = calloc((size_t)(run.senders ? run.senders : 1), sizeof *run.sender);
     if (o->workload == WL_BROADCAST)

@@ -29,6 +29,8 @@ static void usage(FILE *out)
             "  --proto moonpost|mqtt    protocol (default moonpost; mqtt: MQTT 3.1.1, QoS 0)\n"
             "  -H, --host HOST          target, loopback only (default 127.0.0.1)\n"
             "  -p, --port PORT          default 8889, 1883 for mqtt\n"
+            "      --connect H:P[,H:P...]  several brokers (a cluster): client i connects to\n"
+            "                           the (i mod count)-th (default: --host and --port)\n"
             "      --allow-remote       allow a target outside 127.0.0.0/8\n"
             "  -c, --clients N          clients (broadcast: receivers) (default 100)\n"
             "  -P, --publishers P       broadcast senders (default 1)\n"
@@ -40,6 +42,8 @@ static void usage(FILE *out)
             "                           allows (default 0)\n"
             "  -w, --window W           messages one sender may have undelivered (default 8)\n"
             "  -s, --size B             body bytes, >= %d (default 64)\n"
+            "      --recipients any|cross|local  private: to any other client, only to clients\n"
+            "                           of another broker, or only of the sender's (default any)\n"
             "      --ack-every K        ack after K messages (default 32) ...\n"
             "      --ack-delay S        ... or S seconds after the first unacked one (0.05)\n"
             "      --lost-after S       a window stuck this long counts as lost (default 5)\n"
@@ -55,8 +59,13 @@ static void usage(FILE *out)
             "                           phases + 30)\n"
             "      --src-addrs K        spread sockets over 127.0.0.2..K+1 (default: automatic\n"
             "                           past %d connections)\n"
-            "      --broker-pid PID     report its RSS and CPU\n"
+            "      --src-base ADDR      the first of those addresses (default 127.0.0.2; giving\n"
+            "                           it binds every socket, so that several processes can\n"
+            "                           use addresses of their own)\n"
+            "      --broker-pid PID[,PID...]  report their RSS (summed) and CPU (each)\n"
             "      --redis-pid PID      report its CPU\n"
+            "      --barrier DIR        before the timed phase, create DIR/ready.PID and wait\n"
+            "                           for DIR/go (several processes start it together)\n"
             "      --label STR          copied into the JSON\n"
             "      --json               print the result as JSON on stdout\n"
             "      --progress / --no-progress  live line on stderr (default: when a terminal)\n",
@@ -80,6 +89,10 @@ enum {
     OPT_SETTLE,
     OPT_TIMEOUT,
     OPT_SRC_ADDRS,
+    OPT_SRC_BASE,
+    OPT_CONNECT,
+    OPT_RECIPIENTS,
+    OPT_BARRIER,
     OPT_BROKER_PID,
     OPT_REDIS_PID,
     OPT_LABEL,
@@ -114,6 +127,10 @@ static const struct option long_options[] = {
     {"settle", required_argument, 0, OPT_SETTLE},
     {"timeout", required_argument, 0, OPT_TIMEOUT},
     {"src-addrs", required_argument, 0, OPT_SRC_ADDRS},
+    {"src-base", required_argument, 0, OPT_SRC_BASE},
+    {"connect", required_argument, 0, OPT_CONNECT},
+    {"recipients", required_argument, 0, OPT_RECIPIENTS},
+    {"barrier", required_argument, 0, OPT_BARRIER},
     {"broker-pid", required_argument, 0, OPT_BROKER_PID},
     {"redis-pid", required_argument, 0, OPT_REDIS_PID},
     {"label", required_argument, 0, OPT_LABEL},
@@ -142,6 +159,38 @@ static int parse_int(const char *name, const char *s, double lo, double hi, int 
     if (parse_num(name, s, lo, hi, &v) != 0) return -1;
     *out = (int)v;
     return 0;
+}
+
+/* "PID[,PID...]" into O->broker_pid. */
+static int parse_pids(const char *s, struct options *o)
+{
+    o->brokers = 0;
+    for (const char *p = s; *p != '\0';) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > (1L << 30) || (*end != ',' && *end != '\0') ||
+            o->brokers == BENCH_MAX_BROKERS) {
+            fprintf(stderr, "moonpost-bench: --broker-pid %s: 1 to %d pids, comma-separated\n", s,
+                    BENCH_MAX_BROKERS);
+            return -1;
+        }
+        o->broker_pid[o->brokers++] = (int)v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return o->brokers ? 0 : -1;
+}
+
+static int parse_recipients(const char *s, enum recipients *out)
+{
+    static const char *const names[] = {"any", "cross", "local"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (enum recipients)i;
+            return 0;
+        }
+    }
+    fprintf(stderr, "moonpost-bench: --recipients any, cross or local\n");
+    return -1;
 }
 
 static void defaults(struct options *o)
@@ -245,8 +294,19 @@ static int take(struct options *o, int ch, const char *arg)
         return parse_num("timeout", arg, 1, 86400 * 2, &o->hard_timeout);
     case OPT_SRC_ADDRS:
         return parse_int("src-addrs", arg, 0, 250, &o->src_addrs);
+    case OPT_SRC_BASE:
+        o->src_base = arg;
+        return 0;
+    case OPT_CONNECT:
+        o->connect = arg;
+        return 0;
+    case OPT_RECIPIENTS:
+        return parse_recipients(arg, &o->recipients);
+    case OPT_BARRIER:
+        o->barrier = arg;
+        return 0;
     case OPT_BROKER_PID:
-        return parse_int("broker-pid", arg, 1, 1 << 30, &o->broker_pid);
+        return parse_pids(arg, o);
     case OPT_REDIS_PID:
         return parse_int("redis-pid", arg, 1, 1 << 30, &o->redis_pid);
     case OPT_LABEL:
@@ -273,6 +333,10 @@ static int check(struct options *o)
     if (storm && o->proto == PROTO_MQTT) {
         fprintf(stderr, "moonpost-bench: the %s storm is moonpost only\n",
                 workload_name(o->workload));
+        return -1;
+    }
+    if (o->recipients != RCPT_ANY && o->workload != WL_PRIVATE) {
+        fprintf(stderr, "moonpost-bench: --recipients is for the private workload\n");
         return -1;
     }
     if (o->workload == WL_PRIVATE && o->clients < 2) {

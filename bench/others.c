@@ -40,7 +40,7 @@ static int pid_of(const char *name)
 
 static int excluded(const struct others_sample *s, int pid)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < OTHERS_EXCLUDE_MAX; i++)
         if (s->exclude[i] == pid) return 1;
     return 0;
 }
@@ -68,11 +68,12 @@ static int snapshot(const struct others_sample *s, struct others_proc **out)
     return v ? n : -1;
 }
 
-void others_begin(struct others_sample *s, int broker_pid, int redis_pid, int64_t now)
+void others_begin(struct others_sample *s, const int *pids, int n, int64_t now)
 {
+    memset(s->exclude, 0, sizeof s->exclude);
     s->exclude[0] = getpid();
-    s->exclude[1] = broker_pid;
-    s->exclude[2] = redis_pid;
+    for (int i = 0; i < n && i + 1 < OTHERS_EXCLUDE_MAX; i++)
+        s->exclude[i + 1] = pids[i];
     s->count = snapshot(s, &s->procs);
     s->t0 = now;
     s->percent = -1;

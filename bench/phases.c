@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "barrier.h"
 #include "loop.h"
 #include "procstat.h"
 #include "workload.h"
@@ -96,24 +97,65 @@ static int64_t after(double seconds)
 
 static void cpu_begin(struct result *r)
 {
+    const struct options *o = &run.opt;
     int64_t now = bench_now();
+    int servers[BENCH_MAX_BROKERS + 1];
+    int n = 0;
+    for (int i = 0; i < o->brokers; i++)
+        servers[n++] = o->broker_pid[i];
+    if (o->redis_pid) servers[n++] = o->redis_pid;
     cpu_sample_begin(&r->cpu_self, 0, now);
     cpu_sample_begin(&r->cpu_system, -1, now);
-    others_begin(&r->cpu_others, run.opt.broker_pid, run.opt.redis_pid, now);
-    cpu_sample_begin(&r->cpu_broker, run.opt.broker_pid, now);
-    cpu_sample_begin(&r->cpu_redis, run.opt.redis_pid, now);
-    if (!run.opt.broker_pid) r->cpu_broker.cpu0 = -1;
-    if (!run.opt.redis_pid) r->cpu_redis.cpu0 = -1;
+    others_begin(&r->cpu_others, servers, n, now);
+    for (int i = 0; i < o->brokers; i++)
+        cpu_sample_begin(&r->cpu_broker[i], o->broker_pid[i], now);
+    cpu_sample_begin(&r->cpu_redis, o->redis_pid, now);
+    if (!o->redis_pid) r->cpu_redis.cpu0 = -1;
 }
 
 static void cpu_end(struct result *r)
 {
+    const struct options *o = &run.opt;
     int64_t now = bench_now();
     cpu_sample_end(&r->cpu_self, now);
     cpu_sample_end(&r->cpu_system, now);
     others_end(&r->cpu_others, now);
-    if (run.opt.broker_pid) cpu_sample_end(&r->cpu_broker, now);
-    if (run.opt.redis_pid) cpu_sample_end(&r->cpu_redis, now);
+    for (int i = 0; i < o->brokers; i++)
+        cpu_sample_end(&r->cpu_broker[i], now);
+    if (o->redis_pid) cpu_sample_end(&r->cpu_redis, now);
+}
+
+/* The brokers' VmRSS summed, or -1 without --broker-pid (or when one is gone). */
+static long brokers_rss_kib(void)
+{
+    long sum = run.opt.brokers ? 0 : -1;
+    for (int i = 0; i < run.opt.brokers && sum >= 0; i++) {
+        long kib = procstat_rss_kib(run.opt.broker_pid[i]);
+        sum = kib < 0 ? -1 : sum + kib;
+    }
+    return sum;
+}
+
+static int barrier_go(void)
+{
+    return barrier_open(run.opt.barrier);
+}
+
+/* --barrier: says this process is ready and waits for the go (at most --setup-timeout).
+ * Returns 0 when the run must end. */
+static int pass_barrier(struct result *r)
+{
+    if (run.opt.barrier == NULL) return 1;
+    if (barrier_arrive(run.opt.barrier) != 0) {
+        r->local[LERR_BARRIER]++;
+        return 0;
+    }
+    if (!wait_until(barrier_go, after(run.opt.setup_timeout))) return 0;
+    if (barrier_go()) return 1;
+    fprintf(stderr, "moonpost-bench: no go in %s within %.0f s\n", run.opt.barrier,
+            run.opt.setup_timeout);
+    r->local[LERR_BARRIER]++;
+    return 0;
 }
 
 static int setup(struct result *r)
@@ -130,12 +172,14 @@ static int setup(struct result *r)
 
 static void measure(struct result *r)
 {
+    if (!pass_barrier(r)) return;
     int64_t now = bench_now();
     int64_t start = now + (int64_t)(run.opt.warmup * 1e9);
     int64_t end = start + (int64_t)(run.opt.duration * 1e9);
     atomic_store(&run.t_run_start, now);
     atomic_store(&run.t_measure_start, start);
     atomic_store(&run.t_measure_end, end);
+    r->t_measure_start = start;
     set_phase(PH_RUN);
     if (!wait_until(NULL, start)) return;
     cpu_begin(r);
@@ -148,13 +192,14 @@ static void measure(struct result *r)
 
 static void hold_idle(struct result *r)
 {
+    if (!pass_barrier(r)) return;
     if (!wait_until(NULL, after(run.opt.settle))) return;
     cpu_begin(r);
     int64_t start = bench_now();
     wait_until(NULL, after(run.opt.duration));
     cpu_end(r);
     r->measured_s = (double)(bench_now() - start) / 1e9;
-    if (run.opt.broker_pid) r->rss_after_kib = procstat_rss_kib(run.opt.broker_pid);
+    r->rss_after_kib = brokers_rss_kib();
 }
 
 static void storm(struct result *r)
@@ -166,8 +211,10 @@ static void storm(struct result *r)
         if (!wait_until(all_closed, after(run.opt.setup_timeout))) return;
         if (!wait_until(NULL, after(run.opt.settle))) return; /* the broker sees the closes */
     }
+    if (!pass_barrier(r)) return;
     failed_before_storm = SUM(failed);
     int64_t start = bench_now();
+    r->t_storm_start = start;
     atomic_store(&run.t_storm_start, start);
     atomic_store(&run.t_last_back, start);
     cpu_begin(r);
@@ -177,6 +224,7 @@ static void storm(struct result *r)
     uint64_t back = SUM(back);
     r->measured_s = (double)(bench_now() - start) / 1e9;
     r->all_back_ms = -1;
+    r->t_last_back = atomic_load(&run.t_last_back);
     if (back >= (uint64_t)run.total)
         r->all_back_ms = (double)(atomic_load(&run.t_last_back) - start) / 1e6;
     uint64_t failed = SUM(failed) - failed_before_storm;
@@ -189,10 +237,12 @@ void phases_run(struct result *r)
     t_begin = bench_now();
     next_progress = t_begin + 1000000000LL;
     hard_deadline = t_begin + (int64_t)(run.opt.hard_timeout * 1e9);
-    r->rss_before_kib = run.opt.broker_pid ? procstat_rss_kib(run.opt.broker_pid) : -1;
+    r->rss_before_kib = brokers_rss_kib();
     r->rss_after_kib = -1;
     r->all_back_ms = -1;
-    r->cpu_self.percent = r->cpu_broker.percent = r->cpu_redis.percent = -1;
+    r->cpu_self.percent = r->cpu_redis.percent = -1;
+    for (int i = 0; i < BENCH_MAX_BROKERS; i++)
+        r->cpu_broker[i].percent = -1;
     r->cpu_system.percent = -1;
     r->cpu_others.percent = -1;
     switch (run.opt.workload) {

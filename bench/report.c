@@ -7,8 +7,16 @@
 #include "opts.h"
 #include "proto.h"
 
-static const char *const local_names[LERR_COUNT] = {"connect", "closed",        "protocol",
-                                                    "lost",    "setup_timeout", "storm_timeout"};
+static const char *const local_names[LERR_COUNT] = {
+    "connect", "closed", "protocol", "lost", "setup_timeout", "storm_timeout", "barrier_timeout"};
+
+double report_brokers_cpu(const struct result *r)
+{
+    double sum = run.opt.brokers ? 0 : -1;
+    for (int i = 0; i < run.opt.brokers && sum >= 0; i++)
+        sum = r->cpu_broker[i].percent < 0 ? -1 : sum + r->cpu_broker[i].percent;
+    return sum;
+}
 
 void report_collect(struct result *r)
 {
@@ -88,7 +96,14 @@ static void print_errors(FILE *out, const struct result *r)
 static void print_cpu(FILE *out, const struct result *r)
 {
     fprintf(out, "  %-11s bench %.0f%%", "cpu", r->cpu_self.percent);
-    if (r->cpu_broker.percent >= 0) fprintf(out, "  broker %.0f%%", r->cpu_broker.percent);
+    double brokers = report_brokers_cpu(r);
+    if (brokers >= 0 && run.opt.brokers == 1) fprintf(out, "  broker %.0f%%", brokers);
+    if (brokers >= 0 && run.opt.brokers > 1) {
+        fprintf(out, "  brokers %.0f%% (", brokers);
+        for (int i = 0; i < run.opt.brokers; i++)
+            fprintf(out, "%s%.0f%%", i ? " + " : "", r->cpu_broker[i].percent);
+        fprintf(out, ")");
+    }
     if (r->cpu_redis.percent >= 0) fprintf(out, "  redis %.0f%%", r->cpu_redis.percent);
     if (r->cpu_system.percent >= 0)
         fprintf(out, "  whole machine %.0f%% of %ld00%%", r->cpu_system.percent,
@@ -103,6 +118,9 @@ void report_table(const struct result *r, FILE *out)
     fprintf(out, "moonpost-bench %s  proto %s  clients %d", workload_name(o->workload),
             run.proto->name, o->clients);
     if (o->workload == WL_BROADCAST) fprintf(out, "  publishers %d", o->publishers);
+    if (run.targets > 1) fprintf(out, "  brokers %d", run.targets);
+    if (o->recipients != RCPT_ANY)
+        fprintf(out, "  recipients %s", o->recipients == RCPT_CROSS ? "cross" : "local");
     fprintf(out, "  threads %d", o->threads);
     if (o->workload == WL_PRIVATE || o->workload == WL_BROADCAST) {
         if (o->rate > 0) fprintf(out, "  rate %.0f/s", o->rate);
@@ -184,13 +202,34 @@ static void json_errors(FILE *out, const struct result *r)
     fprintf(out, "}");
 }
 
-static void json_cpu(FILE *out, const char *name, const struct cpu_sample *s)
+static void json_pct(FILE *out, const char *name, double percent)
 {
-    if (s->percent < 0)
+    if (percent < 0)
         fprintf(out, ",\"%s\":null", name);
     else
-        fprintf(out, ",\"%s\":%.1f", name, s->percent);
+        fprintf(out, ",\"%s\":%.1f", name, percent);
 }
+
+static void json_cpu(FILE *out, const char *name, const struct cpu_sample *s)
+{
+    json_pct(out, name, s->percent);
+}
+
+/* The sum as cpu_broker_pct (what scripts of one broker read), and each broker's share. */
+static void json_brokers_cpu(FILE *out, const struct result *r)
+{
+    json_pct(out, "cpu_broker_pct", report_brokers_cpu(r));
+    fprintf(out, ",\"cpu_brokers_pct\":[");
+    for (int i = 0; i < run.opt.brokers; i++) {
+        if (r->cpu_broker[i].percent < 0)
+            fprintf(out, "%snull", i ? "," : "");
+        else
+            fprintf(out, "%s%.1f", i ? "," : "", r->cpu_broker[i].percent);
+    }
+    fprintf(out, "]");
+}
+
+static const char *const recipients_names[] = {"any", "cross", "local"};
 
 void report_json(const struct result *r, FILE *out)
 {
@@ -200,9 +239,11 @@ void report_json(const struct result *r, FILE *out)
     json_str(out, o->label ? o->label : "");
     fprintf(out,
             ",\"clients\":%d,\"publishers\":%d,\"threads\":%d,\"rate\":%.0f,\"window\":%d,"
-            "\"size\":%d,\"hard_stop\":%s",
+            "\"size\":%d,\"brokers\":%d,\"recipients\":\"%s\",\"hard_stop\":%s",
             o->clients, o->workload == WL_BROADCAST ? o->publishers : 0, o->threads, o->rate,
-            o->window, o->size, r->hard_stop ? "true" : "false");
+            o->window, o->size, run.targets, recipients_names[o->recipients],
+            r->hard_stop ? "true" : "false");
+    fprintf(out, ",\"t_measure_start_ms\":%.3f", (double)r->t_measure_start / 1e6);
     fprintf(out, ",\"ready\":%llu,\"failed\":%llu,\"measured_s\":%.3f",
             (unsigned long long)r->ready, (unsigned long long)r->failed, r->measured_s);
     fprintf(out, ",\"sent\":%llu,\"delivered\":%llu,\"sent_per_s\":%.1f,\"delivered_per_s\":%.1f",
@@ -222,6 +263,8 @@ void report_json(const struct result *r, FILE *out)
                 r->rss_before_kib, r->rss_after_kib,
                 (double)(r->rss_after_kib - r->rss_before_kib) * 1024.0 / (double)r->ready);
     if (storm()) {
+        fprintf(out, ",\"t_storm_start_ms\":%.3f,\"t_last_back_ms\":%.3f",
+                (double)r->t_storm_start / 1e6, (double)r->t_last_back / 1e6);
         fprintf(out, ",\"storm_back\":%llu,\"all_back_ms\":", (unsigned long long)r->storm_back);
         if (r->all_back_ms >= 0)
             fprintf(out, "%.1f", r->all_back_ms);
@@ -230,7 +273,7 @@ void report_json(const struct result *r, FILE *out)
     }
     json_errors(out, r);
     json_cpu(out, "cpu_bench_pct", &r->cpu_self);
-    json_cpu(out, "cpu_broker_pct", &r->cpu_broker);
+    json_brokers_cpu(out, r);
     json_cpu(out, "cpu_redis_pct", &r->cpu_redis);
     json_cpu(out, "cpu_machine_pct", &r->cpu_system);
     if (r->cpu_others.percent < 0)

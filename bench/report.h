@@ -15,13 +15,19 @@ struct result {
     uint64_t res_err[BENCH_CODES], bye[BENCH_CODES], local[LERR_COUNT], other_err;
     uint64_t errors_total;
     struct hist latency, reply, setup;
-    long rss_before_kib, rss_after_kib; /* broker, idle workload */
+    long rss_before_kib, rss_after_kib; /* the brokers' sum, idle workload */
     uint64_t storm_back;
     double all_back_ms;
-    struct cpu_sample cpu_broker, cpu_redis, cpu_self, cpu_system;
+    /* CLOCK_MONOTONIC, the same clock in every process of the machine: the runs of several
+     * processes are put together with these */
+    int64_t t_measure_start, t_storm_start, t_last_back;
+    struct cpu_sample cpu_broker[BENCH_MAX_BROKERS], cpu_redis, cpu_self, cpu_system;
     struct others_sample cpu_others;
     int hard_stop;
 };
+
+/* The brokers' CPU summed, in % of one core; -1 when not measured. */
+double report_brokers_cpu(const struct result *r);
 
 /* Adds every worker's counters and histograms into R. */
 void report_collect(struct result *r);

@@ -1,5 +1,6 @@
-/* wl_private: every client sends to random others, at --rate in total or as fast as its window
- * of undelivered messages allows; receivers ack in batches (client.c). */
+/* wl_private: every client sends to random others (any, or only those of another broker, or of
+ * its own: --recipients), at --rate in total or as fast as its window of undelivered messages
+ * allows; receivers ack in batches (client.c). */
 #include "client.h"
 #include "proto.h"
 #include "rng.h"
@@ -7,10 +8,34 @@
 
 #define LOST_CHECK_NS 100000000LL
 
+/* How many clients broker B has: B, B + brokers, B + 2 brokers, ... below run.total. */
+static uint32_t clients_of(uint32_t b)
+{
+    uint32_t n = (uint32_t)run.targets;
+    return ((uint32_t)run.total - b + n - 1) / n;
+}
+
+/* A random recipient other than the sender ME, under --recipients (main.c checked that one
+ * exists). */
+static uint32_t pick_recipient(struct worker *w, uint32_t me)
+{
+    uint32_t n = (uint32_t)run.targets, mine = (uint32_t)broker_of(me);
+    if (run.opt.recipients == RCPT_CROSS) {
+        uint32_t b = (mine + 1 + rng_below(&w->rng, n - 1)) % n;
+        return b + n * rng_below(&w->rng, clients_of(b));
+    }
+    if (run.opt.recipients == RCPT_LOCAL) {
+        uint32_t k = rng_below(&w->rng, clients_of(mine) - 1);
+        if (k >= me / n) k++; /* anyone of its broker but itself */
+        return mine + n * k;
+    }
+    uint32_t to = rng_below(&w->rng, (uint32_t)run.total - 1);
+    return to >= me ? to + 1 : to; /* anyone but itself */
+}
+
 static void send_one(struct worker *w, struct client *c, int64_t now)
 {
-    uint32_t to = rng_below(&w->rng, (uint32_t)run.total - 1);
-    if (to >= c->index) to++; /* anyone but itself */
+    uint32_t to = pick_recipient(w, c->index);
     payload_for(c, w->body, now);
     run.proto->send_private(c, to, w->body, (size_t)run.opt.size, now);
     sender_took((int)c->index, now);
