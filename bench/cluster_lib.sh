@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/cluster_lib.sh (sourced by cluster.sh and cluster_sessions.sh): a cluster on one box.
 # One redis-server and N brokers on loopback, each a node (node_id bench-1..N, its own port),
 # all configured by broker_conf.sh; and fleets of moonpost-bench processes, each holding a slice
