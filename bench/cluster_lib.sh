@@ -10,6 +10,8 @@
 
 # shellcheck source=bench/broker_conf.sh
 source "$ROOT/bench/broker_conf.sh"
+# shellcheck source=bench/quiet.sh
+source "$ROOT/bench/quiet.sh"
 
 BROKER=$MOONPOST_BUILD/broker/moonpost
 BENCH=$MOONPOST_BUILD/bench/moonpost-bench

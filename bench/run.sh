@@ -27,6 +27,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/broker_conf.sh
 source "$ROOT/bench/broker_conf.sh"
+# shellcheck source=bench/quiet.sh
+source "$ROOT/bench/quiet.sh"
 if [[ -z "${MOONPOST_BUILD:-}" ]]; then
     MOONPOST_BUILD=$ROOT/build-bench
     [[ -x $MOONPOST_BUILD/broker/moonpost ]] || MOONPOST_BUILD=$ROOT/build
@@ -37,12 +39,8 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
 CASES=${CASES:-private private20k broadcast idle resume login}
 PIN=${PIN:-0}
-QUIET_MAX=${QUIET_MAX:-60}
-NOISE_MAX=${NOISE_MAX:-20}
-RETRIES=${RETRIES:-3}
 PERF=${PERF:-0}
 KEEP=${KEEP:-$PERF}
-NCPU=$(nproc)
 
 for bin in "$BROKER" "$BENCH"; do
     [[ -x $bin ]] || { echo "run.sh: $bin is missing; build it first (docs/benchmarks.md)" >&2; exit 2; }
@@ -166,26 +164,6 @@ EOF
 proto_of() { [[ $1 == mosquitto* ]] && echo mqtt || echo moonpost; }
 
 # ---- measuring ----
-
-# Waits until other processes leave the CPUs (< 15% of one core busy) or QUIET_MAX passed.
-wait_quiet() {
-    local waited=0 a b busy
-    while ((waited < QUIET_MAX)); do
-        a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat)
-        sleep 1
-        b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat)
-        busy=$(awk -v a="$a" -v b="$b" -v n="$NCPU" 'BEGIN { split(a, x, " "); split(b, y, " ");
-            t = (y[1] - x[1]) + (y[2] - x[2]); print (t > 0 ? int(100 * n * (y[1] - x[1]) / t) : 0) }')
-        ((busy < 15)) && return 0
-        waited=$((waited + 1))
-        ((waited % 10 == 0)) && log "waiting for a quiet machine (busy: ${busy}% of one core)"
-    done
-    log "machine still busy after ${QUIET_MAX}s; measuring anyway"
-}
-
-others_pct() { # the CPU other processes used during a run, from its JSON
-    python3 -c 'import json, sys; v = json.load(open(sys.argv[1])).get("cpu_others_pct"); print(int(v or 0))' "$1" 2>/dev/null || echo 0
-}
 
 # measure OUT SERVER ARGS...: one run against SERVER, repeated while others disturbed it.
 measure() {

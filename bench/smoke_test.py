@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Smoke test of moonpost-bench (counts only, never timing): a real redis-server and broker
 from tests/integration/harness.py, 20 private-chat clients for 2 s, and the JSON result must
-show messages delivered and no error of any kind."""
+show messages delivered and no error of any kind; then the same spread over two brokers."""
 import json
 import os
 import shutil
@@ -51,6 +51,40 @@ class BenchSmokeTest(unittest.TestCase):
         self.assertGreater(r["latency"]["count"], 0, r)
         self.assertEqual(r["errors_total"], 0, r["errors"])
         self.assertEqual(r["errors"], {})
+
+    def second_broker(self):
+        tmp = os.path.join(self.tmp, "second")
+        os.mkdir(tmp)
+        broker = harness.Broker(tmp, self.redis.port,
+                                extra=["log_level info", "login_max_failures 1000000"])
+        broker.start()
+        self.addCleanup(broker.stop)
+        return broker
+
+    def test_clients_spread_over_two_brokers_with_local_recipients(self):
+        """--connect: client i connects to broker i mod 2; --recipients local sends each message
+        to a client of the sender's own broker, so it arrives without a cluster."""
+        other = self.second_broker()
+        brokers = [self.broker, other]
+        r = self.bench("private", "--clients", "20", "--duration", "2", "--warmup", "0.5",
+                       "--rate", "400", "--recipients", "local",
+                       "--connect", ",".join("127.0.0.1:%d" % b.port for b in brokers),
+                       "--broker-pid", ",".join(str(b.proc.pid) for b in brokers))
+        self.assertEqual(r["brokers"], 2, r)
+        self.assertEqual(r["ready"], 20, r)
+        self.assertGreater(r["latency"]["count"], 0, r)
+        self.assertEqual(r["errors"], {})
+        self.assertEqual(len(r["cpu_brokers_pct"]), 2, r)
+        for b in brokers:
+            stats = harness.admin_call(b, {"type": "admin.stats"})
+            self.assertGreaterEqual(stats["connections_total"], 10, stats)
+
+    def test_cross_recipients_need_two_brokers(self):
+        out = subprocess.run([BENCH, "private", "--clients", "4", "--recipients", "cross",
+                              "--port", str(self.broker.port)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn(b"--recipients cross needs 2 brokers", out.stderr)
 
 
 if __name__ == "__main__":
