@@ -57,6 +57,27 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def start_redis():
+    """A redis-server of our own on a free loopback port: (process, port, its dir)."""
+    tmp = tempfile.mkdtemp(prefix="moonpost-redis-cost.")
+    port = free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                              "--dir", tmp, "--save", "", "--appendonly", "no"],
+                             stdout=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc=redis)
+    except BaseException:
+        stop_redis(redis, tmp)
+        raise
+    return redis, port, tmp
+
+
+def stop_redis(redis, tmp):
+    redis.kill()
+    redis.wait()
+    subprocess.run(["rm", "-rf", tmp])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("root", nargs="?", default=os.path.join(HERE, ".."))
@@ -66,13 +87,8 @@ def main():
     library = source[source.index("[[") + 2:source.rindex("]]")]
     # the store's arguments of each version: the quota and the clock came with the time mids
     quota = "moonpost_ack" in library
-    tmp = tempfile.mkdtemp(prefix="moonpost-redis-cost.")
-    port = free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                              "--dir", tmp, "--save", "", "--appendonly", "no"],
-                             stdout=subprocess.DEVNULL)
+    redis, port, tmp = start_redis()
     try:
-        wait_port(port, proc=redis)
         c = Conn(port)
         c.pipeline([command("FUNCTION", "LOAD", "REPLACE", library),
                     command("HSET", "mp:user:b", "pw", "x", "mid", 0)])
@@ -97,9 +113,7 @@ def main():
         print("%s: store %.2f us/msg, ack (32 a time) %.2f us/msg, Redis CPU for %d messages"
               % (os.path.abspath(a.root), (t1 - t0) / a.n * 1e6, (t2 - t1) / a.n * 1e6, a.n))
     finally:
-        redis.kill()
-        redis.wait()
-        subprocess.run(["rm", "-rf", tmp])
+        stop_redis(redis, tmp)
 
 
 if __name__ == "__main__":
