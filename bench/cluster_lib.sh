@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # bench/cluster_lib.sh (sourced by cluster.sh and cluster_sessions.sh): a cluster on one box.
-# One redis-server and N brokers on loopback, each a node (node_id bench-1..N, its own port),
+# One redis-server and N brokers on loopback, each a node (node_id bench-G-1..N, G counting the
+# starts: a node stopped a moment ago may still count as live under its id; its own port),
 # all configured by broker_conf.sh; and fleets of moonpost-bench processes, each holding a slice
 # of the clients, that start their timed phase together (--barrier).
 #
@@ -20,6 +21,7 @@ CL_PIDS=()     # every process started, for cl_cleanup
 BROKER_PIDS=() # the brokers running now
 BROKER_PORTS=()
 CONNECT=""     # their addresses for --connect
+CL_STARTS=0    # cl_start_brokers calls so far
 REDIS_PORT=""
 REDIS_PID=""
 # variant of the send path: lua (scripts/send.lua) or plugin (the C send plugin)
@@ -76,10 +78,11 @@ cl_redis_used_memory() {
     cl_redis INFO memory | tr -d '\r' | awk -F: '$1 == "used_memory" { print $2 }'
 }
 
-# cl_start_brokers N [--set KEY=VALUE]...: N brokers, bench-1..N, on fresh ports.
+# cl_start_brokers N [--set KEY=VALUE]...: N brokers, bench-G-1..N, on fresh ports.
 cl_start_brokers() {
     local n=$1 i port conf=$CL_TMP/broker.conf
     shift
+    CL_STARTS=$((CL_STARTS + 1))
     {
         echo "redis 127.0.0.1:$REDIS_PORT"
         echo "log_level warn"
@@ -90,8 +93,9 @@ cl_start_brokers() {
     BROKER_PORTS=()
     for i in $(seq 1 "$n"); do
         port=$(cl_free_port)
-        "$BROKER" -c "$conf" --set "listen=127.0.0.1:$port" --set "node_id=bench-$i" \
-            --set "log_file=$CL_TMP/broker-$i.log" "$@" >>"$CL_TMP/broker-$i.out" 2>&1 &
+        "$BROKER" -c "$conf" --set "listen=127.0.0.1:$port" --set "node_id=bench-$CL_STARTS-$i" \
+            --set "log_file=$CL_TMP/broker-$CL_STARTS-$i.log" "$@" \
+            >>"$CL_TMP/broker-$CL_STARTS-$i.out" 2>&1 &
         BROKER_PIDS+=("$!")
         BROKER_PORTS+=("$port")
         CL_PIDS+=("$!")
