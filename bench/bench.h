@@ -124,6 +124,7 @@ struct counters {
     uint64_t delivered_window; /* deliveries received inside the measured window */
     uint64_t sent_window;
     uint64_t stale; /* deliveries of another run (a left-over mailbox), acked */
+    uint64_t from_mailbox; /* deliveries of this run read from the mailbox (offline: a resync) */
     uint64_t acks;
     uint64_t res_err[BENCH_CODES];
     uint64_t bye[BENCH_CODES];

@@ -48,10 +48,12 @@ measure() {
     for try in $(seq 1 "$RETRIES"); do
         wait_quiet
         "$BENCH" "$@" --connect "$CONNECT" --broker-pid "$(cl_broker_pids)" \
-            --redis-pid "$REDIS_PID" --json --no-progress >"$out" || cl_log "$out: moonpost-bench failed"
+            --redis-pid "$REDIS_PID" --json --no-progress >"$out" ||
+            cl_log "$out: moonpost-bench failed"
         others=$(others_pct "$out")
         ((others <= NOISE_MAX)) && return 0
-        cl_log "$(basename "$out"): other processes used ${others}% of a core; run again ($try/$RETRIES)"
+        cl_log "$(basename "$out"): other processes used ${others}% of a core;" \
+            "run again ($try/$RETRIES)"
     done
 }
 
@@ -64,7 +66,8 @@ for i in $(seq 1 "$RUNS"); do
     for n in $NODES; do
         cl_start_brokers "$n"
         # the users exist from the first run on: this one registers them (409 afterwards)
-        measure "$CL_TMP/warmup.json" private --clients 1000 --duration 1 --warmup 0
+        "$BENCH" private --clients 1000 --duration 1 --warmup 0 --connect "$CONNECT" --json \
+            --no-progress >"$CL_TMP/warmup.json" || cl_log "the warm-up run failed"
         for c in private private20k broadcast; do
             has_case "$c" || continue
             cl_log "$c on $n node(s), run $i/$RUNS"

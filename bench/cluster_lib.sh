@@ -47,7 +47,8 @@ cl_cleanup() {
 }
 
 cl_free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
 }
 
 # cl_wait_port PORT PID: until PORT accepts (10 s at most) while PID lives.
@@ -127,10 +128,10 @@ cl_brokers_rss_kib() {
 }
 
 # cl_fleet NAME K CLIENTS ARG...: K moonpost-bench processes against every broker (--connect),
-# process k holding CLIENTS/K of the clients as users PREFIXk_0, PREFIXk_1, ... (PREFIX: $FLEET_USERS,
-# default u) from its own source addresses 127.(20+k).0.1...; they start their timed phase
-# together once all are ready (--barrier), after the command in $FLEET_AT_BARRIER if any (a
-# hook that samples memory, say). Each one's JSON goes to $CL_TMP/NAME.k.json; prints nothing.
+# process k holding CLIENTS/K of the clients as users PREFIXk_0, PREFIXk_1, ... (PREFIX:
+# $FLEET_USERS, default u) from its own source addresses 127.(20+k).0.1...; they start their
+# timed phase together once all are ready (--barrier), after the command in $FLEET_AT_BARRIER
+# if any (a hook that samples memory, say). Each one's JSON goes to $CL_TMP/NAME.k.json.
 cl_fleet() {
     local name=$1 k=$2 clients=$3 i n pids=() dir=$CL_TMP/barrier.$1 waited=0
     shift 3

@@ -20,7 +20,8 @@ def merge(results):
     out = {"workload": first["workload"], "processes": len(results),
            "brokers": first.get("brokers", 1), "recipients": first.get("recipients", "any")}
     for key in ("clients", "ready", "failed", "sent", "delivered", "sent_all", "delivered_all",
-                "stale", "errors_total", "sent_per_s", "delivered_per_s", "storm_back"):
+                "stale", "from_mailbox", "errors_total", "sent_per_s", "delivered_per_s",
+                "storm_back"):
         out[key] = sum(r.get(key) or 0 for r in results)
     errors = {}
     for r in results:

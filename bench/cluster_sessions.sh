@@ -65,7 +65,9 @@ cl_log "$SESSIONS sessions, $BROKERS brokers ($CONNECT), $GENERATORS load genera
 
 # 1. login storm (the users are registered first, in the same processes)
 T0=$(now_ms)
-mark_ready() { R[register_s]=$(awk -v t="$(now_ms)" -v t0="$T0" 'BEGIN { printf "%.1f", (t - t0) / 1000 }'); }
+mark_ready() {
+    R[register_s]=$(awk -v t="$(now_ms)" -v t0="$T0" 'BEGIN { printf "%.1f", (t - t0) / 1000 }')
+}
 FLEET_AT_BARRIER=mark_ready cl_fleet login "$GENERATORS" "$SESSIONS" login "${STORM[@]}"
 R[login]=$(cl_summary login)
 MEM_USERS=$(cl_redis_used_memory)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """cluster_table: the JSON results of bench/cluster.sh (CASE.NODES.RUN.json) as one table of
-medians: delivered msgs/s, latency, errors and the CPU of every process (in % of one core;
-"others" is every other process on the machine).
+medians: delivered msgs/s, latency, the share of private messages that reached their recipient
+through a mailbox read (a resync) rather than live, errors and the CPU of every process (in % of
+one core; "others" is every other process on the machine).
 
 usage: cluster_table.py RESULTS_DIR"""
 import collections
@@ -33,9 +34,12 @@ def row(runs):
     per_broker = zip(*[r["cpu_brokers_pct"] for r in runs])
     brokers = " + ".join(fmt(median(list(b)), "{:.0f}%") for b in per_broker)
     errors = sum(r["errors_total"] for r in runs)
+    resynced = median([100.0 * r.get("from_mailbox", 0) / r["delivered_all"]
+                       for r in runs if r["delivered_all"]])
     return [fmt(median([r["delivered_per_s"] for r in runs]), "{:,.0f}"),
             fmt(median([r["latency"]["p50_us"] / 1e3 for r in runs]), "{:.3f}"),
             fmt(median([r["latency"]["p99_us"] / 1e3 for r in runs]), "{:.3f}"),
+            fmt(resynced, "{:.1f}%"),
             fmt(median([r["cpu_bench_pct"] for r in runs]), "{:.0f}%"), brokers,
             fmt(median([r["cpu_redis_pct"] for r in runs]), "{:.0f}%"),
             fmt(median([r["cpu_machine_pct"] for r in runs]), "{:.0f}%"),
@@ -54,8 +58,8 @@ def main():
                 runs[(case, int(nodes))].append(json.load(f))
         except (OSError, ValueError) as e:
             print("cluster_table: %s: %s" % (path, e), file=sys.stderr)
-    head = ["case", "nodes", "delivered/s", "p50 ms", "p99 ms", "load gen.", "brokers", "redis",
-            "machine", "others", "errors"]
+    head = ["case", "nodes", "delivered/s", "p50 ms", "p99 ms", "resync", "load gen.", "brokers",
+            "redis", "machine", "others", "errors"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for case, label in CASES:

@@ -34,6 +34,7 @@ void report_collect(struct result *r)
         r->sent_window += c->sent_window;
         r->delivered_window += c->delivered_window;
         r->stale += c->stale;
+        r->from_mailbox += c->from_mailbox;
         r->acks += c->acks;
         r->other_err += c->other_err;
         for (int k = 0; k < BENCH_CODES; k++) {
@@ -136,9 +137,12 @@ void report_table(const struct result *r, FILE *out)
         fprintf(out, "  %-11s %.1f s\n", "measured", r->measured_s);
         fprintf(out, "  %-11s %llu (%.0f/s)\n", "sent", (unsigned long long)r->sent_window,
                 per_second(r->sent_window, r->measured_s));
-        fprintf(out, "  %-11s %llu (%.0f/s)\n", "delivered",
-                (unsigned long long)r->delivered_window,
+        fprintf(out, "  %-11s %llu (%.0f/s)", "delivered", (unsigned long long)r->delivered_window,
                 per_second(r->delivered_window, r->measured_s));
+        if (r->from_mailbox)
+            fprintf(out, ", %llu of the run's from the mailbox (resync)",
+                    (unsigned long long)r->from_mailbox);
+        fprintf(out, "\n");
         print_hist(out, "latency", &r->latency);
         print_hist(out, "reply", &r->reply);
     }
@@ -250,9 +254,12 @@ void report_json(const struct result *r, FILE *out)
             (unsigned long long)r->sent_window, (unsigned long long)r->delivered_window,
             per_second(r->sent_window, r->measured_s),
             per_second(r->delivered_window, r->measured_s));
-    fprintf(out, ",\"sent_all\":%llu,\"delivered_all\":%llu,\"stale\":%llu,\"acks\":%llu",
+    fprintf(out,
+            ",\"sent_all\":%llu,\"delivered_all\":%llu,\"stale\":%llu,\"from_mailbox\":%llu,"
+            "\"acks\":%llu",
             (unsigned long long)r->sent, (unsigned long long)r->delivered,
-            (unsigned long long)r->stale, (unsigned long long)r->acks);
+            (unsigned long long)r->stale, (unsigned long long)r->from_mailbox,
+            (unsigned long long)r->acks);
     json_hist(out, "latency", &r->latency);
     json_hist(out, "reply", &r->reply);
     json_hist(out, "setup", &r->setup);

@@ -11,7 +11,7 @@
 struct result {
     double measured_s; /* the measured window (idle: the hold; storms: until all were back) */
     uint64_t ready, failed, setup_missing;
-    uint64_t sent, sent_window, delivered, delivered_window, stale, acks;
+    uint64_t sent, sent_window, delivered, delivered_window, stale, from_mailbox, acks;
     uint64_t res_err[BENCH_CODES], bye[BENCH_CODES], local[LERR_COUNT], other_err;
     uint64_t errors_total;
     struct hist latency, reply, setup;
