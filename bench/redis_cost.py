@@ -101,7 +101,8 @@ def main():
             store = [command("FCALL", "moonpost_store", 2, "mp:user:b", "mp:mbox:b", a.n + 1,
                              blob) for _ in range(a.n)]
         t0 = cpu_seconds(redis.pid)
-        mids = [int(m) for m in c.pipeline(store)]
+        # the mid, or {mid, prev} since the cluster (docs/cluster.md)
+        mids = [int(m[0] if isinstance(m, list) else m) for m in c.pipeline(store)]
         t1 = cpu_seconds(redis.pid)
         if quota:
             ack = [command("FCALL", "moonpost_ack", 2, "mp:mbox:b", "mp:mboxfrom:b", m)
