@@ -2,9 +2,10 @@
 # bench/cluster.sh: one node against two on this box, over one redis-server: private chat as
 # fast as possible and at 20,000 msgs/s, broadcast 1 -> 1,000 (clients spread round robin over
 # the nodes: with 2, half of the private messages and half of every broadcast's receivers are
-# on the other node), and the cost a cross-node message adds: private chat at 20,000 msgs/s on 2
-# nodes with every message kept on its node (--recipients local) and with every message crossing
-# (--recipients cross). Prints one table of medians with the CPU of each process.
+# on the other node), and the cost a cross-node message adds: private chat at LATENCY_RATE
+# msgs/s (default 20,000) on 2 nodes with every message kept on its node (--recipients local)
+# and with every message crossing (--recipients cross), and on 1 node for reference. Prints one
+# table of medians with the CPU of each process.
 #
 #   bench/cluster.sh                      # build-bench/ or build/ (docs/benchmarks.md)
 #   RUNS=1 DURATION=5 CASES="latency" bench/cluster.sh
@@ -15,8 +16,8 @@
 # starts is stopped on exit.
 #
 # Environment: MOONPOST_BUILD, RUNS (default 3), DURATION (measured s, default 10), CASES (of
-# private private20k broadcast latency), NODES (default "1 2"), VARIANT lua|plugin, KEEP=1,
-# QUIET_MAX, NOISE_MAX, RETRIES.
+# private private20k broadcast latency), NODES (default "1 2"), LATENCY_RATE, VARIANT
+# lua|plugin, KEEP=1, QUIET_MAX, NOISE_MAX, RETRIES.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +34,7 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
 CASES=${CASES:-private private20k broadcast latency}
 NODES=${NODES:-1 2}
+LATENCY_RATE=${LATENCY_RATE:-20000}
 RESULTS=$CL_TMP/results
 mkdir -p "$RESULTS"
 
@@ -78,11 +80,12 @@ for i in $(seq 1 "$RUNS"); do
             esac
             measure "$RESULTS/$c.$n.$i.json" "${args[@]}" --label "$c/$n/$i"
         done
-        if has_case latency && ((n >= 2)); then
+        if has_case latency; then
             for r in local cross; do
-                cl_log "private at 20,000 msgs/s, $r recipients, on $n nodes, run $i/$RUNS"
-                measure "$RESULTS/latency-$r.$n.$i.json" "${PRIVATE20K[@]}" --recipients "$r" \
-                    --label "latency-$r/$n/$i"
+                ((n >= 2)) || [[ $r == local ]] || continue
+                cl_log "private at $LATENCY_RATE msgs/s, $r recipients, on $n node(s), run $i/$RUNS"
+                measure "$RESULTS/latency-$r.$n.$i.json" "${PRIVATE[@]}" --rate "$LATENCY_RATE" \
+                    --recipients "$r" --label "latency-$r/$n/$i"
             done
         fi
         cl_stop_brokers

@@ -16,8 +16,8 @@ CASES = [
     ("private", "private chat, as fast as possible"),
     ("private20k", "private chat at 20,000 msgs/s"),
     ("broadcast", "broadcast 1 -> 1,000"),
-    ("latency-local", "private at 20,000 msgs/s, every message on its node"),
-    ("latency-cross", "private at 20,000 msgs/s, every message to the other node"),
+    ("latency-local", "private at a fixed rate, every message on its node"),
+    ("latency-cross", "private at a fixed rate, every message to the other node"),
 ]
 
 
@@ -64,7 +64,9 @@ def main():
     print("|" + "---|" * len(head))
     for case, label in CASES:
         for nodes in sorted(n for c, n in runs if c == case):
-            print("| " + " | ".join([label, str(nodes)] + row(runs[(case, nodes)])) + " |")
+            rate = runs[(case, nodes)][0]["rate"]
+            text = label.replace("a fixed rate", "{:,.0f} msgs/s".format(rate))
+            print("| " + " | ".join([text, str(nodes)] + row(runs[(case, nodes)])) + " |")
 
 
 if __name__ == "__main__":
