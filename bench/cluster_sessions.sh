@@ -126,10 +126,10 @@ print("redis     used_memory %.1f MiB -> %.1f MiB with the users registered (%.0
           int(mem_idle) / 2**20, (int(mem_idle) - int(mem0)) / n))
 p = private
 lat = p.get("latency", {})
-print("private   %s recipients, sent %.0f/s, delivered %.0f/s, latency p50 %.3f ms "
-      "p99 %.3f ms (worst generator), errors %s" % (
-          recipients, p["sent_per_s"], p["delivered_per_s"], lat.get("p50_us", 0) / 1e3,
-          lat.get("p99_us", 0) / 1e3, errors(p)))
+print("private   %s recipients, sent %.0f/s, delivered %.0f/s (%d from the mailbox), latency "
+      "p50 %.3f ms p99 %.3f ms (worst generator), errors %s" % (
+          recipients, p["sent_per_s"], p["delivered_per_s"], p.get("from_mailbox", 0),
+          lat.get("p50_us", 0) / 1e3, lat.get("p99_us", 0) / 1e3, errors(p)))
 print("          cpu: load generators %.0f%%, brokers %s%% %s, redis %s%%, machine %s%% of %d00%%,"
       " others %.0f%%" % (p["cpu_bench_pct"], p["cpu_broker_pct"], p["cpu_brokers_pct"],
                           p["cpu_redis_pct"], p["cpu_machine_pct"], p["cores"],
