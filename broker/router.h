@@ -74,7 +74,8 @@ enum { ROUTER_LIVE_SKIP = 0, ROUTER_LIVE_PUSH = 1, ROUTER_LIVE_HOLD = 2 };
 int router_live_wanted(struct session *s, uint64_t mid, uint64_t prev);
 void router_deliver_wanted(struct session *s, const void *frame, size_t frame_len, uint64_t mid);
 /* Holds a copy of FRAME until the message before it is pushed; if it does not come within
- * 100 ms, or too many wait, S resyncs (router_gap.c). */
+ * ROUTER_GAP_WAIT_MS, or too many wait, S resyncs (router_gap.c). */
+#define ROUTER_GAP_WAIT_MS 500
 void router_hold(struct session *s, const void *frame, size_t frame_len, uint64_t mid,
                  uint64_t prev);
 /* The timer that resyncs sessions whose held messages waited too long; 0 or -1. */

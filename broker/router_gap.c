@@ -5,8 +5,9 @@
  * message stored here often arrives just before one stored a moment earlier on another node.
  * Resyncing the session each time would read the mailbox for most messages; instead the later
  * message is held (a copy of its frame) until the earlier one is pushed, and only when it has
- * not come within GAP_WAIT_MS (it was lost with a channel connection), or too many wait, does
- * the session resync. */
+ * not come within ROUTER_GAP_WAIT_MS (it was lost with a channel connection; under a heavy load
+ * the two connections can be hundreds of ms apart), or too many wait, does the session
+ * resync. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,8 +18,8 @@
 #include "router_gap.h"
 #include "stats.h"
 
-#define GAP_HOLD_MAX 64 /* messages held for one session before it resyncs instead */
-#define GAP_WAIT_MS 100 /* how long the oldest of them waits for the earlier message */
+#define GAP_HOLD_MAX 1024 /* messages held for one session before it resyncs instead */
+#define GAP_HOLD_FIRST 8  /* room of a new hold; it doubles up to GAP_HOLD_MAX */
 
 struct held_msg {
     uint64_t mid, prev;
@@ -29,9 +30,9 @@ struct held_msg {
 struct gap_hold {
     session_handle session;
     int64_t since_us; /* when the oldest held message came */
-    size_t n;
+    size_t n, room;
     struct gap_hold *next; /* the holds of every session, for the timer */
-    struct held_msg msgs[GAP_HOLD_MAX];
+    struct held_msg *msgs;
 };
 
 static struct gap_hold *holds;
@@ -53,6 +54,7 @@ static void forget(struct gap_hold *h, struct session *s)
         }
     }
     drop(h);
+    free(h->msgs);
     free(h);
     if (s != NULL) s->held = NULL;
 }
@@ -67,17 +69,24 @@ void router_hold(struct session *s, const void *frame, size_t frame_len, uint64_
 {
     struct gap_hold *h = s->held;
     if (h == NULL) {
-        h = malloc(sizeof *h);
+        h = calloc(1, sizeof *h);
         if (h == NULL) return router_request_resync(s, 1);
         h->session = s->handle;
         h->since_us = clock_monotonic_us();
-        h->n = 0;
         h->next = holds;
         holds = h;
         s->held = h;
     }
-    uint8_t *copy = h->n < GAP_HOLD_MAX ? malloc(frame_len) : NULL;
-    if (copy == NULL) return router_request_resync(s, 1); /* drops what is held */
+    if (h->n == h->room) {
+        size_t room = h->room ? h->room * 2 : GAP_HOLD_FIRST;
+        struct held_msg *grown = room <= GAP_HOLD_MAX ? realloc(h->msgs, room * sizeof *grown)
+                                                      : NULL;
+        if (grown == NULL) return router_request_resync(s, 1); /* drops what is held */
+        h->msgs = grown;
+        h->room = room;
+    }
+    uint8_t *copy = malloc(frame_len);
+    if (copy == NULL) return router_request_resync(s, 1);
     memcpy(copy, frame, frame_len);
     h->msgs[h->n++] = (struct held_msg){mid, prev, frame_len, copy};
     stats.live_held_total++;
@@ -112,7 +121,7 @@ void router_release_held(struct session *s)
     if (h->n == 0) forget(h, s);
 }
 
-/* Every GAP_WAIT_MS / 2: a session whose held messages waited too long resyncs. */
+/* Every ROUTER_GAP_WAIT_MS / 2: a session whose held messages waited too long resyncs. */
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
@@ -123,7 +132,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
         struct session *s = session_get(h->session);
         if (s == NULL || s->held != h)
             forget(h, NULL);
-        else if (now - h->since_us >= (int64_t)GAP_WAIT_MS * 1000)
+        else if (now - h->since_us >= (int64_t)ROUTER_GAP_WAIT_MS * 1000)
             router_request_resync(s, 1); /* drops the held messages: the mailbox has them */
         h = next;
     }
@@ -138,7 +147,7 @@ static void on_session_event(void *state, struct session *s, enum session_event 
 int router_start(struct event_base *base)
 {
     sweep = event_new(base, -1, EV_PERSIST, on_sweep, NULL);
-    struct timeval every = {0, (suseconds_t)GAP_WAIT_MS * 500};
+    struct timeval every = {0, (suseconds_t)ROUTER_GAP_WAIT_MS * 500};
     if (sweep == NULL || event_add(sweep, &every) != 0) return -1;
     return session_subscribe(on_session_event, NULL);
 }

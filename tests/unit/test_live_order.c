@@ -134,8 +134,8 @@ static void test_an_earlier_message_that_never_comes_resyncs(void **state)
     struct fixture_peer a = logged_in("a");
     deliver("a", 10, 0);
     deliver("a", 12, 11); /* 11 was lost with a channel connection */
-    usleep(250 * 1000);
-    fixture_run(); /* the sweep: it waited more than 100 ms */
+    usleep((ROUTER_GAP_WAIT_MS + 150) * 1000);
+    fixture_run(); /* the sweep: it waited more than ROUTER_GAP_WAIT_MS */
     assert_int_equal(resyncs, 1);
     assert_true(a.s->replaying);
     assert_null(a.s->held); /* the mailbox has it */
@@ -162,9 +162,9 @@ static void test_too_many_held_resyncs(void **state)
     (void)state;
     struct fixture_peer a = logged_in("a");
     deliver("a", 10, 0);
-    for (uint64_t mid = 12; mid < 12 + 64; mid++) deliver("a", mid, mid - 1);
+    for (uint64_t mid = 12; mid < 12 + 1024; mid++) deliver("a", mid, mid - 1);
     assert_int_equal(resyncs, 0);
-    deliver("a", 12 + 64, 12 + 63);
+    deliver("a", 12 + 1024, 12 + 1023);
     assert_int_equal(resyncs, 1);
     assert_null(a.s->held);
 }
@@ -188,7 +188,7 @@ static void test_no_resync_handler_closes_the_session(void **state)
     deliver("a", 12, 11);
     uint8_t body[64];
     assert_true(fixture_read_frame(&a, body, sizeof body) > 0); /* the msg of mid 10 */
-    usleep(250 * 1000);
+    usleep((ROUTER_GAP_WAIT_MS + 150) * 1000);
     fixture_run(); /* the sweep: 11 never came */
     char type[16];
     assert_int_equal(fixture_next_code(&a, type, sizeof type), 503);
