@@ -220,6 +220,7 @@ class ChaosTest(unittest.TestCase):
         self.owed = {}           # recipient -> {(from, body)} answered 200
         self.rollback = None     # (start, end) of the window the rollback may lose
         self.crashes = 0
+        self.crash_logs = []  # the end of the broker's log each time it died
         self.cut = None          # armed: (returning users, event set when a replay is cut, kill)
         self.phases = []         # [(start time, name)] of the chaos, for the report
         self.logged_in = set()   # users that have logged in once
@@ -262,6 +263,8 @@ class ChaosTest(unittest.TestCase):
             await asyncio.sleep(0.1)
             if self.broker.proc.poll() is not None:
                 self.crashes += 1
+                self.crash_logs.append("exit %s: %s" % (self.broker.proc.returncode,
+                                                        self.broker.log_text()[-4000:]))
                 self.broker.stop()
                 await asyncio.to_thread(self.broker.start)
 
@@ -413,7 +416,8 @@ class ChaosTest(unittest.TestCase):
               % (now() - started, answered, shown, lost_in_rollback, duplicates,
                  sum(u.dropped_unseen for u in users), len(replay_lines),
                  ", ".join("%s: %d" % kv for kv in sorted(self.counts.items()))), end=" ")
-        self.assertEqual(self.crashes, 0, "the broker died on its own")
+        self.assertEqual(self.crashes, 0, "the broker died on its own:\n" +
+                         "\n".join(self.crash_logs))
         self.assertEqual([u.name for u in users if u.outbox], [], "sends never answered 200")
         missing = self.missing(users)
         by_phase = {}
