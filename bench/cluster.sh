@@ -21,14 +21,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [[ -z "${MOONPOST_BUILD:-}" ]]; then
-    MOONPOST_BUILD=$ROOT/build-bench
-    [[ -x $MOONPOST_BUILD/broker/moonpost ]] || MOONPOST_BUILD=$ROOT/build
-fi
 # shellcheck source=bench/cluster_lib.sh
 source "$ROOT/bench/cluster_lib.sh"
-trap cl_cleanup EXIT
-trap 'exit 130' INT TERM
 
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}

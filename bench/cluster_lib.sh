@@ -5,9 +5,16 @@
 # all configured by broker_conf.sh; and fleets of moonpost-bench processes, each holding a slice
 # of the clients, that start their timed phase together (--barrier).
 #
-# The caller sets ROOT (the checkout) and MOONPOST_BUILD, and `trap cl_cleanup EXIT`: every
-# process started here is stopped by its pid there, and the temp dir is removed (KEEP=1 keeps
-# it). Only 127.0.0.0/8 is used.
+# The caller sets ROOT (the checkout), and MOONPOST_BUILD if not build-bench/ (else build/).
+# Every process started here is stopped by its pid on exit (cl_cleanup), and the temp dir is
+# removed (KEEP=1 keeps it). Only 127.0.0.0/8 is used.
+
+if [[ -z "${MOONPOST_BUILD:-}" ]]; then
+    MOONPOST_BUILD=$ROOT/build-bench
+    [[ -x $MOONPOST_BUILD/broker/moonpost ]] || MOONPOST_BUILD=$ROOT/build
+fi
+trap cl_cleanup EXIT
+trap 'exit 130' INT TERM
 
 # shellcheck source=bench/broker_conf.sh
 source "$ROOT/bench/broker_conf.sh"

@@ -2,6 +2,7 @@
 speaks the protocol to them over real sockets. Everything is stopped and removed afterwards."""
 import itertools
 import os
+import random
 import shutil
 import signal
 import socket
@@ -31,16 +32,27 @@ REDIS_LUA = os.path.join(LUA, "redis_test.lua")
 _ports_given = set()
 
 
+# Listening ports come from below the kernel's ephemeral range (32768-60999 by default): a
+# port taken from that range can be handed to the outgoing socket of any client of a test
+# running in parallel before the broker binds it ("Address already in use").
+PORT_RANGE = (20000, 32000)
+_port_rng = random.Random(os.getpid() ^ time.time_ns())
+
+
 def free_port():
-    """A port nothing listens on now and that this process has not handed out before (the
-    kernel may offer the same ephemeral port twice in a row once the probe socket closes)."""
+    """A port nothing listens on now, outside the ephemeral range, and that this process has
+    not handed out before."""
     while True:
+        port = _port_rng.randrange(*PORT_RANGE)
+        if port in _ports_given:
+            continue
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _ports_given:
-            _ports_given.add(port)
-            return port
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
 
 
 def running(proc):
@@ -157,6 +169,18 @@ class Broker:
         if wait:
             self.wait_listening()
         return self
+
+    def run_until_exit(self, timeout=30):
+        """Starts the broker, which must exit by itself; returns its exit code."""
+        self.start(wait=False)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.logf.close()
+            self.proc = None
 
     def conf_values(self, key):
         """The values of KEY's lines in the config file, in order."""

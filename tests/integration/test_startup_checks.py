@@ -34,15 +34,7 @@ class StartupTest(RedisServerTest):
 
     def start_failing(self, b, timeout=30):
         """Starts B, which must exit by itself; returns its exit code."""
-        b.start(wait=False)
-        try:
-            return b.proc.wait(timeout)
-        finally:
-            if b.proc.poll() is None:
-                b.proc.kill()
-                b.proc.wait()
-            b.logf.close()
-            b.proc = None
+        return b.run_until_exit(timeout)
 
     def assert_config_error(self, extra, message):
         """A config with EXTRA's last line fails `-t` and the start with MESSAGE at its line."""
