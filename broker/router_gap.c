@@ -70,7 +70,10 @@ void router_hold(struct session *s, const void *frame, size_t frame_len, uint64_
     struct gap_hold *h = s->held;
     if (h == NULL) {
         h = calloc(1, sizeof *h);
-        if (h == NULL) return router_request_resync(s, 1);
+        if (h == NULL) {
+            router_request_resync(s, 1);
+            return;
+        }
         h->session = s->handle;
         h->since_us = clock_monotonic_us();
         h->next = holds;
@@ -81,15 +84,35 @@ void router_hold(struct session *s, const void *frame, size_t frame_len, uint64_
         size_t room = h->room ? h->room * 2 : GAP_HOLD_FIRST;
         struct held_msg *grown = room <= GAP_HOLD_MAX ? realloc(h->msgs, room * sizeof *grown)
                                                       : NULL;
-        if (grown == NULL) return router_request_resync(s, 1); /* drops what is held */
+        if (grown == NULL) { /* the resync drops what is held */
+            router_request_resync(s, 1);
+            return;
+        }
         h->msgs = grown;
         h->room = room;
     }
-    uint8_t *copy = malloc(frame_len);
-    if (copy == NULL) return router_request_resync(s, 1);
-    memcpy(copy, frame, frame_len);
-    h->msgs[h->n++] = (struct held_msg){mid, prev, frame_len, copy};
+    struct held_msg *m = &h->msgs[h->n];
+    m->frame = malloc(frame_len);
+    if (m->frame == NULL) {
+        router_request_resync(s, 1);
+        return;
+    }
+    memcpy(m->frame, frame, frame_len);
+    m->mid = mid;
+    m->prev = prev;
+    m->len = frame_len;
+    h->n++;
     stats.live_held_total++;
+}
+
+/* Removes message I of H (the last one takes its place) and returns it. */
+static struct held_msg take(struct gap_hold *h, size_t i)
+{
+    struct held_msg m = h->msgs[i];
+    h->n--;
+    if (i != h->n) h->msgs[i] = h->msgs[h->n];
+    h->msgs[h->n].frame = NULL;
+    return m;
 }
 
 void router_release_held(struct session *s)
@@ -104,20 +127,19 @@ void router_release_held(struct session *s)
                 next = i;
         }
         if (next == h->n) break;
-        struct held_msg m = h->msgs[next];
-        h->msgs[next] = h->msgs[--h->n];
+        struct held_msg m = take(h, next);
         router_push_live(s, m.frame, m.len, m.mid);
         free(m.frame);
     }
     /* what the pushes overtook is a repeat now */
-    for (size_t i = 0; i < h->n;) {
-        if (h->msgs[i].mid <= s->last_mid) {
+    size_t kept = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (h->msgs[i].mid <= s->last_mid)
             free(h->msgs[i].frame);
-            h->msgs[i] = h->msgs[--h->n];
-        } else {
-            i++;
-        }
+        else
+            h->msgs[kept++] = h->msgs[i];
     }
+    h->n = kept;
     if (h->n == 0) forget(h, s);
 }
 
