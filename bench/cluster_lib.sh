@@ -20,6 +20,8 @@ trap 'exit 130' INT TERM
 source "$ROOT/bench/broker_conf.sh"
 # shellcheck source=bench/quiet.sh
 source "$ROOT/bench/quiet.sh"
+# shellcheck source=bench/ports.sh
+source "$ROOT/bench/ports.sh"
 
 BROKER=$MOONPOST_BUILD/broker/moonpost
 BENCH=$MOONPOST_BUILD/bench/moonpost-bench
@@ -53,30 +55,13 @@ cl_cleanup() {
     else rm -rf "$CL_TMP"; fi
 }
 
-cl_free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
-# cl_wait_port PORT PID: until PORT accepts (10 s at most) while PID lives.
-cl_wait_port() {
-    local port=$1 pid=$2 i
-    for i in $(seq 1 200); do
-        kill -0 "$pid" 2>/dev/null || { cl_log "process $pid exited while starting"; return 1; }
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    cl_log "port $port did not open"
-    return 1
-}
-
 cl_start_redis() {
-    REDIS_PORT=$(cl_free_port)
+    REDIS_PORT=$(free_port)
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$CL_TMP" --save "" \
         --appendonly no --daemonize no --loglevel warning >>"$CL_TMP/redis.log" 2>&1 &
     REDIS_PID=$!
     CL_PIDS+=("$REDIS_PID")
-    cl_wait_port "$REDIS_PORT" "$REDIS_PID"
+    wait_port "$REDIS_PORT" "$REDIS_PID"
 }
 
 cl_redis() { redis-cli -p "$REDIS_PORT" "$@"; }
@@ -100,7 +85,7 @@ cl_start_brokers() {
     BROKER_PIDS=()
     BROKER_PORTS=()
     for i in $(seq 1 "$n"); do
-        port=$(cl_free_port)
+        port=$(free_port)
         "$BROKER" -c "$conf" --set "listen=127.0.0.1:$port" --set "node_id=bench-$CL_STARTS-$i" \
             --set "log_file=$CL_TMP/broker-$CL_STARTS-$i.log" "$@" \
             >>"$CL_TMP/broker-$CL_STARTS-$i.out" 2>&1 &
@@ -109,7 +94,7 @@ cl_start_brokers() {
         CL_PIDS+=("$!")
     done
     for i in $(seq 0 $((n - 1))); do
-        cl_wait_port "${BROKER_PORTS[$i]}" "${BROKER_PIDS[$i]}" || return 1
+        wait_port "${BROKER_PORTS[$i]}" "${BROKER_PIDS[$i]}" || return 1
     done
     CONNECT=$(printf '127.0.0.1:%s,' "${BROKER_PORTS[@]}")
     CONNECT=${CONNECT%,}

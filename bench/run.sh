@@ -29,6 +29,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 source "$ROOT/bench/broker_conf.sh"
 # shellcheck source=bench/quiet.sh
 source "$ROOT/bench/quiet.sh"
+# shellcheck source=bench/ports.sh
+source "$ROOT/bench/ports.sh"
 if [[ -z "${MOONPOST_BUILD:-}" ]]; then
     MOONPOST_BUILD=$ROOT/build-bench
     [[ -x $MOONPOST_BUILD/broker/moonpost ]] || MOONPOST_BUILD=$ROOT/build
@@ -72,21 +74,6 @@ trap 'exit 130' INT TERM
 
 has_case() { [[ " $CASES " == *" $1 "* ]]; }
 log() { echo "run.sh: $*" >&2; }
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_port() {
-    local port=$1 pid=$2 i
-    for i in $(seq 1 200); do
-        kill -0 "$pid" 2>/dev/null || { log "process $pid exited while starting"; return 1; }
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    log "port $port did not open"
-    return 1
-}
 
 pin() { # pin CPU COMMAND...: runs COMMAND on that cpu when PIN=1
     local cpu=$1; shift
