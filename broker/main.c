@@ -29,6 +29,7 @@
 #include "server.h"
 #include "session.h"
 #include "shutdown.h"
+#include "signals.h"
 #include "store.h"
 #include "supervisor.h"
 #include "worker.h"
@@ -38,7 +39,9 @@
 #define FD_RESERVED 64 /* stdio, log, epoll, signals, Redis, worker wake-ups, plugins */
 #define DEFAULT_CONFIG "etc/broker.conf"
 
-static struct event *signal_events[3];
+#define SIGNAL_COUNT 3
+static const int handled_signals[SIGNAL_COUNT] = {SIGINT, SIGTERM, SIGHUP};
+static struct event *signal_events[SIGNAL_COUNT];
 
 static void usage(FILE *out)
 {
@@ -164,16 +167,6 @@ static struct event_base *new_event_base(void)
     return base;
 }
 
-static int start_signals(void)
-{
-    const int signals[] = {SIGINT, SIGTERM, SIGHUP};
-    signal(SIGPIPE, SIG_IGN);
-    for (int i = 0; i < 3; i++) {
-        signal_events[i] = evsignal_new(broker.base, signals[i], on_signal, NULL);
-        if (signal_events[i] == NULL || event_add(signal_events[i], NULL) != 0) return -1;
-    }
-    return 0;
-}
 
 /* Returns 0, -1 (start-up failure) or EXIT_CONFIG (an option the config sets is wrong). */
 static int start(void)
@@ -202,7 +195,8 @@ static int start(void)
     if (store_start(broker.base, &redis) != 0 ||
         cluster_start(broker.base, &redis, broker_shutdown) != 0)
         return -1;
-    if (start_signals() != 0) return -1;
+    if (signals_start(broker.base, handled_signals, signal_events, SIGNAL_COUNT, on_signal) != 0)
+        return -1;
     int listening = server_listen();
     if (listening != 0) return listening == SERVER_IN_USE ? EXIT_CONFIG : -1;
     if (http_start(broker.conf.http_listen, metrics_serve_http) != 0) return -1;
@@ -224,8 +218,7 @@ static void stop(void)
     plugin_unload_all();
     router_stop();
     router_free();
-    for (int i = 0; i < 3; i++)
-        if (signal_events[i]) event_free(signal_events[i]);
+    signals_stop(handled_signals, signal_events, SIGNAL_COUNT);
     broker_shutdown_free();
     if (broker.conf.pid_file) unlink(broker.conf.pid_file);
     codec_buf_free(&broker.scratch);

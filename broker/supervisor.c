@@ -21,6 +21,7 @@
 #include "log.h"
 #include "pidfile.h"
 #include "server.h"
+#include "signals.h"
 #include "supervisor_admin.h"
 #include "supervisor_link.h"
 #include "supervisor_metrics.h"
@@ -31,6 +32,7 @@
                          */
 #define NODE_ID_MAX 320
 #define SIGNAL_COUNT 4
+static const int handled_signals[SIGNAL_COUNT] = {SIGCHLD, SIGINT, SIGTERM, SIGHUP};
 #define WORKER_SETS 6 /* the --set a worker gets on top of the command's */
 
 struct worker {
@@ -280,12 +282,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 static int start_signals(void)
 {
-    static const int signals[SIGNAL_COUNT] = {SIGCHLD, SIGINT, SIGTERM, SIGHUP};
-    signal(SIGPIPE, SIG_IGN);
-    for (int i = 0; i < SIGNAL_COUNT; i++) {
-        sup.signals[i] = evsignal_new(broker.base, signals[i], on_signal, NULL);
-        if (sup.signals[i] == NULL || event_add(sup.signals[i], NULL) != 0) return -1;
-    }
+    if (signals_start(broker.base, handled_signals, sup.signals, SIGNAL_COUNT, on_signal) != 0)
+        return -1;
     sup.kill_timer = evtimer_new(broker.base, on_kill_timer, NULL);
     return sup.kill_timer ? 0 : -1;
 }
@@ -358,8 +356,7 @@ static void cleanup(void)
     supervisor_admin_stop();
     links_free();
     remove_private_sockets();
-    for (int i = 0; i < SIGNAL_COUNT; i++)
-        if (sup.signals[i]) event_free(sup.signals[i]);
+    signals_stop(handled_signals, sup.signals, SIGNAL_COUNT);
     if (sup.kill_timer) event_free(sup.kill_timer);
     for (int i = 0; i < sup.count; i++)
         if (sup.workers[i].restart) event_free(sup.workers[i].restart);

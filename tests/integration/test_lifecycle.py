@@ -85,6 +85,27 @@ class LifecycleTest(BrokersTest):
     def test_sigint_bye_503_exit_0(self):
         self.check_signal_shutdown(signal.SIGINT)
 
+    def test_signals_repeated_until_exit_still_exit_0(self):
+        """Service managers and impatient operators signal again while the broker stops: every
+        SIGTERM, SIGINT or SIGHUP that arrives during the shutdown, even while the broker frees
+        its event loop, leaves the exit clean (0), never a death by signal."""
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            b = self.broker(["ping", AUTH, CORE_LUA])
+            c = self.connect(b, login="repeat")
+            self.assertEqual(c.call({"type": "ping"})["code"], 200)
+            b.proc.send_signal(signal.SIGTERM)
+            sent = 0
+            deadline = time.monotonic() + SHUTDOWN_TIMEOUT + 5
+            while b.proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    b.proc.send_signal(sig)
+                    sent += 1
+                except ProcessLookupError:
+                    break
+            rc, _ = self.stop_with(b, signal.SIGTERM)
+            self.assertGreater(sent, 0)
+            self.assertEqual(rc, 0, "exit after %d more %s" % (sent, sig.name))
+
     def test_sigterm_while_handlers_wait(self):
         """Handlers waiting on Redis (one retries after a 503 with mp.sleep), on a sleep and on
         password hashes when SIGTERM comes: exit 0, nothing leaks (under the sanitizer build)."""

@@ -227,6 +227,20 @@ class ProcessesTest(BrokersTest):
             self.assertFalse(os.path.exists(path), path)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "moonpost.pid")))
 
+    def test_sigterm_repeated_while_stopping_exits_0(self):
+        """A service manager that signals again while the host stops gets exit 0 all the same."""
+        s = self.supervisor()
+        s.proc.send_signal(signal.SIGTERM)
+        sent = 0
+        while s.proc.poll() is None and sent < 200000:
+            try:
+                s.proc.send_signal(signal.SIGTERM)
+                sent += 1
+            except ProcessLookupError:
+                break
+        self.assertGreater(sent, 0)
+        self.assert_clean_exit(s, s.stop())
+
     def test_admin_shutdown_stops_the_host(self):
         s = self.supervisor()
         pids = s.workers()
