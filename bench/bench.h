@@ -50,6 +50,10 @@ enum local_error {
     LERR_COUNT
 };
 
+/* --ack-every read: a client acks after every read that brought messages, as one that wants its
+ * mailbox small does */
+#define ACK_EVERY_READ 0
+
 struct options {
     enum workload_kind workload;
     enum proto_kind proto;
@@ -66,7 +70,7 @@ struct options {
     double rate; /* total sends per second; 0 = as fast as the window allows */
     int window;
     int size;
-    int ack_every;
+    int ack_every; /* or ACK_EVERY_READ */
     double ack_delay;
     const char *user_prefix;
     const char *password;

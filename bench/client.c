@@ -77,6 +77,7 @@ static void note_ack(struct client *c, uint64_t mid, int64_t now)
     if (run.proto->ack == NULL || mid == 0) return;
     if (mid > c->max_mid) c->max_mid = mid;
     c->unacked++;
+    if (run.opt.ack_every == ACK_EVERY_READ) return; /* loop.c acks after the read */
     if (c->unacked >= (uint32_t)run.opt.ack_every) {
         client_ack_now(c);
         return;

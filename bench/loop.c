@@ -121,7 +121,7 @@ static int consume(struct client *c, const uint8_t *data, size_t len, int own, i
     return 0;
 }
 
-static void read_client(struct worker *w, struct client *c, int64_t now)
+static void read_available(struct worker *w, struct client *c, int64_t now)
 {
     for (;;) {
         int own = buf_pending(&c->in) > 0;
@@ -143,6 +143,14 @@ static void read_client(struct worker *w, struct client *c, int64_t now)
         }
         if ((size_t)n < RBUF_SIZE) return;
     }
+}
+
+/* Reads what the socket has; with --ack-every read, acks what that brought. */
+static void read_client(struct worker *w, struct client *c, int64_t now)
+{
+    read_available(w, c, now);
+    if (run.opt.ack_every == ACK_EVERY_READ && c->unacked > 0 && c->state == CL_READY)
+        client_ack_now(c);
 }
 
 static void on_connected(struct client *c, int64_t now)

@@ -44,8 +44,9 @@ static void usage(FILE *out)
             "  -s, --size B             body bytes, >= %d (default 64)\n"
             "      --recipients any|cross|local  private: to any other client, only to clients\n"
             "                           of another broker, or only of the sender's (default any)\n"
-            "      --ack-every K        ack after K messages (default 32) ...\n"
-            "      --ack-delay S        ... or S seconds after the first unacked one (0.05)\n"
+            "      --ack-every K|read   ack after K messages (default 32) ...\n"
+            "      --ack-delay S        ... or S seconds after the first unacked one (0.05);\n"
+            "                           read: after every read that brought messages\n"
             "      --lost-after S       a window stuck this long counts as lost (default 5)\n"
             "      --user-prefix STR    users / MQTT client ids are STR<i> (default b)\n"
             "      --password STR       (default secret1)\n"
@@ -267,6 +268,10 @@ static int take(struct options *o, int ch, const char *arg)
     case 's':
         return parse_int("size", arg, BENCH_BODY_MIN, 16 << 20, &o->size);
     case OPT_ACK_EVERY:
+        if (strcmp(arg, "read") == 0) {
+            o->ack_every = ACK_EVERY_READ;
+            return 0;
+        }
         return parse_int("ack-every", arg, 1, 1000000, &o->ack_every);
     case OPT_ACK_DELAY:
         return parse_num("ack-delay", arg, 0, 60, &o->ack_delay);

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """redis_cost.py: Redis CPU per private message, for the Redis functions of a checkout: N
-stores (`FCALL moonpost_store`, pipelined) into one mailbox, then acks of 32 at a time, with
-the CPU time Redis used for each phase (from /proc/PID/stat).
+stores (`FCALL moonpost_store`, pipelined) spread over MAILBOXES mailboxes, then acks of ACK
+messages at a time in each, with the CPU time Redis used for each phase (from /proc/PID/stat).
 
-    bench/redis_cost.py [ROOT] [-n 50000]
+    bench/redis_cost.py [ROOT] [-n 50000] [--mailboxes 1] [--ack 32]
+
+`--mailboxes 1000 --ack 1` is the private-chat benchmark's shape: clients that ack after every
+read get about one message per read at its rates.
 
 ROOT is the checkout whose scripts/lib/redis_functions.lua is measured (default: this one), so
 two versions compare in one run: `bench/redis_cost.py OLD_CHECKOUT; bench/redis_cost.py`.
@@ -82,7 +85,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("root", nargs="?", default=os.path.join(HERE, ".."))
     ap.add_argument("-n", type=int, default=50000)
+    ap.add_argument("--mailboxes", type=int, default=1)
+    ap.add_argument("--ack", type=int, default=32)
     a = ap.parse_args()
+    n = a.n // a.mailboxes * a.mailboxes
     source = open(os.path.join(a.root, "scripts", "lib", "redis_functions.lua")).read()
     library = source[source.index("[[") + 2:source.rindex("]]")]
     # the store's arguments of each version: the quota and the clock came with the time mids
@@ -90,29 +96,42 @@ def main():
     redis, port, tmp = start_redis()
     try:
         c = Conn(port)
-        c.pipeline([command("FUNCTION", "LOAD", "REPLACE", library),
-                    command("HSET", "mp:user:b", "pw", "x", "mid", 0)])
+        boxes = ["b%d" % i for i in range(a.mailboxes)]
+        c.pipeline([command("FUNCTION", "LOAD", "REPLACE", library)] +
+                   [command("HSET", "mp:user:" + b, "pw", "x", "mid", 0) for b in boxes])
         blob = packb({"from": "alice", "to": "b", "body": "x" * 64, "ts": int(time.time() * 1e3)})
+        # round robin over the mailboxes: message i goes to boxes[i % mailboxes]
+        order = [boxes[i % a.mailboxes] for i in range(n)]
         if quota:
-            store = [command("FCALL", "moonpost_store", 3, "mp:user:b", "mp:mbox:b",
-                             "mp:mboxfrom:b", a.n + 1, blob, int(time.time() * 1e3), a.n + 1,
-                             "alice") for _ in range(a.n)]
+            store = [command("FCALL", "moonpost_store", 3, "mp:user:" + b, "mp:mbox:" + b,
+                             "mp:mboxfrom:" + b, n + 1, blob, int(time.time() * 1e3), n + 1,
+                             "alice") for b in order]
         else:
-            store = [command("FCALL", "moonpost_store", 2, "mp:user:b", "mp:mbox:b", a.n + 1,
-                             blob) for _ in range(a.n)]
+            store = [command("FCALL", "moonpost_store", 2, "mp:user:" + b, "mp:mbox:" + b, n + 1,
+                             blob) for b in order]
         t0 = cpu_seconds(redis.pid)
         # the mid, or {mid, prev} since the cluster (docs/cluster.md)
         mids = [int(m[0] if isinstance(m, list) else m) for m in c.pipeline(store)]
         t1 = cpu_seconds(redis.pid)
+        # each mailbox acks its every ACK-th message, and its last one
+        by_box = {}
+        for b, m in zip(order, mids):
+            by_box.setdefault(b, []).append(m)
+        acks = [(b, ms[i]) for b, ms in by_box.items()
+                for i in range(len(ms)) if (i + 1) % a.ack == 0 or i == len(ms) - 1]
+        acks.sort(key=lambda bm: bm[1])
         if quota:
-            ack = [command("FCALL", "moonpost_ack", 2, "mp:mbox:b", "mp:mboxfrom:b", m)
-                   for m in mids[31::32]]
+            ack = [command("FCALL", "moonpost_ack", 2, "mp:mbox:" + b, "mp:mboxfrom:" + b, m)
+                   for b, m in acks]
         else:
-            ack = [command("ZREMRANGEBYSCORE", "mp:mbox:b", "-inf", m) for m in mids[31::32]]
+            ack = [command("ZREMRANGEBYSCORE", "mp:mbox:" + b, "-inf", m) for b, m in acks]
         c.pipeline(ack)
         t2 = cpu_seconds(redis.pid)
-        print("%s: store %.2f us/msg, ack (32 a time) %.2f us/msg, Redis CPU for %d messages"
-              % (os.path.abspath(a.root), (t1 - t0) / a.n * 1e6, (t2 - t1) / a.n * 1e6, a.n))
+        left = sum(int(r) for r in c.pipeline([command("ZCARD", "mp:mbox:" + b) for b in boxes]))
+        print("%s: store %.2f us/msg, ack (%d a time) %.2f us/msg, Redis CPU for %d messages in "
+              "%d mailboxes (%d left unacked)"
+              % (os.path.abspath(a.root), (t1 - t0) / n * 1e6, a.ack, (t2 - t1) / n * 1e6, n,
+                 a.mailboxes, left))
     finally:
         stop_redis(redis, tmp)
 

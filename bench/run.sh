@@ -13,7 +13,9 @@
 #                   (default build-bench, then build)
 #   RUNS            runs per case and broker (default 3; medians are quoted)
 #   DURATION        measured seconds per run (default 10)
-#   CASES           a subset of: private private20k broadcast idle resume login
+#   CASES           a subset of: private private20k private-read private20k-read broadcast idle
+#                   resume login (-read: receivers ack after every read that brought messages,
+#                   --ack-every read, instead of every 32 messages or 50 ms)
 #   PIN             1: brokers on cpu 0, load generator and redis on cpu 1 (default 0: the
 #                   scheduler shares both cores among all)
 #   QUIET_MAX       seconds to wait before a run for the machine to be quiet (default 60)
@@ -39,7 +41,7 @@ BROKER=$MOONPOST_BUILD/broker/moonpost
 BENCH=$MOONPOST_BUILD/bench/moonpost-bench
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
-CASES=${CASES:-private private20k broadcast idle resume login}
+CASES=${CASES:-private private20k private-read private20k-read broadcast idle resume login}
 PIN=${PIN:-0}
 PERF=${PERF:-0}
 KEEP=${KEEP:-$PERF}
@@ -183,6 +185,8 @@ profile() {
 
 PRIVATE=(private --clients 1000 --size 64 --window 8 --duration "$DURATION" --warmup 2)
 PRIVATE20K=("${PRIVATE[@]}" --rate 20000)
+PRIVATE_READ=("${PRIVATE[@]}" --ack-every read)
+PRIVATE20K_READ=("${PRIVATE20K[@]}" --ack-every read)
 BROADCAST=(broadcast --clients 1000 --publishers 1 --size 64 --window 8 --duration "$DURATION"
            --warmup 2)
 
@@ -193,7 +197,9 @@ start_redis
 # ---- private chat and broadcast: every broker up at once, runs interleaved ----
 
 CHAT=()
-for c in private private20k broadcast; do has_case "$c" && CHAT+=("$c"); done
+for c in private private20k private-read private20k-read broadcast; do
+    has_case "$c" && CHAT+=("$c")
+done
 if ((${#CHAT[@]})); then
     start_moonpost moonpost lua
     SERVERS=(moonpost)
@@ -205,6 +211,8 @@ if ((${#CHAT[@]})); then
         case $1 in
             private) echo "${PRIVATE[@]}" ;;
             private20k) echo "${PRIVATE20K[@]}" ;;
+            private-read) echo "${PRIVATE_READ[@]}" ;;
+            private20k-read) echo "${PRIVATE20K_READ[@]}" ;;
             broadcast) echo "${BROADCAST[@]}" ;;
         esac
     }

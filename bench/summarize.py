@@ -27,6 +27,13 @@ ROWS = [
     ("private20k", "  latency p99.9 (ms)", lambda r: r["latency"]["p999_us"] / 1e3, "{:.3f}",
      False),
     ("private20k", "  delivered msgs/s", lambda r: r["delivered_per_s"], "{:,.0f}", True),
+    ("private-read", "private, acks after every read: delivered msgs/s",
+     lambda r: r["delivered_per_s"], "{:,.0f}", True),
+    ("private-read", "  latency p99 (ms)", lambda r: r["latency"]["p99_us"] / 1e3, "{:.2f}",
+     False),
+    ("private20k-read", "private at 20,000 msgs/s, acks after every read: p99 (ms)",
+     lambda r: r["latency"]["p99_us"] / 1e3, "{:.3f}", False),
+    ("private20k-read", "  delivered msgs/s", lambda r: r["delivered_per_s"], "{:,.0f}", True),
     ("broadcast", "broadcast 1 -> 1,000: deliveries/s", lambda r: r["delivered_per_s"],
      "{:,.0f}", True),
     ("broadcast", "  latency p99 (ms)", lambda r: r["latency"]["p99_us"] / 1e3, "{:.2f}", False),
@@ -40,15 +47,38 @@ ROWS = [
      "{:,.0f}", False),
 ]
 
+def mosquitto_best(v, n):
+    """The better of Mosquitto's two settings for row N of the case: the higher rate."""
+    values = [x for x in (v(MQ_NAGLE, n), v(MQ_NODELAY, n)) if x is not None]
+    return max(values) if values else None
+
+
+def at_least_twice_mosquitto(v):
+    best = mosquitto_best(v, 0)
+    return v(MOONPOST, 0) is not None and best is not None and v(MOONPOST, 0) >= 2 * best
+
+
+def keeps_up_within_twice_nodelay_p99(v, p99_row, rate_row):
+    """At the fixed rate: delivers at least 95% of what Mosquitto delivers, with p99 within 2x
+    of Mosquitto's with TCP_NODELAY."""
+    mp_p99, mq_p99 = v(MOONPOST, p99_row), v(MQ_NODELAY, p99_row)
+    mp_rate, mq_rate = v(MOONPOST, rate_row), mosquitto_best(v, rate_row)
+    return (None not in (mp_p99, mq_p99, mp_rate, mq_rate) and mp_rate >= 0.95 * mq_rate
+            and mp_p99 <= 2 * mq_p99)
+
+
+# The goals of docs/benchmarks.md, each a ratio within one run.
 TARGETS = [
-    ("private", "delivered msgs/s >= Mosquitto QoS 0 (the better of its two settings)",
-     lambda v: v(MOONPOST, 0) is not None and v(MQ_NAGLE, 0) is not None
-     and v(MOONPOST, 0) >= max(v(MQ_NAGLE, 0), v(MQ_NODELAY, 0) or 0)),
-    ("private20k", "p99 latency < 1 ms at 20,000 msgs/s",
-     lambda v: v(MOONPOST, 1) is not None and v(MOONPOST, 1) < 1.0),
+    ("private", "delivered msgs/s >= 2x Mosquitto QoS 0 (the better of its two settings)",
+     at_least_twice_mosquitto),
+    ("private-read", "acks after every read: delivered msgs/s >= 2x Mosquitto QoS 0",
+     at_least_twice_mosquitto),
+    ("private20k", "at 20,000 msgs/s: keeps up, p99 <= 2x Mosquitto nodelay's",
+     lambda v: keeps_up_within_twice_nodelay_p99(v, 1, 3)),
+    ("private20k-read", "the same with acks after every read",
+     lambda v: keeps_up_within_twice_nodelay_p99(v, 0, 1)),
     ("broadcast", "deliveries/s >= 2x Mosquitto (the better of its two settings)",
-     lambda v: v(MOONPOST, 0) is not None and v(MQ_NAGLE, 0) is not None
-     and v(MOONPOST, 0) >= 2 * max(v(MQ_NAGLE, 0), v(MQ_NODELAY, 0) or 0)),
+     at_least_twice_mosquitto),
     ("idle", "RSS per session <= 1.5 KiB and <= Mosquitto's per connection",
      lambda v: v(MOONPOST, 0) is not None and v(MQ_NAGLE, 0) is not None
      and v(MOONPOST, 0) <= 1536 and v(MOONPOST, 0) <= v(MQ_NAGLE, 0)),

@@ -78,6 +78,14 @@ function chat.announce(user, online, except)
   mp.broadcast({ type = "presence", user = user, online = online }, except)
 end
 
+-- The message blob of a mailbox member: "mid:sender:blob", or "mid:blob" as stored before the
+-- sender was written out (a blob is a MessagePack map: its first byte is never a name's).
+function chat.mailbox_blob(member)
+  local start = member:find(":", 1, true) or 0
+  local sender_end = member:match("^[%w_.%-]+():", start + 1)
+  return member:sub((sender_end or start) + 1)
+end
+
 -- Pushes the mailbox above s.last_mid in mid order, in batches that fit the output buffer:
 -- after login (last_mid is 0 then), and when the session may have missed live messages (a gap
 -- in mids, or the node's channel reconnected: mp.on_resync below). Live messages for this
@@ -109,7 +117,7 @@ function chat.replay(s)
     end
     for i = 1, #rows, 2 do
       local member, mid = rows[i], tonumber(rows[i + 1])
-      local m = mp.decode(member:sub((member:find(":", 1, true) or 0) + 1))
+      local m = mp.decode(chat.mailbox_blob(member))
       if m then
         s:push({ type = "msg", mid = mid, from = m.from, to = m.to, body = m.body, ts = m.ts,
                  offline = true }, mid)

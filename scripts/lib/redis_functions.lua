@@ -27,7 +27,8 @@ end
 
 -- KEYS: recipient's user hash, recipient's mailbox, the mailbox's per-sender counts.
 -- ARGV: mailbox_max, message blob, the broker's clock (ms), mailbox_per_sender, sender.
--- Takes the recipient's next mid and stores "mid:blob" with score mid.
+-- Takes the recipient's next mid and stores "mid:sender:blob" with score mid (the sender in
+-- plain text, so that an ack gives the sender's quota back without decoding the blob).
 -- Returns {mid, prev} (prev: the highest mid waiting in the mailbox before, 0 when empty), -404 when the user does not exist, -507 when the mailbox is full, -429
 -- when the sender already has mailbox_per_sender unacked messages in it.
 redis.register_function('moonpost_store', function(keys, args)
@@ -42,7 +43,7 @@ redis.register_function('moonpost_store', function(keys, args)
   -- one (docs/cluster.md: messages stored by many nodes reach a session in mid order)
   local newest = redis.call('ZRANGE', keys[2], -1, -1, 'WITHSCORES')
   redis.call('HSET', keys[1], 'mid', mid)
-  redis.call('ZADD', keys[2], mid, mid .. ':' .. args[2])
+  redis.call('ZADD', keys[2], mid, mid .. ':' .. args[5] .. ':' .. args[2])
   redis.call('HINCRBY', keys[3], args[5], 1)
   return { tonumber(mid), tonumber(newest[2] or 0) }
 end)
@@ -56,28 +57,26 @@ redis.register_function('moonpost_broadcast_mid', function(keys, args)
   return tonumber(mid)
 end)
 
--- Adds one per message of MEMBERS ("mid:blob", blob a MessagePack map) to its sender's count
--- in COUNTS. Raises on a blob that is not MessagePack.
-local function count_senders(members, counts)
-  for _, member in ipairs(members) do
-    local m = cmsgpack.unpack(string.sub(member, (string.find(member, ':', 1, true) or 0) + 1))
-    if type(m) == 'table' and type(m.from) == 'string' then
-      counts[m.from] = (counts[m.from] or 0) + 1
-    end
-  end
+-- The sender of a mailbox member: "mid:sender:blob", or, for a member stored before the sender
+-- was written out, "mid:blob" (the blob a MessagePack map, whose first byte is never one of a
+-- user name's): its `from`. nil when neither can be read.
+local function member_sender(member)
+  local sender = string.match(member, '^%d+:([%w_.%-]+):')
+  if sender then return sender end
+  local ok, m = pcall(cmsgpack.unpack,
+                      string.sub(member, (string.find(member, ':', 1, true) or 0) + 1))
+  if ok and type(m) == 'table' and type(m.from) == 'string' then return m.from end
+  return nil
 end
 
 -- Deletes the BATCH lowest members of MAILBOX with mid <= UPTO and adds one per sender to
--- FREED; returns how many it deleted. One pcall per batch (a pcall per message would cost
--- more than the decoding); a batch that fails is counted again member by member.
+-- FREED; returns how many it deleted.
 local function ack_batch(mailbox, upto, batch, freed)
   local members = redis.call('ZRANGEBYSCORE', mailbox, '-inf', upto, 'LIMIT', 0, batch)
-  local counts = {}
-  if not pcall(count_senders, members, counts) then
-    counts = {}
-    for _, member in ipairs(members) do pcall(count_senders, { member }, counts) end
+  for _, member in ipairs(members) do
+    local from = member_sender(member)
+    if from then freed[from] = (freed[from] or 0) + 1 end
   end
-  for from, n in pairs(counts) do freed[from] = (freed[from] or 0) + n end
   if #members > 0 then redis.call('ZREMRANGEBYRANK', mailbox, 0, #members - 1) end
   return #members
 end

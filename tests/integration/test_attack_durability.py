@@ -126,7 +126,7 @@ class DurabilityBase(unittest.TestCase):
         rows = self.redis.cmd("ZRANGE", "mp:mbox:" + user, 0, -1)
         bodies = []
         for member in rows:
-            blob = member[member.index(b":") + 1:]
+            blob = member.split(b":", 2)[2]  # "mid:sender:blob"
             from mpwire import unpackb
             bodies.append(unpackb(blob)["body"])
         return bodies

@@ -98,6 +98,10 @@ class SmallQuota(MailboxCase):
         b = self.online("pb")
         replies = self.flood(a, b.user, 12)
         self.assertEqual([r["code"] for r in replies], [200] * 10 + [429] * 2)
+        # each member names its sender in plain text, for the ack's count (docs/data-model.md)
+        members = self.redis.cmd("ZRANGE", "mp:mbox:" + b.user, 0, -1)
+        self.assertEqual([m.split(b":", 2)[:2] for m in members],
+                         [[b"%d" % r["mid"], a.user.encode()] for r in replies[:10]])
         b.read_msgs(10)
         self.assertEqual(b.call(dict(type="ack", upto=replies[3]["mid"]))["code"], 200)
         self.assertEqual(self.sender_counts(b.user), {a.user: 6})
