@@ -69,6 +69,8 @@ def start_redis():
                              stdout=subprocess.DEVNULL)
     try:
         wait_port(port, proc=redis)
+        # for a profiler to attach to
+        print("redis_cost: redis-server pid %d on port %d" % (redis.pid, port), file=sys.stderr)
     except BaseException:
         stop_redis(redis, tmp)
         raise
@@ -98,7 +100,7 @@ def main():
         c = Conn(port)
         boxes = ["b%d" % i for i in range(a.mailboxes)]
         c.pipeline([command("FUNCTION", "LOAD", "REPLACE", library)] +
-                   [command("HSET", "mp:user:" + b, "pw", "x", "mid", 0) for b in boxes])
+                   [command("HSET", "mp:user:" + b, "pw", "x", "mid", 0, "acked", 0) for b in boxes])
         blob = packb({"from": "alice", "to": "b", "body": "x" * 64, "ts": int(time.time() * 1e3)})
         # round robin over the mailboxes: message i goes to boxes[i % mailboxes]
         order = [boxes[i % a.mailboxes] for i in range(n)]
@@ -121,8 +123,10 @@ def main():
                 for i in range(len(ms)) if (i + 1) % a.ack == 0 or i == len(ms) - 1]
         acks.sort(key=lambda bm: bm[1])
         if quota:
-            ack = [command("FCALL", "moonpost_ack", 2, "mp:mbox:" + b, "mp:mboxfrom:" + b, m)
-                   for b, m in acks]
+            # the user's hash, for its `acked`, since prev is read from it
+            users = (lambda b: ["mp:user:" + b]) if "acked" in library else (lambda b: [])
+            ack = [command("FCALL", "moonpost_ack", 2 + len(users(b)), "mp:mbox:" + b,
+                           "mp:mboxfrom:" + b, *users(b), m) for b, m in acks]
         else:
             ack = [command("ZREMRANGEBYSCORE", "mp:mbox:" + b, "-inf", m) for b, m in acks]
         c.pipeline(ack)

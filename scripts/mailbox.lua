@@ -9,8 +9,8 @@ mp.on("ack", function(s, m)
   if math.type(upto) ~= "integer" or upto < 0 then
     return s:fail(400, "upto must be a non-negative integer")
   end
-  local _, err = mp.redis("FCALL", "moonpost_ack", 2, chat.key.mailbox(s.user),
-                          chat.key.mailbox_senders(s.user), upto)
+  local _, err = mp.redis("FCALL", "moonpost_ack", 3, chat.key.mailbox(s.user),
+                          chat.key.mailbox_senders(s.user), chat.key.user(s.user), upto)
   if err then return chat.storage_failed(s, err) end
   return s:ok()
 end)

@@ -7,7 +7,8 @@ return [[#!lua name=moonpost
 -- Returns 1 when created, 0 when the user exists: two racing registrations, exactly one wins.
 redis.register_function('moonpost_register', function(keys, args)
   if redis.call('EXISTS', keys[1]) == 1 then return 0 end
-  redis.call('HSET', keys[1], 'pw', args[1], 'name', args[2], 'created', args[3], 'mid', 0)
+  redis.call('HSET', keys[1], 'pw', args[1], 'name', args[2], 'created', args[3], 'mid', 0,
+             'acked', 0)
   return 1
 end)
 
@@ -25,27 +26,40 @@ local function next_mid(last, broker_ms)
   return string.format('%d', mid)
 end
 
+-- prev for a store into MAILBOX: the newest message still waiting there (0 when none), which a
+-- session must have been sent before the new one (docs/cluster.md: messages stored by many
+-- nodes reach a session in mid order). Acks delete from the lowest mid up and moonpost_ack
+-- keeps the highest it deleted (ACKED), so the last mid handed out (LAST) waits unless an ack
+-- reached it. A user without ACKED (no ack since it was kept) is looked up in the mailbox.
+local function newest_waiting(mailbox, last, acked)
+  if acked then
+    local n = tonumber(last)
+    return n > tonumber(acked) and n or 0
+  end
+  return tonumber(redis.call('ZRANGE', mailbox, -1, -1, 'WITHSCORES')[2] or 0)
+end
+
 -- KEYS: recipient's user hash, recipient's mailbox, the mailbox's per-sender counts.
 -- ARGV: mailbox_max, message blob, the broker's clock (ms), mailbox_per_sender, sender.
 -- Takes the recipient's next mid and stores "mid:sender:blob" with score mid (the sender in
 -- plain text, so that an ack gives the sender's quota back without decoding the blob).
--- Returns {mid, prev} (prev: the highest mid waiting in the mailbox before, 0 when empty), -404 when the user does not exist, -507 when the mailbox is full, -429
--- when the sender already has mailbox_per_sender unacked messages in it.
+-- Returns {mid, prev} (prev: see newest_waiting), -404 when the user does not exist, -507
+-- when the mailbox is full, -429 when the sender already has mailbox_per_sender unacked
+-- messages in it. Numbers go to Redis as strings: each number converted costs a printf.
 redis.register_function('moonpost_store', function(keys, args)
-  local last = redis.call('HGET', keys[1], 'mid') -- every user has one (moonpost_register)
+  local user = redis.call('HMGET', keys[1], 'mid', 'acked')
+  local last = user[1] -- every user has one (moonpost_register)
   if not last then return -404 end
   if redis.call('ZCARD', keys[2]) >= tonumber(args[1]) then return -507 end
   -- per-sender quota (given back by moonpost_ack)
   if tonumber(redis.call('HGET', keys[3], args[5]) or 0) >= tonumber(args[4]) then return -429 end
   local mid = next_mid(last, args[3])
   if type(mid) == 'table' then return mid end
-  -- prev: the newest message still waiting, which a session must have been sent before this
-  -- one (docs/cluster.md: messages stored by many nodes reach a session in mid order)
-  local newest = redis.call('ZRANGE', keys[2], -1, -1, 'WITHSCORES')
+  local prev = newest_waiting(keys[2], last, user[2])
   redis.call('HSET', keys[1], 'mid', mid)
   redis.call('ZADD', keys[2], mid, mid .. ':' .. args[5] .. ':' .. args[2])
-  redis.call('HINCRBY', keys[3], args[5], 1)
-  return { tonumber(mid), tonumber(newest[2] or 0) }
+  redis.call('HINCRBY', keys[3], args[5], '1')
+  return { tonumber(mid), prev }
 end)
 
 -- KEYS: the broadcast mid counter. ARGV: the broker's clock (ms). Returns the next broadcast
@@ -70,33 +84,41 @@ local function member_sender(member)
 end
 
 -- Deletes the BATCH lowest members of MAILBOX with mid <= UPTO and adds one per sender to
--- FREED; returns how many it deleted.
+-- FREED; returns how many it deleted and the highest mid deleted (a string, nil if none).
 local function ack_batch(mailbox, upto, batch, freed)
   local members = redis.call('ZRANGEBYSCORE', mailbox, '-inf', upto, 'LIMIT', 0, batch)
   for _, member in ipairs(members) do
     local from = member_sender(member)
     if from then freed[from] = (freed[from] or 0) + 1 end
   end
-  if #members > 0 then redis.call('ZREMRANGEBYRANK', mailbox, 0, #members - 1) end
-  return #members
+  if #members == 0 then return 0, nil end
+  redis.call('ZREMRANGEBYRANK', mailbox, 0, #members - 1)
+  return #members, string.match(members[#members], '^(%d+):')
 end
 
--- KEYS: a mailbox, its per-sender counts. ARGV: upto.
+-- KEYS: a mailbox, its per-sender counts, and (optional) the user's hash. ARGV: upto.
 -- Deletes the messages with mid <= upto and gives their senders' quota back (in batches, so
 -- that a large mailbox is never copied whole into the script). An emptied mailbox drops its
--- counts, so they cannot drift for good. Returns how many messages were deleted. Runs when
--- Redis is out of memory (allow-oom): deleting is how memory comes back.
+-- counts, so they cannot drift for good. The highest mid deleted goes to the user's `acked`
+-- (see newest_waiting). Returns how many messages were deleted. Runs when Redis is out of
+-- memory (allow-oom): deleting is how memory comes back.
 redis.register_function{function_name = 'moonpost_ack', flags = {'allow-oom'},
                         callback = function(keys, args)
-  local batch, deleted, freed = 100, 0, {}
+  local batch, deleted, freed, highest = 100, 0, {}, nil
   repeat
-    local n = ack_batch(keys[1], args[1], batch, freed)
+    local n, top = ack_batch(keys[1], args[1], batch, freed)
     deleted = deleted + n
+    highest = top or highest
   until n < batch
+  -- only after a deletion: a user deleted with its mailbox is not written back by a late ack
+  if highest and keys[3] then redis.call('HSET', keys[3], 'acked', highest) end
+  if redis.call('EXISTS', keys[1]) == 0 then
+    redis.call('DEL', keys[2]) -- emptied: no count is left to give back
+    return deleted
+  end
   for from, n in pairs(freed) do
     if redis.call('HINCRBY', keys[2], from, -n) <= 0 then redis.call('HDEL', keys[2], from) end
   end
-  if redis.call('EXISTS', keys[1]) == 0 then redis.call('DEL', keys[2]) end
   return deleted
 end}
 

@@ -161,6 +161,46 @@ class SmallQuota(MailboxCase):
         self.assertEqual(self.send(a, b.user)["code"], 200)
 
 
+class PrevFromTheUser(MailboxCase):
+    """moonpost_store's prev (the newest message still waiting: docs/cluster.md) comes from the
+    user's hash, `mid` and the `acked` that moonpost_ack keeps, not from a lookup in the
+    mailbox; a user stored before `acked` was kept is looked up in the mailbox."""
+
+    def store(self, user, sender):
+        blob = packb({"from": sender, "to": user, "body": "p", "ts": 1})
+        r = self.redis.cmd("FCALL", "moonpost_store", 3, "mp:user:" + user, "mp:mbox:" + user,
+                           "mp:mboxfrom:" + user, 100, blob, 0, 100, sender)
+        return int(r[0]), int(r[1])
+
+    def ack(self, c, upto):
+        self.assertEqual(c.call(dict(type="ack", upto=upto))["code"], 200)
+
+    def test_prev_follows_stores_and_acks(self):
+        a, b = self.online("va"), self.online("vb")
+        m1, p1 = self.store(b.user, a.user)
+        m2, p2 = self.store(b.user, a.user)
+        m3, p3 = self.store(b.user, a.user)
+        self.assertEqual((p1, p2, p3), (0, m1, m2))
+        self.ack(b, m2)  # m3 still waits
+        self.assertEqual(int(self.redis.cmd("HGET", "mp:user:" + b.user, "acked")), m2)
+        m4, p4 = self.store(b.user, a.user)
+        self.assertEqual(p4, m3)
+        self.ack(b, 2 ** 53 - 1)  # far past the last: acked is what was deleted, m4
+        self.assertEqual(int(self.redis.cmd("HGET", "mp:user:" + b.user, "acked")), m4)
+        self.assertEqual(self.store(b.user, a.user)[1], 0, "nothing waited")
+        self.ack(b, 1)  # deletes nothing: acked stays
+        self.assertEqual(int(self.redis.cmd("HGET", "mp:user:" + b.user, "acked")), m4)
+
+    def test_user_without_acked_is_looked_up_in_the_mailbox(self):
+        a, b = self.online("wa"), self.offline("wb")
+        m1, _ = self.store(b, a.user)
+        self.redis.cmd("HDEL", "mp:user:" + b, "acked")
+        self.redis.cmd("HSET", "mp:user:" + b, "mid", m1 + 10)  # handed out, never stored
+        m2, p2 = self.store(b, a.user)
+        self.assertEqual(p2, m1)
+        self.assertGreater(m2, m1 + 10)
+
+
 class OutOfMemory(MailboxCase):
     """Redis at maxmemory (noeviction) refuses writes: sends are answered 503, the broker
     logs it and goes on, and an ack (which frees memory) still works."""
@@ -214,6 +254,10 @@ class LuaSmallQuotaTest(SmallQuota, BrokerTest):
 
 class CSmallQuotaTest(SmallQuota, BrokerTest):
     send_plugin = True
+
+
+class PrevFromTheUserTest(PrevFromTheUser, BrokerTest):
+    pass
 
 
 class LuaOutOfMemoryTest(OutOfMemory, BrokerTest):
