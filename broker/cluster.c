@@ -14,6 +14,7 @@
 #include "cluster_functions.h" /* generated from cluster_functions.lua */
 #include "log.h"
 #include "presence.h"
+#include "redis_link.h"
 #include "router.h"
 #include "session.h"
 #include "stats.h"
@@ -25,6 +26,8 @@
 static struct {
     struct event_base *base;
     struct event *beat;
+    struct redis_link beat_link; /* beats do not wait behind the store's commands */
+    int beat_in_flight;          /* a beat sent on beat_link, not answered yet */
     char instance[33]; /* random per process start: tells a restart from a second process */
     char started[24];  /* ms since the epoch */
     char channel[ID_MAX + 80];   /* this node's channel */
@@ -52,18 +55,33 @@ static const char *node_id(void)
 
 /* ---- calling the registry ---- */
 
+enum { CALL_FIXED = 4, CALL_MAX_ARGS = 2 * RENEW_BATCH + 8, CALL_MAX = CALL_FIXED + CALL_MAX_ARGS };
+
+/* The words of "FCALL NAME 0 prefix ARGV..." into WORDS and WORD_LENS (CALL_MAX each); returns
+ * their count, or -1 when ARGC is too many. */
+static int call_words(const char *name, int argc, const char *const *argv, const size_t *lens,
+                      const char **words, size_t *word_lens)
+{
+    if (argc > CALL_MAX_ARGS) return -1;
+    const char *fixed[CALL_FIXED] = {"FCALL", name, "0", prefix()};
+    for (int i = 0; i < CALL_FIXED; i++) {
+        words[i] = fixed[i];
+        word_lens[i] = strlen(fixed[i]);
+    }
+    for (int i = 0; i < argc; i++) {
+        words[CALL_FIXED + i] = argv[i];
+        word_lens[CALL_FIXED + i] = lens != NULL ? lens[i] : strlen(argv[i]);
+    }
+    return CALL_FIXED + argc;
+}
+
 int cluster_call(const char *name, int argc, const char *const *argv, const size_t *lens,
                  store_reply_fn fn, void *arg)
 {
-    enum { FIXED = 4, MAX_ARGS = 2 * RENEW_BATCH + 8 };
-    const char *words[FIXED + MAX_ARGS] = {"FCALL", name, "0", prefix()};
-    size_t word_lens[FIXED + MAX_ARGS] = {5, strlen(name), 1, strlen(prefix())};
-    if (argc > MAX_ARGS) return -1;
-    for (int i = 0; i < argc; i++) {
-        words[FIXED + i] = argv[i];
-        word_lens[FIXED + i] = lens != NULL ? lens[i] : strlen(argv[i]);
-    }
-    return store_command(FIXED + argc, words, word_lens, fn, arg);
+    const char *words[CALL_MAX];
+    size_t word_lens[CALL_MAX];
+    int n = call_words(name, argc, argv, lens, words, word_lens);
+    return n < 0 ? -1 : store_command(n, words, word_lens, fn, arg);
 }
 
 /* The reply of a call nobody waits for: only errors matter. */
@@ -390,7 +408,19 @@ static void on_beat_reply(redisReply *reply, const char *error, void *arg)
     }
 }
 
-static void beat(void)
+static void on_link_beat_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac, (void)privdata;
+    node.beat_in_flight = 0;
+    if (node.left) return; /* the link closing at the stop */
+    on_beat_reply(reply, "heartbeat connection lost", NULL);
+}
+
+/* A beat. On the heartbeat's own connection when it is up, so that it never waits behind the
+ * store's commands (a login storm, a slow script command) past the node's deadline; on the
+ * store's with VIA_STORE (right after the store loaded the registry's functions, which a
+ * command on another connection might overtake) or while that connection is down. */
+static void beat(int via_store)
 {
     if (node.left) return;
     char ttl[24], sessions[24], pid[24], host[256] = "";
@@ -399,13 +429,32 @@ static void beat(void)
     snprintf(pid, sizeof pid, "%ld", (long)getpid());
     gethostname(host, sizeof host - 1);
     const char *argv[] = {node_id(), node.instance, ttl, sessions, node.started, host, pid};
-    cluster_call("moonpost_node_beat", 7, argv, NULL, on_beat_reply, NULL);
+    if (via_store || !node.beat_link.up || !store_ready()) {
+        cluster_call("moonpost_node_beat", 7, argv, NULL, on_beat_reply, NULL);
+        return;
+    }
+    if (node.beat_in_flight) return; /* Redis has not answered the last one: no pile-up */
+    const char *words[CALL_MAX];
+    size_t word_lens[CALL_MAX];
+    int n = call_words("moonpost_node_beat", 7, argv, NULL, words, word_lens);
+    if (redisAsyncCommandArgv(node.beat_link.ctx, on_link_beat_reply, NULL, n, words,
+                              word_lens) == REDIS_OK)
+        node.beat_in_flight = 1;
 }
 
 static void on_beat_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
-    beat();
+    beat(0);
+}
+
+/* The heartbeat's connection, in the store's database (the registry's keys live there). */
+static void on_beat_link_up(struct redis_link *link)
+{
+    if (link->options.db == 0) return;
+    char db[16];
+    snprintf(db, sizeof db, "%d", link->options.db);
+    redisAsyncCommand(link->ctx, NULL, NULL, "SELECT %s", db);
 }
 
 /* Every connect: the registry's functions first, then a beat at once, and the sessions back in
@@ -416,7 +465,7 @@ static void on_store_connected(void *state)
     const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", cluster_functions_lua};
     size_t lens[] = {8, 4, 7, sizeof cluster_functions_lua - 1};
     store_setup_command("FUNCTION LOAD moonpost_cluster", 4, argv, lens);
-    beat();
+    beat(1);
     if (node.registered) renew_all();
     rejoin_when_ready();
 }
@@ -444,6 +493,9 @@ int cluster_start(struct event_base *base, const struct store_options *redis,
     node.beat = event_new(base, -1, EV_PERSIST, on_beat_timer, NULL);
     struct timeval every = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
     if (node.beat == NULL || event_add(node.beat, &every) != 0) return -1;
+    node.beat_link.name = "heartbeat";
+    node.beat_link.on_up = on_beat_link_up;
+    if (redis_link_start(&node.beat_link, base, redis) != 0) return -1;
     const char *channels[BUS_CHANNELS] = {node.channel, node.broadcast};
     return bus_start(base, redis, channels, on_bus_message, on_subscribed);
 }
@@ -465,6 +517,8 @@ void cluster_stop(void)
 {
     router_set_remote(NULL);
     bus_stop();
+    node.left = 1; /* the link's unanswered beat is dropped in silence */
+    redis_link_stop(&node.beat_link);
     if (node.beat != NULL) event_free(node.beat);
     node.beat = NULL;
     free(node.payload.data);

@@ -30,7 +30,7 @@ from collections import Counter
 
 from cluster_harness import (PRESENCE_TTL, SLACK, ChatUser, ClusterTest, admin_async,
                              apoll, register_async)
-from harness import metrics
+from harness import ALL_SCRIPTS, REDIS_LUA, metrics
 from helpers import poll, uname
 from test_plugins import plugin
 from test_processes import N as PROCESSES, NODE, Supervisor
@@ -452,6 +452,32 @@ class ClusterRedisFaultsTest(ClusterTest):
         except (OSError, EOFError) as e:
             return e
         return (set(r["users"]), r["count"]) if r["code"] == 200 else r
+
+
+class ClusterBusyStoreTest(ClusterTest):
+
+    def test_node_whose_store_waits_on_a_slow_command_stays_alive(self):
+        """A command that keeps the node's store connection busy (here a script's BLPOP) for
+        three times presence_ttl does not stop its heartbeat, which has a connection of its own:
+        the node stays listed, and so do its users."""
+        n1 = self.node("n1")
+        n2 = self.node("n2", ["redis_timeout 60"], scripts=list(ALL_SCRIPTS) + [REDIS_LUA])
+        observer, busy = self.login(n1), self.login(n2)
+        self.wait_listed([observer], [busy.user])
+        wait = 3 * PRESENCE_TTL
+        busy.send(dict(type="t.slowredis", id=7, key="slow:" + busy.user, timeout=wait))
+        poll(lambda: b"blocked_clients:1" in self.redis.cmd("INFO", "clients"),
+             what="the BLPOP blocked in Redis")
+        deadline = time.monotonic() + wait - 1
+        checks = 0
+        while time.monotonic() < deadline:
+            self.assertIn("n2", self.nodes_of(n1), "n2 taken for dead while its store waited")
+            self.assertIn(busy.user, self.listed(observer)[0])
+            checks += 1
+            time.sleep(0.25)
+        self.assertGreater(checks, 4 * PRESENCE_TTL)
+        self.assertEqual(busy.wait_res(7, timeout=wait + 30)["code"], 200)
+        self.assertNotIn("rejoined", n2.log_text())
 
 
 class ClusterProcessesTest(ClusterTest):
