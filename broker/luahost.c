@@ -12,6 +12,7 @@
 #include "broker.h"
 #include "codec.h"
 #include "log.h"
+#include "lua_pool.h"
 #include "luahost_api.h"
 #include "options.h"
 #include "presence.h"
@@ -26,6 +27,7 @@
 
 struct luahost_vm {
     lua_State *L;
+    struct lua_pool pool; /* the state's small blocks */
     size_t mem_used;
     size_t mem_limit;
     int pending;  /* requests whose coroutine has not finished */
@@ -56,18 +58,33 @@ static const char routed_key = 'r'; /* array of the handlers the router points a
 
 #define THREAD_POOL_MAX 256 /* finished coroutines kept for reuse */
 
+/* The sanitizer build gives every block to malloc, where AddressSanitizer watches it. */
+static void *pool_or_malloc(struct luahost_vm *vm, void *ptr, size_t osize, size_t nsize)
+{
+#ifdef MOONPOST_SANITIZE
+    (void)vm, (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    return realloc(ptr, nsize);
+#else
+    return lua_pool_realloc(&vm->pool, ptr, osize, nsize);
+#endif
+}
+
 static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct luahost_vm *vm = ud;
     if (ptr == NULL) osize = 0;
     if (nsize == 0) {
-        free(ptr);
+        pool_or_malloc(vm, ptr, osize, 0);
         vm->mem_used -= osize;
         return NULL;
     }
     if (vm->mem_limit > 0 && nsize > osize && vm->mem_used + (nsize - osize) > vm->mem_limit)
         return NULL;
-    void *p = realloc(ptr, nsize);
+    void *p = pool_or_malloc(vm, ptr, osize, nsize);
     if (p != NULL) vm->mem_used += nsize - osize;
     return p;
 }
@@ -248,6 +265,7 @@ int luahost_protected(lua_State *L, luahost_push_fn fn, void *ud)
 static void vm_free(struct luahost_vm *vm)
 {
     lua_close(vm->L);
+    lua_pool_release(&vm->pool);
     options_free(vm->options);
     for (size_t i = 0; i < vm->redis_lib_count; i++) free(vm->redis_libs[i]);
     free(vm->redis_libs);
