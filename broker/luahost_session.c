@@ -273,6 +273,10 @@ static const luaL_Reg session_methods[] = {
 static int session_index(lua_State *L)
 {
     struct request *r = check_request(L);
+    /* the methods first: s:ok, s:fail and s:push are most of the lookups */
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
     const char *key = luaL_checkstring(L, 2);
     struct session *s = r->session ? session_get(r->session) : NULL;
     if (strcmp(key, "user") == 0) {
@@ -307,8 +311,7 @@ static int session_index(lua_State *L)
     } else if (strcmp(key, "last_mid") == 0) {
         lua_pushinteger(L, s != NULL ? (lua_Integer)s->last_mid : 0);
     } else {
-        lua_pushvalue(L, 2);
-        lua_rawget(L, lua_upvalueindex(1));
+        lua_pushnil(L);
     }
     return 1;
 }
