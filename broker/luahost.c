@@ -29,6 +29,7 @@ struct luahost_vm {
     lua_State *L;
     struct lua_pool pool; /* the state's small blocks */
     size_t mem_used;
+    size_t mem_after_collect; /* what luahost_collect_garbage left last */
     size_t mem_limit;
     int pending;  /* requests whose coroutine has not finished */
     int retired;  /* replaced by a reload: closed once pending drops to 0 */
@@ -543,6 +544,19 @@ const char *luahost_script_dir(void)
 size_t luahost_memory_used(void)
 {
     return current ? current->mem_used : 0;
+}
+
+size_t luahost_collect_garbage(void)
+{
+    if (current == NULL) return 0;
+    size_t before = current->mem_used;
+    if (before < ((size_t)1 << 20) || before < 2 * current->mem_after_collect) return 0;
+    lua_gc(current->L, LUA_GCCOLLECT);
+    current->mem_after_collect = current->mem_used;
+#ifndef MOONPOST_SANITIZE
+    lua_pool_trim(&current->pool); /* the pages of the slabs the collection emptied */
+#endif
+    return before > current->mem_used ? before - current->mem_used : 0;
 }
 
 size_t luahost_request_memory(void)

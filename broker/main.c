@@ -18,6 +18,7 @@
 #include "cluster.h"
 #include "conf.h"
 #include "metrics.h"
+#include "idle_trim.h"
 #include "log.h"
 #include "pidfile.h"
 #include "luahost_timer.h"
@@ -200,12 +201,14 @@ static int start(void)
     int listening = server_listen();
     if (listening != 0) return listening == SERVER_IN_USE ? EXIT_CONFIG : -1;
     if (http_start(broker.conf.http_listen, metrics_serve_http) != 0) return -1;
+    if (idle_trim_start(broker.base) != 0) return -1;
     if (broker.conf.pid_file && pidfile_write(broker.conf.pid_file) != 0) return -1;
     return 0;
 }
 
 static void stop(void)
 {
+    idle_trim_stop();
     http_stop();
     server_close();
     worker_stop(); /* resumes waiting handlers with errors; they may start timers */

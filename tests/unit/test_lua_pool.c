@@ -105,10 +105,10 @@ static void test_random_against_a_model(void **state)
         check_block(&blocks[i]);
         lua_pool_realloc(&pool, blocks[i].p, blocks[i].size, 0);
     }
-    /* at most the peak of LIVE blocks of at most LUA_POOL_MAX bytes, with slack per slab */
-    assert_true(pool.slab_bytes <= 2 * LIVE * LUA_POOL_MAX + 64 * 1024);
+    /* every slab emptied went back to its arena but one per class */
+    assert_true(pool.slabs_in_use <= LUA_POOL_CLASSES);
     lua_pool_release(&pool);
-    assert_null(pool.slabs);
+    assert_int_equal(pool.arena_bytes, 0);
 }
 
 static void test_freed_blocks_are_reused(void **state)
@@ -121,12 +121,46 @@ static void test_freed_blocks_are_reused(void **state)
     assert_ptr_equal(a, b);
     /* growing within the class keeps the block */
     assert_ptr_equal(lua_pool_realloc(&pool, b, 33, 48), b);
-    size_t slabs = pool.slab_bytes;
+    lua_pool_realloc(&pool, lua_pool_realloc(&pool, NULL, 0, 64), 64, 0);
+    size_t slabs = pool.slabs_in_use; /* with the slab of 64-byte blocks, kept though empty */
     for (int i = 0; i < 100000; i++) {
         void *p = lua_pool_realloc(&pool, NULL, 0, 64);
         lua_pool_realloc(&pool, p, 64, 0);
     }
-    assert_int_equal(pool.slab_bytes, slabs);
+    assert_int_equal(pool.slabs_in_use, slabs);
+    lua_pool_release(&pool);
+}
+
+static void test_a_burst_is_given_back(void **state)
+{
+    (void)state;
+    struct lua_pool pool = {0};
+    enum { BURST = 100000 };
+    static void *blocks[BURST];
+    void *kept = lua_pool_realloc(&pool, NULL, 0, 24); /* a long-lived block */
+    for (int i = 0; i < BURST; i++) {
+        blocks[i] = lua_pool_realloc(&pool, NULL, 0, 1 + (size_t)i % LUA_POOL_MAX);
+        assert_non_null(blocks[i]);
+    }
+    size_t burst_slabs = pool.slabs_in_use, mapped = pool.arena_bytes;
+    assert_true(burst_slabs * LUA_POOL_SLAB >= (size_t)BURST * 16);
+    for (int i = 0; i < BURST; i++)
+        lua_pool_realloc(&pool, blocks[i], 1 + (size_t)i % LUA_POOL_MAX, 0);
+    /* the slabs of the burst went back: one per class is kept, and the one holding KEPT */
+    assert_true(pool.slabs_in_use <= LUA_POOL_CLASSES + 1);
+    /* ... and the trim gives their memory to the system */
+    size_t given = lua_pool_trim(&pool);
+    assert_true(given >= (burst_slabs - LUA_POOL_CLASSES - 1) * (LUA_POOL_SLAB - 4096));
+    assert_true(pool.arena_bytes < mapped);
+    assert_int_equal(lua_pool_trim(&pool), 0); /* nothing left to give */
+    /* the pool still serves after a trim, from given-back slabs too */
+    for (int i = 0; i < BURST; i++) {
+        blocks[i] = lua_pool_realloc(&pool, NULL, 0, 100);
+        assert_non_null(blocks[i]);
+        memset(blocks[i], 0x5a, 100);
+    }
+    for (int i = 0; i < BURST; i++) lua_pool_realloc(&pool, blocks[i], 100, 0);
+    lua_pool_realloc(&pool, kept, 24, 0);
     lua_pool_release(&pool);
 }
 
@@ -167,6 +201,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_against_a_model),
         cmocka_unit_test(test_freed_blocks_are_reused),
+        cmocka_unit_test(test_a_burst_is_given_back),
         cmocka_unit_test(test_a_lua_state_runs_on_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -81,3 +81,11 @@ mp.on("t.release", function(s, m)
   released = m.on ~= false
   return s:ok{}
 end, { anonymous = true })
+
+-- leaves about m.mb MiB of garbage in small blocks (short strings in tables): what a burst of
+-- requests leaves behind
+mp.on("t.garbage", function(s, m)
+  local keep = {}
+  for i = 1, (m.mb or 64) * 1024 * 1024 // 160 do keep[i] = { string.rep("g", 60) .. i } end
+  return s:ok{ n = #keep }
+end, { anonymous = true })
