@@ -340,6 +340,21 @@ static unsigned max_inflight(const struct session *s)
                : SESSION_MAX_INFLIGHT;
 }
 
+/* A header over max_frame: `bye` 413. One that is the start of a TLS handshake record (0x16
+ * 0x03) is a TLS client on a clear port: said in the log, for whoever set that client up. */
+static void close_oversize(struct session *s, const uint8_t *header)
+{
+    if (header[0] == 0x16 && header[1] == 0x03 && s->tls == NULL) {
+        static struct log_every tls_hello_log = LOG_EVERY(10);
+        char addr[64];
+        log_every(&tls_hello_log, LOG_LEVEL_INFO,
+                  "TLS handshake on a plain TCP port from %s: closed (TLS clients connect to "
+                  "tls_listen)",
+                  session_addr_text(s, addr, sizeof addr));
+    }
+    session_close(s, 413, "frame too large");
+}
+
 /* Runs every whole frame buffered in s->in, until the session closes or has too many
  * requests in flight. */
 void session_handle_frames(struct session *s)
@@ -356,7 +371,7 @@ void session_handle_frames(struct session *s)
         uint32_t len;
         switch (frame_split(header, sizeof header, session_ctx.limits.max_frame, &len)) {
         case FRAME_EMPTY: session_close(s, 400, "empty frame"); return;
-        case FRAME_OVERSIZE: session_close(s, 413, "frame too large"); return;
+        case FRAME_OVERSIZE: close_oversize(s, header); return;
         default: break;
         }
         size_t whole = FRAME_HEADER_LEN + (size_t)len;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 #define TLS_RECORD_MAX 16384 /* plaintext bytes of one TLS record */
 #define WRITE_CHAINS 16      /* evbuffer chains looked at per peek when writing */
@@ -54,7 +55,11 @@ static int use_files(SSL_CTX *ssl, const char *cert, const char *key, char *why,
         return -1;
     }
     if (SSL_CTX_use_PrivateKey_file(ssl, key, SSL_FILETYPE_PEM) != 1) {
-        snprintf(prefix, sizeof prefix, "tls_key %.200s: not a PEM private key: ", key);
+        int mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+        snprintf(prefix, sizeof prefix,
+                 mismatch ? "tls_key %.200s does not match tls_cert: "
+                          : "tls_key %.200s: not a PEM private key: ",
+                 key);
         ssl_reason(why, len, prefix);
         return -1;
     }
