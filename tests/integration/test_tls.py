@@ -246,7 +246,8 @@ class ConfigErrorTest(BrokersTest):
         rc = b.run_until_exit()
         log = b.log_text()
         self.assertEqual(rc, 2, log)
-        line = [i + 1 for i, text in enumerate(open(b.conf)) if text.startswith(key + " ")][-1]
+        with open(b.conf) as f:
+            line = [i + 1 for i, text in enumerate(f) if text.startswith(key + " ")][-1]
         self.assertIn("%s:%d: " % (b.conf, line), log)
         self.assertIn(message, log)
 
@@ -276,16 +277,32 @@ class ConfigErrorTest(BrokersTest):
 class ChatClientTest(TlsBrokerTest):
     """The C client library (through moonpost-chat) verifies the broker's certificate."""
 
-    def chat(self, b, *args):
-        return subprocess.run([CHAT, "--tls", "-p", str(b.tls_port)] + list(args),
-                              input=b"", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    def chat(self, b, host, ca, user, typed=b""):
+        return subprocess.run([CHAT, "--tls", "--ca", ca, "-H", host, "-p", str(b.tls_port),
+                               "-u", user, "-P", "secret1", "--register"],
+                              input=typed, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               timeout=60)
 
     def test_wrong_ca_is_refused_by_the_client_library(self):
         b = self.tls_broker()
-        r = self.chat(b, "--ca", CERTS.other_ca, "-u", uname("w"), "--register")
-        self.assertNotEqual(r.returncode, 0)
+        r = self.chat(b, "localhost", CERTS.other_ca, uname("w"))
+        self.assertEqual(r.returncode, 1, r)
         self.assertIn(b"certificate verify failed", r.stderr + r.stdout)
+
+    def test_a_name_the_certificate_does_not_hold_is_refused(self):
+        key, cert = make_server_cert(self.dir, "elsewhere", CERTS.ca_key, CERTS.ca,
+                                     cn="elsewhere.example", ip=None)
+        b = self.tls_broker(cert=cert, key=key)  # trusted, but for another name
+        r = self.chat(b, "localhost", CERTS.ca, uname("w"))
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn(b"certificate verify failed", r.stderr + r.stdout)
+
+    def test_chat_over_tls_reaches_a_python_tls_client(self):
+        b = self.tls_broker()
+        listener = self.chat_login(self.tls_connect(b), uname("py"))
+        r = self.chat(b, "localhost", CERTS.ca, uname("c"), typed=b"/all hello over tls\n")
+        self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(listener.wait_push("broadcast")["body"], "hello over tls")
 
 
 if __name__ == "__main__":

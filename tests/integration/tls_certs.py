@@ -18,12 +18,12 @@ def make_ca(d, name):
     return key, pem
 
 
-def make_server_cert(d, name, ca_key, ca_pem, cn="localhost"):
-    """DIR/NAME.key and DIR/NAME.pem, signed by the CA, for CN and the names tests connect to."""
+def make_server_cert(d, name, ca_key, ca_pem, cn="localhost", ip="127.0.0.1"):
+    """DIR/NAME.key and DIR/NAME.pem, signed by the CA, for CN and the address IP."""
     key, pem, csr = (os.path.join(d, name + ext) for ext in (".key", ".pem", ".csr"))
     ext = os.path.join(d, name + ".ext")
     with open(ext, "w") as f:
-        f.write("subjectAltName=DNS:%s,IP:127.0.0.1\n" % cn)
+        f.write("subjectAltName=DNS:%s%s\n" % (cn, ",IP:" + ip if ip else ""))
     _run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
          "-out", csr, "-subj", "/CN=" + cn)
     _run("x509", "-req", "-in", csr, "-CA", ca_pem, "-CAkey", ca_key, "-CAcreateserial",
