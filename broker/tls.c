@@ -82,8 +82,10 @@ struct tls_context *tls_context_load(const char *cert, const char *key, char *wh
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION);
+    /* a client that drops the connection without close_notify (a phone losing its network)
+     * has simply gone: frames are length-prefixed, so a cut stream cannot be misread */
     SSL_CTX_set_options(ssl, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                 SSL_OP_NO_COMPRESSION);
+                                 SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     /* partial writes and a moving buffer: the output evbuffer is written chain by chain, and
      * a retried write may find its bytes moved (evbuffer_add realigns a chain) */
     SSL_CTX_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
