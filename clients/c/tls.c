@@ -5,7 +5,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,7 +25,8 @@ struct mp_tls {
 static int bio_write(BIO *b, const char *data, int len)
 {
     BIO_clear_retry_flags(b);
-    ssize_t n = send((int)(intptr_t)BIO_get_data(b), data, (size_t)len, MSG_NOSIGNAL);
+    const mp_client *c = BIO_get_data(b);
+    ssize_t n = send(c->fd, data, (size_t)len, MSG_NOSIGNAL);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         BIO_set_retry_write(b);
     return (int)n;
@@ -35,7 +35,8 @@ static int bio_write(BIO *b, const char *data, int len)
 static int bio_read(BIO *b, char *buf, int len)
 {
     BIO_clear_retry_flags(b);
-    ssize_t n = recv((int)(intptr_t)BIO_get_data(b), buf, (size_t)len, 0);
+    const mp_client *c = BIO_get_data(b);
+    ssize_t n = recv(c->fd, buf, (size_t)len, 0);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         BIO_set_retry_read(b);
     return (int)n;
@@ -60,12 +61,13 @@ static BIO_METHOD *bio_method(void)
     return m = made;
 }
 
-static BIO *socket_bio(int fd)
+/* A BIO on C's socket (C->fd when it is used: the BIO lives no longer than the connection). */
+static BIO *socket_bio(mp_client *c)
 {
     BIO_METHOD *m = bio_method();
     BIO *b = m ? BIO_new(m) : NULL;
     if (b == NULL) return NULL;
-    BIO_set_data(b, (void *)(intptr_t)fd);
+    BIO_set_data(b, c);
     BIO_set_init(b, 1);
     return b;
 }
@@ -155,7 +157,7 @@ static mp_err handshake_failed(mp_client *c, SSL *ssl, int rc, const char *where
 mp_err mp_tls_connect(mp_client *c, int64_t deadline, const char *where)
 {
     SSL *ssl = SSL_new(c->tls->ctx);
-    BIO *bio = socket_bio(c->fd);
+    BIO *bio = socket_bio(c);
     if (ssl == NULL || bio == NULL) {
         SSL_free(ssl);
         BIO_free(bio);
