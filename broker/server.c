@@ -23,26 +23,6 @@ static struct listener *listeners[MAX_LISTENERS];
 static size_t listener_count;
 static char admin_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
-static void refuse_silently(evutil_socket_t fd)
-{
-    evutil_closesocket(fd);
-    stats.connections_rejected_total++;
-}
-
-/* Refuses a connection we cannot take with a best-effort `bye` 503. */
-static void refuse(evutil_socket_t fd, const char *why)
-{
-    static struct log_every refused_log = LOG_EVERY(10);
-    log_every(&refused_log, LOG_LEVEL_WARN, "refused a connection: %s", why);
-    size_t n;
-    const char *bye = reply_encode_bye(503, why, &n);
-    if (send(fd, bye, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-        /* the client is gone */
-    }
-    evutil_closesocket(fd);
-    stats.connections_rejected_total++;
-}
-
 /* What a listener's connections are. */
 struct port {
     enum session_kind kind;
@@ -53,18 +33,32 @@ static const struct port client_port = {SESSION_CLIENT, 0};
 static const struct port tls_port = {SESSION_CLIENT, 1};
 static const struct port admin_port = {SESSION_ADMIN, 0};
 
+/* Refuses a connection we cannot take: a best-effort `bye` 503, except on a TLS port, which
+ * just closes (a `bye` in clear would mean nothing to a TLS client). */
+static void refuse(evutil_socket_t fd, const struct port *port, const char *why)
+{
+    static struct log_every refused_log = LOG_EVERY(10);
+    log_every(&refused_log, LOG_LEVEL_WARN, "refused a connection: %s", why);
+    size_t n;
+    const char *bye = reply_encode_bye(503, why, &n);
+    if (!port->tls && send(fd, bye, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        /* the client is gone */
+    }
+    evutil_closesocket(fd);
+    stats.connections_rejected_total++;
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
                       int len, void *arg)
 {
     (void)l;
     const struct port *port = arg;
-    enum session_kind kind = port->kind;
-    /* a TLS port refuses by closing: it cannot send a `bye` in clear */
-    if (broker.shutting_down) return port->tls ? refuse_silently(fd) : refuse(fd, "shutting down");
-    if (kind == SESSION_CLIENT && session_client_count() >= (size_t)broker.conf.max_connections)
-        return port->tls ? refuse_silently(fd) : refuse(fd, "too many connections");
-    struct session *s = session_open(fd, addr, len, kind);
-    if (s == NULL) return port->tls ? refuse_silently(fd) : refuse(fd, "out of sessions");
+    if (broker.shutting_down) return refuse(fd, port, "shutting down");
+    if (port->kind == SESSION_CLIENT &&
+        session_client_count() >= (size_t)broker.conf.max_connections)
+        return refuse(fd, port, "too many connections");
+    struct session *s = session_open(fd, addr, len, port->kind);
+    if (s == NULL) return refuse(fd, port, "out of sessions");
     stats.connections_total++;
     if (port->tls) session_start_tls(s, tls_server_context());
 }
@@ -168,7 +162,8 @@ static int listen_admin(const char *path)
         return -1;
     }
     int rc;
-    struct listener *l = server_listen_admin(broker.base, path, on_accept, (void *)&admin_port, &rc);
+    struct listener *l =
+        server_listen_admin(broker.base, path, on_accept, (void *)&admin_port, &rc);
     if (l == NULL) return rc;
     listeners[listener_count++] = l;
     snprintf(admin_path, sizeof admin_path, "%s", path);

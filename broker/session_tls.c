@@ -31,7 +31,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     char why[TLS_WHY_MAX];
     ssize_t n = tls_conn_read(s->tls, s->in, SESSION_READ_CHUNK, &more, why, sizeof why);
     if (n == TLS_IO_ERROR || (n == TLS_IO_CLOSED && !was_ready))
-        log_failure(s, was_ready ? "error" : "handshake failed", n == TLS_IO_CLOSED ? "closed by the client" : why);
+        log_failure(s, was_ready ? "error" : "handshake failed",
+                    n == TLS_IO_CLOSED ? "closed by the client" : why);
     session_handle_frames(s); /* frames that came before the end still count */
     if (n == TLS_IO_ERROR || n == TLS_IO_CLOSED) {
         session_doom(s);
@@ -65,7 +66,8 @@ ssize_t session_tls_write(struct session *s)
         return -1;
     }
     if (!tls_conn_ready(s->tls))
-        log_failure(s, "handshake not finished", s->state == SESSION_CLOSING ? "closed (login timeout or shutdown)" : why);
+        log_failure(s, "handshake not finished",
+                    s->state == SESSION_CLOSING ? "closed (login timeout or shutdown)" : why);
     else if (n == TLS_IO_ERROR)
         log_failure(s, "error", why);
     errno = EPIPE;

@@ -7,8 +7,7 @@
 static struct tls_context *current;
 
 /* "PATH:LINE: " of KEY in C, or "--set KEY: " when it did not come from the file. */
-static void origin(const struct conf *c, const char *path, const char *key, char *buf,
-                   size_t len)
+static void origin(const struct conf *c, const char *path, const char *key, char *buf, size_t len)
 {
     int line = conf_key_line(c, key);
     if (line > 0)

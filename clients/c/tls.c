@@ -37,8 +37,7 @@ static int bio_read(BIO *b, char *buf, int len)
     BIO_clear_retry_flags(b);
     const mp_client *c = BIO_get_data(b);
     ssize_t n = recv(c->fd, buf, (size_t)len, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        BIO_set_retry_read(b);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_read(b);
     return (int)n;
 }
 
@@ -148,8 +147,10 @@ static mp_err handshake_failed(mp_client *c, SSL *ssl, int rc, const char *where
     }
     if (err == SSL_ERROR_SYSCALL) {
         ERR_clear_error();
-        return mp_fail(c, MP_ERR_TLS, 0, "TLS with %s: connection closed during the handshake "
-                       "(is this a TLS port?)", where);
+        return mp_fail(c, MP_ERR_TLS, 0,
+                       "TLS with %s: connection closed during the handshake "
+                       "(is this a TLS port?)",
+                       where);
     }
     return mp_fail(c, MP_ERR_TLS, 0, "TLS handshake with %s failed: %s", where, ssl_reason());
 }
