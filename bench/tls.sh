@@ -4,8 +4,10 @@
 # over plain TCP then over TLS, back to back: broker RSS per idle session, private chat
 # msgs/s, and the resume storm (connect, handshake, resume, close: handshakes per second).
 #
-# Environment: MOONPOST_BUILD (default build), DURATION (seconds per run, default 5),
-# IDLE (idle sessions, default 10000), CLIENTS (private chat clients, default 200).
+# Environment: MOONPOST_BUILD (default build), CASES (a subset of: idle private resume),
+# DURATION (seconds per private run, default 5), RUNS (private runs per mode, interleaved,
+# default 2), IDLE (idle sessions, default 10000), CLIENTS (private chat clients, default 200).
+# About 2 minutes with the defaults. The machine's other load shows in the "cpu" lines.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +21,9 @@ BENCH=$MOONPOST_BUILD/bench/moonpost-bench
 DURATION=${DURATION:-5}
 IDLE=${IDLE:-10000}
 CLIENTS=${CLIENTS:-200}
+RUNS=${RUNS:-2}
+CASES=${CASES:-idle private resume}
+has() { [[ " $CASES " == *" $1 "* ]]; }
 
 TMP=$(mktemp -d /tmp/moonpost-tls-bench.XXXXXX)
 PIDS=()
@@ -67,21 +72,31 @@ run() {
 }
 
 # idle: a fresh broker per mode, so that each starts from the same RSS
-for mode in plain tls; do
-    start_broker
-    port=$PORT flag=()
-    [[ $mode == tls ]] && port=$TLS_PORT flag=(--tls)
-    run "idle $IDLE ($mode)" -p "$port" "${flag[@]}" idle -c "$IDLE" -d 3 --user-prefix "idle$mode"
-done
-for mode in plain tls; do
-    port=$PORT flag=()
-    [[ $mode == tls ]] && port=$TLS_PORT flag=(--tls)
-    run "private $CLIENTS clients ($mode)" -p "$port" "${flag[@]}" private -c "$CLIENTS" \
-        -d "$DURATION" --user-prefix "priv$mode"
-done
-for mode in plain tls; do
-    port=$PORT flag=()
-    [[ $mode == tls ]] && port=$TLS_PORT flag=(--tls)
-    run "resume storm ($mode)" -p "$port" "${flag[@]}" resume -c 2000 -d "$DURATION" \
-        --user-prefix "res$mode"
-done
+if has idle; then
+    for mode in plain tls; do
+        start_broker
+        port=$PORT flag=()
+        [[ $mode == tls ]] && port=$TLS_PORT flag=(--tls)
+        run "idle $IDLE ($mode)" -p "$port" "${flag[@]}" idle -c "$IDLE" -d 3 \
+            --user-prefix "idle$mode"
+    done
+fi
+start_broker
+if has private; then
+    for i in $(seq 1 "$RUNS"); do
+        for mode in plain tls; do
+            port=$PORT flag=()
+            [[ $mode == tls ]] && port=$TLS_PORT flag=(--tls)
+            run "private $CLIENTS clients ($mode, run $i)" -p "$port" "${flag[@]}" private \
+                -c "$CLIENTS" -d "$DURATION" --user-prefix "priv$mode"
+        done
+    done
+fi
+if has resume; then
+    for mode in plain tls; do
+        port=$PORT flag=()
+        [[ $mode == tls ]] && port=$TLS_PORT flag=(--tls)
+        run "resume storm ($mode)" -p "$port" "${flag[@]}" resume -c 1000 -d 20 \
+            --user-prefix "res$mode"
+    done
+fi
