@@ -269,6 +269,14 @@ class ConfigErrorTest(BrokersTest):
         self.assertTrue(os.path.exists(other + ".key"))
         self.expect_config_error(tls_lines(free_port(), key=key), "tls_key", "does not match")
 
+    def test_check_mode_reports_the_certificate_error(self):
+        missing = os.path.join(self.dir, "nowhere.pem")
+        b = self.broker(extra=tls_lines(free_port(), cert=missing), start=False)
+        r = subprocess.run([harness.BROKER, "-t", "-c", b.conf], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn(b"tls_cert %s: cannot open" % missing.encode(), r.stderr)
+
     def test_tls_listen_without_certificate(self):
         self.expect_config_error(["tls_listen 127.0.0.1:%d" % free_port()], "tls_listen",
                                  "tls_listen needs tls_cert and tls_key")
