@@ -184,6 +184,10 @@ ssize_t tls_conn_read(struct tls_conn *t, struct evbuffer *in, size_t max, int *
             v.iov_len = got;
             evbuffer_commit_space(in, &v, 1);
             total += got;
+            /* TLS reads one record at a time: with none begun inside it, the next one is still
+             * in the socket, whose (level-triggered) event comes back for it; asking now would
+             * cost a recv that says EAGAIN on every callback of a chat-sized exchange */
+            if (!SSL_has_pending(t->ssl)) return (ssize_t)total;
             continue;
         }
         ssize_t f = failure(t, rc, why, len);
