@@ -110,7 +110,8 @@ MP_API mp_err mp_client_connect(mp_client *c, const char *host, uint16_t port, i
  * read), MP_ERR_NOMEM; mp_client_connect then fails with MP_ERR_TLS when the certificate is
  * refused ("certificate verify failed: ..." in mp_client_errmsg) or the handshake fails, and
  * with MP_ERR_TIMEOUT when it does not finish in time. The socket of mp_client_fd carries TLS
- * records: read the connection only through mp_client_process. */
+ * records: read the connection only through mp_client_process. mp_client_connect_unix (the
+ * admin socket, local) never uses TLS. */
 MP_API mp_err mp_client_use_tls(mp_client *c, const char *ca_file, const char *server_name);
 
 /* Connects to the Unix socket PATH (the broker's admin socket speaks the same framing).

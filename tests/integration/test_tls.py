@@ -308,9 +308,12 @@ class ChatClientTest(TlsBrokerTest):
     def test_chat_over_tls_reaches_a_python_tls_client(self):
         b = self.tls_broker()
         listener = self.chat_login(self.tls_connect(b), uname("py"))
-        r = self.chat(b, "localhost", CERTS.ca, uname("c"), typed=b"/all hello over tls\n")
-        self.assertEqual(r.returncode, 0, r)
-        self.assertEqual(listener.wait_push("broadcast")["body"], "hello over tls")
+        # by name, then by the address the certificate holds in its subjectAltName
+        for host in ("localhost", "127.0.0.1"):
+            body = "hello over tls to " + host
+            r = self.chat(b, host, CERTS.ca, uname("c"), typed=b"/all %s\n" % body.encode())
+            self.assertEqual(r.returncode, 0, r)
+            self.assertEqual(listener.wait_push("broadcast")["body"], body)
 
 
 if __name__ == "__main__":
