@@ -8,7 +8,7 @@ set -euo pipefail
 
 # build and run: a compiler, the libraries' headers, and a local Redis for run.sh
 PACKAGES=(build-essential cmake pkg-config libevent-dev liblua5.4-dev libmsgpack-dev
-          libhiredis-dev libsodium-dev redis-server)
+          libhiredis-dev libsodium-dev libssl-dev redis-server)
 # adduser: the package test installs the .deb, which depends on it (not in minimal images)
 TEST_PACKAGES=(libcmocka-dev python3 prometheus adduser)
 DEV_PACKAGES=(clang clang-tidy cppcheck libclang-rt-14-dev mosquitto linux-perf)

@@ -84,6 +84,7 @@ struct options {
     int redis_pid;
     const char *barrier; /* directory shared with the other processes of one run */
     int json, progress;
+    int tls; /* --tls: connect with TLS (to a tls_listen port) */
     const char *label;
 };
 
@@ -95,6 +96,7 @@ struct worker;
 
 struct client {
     int fd;
+    struct ssl_st *ssl; /* --tls: the connection's TLS stream (an OpenSSL SSL), else NULL */
     uint32_t index; /* global index: user PREFIX<index> */
     uint8_t state;
     uint8_t step; /* protocol-specific setup step */

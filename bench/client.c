@@ -7,6 +7,7 @@
 
 #include "payload.h"
 #include "proto.h"
+#include "tls.h"
 #include "workload.h"
 
 void client_mark_dirty(struct client *c)
@@ -132,6 +133,7 @@ void client_close(struct client *c)
 {
     if (c->state == CL_DONE || c->state == CL_IDLE) return;
     if (c->state == CL_SETUP || c->state == CL_CONNECTING) c->w->open_setups--;
+    if (c->ssl) bench_tls_close(c);
     close(c->fd); /* also leaves the epoll set */
     c->fd = -1;
     buf_free(&c->in);

@@ -13,6 +13,7 @@
 #include "client.h"
 #include "net.h"
 #include "proto.h"
+#include "tls.h"
 #include "workload.h"
 
 #define RBUF_SIZE ((size_t)256 * 1024)
@@ -74,7 +75,9 @@ static void lost_connection(struct client *c)
 static void flush_client(struct client *c)
 {
     while (buf_pending(&c->out) > 0) {
-        ssize_t n = write(c->fd, c->out.data + c->out.off, buf_pending(&c->out));
+        const uint8_t *from = c->out.data + c->out.off;
+        ssize_t n = c->ssl ? bench_tls_write(c, from, buf_pending(&c->out))
+                           : write(c->fd, from, buf_pending(&c->out));
         if (n > 0) {
             c->out.off += (size_t)n;
             continue;
@@ -127,7 +130,7 @@ static void read_available(struct worker *w, struct client *c, int64_t now)
         int own = buf_pending(&c->in) > 0;
         uint8_t *dst = own ? buf_reserve(&c->in, RBUF_SIZE) : w->rbuf;
         if (dst == NULL) return lost_connection(c);
-        ssize_t n = read(c->fd, dst, RBUF_SIZE);
+        ssize_t n = c->ssl ? bench_tls_read(c, dst, RBUF_SIZE) : read(c->fd, dst, RBUF_SIZE);
         if (n == 0) return lost_connection(c);
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -141,7 +144,8 @@ static void read_available(struct worker *w, struct client *c, int64_t now)
         } else if (consume(c, dst, (size_t)n, 0, now) != 0) {
             return;
         }
-        if ((size_t)n < RBUF_SIZE) return;
+        /* a short TLS read is one record: more may wait inside TLS, which wakes no epoll */
+        if ((size_t)n < RBUF_SIZE && c->ssl == NULL) return;
     }
 }
 
@@ -153,14 +157,34 @@ static void read_client(struct worker *w, struct client *c, int64_t now)
         client_ack_now(c);
 }
 
-static void on_connected(struct client *c, int64_t now)
+/* --tls: the handshake after the TCP connect; the client is still connecting meanwhile. */
+static int tls_ready(struct client *c)
 {
-    int err = net_connect_result(c->fd);
-    if (err != 0) {
+    int want_write = 0;
+    int rc = bench_tls_handshake(c, &want_write);
+    if (rc < 0) {
         count_local(c->w, LERR_CONNECT);
         client_setup_failed(c, 0);
-        return;
+        return 0;
     }
+    if (rc == 0) {
+        c->want_out = !want_write;
+        set_events(c, want_write);
+    }
+    return rc;
+}
+
+static void on_connected(struct client *c, int64_t now)
+{
+    if (c->ssl == NULL) {
+        int err = net_connect_result(c->fd);
+        if (err != 0 || (run.opt.tls && bench_tls_start(c) != 0)) {
+            count_local(c->w, LERR_CONNECT);
+            client_setup_failed(c, 0);
+            return;
+        }
+    }
+    if (c->ssl != NULL && !tls_ready(c)) return;
     c->state = CL_SETUP;
     c->want_out = 1;
     set_events(c, 0);

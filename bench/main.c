@@ -15,6 +15,7 @@
 #include "phases.h"
 #include "proto.h"
 #include "report.h"
+#include "tls.h"
 
 #define SPARE_FDS 64
 
@@ -150,6 +151,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, on_sigint);
     alarm((unsigned)run.opt.hard_timeout + 10); /* the last resort if a phase hangs */
+    if (run.opt.tls && bench_tls_init() != 0) return 1;
     if (init_run() != 0) {
         fprintf(stderr, "moonpost-bench: cannot set the run up\n");
         return 1;
@@ -171,6 +173,7 @@ int main(int argc, char **argv)
     else
         report_table(&result, stdout);
     free_run();
+    bench_tls_free();
     if (started != run.opt.threads) return 1;
     return result.hard_stop ? 3 : 0;
 }

@@ -69,6 +69,8 @@ static void usage(FILE *out)
             "                           for DIR/go (several processes start it together)\n"
             "      --label STR          copied into the JSON\n"
             "      --json               print the result as JSON on stdout\n"
+            "      --tls                connect with TLS (a tls_listen port; moonpost only);\n"
+            "                           the certificate is not verified\n"
             "      --progress / --no-progress  live line on stderr (default: when a terminal)\n",
             BENCH_BODY_MIN, BENCH_PORTS_PER_ADDR);
 }
@@ -98,6 +100,7 @@ enum {
     OPT_REDIS_PID,
     OPT_LABEL,
     OPT_JSON,
+    OPT_TLS,
     OPT_PROGRESS,
     OPT_NO_PROGRESS,
 };
@@ -136,6 +139,7 @@ static const struct option long_options[] = {
     {"redis-pid", required_argument, 0, OPT_REDIS_PID},
     {"label", required_argument, 0, OPT_LABEL},
     {"json", no_argument, 0, OPT_JSON},
+    {"tls", no_argument, 0, OPT_TLS},
     {"progress", no_argument, 0, OPT_PROGRESS},
     {"no-progress", no_argument, 0, OPT_NO_PROGRESS},
     {"help", no_argument, 0, 'h'},
@@ -317,6 +321,9 @@ static int take(struct options *o, int ch, const char *arg)
     case OPT_LABEL:
         o->label = arg;
         return 0;
+    case OPT_TLS:
+        o->tls = 1;
+        return 0;
     case OPT_JSON:
         o->json = 1;
         return 0;
@@ -335,6 +342,10 @@ static int take(struct options *o, int ch, const char *arg)
 static int check(struct options *o)
 {
     int storm = o->workload == WL_LOGIN || o->workload == WL_RESUME;
+    if (o->tls && o->proto == PROTO_MQTT) {
+        fprintf(stderr, "moonpost-bench: --tls speaks moonpost only\n");
+        return -1;
+    }
     if (storm && o->proto == PROTO_MQTT) {
         fprintf(stderr, "moonpost-bench: the %s storm is moonpost only\n",
                 workload_name(o->workload));

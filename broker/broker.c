@@ -29,8 +29,9 @@ int broker_conf_read(struct conf *c, struct conf_error *err)
     int rc = conf_load_file(c, broker.conf_path, err);
     for (size_t i = 0; rc == 0 && i < broker.conf_set_count; i++)
         rc = conf_set(c, broker.conf_sets[i], err);
-    if (rc == 0 && c->listen.count == 0) {
-        snprintf(err->text, sizeof err->text, "%s: no 'listen' address", broker.conf_path);
+    if (rc == 0 && c->listen.count == 0 && c->tls_listen.count == 0) {
+        snprintf(err->text, sizeof err->text, "%s: no 'listen' or 'tls_listen' address",
+                 broker.conf_path);
         rc = -1;
     }
     if (rc == 0 && c->redis == NULL) {

@@ -50,6 +50,9 @@ static const struct conf_key conf_keys[] = {
     KEY(listen, CONF_ADDRESS_LIST, 0, 0, "127.0.0.1:8889"),
     KEY(max_connections, CONF_INT, 1, 1000000, "10000"),
     KEY(reuseport, CONF_BOOL, 0, 1, "off"),
+    KEY(tls_listen, CONF_ADDRESS_LIST, 0, 0, NULL),
+    KEY(tls_cert, CONF_PATH, 0, 0, NULL),
+    KEY(tls_key, CONF_PATH, 0, 0, NULL),
     /* protocol limits */
     KEY(max_frame, CONF_INT, 64, 16777216, "65536"),
     KEY(max_body, CONF_INT, 0, 16777216, "16384"),
@@ -100,7 +103,7 @@ static const struct conf_key conf_keys[] = {
 };
 
 #define CONF_KEY_COUNT (sizeof conf_keys / sizeof conf_keys[0])
-_Static_assert(CONF_KEY_COUNT <= 64, "struct conf.set_keys has one bit per key");
+_Static_assert(CONF_KEY_COUNT <= CONF_MAX_KEYS, "struct conf has one bit and one line per key");
 
 static const char *const level_names[] = {
     [LOG_LEVEL_DEBUG] = "debug",
@@ -453,6 +456,7 @@ static int apply_file_key(struct parser *p, struct conf *c, int index, const cha
     if (c->set_keys & bit) return check_only(p, k, value);
     int first = !(p->seen_keys & bit);
     p->seen_keys |= bit;
+    c->key_line[index] = p->line;
     return apply_value(p, c, k, value, first);
 }
 
@@ -623,6 +627,7 @@ static int apply_assignment(struct parser *p, struct conf *c, char *copy, size_t
     unsigned long long bit = 1ULL << index;
     if (apply_value(p, c, &conf_keys[index], value, !(c->set_keys & bit)) < 0) return -1;
     c->set_keys |= bit;
+    c->key_line[index] = 0;
     return 0;
 }
 
@@ -644,6 +649,12 @@ int conf_set(struct conf *c, const char *assignment, struct conf_error *err)
 int conf_is_key(const char *name)
 {
     return find_key(name) >= 0;
+}
+
+int conf_key_line(const struct conf *c, const char *name)
+{
+    int index = find_key(name);
+    return index < 0 ? 0 : c->key_line[index];
 }
 
 const char *conf_log_level_name(enum conf_log_level level)

@@ -24,6 +24,8 @@ struct conf_options {
     size_t count;
 };
 
+#define CONF_MAX_KEYS 64 /* keys of conf.c's table at most */
+
 enum conf_log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 
 struct conf {
@@ -31,6 +33,9 @@ struct conf {
     struct conf_list listen;  /* "host:port" or "[v6]:port"; default 127.0.0.1:8889 */
     int max_connections;      /* default 10000 */
     int reuseport;            /* bool, default 0 */
+    struct conf_list tls_listen; /* addresses that speak TLS (same protocol inside), default none */
+    char *tls_cert;           /* PEM certificate chain for tls_listen, NULL = none */
+    char *tls_key;            /* PEM private key of tls_cert, NULL = none */
     /* protocol limits */
     int max_frame;            /* bytes of one frame body, default 65536 */
     int max_body;             /* bytes of a message body, default 16384 */
@@ -83,6 +88,7 @@ struct conf {
     /* private to conf.c: bit i set = key i of its table was given by conf_set, so a later
      * file load leaves it alone and the next --set of a list key appends */
     unsigned long long set_keys;
+    int key_line[CONF_MAX_KEYS]; /* the file's line each key was last given on, 0 = not there */
 };
 
 /* Where an error happened and what it was: "file:line: message". */
@@ -112,6 +118,10 @@ void conf_free(struct conf *c);
 
 /* True when NAME is a key of conf.c's own table (not an option). */
 int conf_is_key(const char *name);
+
+/* The line of the config file where C got key NAME (its last line, for a list), or 0 when the
+ * value is the default or came from --set: for errors found after reading, "FILE:LINE: ...". */
+int conf_key_line(const struct conf *c, const char *name);
 
 /* Name of a log level ("info"), and the reverse; returns -1 for an unknown name. */
 const char *conf_log_level_name(enum conf_log_level level);

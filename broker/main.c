@@ -33,6 +33,7 @@
 #include "signals.h"
 #include "store.h"
 #include "supervisor.h"
+#include "tls_server.h"
 #include "worker.h"
 
 #define EXIT_CONFIG 2
@@ -125,6 +126,13 @@ static int load_config(int argc, char **argv, int *test_only)
         fprintf(stderr, "moonpost: %s\n", err.text);
         return -1;
     }
+    struct tls_context *tls;
+    if (tls_server_load(&broker.conf, broker.conf_path, &tls, &err) != 0) {
+        fprintf(stderr, "moonpost: %s\n", err.text);
+        conf_free(&broker.conf);
+        return -1;
+    }
+    tls_server_use(tls);
     default_node_id(&broker.conf);
     return 0;
 }
@@ -143,7 +151,7 @@ static int raise_descriptor_limit(void)
     const struct conf *c = &broker.conf;
     unsigned long long need = (unsigned long long)c->max_connections + ADMIN_SESSIONS +
                               (c->http_listen ? (unsigned long long)c->http_max_connections : 0) +
-                              c->listen.count + FD_RESERVED;
+                              c->listen.count + c->tls_listen.count + FD_RESERVED;
     if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur) {
         fprintf(stderr,
                 "moonpost: max_connections %d needs %llu file descriptors (with %d admin, %d "
@@ -216,6 +224,7 @@ static void stop(void)
     store_stop();
     luahost_timer_stop_all();
     session_table_free();
+    tls_server_use(NULL);
     presence_free();
     luahost_stop();
     plugin_unload_all();

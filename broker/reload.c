@@ -2,7 +2,8 @@
  * running process was built with (sockets, Redis, threads, table sizes) keep their running
  * values, with a warning when the file changed them; everything else takes effect: new
  * sessions see the new timeouts, every session the new limits, the scripts run in a fresh
- * Lua state, plugin lines added to the file are loaded. */
+ * Lua state, plugin lines added to the file are loaded, new TLS connections get tls_cert and
+ * tls_key as they are in their files now (a renewed certificate). */
 #include "reload.h"
 
 #include <stdint.h>
@@ -16,6 +17,7 @@
 #include "plugin.h"
 #include "session.h"
 #include "store.h"
+#include "tls_server.h"
 
 static int same_str(const char *a, const char *b)
 {
@@ -54,6 +56,7 @@ static void restart_needed(const char *key)
 static void exchange_restart_only(struct conf *a, struct conf *b)
 {
     SWAP(a->listen, b->listen);
+    SWAP(a->tls_listen, b->tls_listen);
     SWAP(a->max_connections, b->max_connections);
     SWAP(a->reuseport, b->reuseport);
     SWAP(a->log_file, b->log_file);
@@ -76,6 +79,7 @@ static void exchange_restart_only(struct conf *a, struct conf *b)
 static void warn_restart_only(const struct conf *fresh, const struct conf *run)
 {
     if (!same_list(&fresh->listen, &run->listen)) restart_needed("listen");
+    if (!same_list(&fresh->tls_listen, &run->tls_listen)) restart_needed("tls_listen");
     if (fresh->max_connections != run->max_connections) restart_needed("max_connections");
     if (fresh->reuseport != run->reuseport) restart_needed("reuseport");
     if (!same_str(fresh->log_file, run->log_file)) restart_needed("log_file");
@@ -157,10 +161,22 @@ int broker_reload(char *errbuf, size_t errlen)
         return -1;
     }
     warn_restart_only(&fresh, &broker.conf);
+    exchange_restart_only(&fresh, &broker.conf); /* tls_listen: the running one decides */
+    struct tls_context *tls;
+    int tls_failed = tls_server_load(&fresh, broker.conf_path, &tls, &err);
+    exchange_restart_only(&fresh, &broker.conf);
+    if (tls_failed) {
+        snprintf(errbuf, errlen, "%s", err.text);
+        log_error("reload failed, the running configuration stays: %s", errbuf);
+        conf_free(&fresh);
+        stats.reload_failures_total++;
+        return -1;
+    }
     /* plugins first, so that the options they declare are checked with the scripts' ones; a
      * plugin that loaded stays loaded (recorded in the running list) whatever happens next */
     if (load_added_plugins(&fresh.plugin, errbuf, errlen) != 0) {
         log_error("reload failed, the running scripts and settings stay: %s", errbuf);
+        tls_context_free(tls);
         conf_free(&fresh);
         stats.reload_failures_total++;
         return -1;
@@ -173,9 +189,14 @@ int broker_reload(char *errbuf, size_t errlen)
         broker.conf = running;
         exchange_restart_only(&fresh, &broker.conf);
         conf_free(&fresh);
+        tls_context_free(tls);
         return -1;
     }
     conf_free(&running);
+    if (tls != NULL) {
+        tls_server_use(tls); /* new connections get the renewed certificate; open ones stay */
+        log_info("reload: TLS certificate %s loaded", broker.conf.tls_cert);
+    }
     broker_apply_live_settings();
     log_info("reload: done (%zu script(s), %zu plugin(s))", broker.conf.script.count,
              broker.conf.plugin.count);

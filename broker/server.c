@@ -15,6 +15,7 @@
 #include "netaddr.h"
 #include "reply.h"
 #include "session.h"
+#include "tls_server.h"
 
 #define MAX_LISTENERS 16
 
@@ -22,14 +23,25 @@ static struct listener *listeners[MAX_LISTENERS];
 static size_t listener_count;
 static char admin_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
-/* Refuses a connection we cannot take with a best-effort `bye` 503. */
-static void refuse(evutil_socket_t fd, const char *why)
+/* What a listener's connections are. */
+struct port {
+    enum session_kind kind;
+    int tls; /* the client port over TLS (tls_listen) */
+};
+
+static const struct port client_port = {SESSION_CLIENT, 0};
+static const struct port tls_port = {SESSION_CLIENT, 1};
+static const struct port admin_port = {SESSION_ADMIN, 0};
+
+/* Refuses a connection we cannot take: a best-effort `bye` 503, except on a TLS port, which
+ * just closes (a `bye` in clear would mean nothing to a TLS client). */
+static void refuse(evutil_socket_t fd, const struct port *port, const char *why)
 {
     static struct log_every refused_log = LOG_EVERY(10);
     log_every(&refused_log, LOG_LEVEL_WARN, "refused a connection: %s", why);
     size_t n;
     const char *bye = reply_encode_bye(503, why, &n);
-    if (send(fd, bye, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+    if (!port->tls && send(fd, bye, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
         /* the client is gone */
     }
     evutil_closesocket(fd);
@@ -40,17 +52,19 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       int len, void *arg)
 {
     (void)l;
-    enum session_kind kind = *(const enum session_kind *)arg;
-    if (broker.shutting_down) return refuse(fd, "shutting down");
-    if (kind == SESSION_CLIENT && session_client_count() >= (size_t)broker.conf.max_connections)
-        return refuse(fd, "too many connections");
-    if (session_open(fd, addr, len, kind) == NULL) return refuse(fd, "out of sessions");
+    const struct port *port = arg;
+    if (broker.shutting_down) return refuse(fd, port, "shutting down");
+    if (port->kind == SESSION_CLIENT &&
+        session_client_count() >= (size_t)broker.conf.max_connections)
+        return refuse(fd, port, "too many connections");
+    struct session *s = session_open(fd, addr, len, port->kind);
+    if (s == NULL) return refuse(fd, port, "out of sessions");
     stats.connections_total++;
+    if (port->tls) session_start_tls(s, tls_server_context());
 }
 
-static const enum session_kind kinds[] = {SESSION_CLIENT, SESSION_ADMIN};
-
-static int add_client_listener(struct sockaddr *sa, int len, const char *name)
+static int add_client_listener(struct sockaddr *sa, int len, const char *name,
+                               const struct port *port)
 {
     if (listener_count == MAX_LISTENERS) {
         log_error("listen %s: at most %d listeners", name, MAX_LISTENERS);
@@ -58,14 +72,13 @@ static int add_client_listener(struct sockaddr *sa, int len, const char *name)
     }
     unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
     if (broker.conf.reuseport) flags |= LEV_OPT_REUSEABLE_PORT;
-    struct listener *l = listener_new(broker.base, sa, len, flags, on_accept,
-                                      (void *)&kinds[SESSION_CLIENT], name);
+    struct listener *l = listener_new(broker.base, sa, len, flags, on_accept, (void *)port, name);
     if (l == NULL) {
         log_error("cannot listen on %s: %s", name, strerror(errno));
         return -1;
     }
     listeners[listener_count++] = l;
-    log_info("listening on %s", name);
+    log_info("listening on %s%s", name, port->tls ? " (TLS)" : "");
     return 0;
 }
 
@@ -149,11 +162,28 @@ static int listen_admin(const char *path)
         return -1;
     }
     int rc;
-    struct listener *l = server_listen_admin(broker.base, path, on_accept,
-                                             (void *)&kinds[SESSION_ADMIN], &rc);
+    struct listener *l =
+        server_listen_admin(broker.base, path, on_accept, (void *)&admin_port, &rc);
     if (l == NULL) return rc;
     listeners[listener_count++] = l;
     snprintf(admin_path, sizeof admin_path, "%s", path);
+    return 0;
+}
+
+/* A client listener on each address of ADDRS (the config key KEY). */
+static int listen_all(const char *key, const struct conf_list *addrs, const struct port *port)
+{
+    for (size_t i = 0; i < addrs->count; i++) {
+        const char *addr = addrs->items[i];
+        struct sockaddr_storage ss;
+        socklen_t len;
+        char why[NETADDR_WHY_MAX];
+        if (netaddr_resolve(addr, &ss, &len, why, sizeof why) != 0) {
+            log_error("%s %s: %s", key, addr, why);
+            return -1;
+        }
+        if (add_client_listener((struct sockaddr *)&ss, (int)len, addr, port) != 0) return -1;
+    }
     return 0;
 }
 
@@ -165,18 +195,8 @@ int server_listen(void)
         int rc = listen_admin(broker.conf.admin_socket);
         if (rc != 0) return rc;
     }
-    for (size_t i = 0; i < broker.conf.listen.count; i++) {
-        const char *addr = broker.conf.listen.items[i];
-        struct sockaddr_storage ss;
-        socklen_t len;
-        char why[NETADDR_WHY_MAX];
-        if (netaddr_resolve(addr, &ss, &len, why, sizeof why) != 0) {
-            log_error("listen %s: %s", addr, why);
-            return -1;
-        }
-        if (add_client_listener((struct sockaddr *)&ss, (int)len, addr) != 0) return -1;
-    }
-    return 0;
+    if (listen_all("listen", &broker.conf.listen, &client_port) != 0) return -1;
+    return listen_all("tls_listen", &broker.conf.tls_listen, &tls_port);
 }
 
 void server_stop_accepting(void)

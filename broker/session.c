@@ -18,6 +18,7 @@
 #include "reply.h"
 #include "session_internal.h"
 #include "stats.h"
+#include "tls.h"
 
 struct session_table {
     struct session **slots; /* NULL = free */
@@ -63,6 +64,7 @@ static void destroy(struct session *s)
     evbuffer_free(s->in);
     session_release_output(s);
     evbuffer_free(s->out);
+    if (s->tls) tls_conn_free(s->tls); /* close_notify before the socket goes */
     evutil_closesocket(s->fd);
     free(s);
 }

@@ -31,6 +31,7 @@ struct session {
     struct event *write_ev;     /* allocated the first time a write would block */
     struct evbuffer *in, *out;
     struct event *login_timer;  /* while anonymous: the login_timeout deadline */
+    struct tls_conn *tls;       /* the TLS stream of a tls_listen connection, NULL in clear */
     enum session_state state;
     uint8_t kind;
     uint8_t malformed;
@@ -87,6 +88,11 @@ size_t session_client_count(void);
 /* Wraps an accepted socket; returns NULL when the table is full or on allocation failure. */
 struct session *session_open(int fd, const struct sockaddr *addr, int addr_len,
                              enum session_kind kind);
+
+/* Makes S, just opened, speak TLS with a connection of CTX (session_tls.c). Returns 0, or -1
+ * when out of memory (S is then closed). */
+struct tls_context;
+int session_start_tls(struct session *s, struct tls_context *ctx);
 
 /* The live session behind HANDLE, or NULL when it is gone (or closing, unless allow_closing). */
 struct session *session_get(session_handle handle);

@@ -3,6 +3,8 @@
 #ifndef MOONPOST_SESSION_INTERNAL_H
 #define MOONPOST_SESSION_INTERNAL_H
 
+#include <sys/types.h>
+
 #include "session.h"
 
 #define SESSION_CLOSE_GRACE_SECONDS 2
@@ -21,9 +23,20 @@ void session_doom(struct session *s);
 /* The session in HANDLE's slot even while it is closing (but not once doomed), or NULL. */
 struct session *session_get_any(session_handle handle);
 
+#define SESSION_READ_CHUNK 65536 /* most bytes read from one socket per callback, for fairness */
+
 /* The event callbacks of a session's socket. */
 void session_on_readable(evutil_socket_t fd, short what, void *arg);
 void session_on_writable(evutil_socket_t fd, short what, void *arg);
+
+/* The read event's timeout passed: `bye` 408 (login or idle timeout). */
+void session_read_timed_out(struct session *s);
+/* Handles the whole frames buffered in S's input (reading pauses past the in-flight limit). */
+void session_handle_frames(struct session *s);
+
+/* A session over TLS (session_tls.c): its writes go through session_tls_write (same contract
+ * as writev: bytes written, or -1 with errno), its reads through a read callback of its own. */
+ssize_t session_tls_write(struct session *s);
 
 /* Activates S's drain waiter, if any, and forgets it. */
 void session_wake_drain(struct session *s);

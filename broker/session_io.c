@@ -16,7 +16,6 @@
 #include "session_internal.h"
 #include "stats.h"
 
-#define READ_CHUNK 65536 /* most bytes read from one socket per callback, for fairness */
 #define WRITE_IOVECS 128 /* chains of output handed to one writev */
 
 static size_t out_total; /* bytes queued to every session and not yet written */
@@ -164,8 +163,8 @@ static uint32_t frame_rest(struct evbuffer *out, size_t from, size_t written)
     }
 }
 
-/* One writev of what S has queued, keeping out_partial right. Returns bytes written or -1. */
-static ssize_t write_some(struct session *s)
+/* One writev of what S has queued. Returns bytes written or -1 (errno set). */
+static ssize_t write_plain(struct session *s)
 {
     struct evbuffer_iovec chains[WRITE_IOVECS];
     struct iovec iov[WRITE_IOVECS];
@@ -173,7 +172,14 @@ static ssize_t write_some(struct session *s)
     if (n > WRITE_IOVECS) n = WRITE_IOVECS;
     for (int i = 0; i < n; i++)
         iov[i] = (struct iovec){chains[i].iov_base, chains[i].iov_len};
-    ssize_t w = writev(s->fd, iov, n);
+    return writev(s->fd, iov, n);
+}
+
+/* Writes what S has queued (in clear, or through its TLS stream), keeping out_partial right.
+ * Returns bytes written or -1. */
+static ssize_t write_some(struct session *s)
+{
+    ssize_t w = s->tls == NULL ? write_plain(s) : session_tls_write(s);
     if (w <= 0) return w;
     size_t left = evbuffer_get_length(s->out) - (size_t)w;
     s->out_partial = left == 0 ? 0 : frame_rest(s->out, s->out_partial, (size_t)w);
@@ -334,9 +340,24 @@ static unsigned max_inflight(const struct session *s)
                : SESSION_MAX_INFLIGHT;
 }
 
+/* A header over max_frame: `bye` 413. One that is the start of a TLS handshake record (0x16
+ * 0x03) is a TLS client on a clear port: said in the log, for whoever set that client up. */
+static void close_oversize(struct session *s, const uint8_t *header)
+{
+    if (header[0] == 0x16 && header[1] == 0x03 && s->tls == NULL) {
+        static struct log_every tls_hello_log = LOG_EVERY(10);
+        char addr[64];
+        log_every(&tls_hello_log, LOG_LEVEL_INFO,
+                  "TLS handshake on a plain TCP port from %s: closed (TLS clients connect to "
+                  "tls_listen)",
+                  session_addr_text(s, addr, sizeof addr));
+    }
+    session_close(s, 413, "frame too large");
+}
+
 /* Runs every whole frame buffered in s->in, until the session closes or has too many
  * requests in flight. */
-static void handle_frames(struct session *s)
+void session_handle_frames(struct session *s)
 {
     struct evbuffer *in = s->in;
     while (s->state != SESSION_CLOSING) {
@@ -350,7 +371,7 @@ static void handle_frames(struct session *s)
         uint32_t len;
         switch (frame_split(header, sizeof header, session_ctx.limits.max_frame, &len)) {
         case FRAME_EMPTY: session_close(s, 400, "empty frame"); return;
-        case FRAME_OVERSIZE: session_close(s, 413, "frame too large"); return;
+        case FRAME_OVERSIZE: close_oversize(s, header); return;
         default: break;
         }
         size_t whole = FRAME_HEADER_LEN + (size_t)len;
@@ -366,14 +387,19 @@ void session_on_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct session *s = arg;
     if (what & EV_TIMEOUT) {
-        stats.idle_timeouts_total++;
-        session_close(s, 408, s->state == SESSION_ANONYMOUS ? "login timeout" : "idle timeout");
+        session_read_timed_out(s);
         return;
     }
-    int n = evbuffer_read(s->in, fd, READ_CHUNK);
+    int n = evbuffer_read(s->in, fd, SESSION_READ_CHUNK);
     int gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-    handle_frames(s); /* frames that arrived before an EOF still count */
+    session_handle_frames(s); /* frames that arrived before an EOF still count */
     if (gone) session_doom(s);
+}
+
+void session_read_timed_out(struct session *s)
+{
+    stats.idle_timeouts_total++;
+    session_close(s, 408, s->state == SESSION_ANONYMOUS ? "login timeout" : "idle timeout");
 }
 
 void session_handler_done(struct session *s)

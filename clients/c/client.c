@@ -28,6 +28,7 @@ void mp_client_free(mp_client *c)
     for (int i = 0; i < MP_MAX_DEPTH; i++)
         mp_buf_free(&c->scratch[i]);
     free(c->addr.host);
+    mp_tls_free(c);
     free(c);
 }
 

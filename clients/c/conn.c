@@ -76,6 +76,19 @@ static void adopt(mp_client *c, int fd)
     c->acked_mid = 0;
 }
 
+/* The TLS handshake on the socket just connected, within what is left of the timeout. */
+static mp_err start_tls(mp_client *c, int64_t deadline)
+{
+    char where[300];
+    describe(c, where, sizeof where);
+    mp_err err = mp_tls_connect(c, deadline, where);
+    if (err != MP_OK) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    return err;
+}
+
 static mp_err open_tcp(mp_client *c, int timeout_ms)
 {
     char port[8];
@@ -101,7 +114,7 @@ static mp_err open_tcp(mp_client *c, int timeout_ms)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             freeaddrinfo(list);
             adopt(c, fd);
-            return MP_OK;
+            return c->tls ? start_tls(c, deadline) : MP_OK;
         }
         close(fd);
         if (err == ETIMEDOUT) break;
@@ -136,6 +149,7 @@ mp_err mp_conn_open(mp_client *c, int timeout_ms)
 void mp_conn_close(mp_client *c, mp_err why)
 {
     if (c->fd < 0) return;
+    mp_tls_close(c);
     close(c->fd);
     c->fd = -1;
     mp_buf_reset(&c->in);

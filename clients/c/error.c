@@ -31,6 +31,8 @@ const char *mp_strerror(mp_err err)
         return "not allowed in this state";
     case MP_ERR_BUSY:
         return "output queue full";
+    case MP_ERR_TLS:
+        return "TLS failed";
     }
     return "unknown error";
 }

@@ -30,11 +30,13 @@ mp_err mp_check_usable(mp_client *c)
 static mp_err read_available(mp_client *c, int *eof)
 {
     size_t total = 0;
-    while (total < READ_BUDGET) {
+    while (total < READ_BUDGET || mp_tls_pending(c)) { /* TLS's own buffer wakes no poll */
         if (c->in.off > 0 && c->in.off >= c->in.cap / 2) mp_buf_compact(&c->in);
         if (mp_buf_reserve(&c->in, MP_READ_CHUNK) != 0)
             return mp_fail(c, MP_ERR_NOMEM, 0, "out of memory for input");
-        ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+        void *to = c->in.data + c->in.len;
+        size_t room = c->in.cap - c->in.len;
+        ssize_t n = c->ssl ? mp_tls_read(c, to, room) : recv(c->fd, to, room, 0);
         if (n > 0) {
             c->in.len += (size_t)n;
             total += (size_t)n;
@@ -83,7 +85,9 @@ static mp_err dispatch_input(mp_client *c)
 static mp_err flush_output(mp_client *c)
 {
     while (mp_buf_used(&c->out) > 0) {
-        ssize_t n = send(c->fd, c->out.data + c->out.off, mp_buf_used(&c->out), MSG_NOSIGNAL);
+        const void *from = c->out.data + c->out.off;
+        size_t len = mp_buf_used(&c->out);
+        ssize_t n = c->ssl ? mp_tls_write(c, from, len) : send(c->fd, from, len, MSG_NOSIGNAL);
         if (n >= 0) {
             mp_buf_consume(&c->out, (size_t)n);
             continue;
@@ -133,6 +137,7 @@ mp_err mp_io_step(mp_client *c, int can_read)
 /* Waits for fd events for at most WAIT_MS; returns whether the socket is readable. */
 static int wait_events(mp_client *c, int wait_ms)
 {
+    if (mp_tls_pending(c)) return 1;
     struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
     if (mp_buf_used(&c->out) > 0) pfd.events |= POLLOUT;
     int n = poll(&pfd, 1, wait_ms);

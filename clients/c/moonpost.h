@@ -60,6 +60,7 @@ typedef enum mp_err {
     MP_ERR_SERVER,   /* the broker answered code != 200: see mp_client_code/mp_client_errmsg */
     MP_ERR_STATE,    /* not allowed now (reconnect before any connect, connect in a callback) */
     MP_ERR_BUSY,     /* the output queue is full (async requests): process, then retry */
+    MP_ERR_TLS,      /* TLS failed: the CA file, the handshake, or the broker's certificate */
 } mp_err;
 
 /* A short static description of ERR ("connection refused"). Never NULL. */
@@ -100,6 +101,18 @@ MP_API void mp_client_set_timeout(mp_client *c, int timeout_ms);
  * An open connection is closed first. Errors: MP_ERR_INVAL, MP_ERR_RESOLVE, MP_ERR_REFUSED,
  * MP_ERR_TIMEOUT, MP_ERR_IO, MP_ERR_NOMEM, MP_ERR_STATE (inside a callback). */
 MP_API mp_err mp_client_connect(mp_client *c, const char *host, uint16_t port, int timeout_ms);
+
+/* Makes every later mp_client_connect (and reconnect) of C speak TLS 1.2 or later, for a
+ * broker's tls_listen port. The broker's certificate must chain to a CA of CA_FILE (PEM), or of
+ * the system's store when CA_FILE is NULL, and name the host given to mp_client_connect (a
+ * name, or an IP address in the certificate's subjectAltName), or SERVER_NAME when it is not
+ * NULL. The handshake counts in the connect timeout. Errors: MP_ERR_TLS (CA_FILE cannot be
+ * read), MP_ERR_NOMEM; mp_client_connect then fails with MP_ERR_TLS when the certificate is
+ * refused ("certificate verify failed: ..." in mp_client_errmsg) or the handshake fails, and
+ * with MP_ERR_TIMEOUT when it does not finish in time. The socket of mp_client_fd carries TLS
+ * records: read the connection only through mp_client_process. mp_client_connect_unix (the
+ * admin socket, local) never uses TLS. */
+MP_API mp_err mp_client_use_tls(mp_client *c, const char *ca_file, const char *server_name);
 
 /* Connects to the Unix socket PATH (the broker's admin socket speaks the same framing).
  * Errors: as mp_client_connect; MP_ERR_REFUSED also when PATH does not exist, MP_ERR_IO with

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <msgpack.h>
 
@@ -61,6 +62,8 @@ struct mp_address {
 
 struct mp_client {
     int fd;
+    struct mp_tls *tls; /* mp_client_use_tls: every connect speaks TLS; NULL in clear */
+    struct ssl_st *ssl; /* the TLS stream of the open connection (an OpenSSL SSL) */
     struct mp_address addr;
     int timeout_ms;
     struct mp_buf in, out;
@@ -114,6 +117,15 @@ void mp_pending_free(mp_client *c);
 /* conn.c */
 mp_err mp_conn_open(mp_client *c, int timeout_ms); /* to the remembered address */
 void mp_conn_close(mp_client *c, mp_err why);      /* closes the socket, fails what is in flight */
+
+/* tls.c: the stream of a connection over TLS (c->ssl). Read and write work like recv and send
+ * (a count, 0 at the end, or -1 with errno EAGAIN to wait). */
+mp_err mp_tls_connect(mp_client *c, int64_t deadline, const char *where);
+void mp_tls_close(mp_client *c);
+void mp_tls_free(mp_client *c);
+ssize_t mp_tls_read(mp_client *c, void *buf, size_t len);
+ssize_t mp_tls_write(mp_client *c, const void *buf, size_t len);
+int mp_tls_pending(const mp_client *c); /* decrypted bytes wait inside TLS */
 
 /* io.c */
 mp_err mp_io_step(mp_client *c, int can_read);

@@ -22,7 +22,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: moonpost-chat [--host HOST] [--port PORT] [--user USER --password PASSWORD\n"
-            "                     [--register]] [--timeout SECONDS]\n"
+            "                     [--register]] [--timeout SECONDS] [--tls [--ca FILE]]\n"
             "A terminal chat client for the moonpost broker.\n"
             "  -H, --host HOST        broker host (default 127.0.0.1)\n"
             "  -p, --port PORT        broker port (default %d)\n"
@@ -30,6 +30,9 @@ static void usage(FILE *out)
             "  -P, --password PW      password for --user (or set MOONPOST_PASSWORD)\n"
             "  -r, --register         register USER first (an existing account is fine)\n"
             "  -t, --timeout SECONDS  how long to wait for the broker (default 10)\n"
+            "      --tls              speak TLS (to the broker's tls_listen port); the broker's\n"
+            "                         certificate must be trusted and name HOST\n"
+            "      --ca FILE          trust the CAs of FILE (PEM) instead of the system's\n"
             "  -h, --help             this text\n"
             "After login type a menu number, or /msg USER TEXT, /all TEXT, /users, /quit\n"
             "(/quit, end of input and Ctrl-C log out and leave).\n"
@@ -41,7 +44,11 @@ static void usage(FILE *out)
 struct options {
     const char *user, *password;
     int register_first;
+    int tls;
+    const char *ca_file; /* NULL: the system's trusted CAs */
 };
+
+enum { OPT_TLS = 256, OPT_CA };
 
 static int parse(int argc, char **argv, struct chat *ch, struct options *o)
 {
@@ -49,7 +56,8 @@ static int parse(int argc, char **argv, struct chat *ch, struct options *o)
         {"host", required_argument, NULL, 'H'}, {"port", required_argument, NULL, 'p'},
         {"user", required_argument, NULL, 'u'}, {"password", required_argument, NULL, 'P'},
         {"register", no_argument, NULL, 'r'},   {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},       {"tls", no_argument, NULL, OPT_TLS},
+        {"ca", required_argument, NULL, OPT_CA}, {NULL, 0, NULL, 0},
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "H:p:u:P:rt:h", longopts, NULL)) != -1) {
@@ -78,6 +86,12 @@ static int parse(int argc, char **argv, struct chat *ch, struct options *o)
         case 't':
             ch->timeout_ms = (int)(strtod(optarg, NULL) * 1000);
             break;
+        case OPT_TLS:
+            o->tls = 1;
+            break;
+        case OPT_CA:
+            o->ca_file = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -87,7 +101,8 @@ static int parse(int argc, char **argv, struct chat *ch, struct options *o)
         }
     }
     if (o->password == NULL) o->password = getenv("MOONPOST_PASSWORD");
-    if (optind != argc || ch->timeout_ms <= 0 || (o->user && !o->password)) {
+    if (optind != argc || ch->timeout_ms <= 0 || (o->user && !o->password) ||
+        (o->ca_file && !o->tls)) {
         usage(stderr);
         return -1;
     }
@@ -145,6 +160,11 @@ int main(int argc, char **argv)
     if (ch.client == NULL) return 1;
     mp_client_set_callbacks(ch.client, &chat_callbacks, &ch);
     mp_client_set_timeout(ch.client, ch.timeout_ms);
+    if (o.tls && mp_client_use_tls(ch.client, o.ca_file, NULL) != MP_OK) {
+        fprintf(stderr, "moonpost-chat: %s\n", mp_client_errmsg(ch.client));
+        mp_client_free(ch.client);
+        return 2;
+    }
     term_init();
 
     int status = 0;
