@@ -4,9 +4,9 @@
 
 struct event_base;
 
-/* Every second: when no frame came in since the last check, collects the Lua state's garbage
- * (luahost_collect_garbage) and, when that freed something, hands free memory back to the
- * system (malloc_trim). 0 or -1. */
+/* Checks every second; once no frame came in for a second and the Lua heap holds garbage
+ * worth it (luahost_garbage_worth_collecting), collects it in slices of 2 ms every 20 ms while
+ * the broker stays idle, then hands free memory back to the system (malloc_trim). 0 or -1. */
 int idle_trim_start(struct event_base *base);
 void idle_trim_stop(void);
 

@@ -546,17 +546,24 @@ size_t luahost_memory_used(void)
     return current ? current->mem_used : 0;
 }
 
-size_t luahost_collect_garbage(void)
+int luahost_garbage_worth_collecting(void)
 {
-    if (current == NULL) return 0;
-    size_t before = current->mem_used;
-    if (before < ((size_t)1 << 20) || before < 2 * current->mem_after_collect) return 0;
-    lua_gc(current->L, LUA_GCCOLLECT);
+    return current != NULL && current->mem_used >= ((size_t)1 << 20) &&
+           current->mem_used >= 2 * current->mem_after_collect;
+}
+
+int luahost_collect_some(int64_t budget_us)
+{
+    if (current == NULL) return 1;
+    int64_t until = now_us() + budget_us;
+    int finished = 0;
+    while (!finished && now_us() < until) finished = lua_gc(current->L, LUA_GCSTEP, 64);
+    if (!finished) return 0;
     current->mem_after_collect = current->mem_used;
 #ifndef MOONPOST_SANITIZE
-    lua_pool_trim(&current->pool); /* the pages of the slabs the collection emptied */
+    lua_pool_trim(&current->pool); /* the pages of the slabs the cycle emptied */
 #endif
-    return before > current->mem_used ? before - current->mem_used : 0;
+    return 1;
 }
 
 size_t luahost_request_memory(void)

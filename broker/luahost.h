@@ -104,11 +104,13 @@ lua_State *luahost_main_state(const struct request *r);
 
 /* Bytes the current Lua state uses, and bytes the requests in flight are counted to hold. */
 size_t luahost_memory_used(void);
-/* A full collection of the current state when its heap is over twice what the last one left
- * (and over 1 MiB): what a burst of requests left behind, which the incremental collector only
- * reclaims as new allocations drive it; the pages it emptied go back to the system. Returns
- * the bytes it freed. */
-size_t luahost_collect_garbage(void);
+/* Collecting what a burst of requests left behind, which the incremental collector only
+ * reclaims as new allocations drive it: worth it when the current state's heap is over twice
+ * what the last finished cycle left (and over 1 MiB). luahost_collect_some runs the collector
+ * for about BUDGET_US and returns 1 once a cycle finished (the pages it emptied then go back to
+ * the system), else 0: call it again. */
+int luahost_garbage_worth_collecting(void);
+int luahost_collect_some(int64_t budget_us);
 size_t luahost_request_memory(void);
 
 /* Every load of the scripts has a generation number: the one serving requests, and the one
