@@ -8,6 +8,7 @@
 #include <openssl/ssl.h>
 
 #include "bench.h"
+#include "tls_errno.h"
 
 static SSL_CTX *ctx;
 
@@ -52,31 +53,18 @@ int bench_tls_handshake(struct client *c, int *want_write)
     return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ? 0 : -1;
 }
 
-static ssize_t failure(struct client *c, int rc)
-{
-    int err = SSL_get_error(c->ssl, rc);
-    ERR_clear_error();
-    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-        errno = EAGAIN;
-        return -1;
-    }
-    if (err == SSL_ERROR_ZERO_RETURN) return 0;
-    errno = ECONNRESET;
-    return -1;
-}
-
 ssize_t bench_tls_read(struct client *c, void *buf, size_t len)
 {
     size_t n = 0;
     int rc = SSL_read_ex(c->ssl, buf, len, &n);
-    return rc == 1 ? (ssize_t)n : failure(c, rc);
+    return rc == 1 ? (ssize_t)n : tls_io_failure(c->ssl, rc);
 }
 
 ssize_t bench_tls_write(struct client *c, const void *buf, size_t len)
 {
     size_t n = 0;
     int rc = SSL_write_ex(c->ssl, buf, len, &n);
-    return rc == 1 ? (ssize_t)n : failure(c, rc);
+    return rc == 1 ? (ssize_t)n : tls_io_failure(c->ssl, rc);
 }
 
 void bench_tls_close(struct client *c)

@@ -14,6 +14,7 @@
 #include <openssl/x509v3.h>
 
 #include "mp_internal.h"
+#include "tls_errno.h"
 
 struct mp_tls {
     SSL_CTX *ctx;
@@ -200,26 +201,12 @@ void mp_tls_close(mp_client *c)
     c->ssl = NULL;
 }
 
-/* errno for a failed SSL call: EAGAIN to wait, ECONNRESET when the stream is over. */
-static ssize_t io_failure(mp_client *c, int rc)
-{
-    int err = SSL_get_error(c->ssl, rc);
-    ERR_clear_error();
-    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-        errno = EAGAIN;
-        return -1;
-    }
-    if (err == SSL_ERROR_ZERO_RETURN) return 0;
-    errno = err == SSL_ERROR_SYSCALL && errno != 0 ? errno : ECONNRESET;
-    return -1;
-}
-
 ssize_t mp_tls_read(mp_client *c, void *buf, size_t len)
 {
     size_t n = 0;
     errno = 0;
     int rc = SSL_read_ex(c->ssl, buf, len, &n);
-    return rc == 1 ? (ssize_t)n : io_failure(c, rc);
+    return rc == 1 ? (ssize_t)n : tls_io_failure(c->ssl, rc);
 }
 
 ssize_t mp_tls_write(mp_client *c, const void *buf, size_t len)
@@ -227,7 +214,7 @@ ssize_t mp_tls_write(mp_client *c, const void *buf, size_t len)
     size_t n = 0;
     errno = 0;
     int rc = SSL_write_ex(c->ssl, buf, len, &n);
-    return rc == 1 ? (ssize_t)n : io_failure(c, rc);
+    return rc == 1 ? (ssize_t)n : tls_io_failure(c->ssl, rc);
 }
 
 int mp_tls_pending(const mp_client *c)
