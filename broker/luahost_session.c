@@ -264,6 +264,8 @@ static const luaL_Reg session_methods[] = {
     {"replaying", session_replaying},
     {"drain", session_drain},
     {"broadcast", session_broadcast},
+    {"subscribe", mpl_session_subscribe},
+    {"unsubscribe", mpl_session_unsubscribe},
     {NULL, NULL},
 };
 
