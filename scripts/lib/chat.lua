@@ -216,6 +216,14 @@ function chat.refuse_login(s, attempt)
   return s:fail(401, "invalid user or password")
 end
 
+-- Functions fn(s) run after every login and resume, once the reply is sent and before the
+-- mailbox replay (rooms.lua subscribes the session to its rooms there).
+local login_hooks = {}
+
+function chat.on_login(fn)
+  login_hooks[#login_hooks + 1] = fn
+end
+
 -- Logs S in as USER with TOKEN (a new one, or with RENEW the one resumed: refused with 401 if
 -- it was revoked meanwhile): the older session of USER (if any) gets bye 409, the reply
 -- carries the token and the online list, then presence and the mailbox follow. The failures
@@ -240,6 +248,7 @@ function chat.start_session(s, user, token, attempt, renew)
   s.data.token = token
   s:ok{ token = token, users = mp.users(1000) }
   chat.announce(user, true, s)
+  for _, fn in ipairs(login_hooks) do fn(s) end
   chat.replay(s)
 end
 
