@@ -229,12 +229,14 @@ mp.on("room.members", function(s, m)
   return s:ok{ members = mp.array(res[2]), online = mp.array(online), count = res[1] }
 end)
 
--- A session follows the rooms of its user from its login on.
-chat.on_login(function(s)
-  local names, err = mp.redis("HKEYS", key.user_rooms(s.user))
-  if not names then
-    mp.log("warn", "rooms of", s.user, "not followed (room.msg will not be pushed):", err.msg)
-    return
-  end
-  for _, r in ipairs(names) do s:subscribe(topic(r)) end
-end)
+-- A session follows the rooms of its user from its login on (the rooms are read in the
+-- login's own batch, and followed before its reply).
+chat.on_login(function(user) return { "HKEYS", key.user_rooms(user) } end,
+  function(s, user, names)
+    if type(names) ~= "table" or names.err then
+      mp.log("warn", "rooms of", user, "not followed (room.msg will not be pushed):",
+             type(names) == "table" and names.err or tostring(names))
+      return
+    end
+    for _, r in ipairs(names) do s:subscribe(topic(r)) end
+  end)
