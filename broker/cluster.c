@@ -180,6 +180,11 @@ const char *cluster_broadcast_channel(void)
     return node.broadcast;
 }
 
+const char *cluster_node_channel(void)
+{
+    return node.channel;
+}
+
 /* ---- claims: one user, one session, cluster-wide ---- */
 
 struct claim {
@@ -360,6 +365,8 @@ static void on_bus_message(const char *channel, size_t channel_len, const uint8_
     const uint8_t *rest = msg + 2 + name_len;
     size_t rest_len = len - 2 - name_len;
     if (broadcast && msg[0] == TOPIC_KIND) return topic_on_bus(name, name_len, rest, rest_len);
+    if (!broadcast && msg[0] == TOPIC_FOLLOW_KIND)
+        return topic_on_follow(name, name_len, rest, rest_len);
     if (broadcast && msg[0] == 'B') {
         if (name_len != strlen(node_id()) || memcmp(name, node_id(), name_len) != 0)
             router_broadcast_local(rest, rest_len, NULL);

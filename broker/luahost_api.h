@@ -29,6 +29,7 @@ int mpl_publish(lua_State *L);
 int mpl_topic_envelope(lua_State *L);
 int mpl_session_subscribe(lua_State *L);
 int mpl_session_unsubscribe(lua_State *L);
+int mpl_session_follow_envelope(lua_State *L);
 
 /* luahost_options.c: moonpost.option */
 int mpl_option(lua_State *L);

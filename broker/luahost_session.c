@@ -266,6 +266,7 @@ static const luaL_Reg session_methods[] = {
     {"broadcast", session_broadcast},
     {"subscribe", mpl_session_subscribe},
     {"unsubscribe", mpl_session_unsubscribe},
+    {"follow_envelope", mpl_session_follow_envelope},
     {NULL, NULL},
 };
 

@@ -54,6 +54,20 @@ int mpl_session_unsubscribe(lua_State *L)
     return 1;
 }
 
+/* s:follow_envelope() -- channel, header: a Redis function that PUBLISHes on channel header
+ * followed, for each topic, by one byte of length and the name, has this session follow those
+ * topics from that point of Redis's stream on (while it is still logged in as now). */
+int mpl_session_follow_envelope(lua_State *L)
+{
+    struct session *s = request_session(L);
+    if (s == NULL) return 1;
+    uint8_t header[TOPIC_FOLLOW_HEADER_MAX];
+    size_t n = topic_follow_header(header, s);
+    lua_pushstring(L, cluster_node_channel());
+    lua_pushlstring(L, (const char *)header, n);
+    return 2;
+}
+
 /* The except user of argument IDX (nil: nobody). */
 static const char *check_except(lua_State *L, int idx, size_t *len)
 {

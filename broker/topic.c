@@ -341,6 +341,32 @@ void topic_on_bus(const char *topic, size_t len, const uint8_t *rest, size_t res
                         (const char *)rest + 1, except_len);
 }
 
+size_t topic_follow_header(uint8_t *out, const struct session *s)
+{
+    out[0] = TOPIC_FOLLOW_KIND;
+    out[1] = 8;
+    for (int i = 0; i < 8; i++) out[2 + i] = (uint8_t)(s->handle >> (56 - 8 * i));
+    out[10] = s->user_len;
+    memcpy(out + 11, s->user, s->user_len);
+    return 11 + (size_t)s->user_len;
+}
+
+void topic_on_follow(const char *handle, size_t handle_len, const uint8_t *rest, size_t rest_len)
+{
+    if (handle_len != 8 || rest_len < 1 || rest_len < 1 + (size_t)rest[0]) return;
+    session_handle h = 0;
+    for (int i = 0; i < 8; i++) h = h << 8 | (uint8_t)handle[i];
+    struct session *s = session_get(h);
+    size_t user_len = rest[0];
+    /* a session that logged out or in as someone else meanwhile follows nothing */
+    if (s == NULL || s->state != SESSION_AUTHENTICATED || s->user_len != user_len ||
+        memcmp(s->user, rest + 1, user_len) != 0)
+        return;
+    for (size_t at = 1 + user_len; at < rest_len && at + 1 + rest[at] <= rest_len;
+         at += 1 + (size_t)rest[at])
+        if (rest[at] > 0) topic_subscribe(s, (const char *)rest + at + 1, rest[at]);
+}
+
 /* ---- counts and lifetime ---- */
 
 size_t topic_subscriber_count(const char *topic, size_t len)

@@ -17,6 +17,14 @@
 #define TOPIC_KIND 'T'
 #define TOPIC_HEADER_MAX (3 + TOPIC_NAME_MAX + SESSION_USER_MAX)
 
+/* A session follows topics in the order of the Redis stream: a Redis function PUBLISHes, on
+ * the node channel of the session's broker, 'F', 8, the session's handle (8 bytes, big-endian),
+ * user length, user, then for each topic its length and name. Every frame the function (or any
+ * later one) publishes on those topics then reaches the session, and none before. The session
+ * must still be logged in as that user. */
+#define TOPIC_FOLLOW_KIND 'F'
+#define TOPIC_FOLLOW_HEADER_MAX (2 + 8 + 1 + SESSION_USER_MAX)
+
 /* Removes a session's subscriptions when it closes. 0, or -1 when the session events are full. */
 int topic_start(void);
 /* Forgets every subscription (after the session table is gone). */
@@ -42,6 +50,13 @@ size_t topic_header(uint8_t *out, const char *topic, size_t len, const char *exc
 /* A bus payload after its kind and topic (cluster.c has parsed those): the except user, then
  * the frame's body, framed once and fanned out with topic_publish_local. */
 void topic_on_bus(const char *topic, size_t len, const uint8_t *rest, size_t rest_len);
+
+/* Writes the follow header (all but the topics) for S into OUT (TOPIC_FOLLOW_HEADER_MAX bytes);
+ * returns its length. */
+size_t topic_follow_header(uint8_t *out, const struct session *s);
+/* A follow message from the node channel after its kind and name (the handle, parsed by
+ * cluster.c): the user, then the topics. */
+void topic_on_follow(const char *handle, size_t handle_len, const uint8_t *rest, size_t rest_len);
 
 /* How many sessions follow TOPIC; how many topics S follows; how many topics have followers. */
 size_t topic_subscriber_count(const char *topic, size_t len);

@@ -1,9 +1,11 @@
 -- Rooms (PROTOCOL.md "Rooms", docs/protocol.md): named group chats with members, invitations
 -- for private ones, a history kept in Redis (one copy of each message) and a read cursor per
 -- member. Every check-and-write is one Redis function (lib/room_functions.lua). A message
--- reaches the online members through topics: each session follows the rooms of its user
--- (s:subscribe, at login and join), and room.send's Redis function PUBLISHes the room.msg
--- frame, which every node pushes to its followers of the room, in seq order.
+-- reaches the online members through topics: each session follows the rooms of its user (at
+-- login, create and join, from inside the Redis function, so in Redis's order: nothing is
+-- missed and nothing is pushed before the membership), and room.send's Redis function
+-- PUBLISHes the room.msg frame, which every node pushes to its followers of the room, in seq
+-- order.
 local mp = require "moonpost"
 local chat = require "lib.chat"
 
@@ -35,8 +37,9 @@ local key = {
 }
 
 -- The topic a session follows for room R (topics are shared with other features).
+local TOPIC_PREFIX = "room:"
 local function topic(r)
-  return "room:" .. r
+  return TOPIC_PREFIX .. r
 end
 
 local function valid_room(r)
@@ -97,30 +100,23 @@ mp.on("room.create", function(s, m)
     return s:fail(400, "private must be a boolean")
   end
   local r = m.room
-  local added = s:subscribe(topic(r)) -- as for room.join
+  local channel, header = s:follow_envelope()
   local res, err = mp.redis("FCALL", "moonpost_room_create", 4, key.room(r), key.members(r),
                             key.user_rooms(s.user), key.created(s.user), s.user, r,
                             m.title or "", m.private and 1 or 0, mp.now(), rooms_per_user,
-                            rooms_per_creator)
-  if failed(s, res, err) then
-    if added then s:unsubscribe(topic(r)) end
-    return
-  end
+                            rooms_per_creator, channel, header, topic(r))
+  if failed(s, res, err) then return end
   return s:ok()
 end)
 
 mp.on("room.join", function(s, m)
   local r = room_of(s, m)
   if not r then return end
-  -- following before the join lands: no message sent after it can be missed
-  local added = s:subscribe(topic(r))
+  local channel, header = s:follow_envelope()
   local seq, err = mp.redis("FCALL", "moonpost_room_join", 4, key.room(r), key.members(r),
                             key.invited(r), key.user_rooms(s.user), s.user, r, members_max,
-                            rooms_per_user)
-  if failed(s, seq, err) then
-    if added then s:unsubscribe(topic(r)) end
-    return
-  end
+                            rooms_per_user, channel, header, topic(r))
+  if failed(s, seq, err) then return end
   return s:ok{ seq = seq }
 end)
 
@@ -138,11 +134,15 @@ end)
 mp.on("room.leave", function(s, m)
   local r = room_of(s, m)
   if not r then return end
+  -- no push after the leave's request: the session stops following first
+  local was_following = s:unsubscribe(topic(r))
   local res, err = mp.redis("FCALL", "moonpost_room_leave", 2, key.members(r),
                             key.user_rooms(s.user), s.user, r)
   if res == "not member" then return s:fail(404, "not a member of this room") end
-  if failed(s, res, err) then return end
-  s:unsubscribe(topic(r))
+  if failed(s, res, err) then
+    if was_following then s:subscribe(topic(r)) end -- still a member
+    return
+  end
   return s:ok()
 end)
 
@@ -229,14 +229,13 @@ mp.on("room.members", function(s, m)
   return s:ok{ members = mp.array(res[2]), online = mp.array(online), count = res[1] }
 end)
 
--- A session follows the rooms of its user from its login on (the rooms are read in the
--- login's own batch, and followed before its reply).
-chat.on_login(function(user) return { "HKEYS", key.user_rooms(user) } end,
-  function(s, user, names)
-    if type(names) ~= "table" or names.err then
-      mp.log("warn", "rooms of", user, "not followed (room.msg will not be pushed):",
-             type(names) == "table" and names.err or tostring(names))
-      return
-    end
-    for _, r in ipairs(names) do s:subscribe(topic(r)) end
-  end)
+-- A session follows the rooms of its user from its login on.
+chat.on_login(function(s, user)
+  local channel, header = s:follow_envelope()
+  if not channel then return end -- gone meanwhile
+  local n, err = mp.redis("FCALL", "moonpost_room_follow", 1, key.user_rooms(user), channel,
+                          header, TOPIC_PREFIX)
+  if not n then
+    mp.log("warn", "rooms of", user, "not followed (room.msg will not be pushed):", err.msg)
+  end
+end)

@@ -216,15 +216,13 @@ function chat.refuse_login(s, attempt)
   return s:fail(401, "invalid user or password")
 end
 
--- What other scripts do at every login and resume, without a round trip of their own:
--- READ(user) returns a Redis command, sent in the batch that stores the token; APPLY(s, user,
--- reply) runs with its reply once the session is logged in, right before the login's reply
--- (rooms.lua reads the user's rooms and follows them). APPLY must not yield; one that fails is
--- logged and the login goes on.
+-- Functions fn(s, user) that other scripts run at every login and resume, once the session is
+-- logged in and before the reply (rooms.lua has the session follow the user's rooms). They may
+-- yield; one that fails is logged and the login goes on.
 local login_hooks = {}
 
-function chat.on_login(read, apply)
-  login_hooks[#login_hooks + 1] = { read = read, apply = apply }
+function chat.on_login(fn)
+  login_hooks[#login_hooks + 1] = fn
 end
 
 -- Logs S in as USER with TOKEN (a new one, or with RENEW the one resumed: refused with 401 if
@@ -232,12 +230,10 @@ end
 -- carries the token and the online list, then presence and the mailbox follow. The failures
 -- of (user, address) are cleared.
 function chat.start_session(s, user, token, attempt, renew)
-  local commands = {
+  local r, err = mp.redis_batch(
     { "FCALL", "moonpost_token_add", 2, chat.key.token(token), chat.key.tokens(user), user,
       token_ttl, mp.now(), chat.TOKENS_MAX, renew and 1 or 0, chat.key.token(""), token },
-    end_attempt_command(attempt, "ok") }
-  for i, hook in ipairs(login_hooks) do commands[2 + i] = hook.read(user) end
-  local r, err = mp.redis_batch(table.unpack(commands))
+    end_attempt_command(attempt, "ok"))
   if not r then return chat.storage_failed(s, err) end
   attempt.settled = true
   if r[1] ~= 1 then
@@ -251,13 +247,11 @@ function chat.start_session(s, user, token, attempt, renew)
     return
   end
   s.data.token = token
-  local users = mp.users(1000)
-  -- no yield from here to the reply: nothing the hooks start is pushed before it
-  for i, hook in ipairs(login_hooks) do
-    local ok, why = pcall(hook.apply, s, user, r[2 + i])
+  for _, fn in ipairs(login_hooks) do
+    local ok, why = pcall(fn, s, user)
     if not ok then mp.log("error", "at the login of", user, ":", why) end
   end
-  s:ok{ token = token, users = users }
+  s:ok{ token = token, users = mp.users(1000) }
   chat.announce(user, true, s)
   chat.replay(s)
 end

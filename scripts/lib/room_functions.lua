@@ -11,8 +11,19 @@ local function room_keys(prefix, name)
   return room, room .. ':members', room .. ':msgs'
 end
 
+-- Has the session of a follow envelope (s:follow_envelope: CHANNEL, HEADER) follow TOPICS from
+-- this point of Redis's order on: no message published after it is missed, none before it
+-- is pushed.
+local function follow(channel, header, topics)
+  if #topics == 0 then return end
+  local parts = { header }
+  for _, t in ipairs(topics) do parts[#parts + 1] = string.char(#t) .. t end
+  redis.call('PUBLISH', channel, table.concat(parts))
+end
+
 -- KEYS: room, members, the creator's rooms, the creator's count of created rooms.
--- ARGV: user, room name, title, private (1/0), now (ms), rooms_per_user, rooms_per_creator.
+-- ARGV: user, room name, title, private (1/0), now (ms), rooms_per_user, rooms_per_creator,
+-- then the follow envelope (channel, header) and the room's topic.
 -- Returns 1, or "exists", "too many rooms", "too many created".
 redis.register_function('moonpost_room_create', function(keys, args)
   if redis.call('EXISTS', keys[1]) == 1 then return 'exists' end
@@ -25,17 +36,23 @@ redis.register_function('moonpost_room_create', function(keys, args)
   redis.call('SADD', keys[2], args[1])
   redis.call('HSET', keys[3], args[2], 0)
   redis.call('INCR', keys[4])
+  follow(args[8], args[9], { args[10] })
   return 1
 end)
 
 -- KEYS: room, members, invited, the user's rooms. ARGV: user, room name, room_members_max,
--- rooms_per_user. A new member's read cursor starts at the room's last seq (what came before
--- the join is history, not unread). An invitation is used up by the join.
+-- rooms_per_user, then the follow envelope (channel, header) and the room's topic. A new
+-- member's read cursor starts at the room's last seq (what came before the join is history,
+-- not unread). An invitation is used up by the join. The session follows the room from here
+-- (also when the user was a member already).
 -- Returns the room's last seq, or "no room", "private", "full", "too many rooms".
 redis.register_function('moonpost_room_join', function(keys, args)
   local seq = redis.call('HGET', keys[1], 'seq')
   if not seq then return 'no room' end
-  if redis.call('SISMEMBER', keys[2], args[1]) == 1 then return tonumber(seq) end
+  if redis.call('SISMEMBER', keys[2], args[1]) == 1 then
+    follow(args[5], args[6], { args[7] })
+    return tonumber(seq)
+  end
   if redis.call('HGET', keys[1], 'private') == '1' and
      redis.call('SISMEMBER', keys[3], args[1]) == 0 then
     return 'private'
@@ -45,7 +62,17 @@ redis.register_function('moonpost_room_join', function(keys, args)
   redis.call('SADD', keys[2], args[1])
   redis.call('SREM', keys[3], args[1])
   redis.call('HSET', keys[4], args[2], seq)
+  follow(args[5], args[6], { args[7] })
   return tonumber(seq)
+end)
+
+-- KEYS: the user's rooms. ARGV: the follow envelope (channel, header), the prefix of room
+-- topics. The session follows every room of the user (at login). Returns how many.
+redis.register_function('moonpost_room_follow', function(keys, args)
+  local topics = redis.call('HKEYS', keys[1])
+  for i, name in ipairs(topics) do topics[i] = args[3] .. name end
+  follow(args[1], args[2], topics)
+  return #topics
 end)
 
 -- KEYS: room, members, invited, the invitee's user hash. ARGV: user, invitee.

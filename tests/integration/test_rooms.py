@@ -146,6 +146,28 @@ class RoomsTest(RoomCalls, BrokerTest):
         self.ok(a, dict(type="room.invite", room=pub, user=b.user))
         self.join(c, pub)
 
+    def test_a_refused_join_hears_nothing(self):
+        a = self.login(uname("a"))
+        room = self.create(a, private=True)
+        snoop = self.login(uname("snoop"))
+        stop = threading.Event()
+
+        def chatter():  # messages while the refused joins are on their way
+            i = 0
+            while not stop.is_set():
+                self.say(a, room, "secret %d" % i)
+                i += 1
+        t = threading.Thread(target=chatter)
+        t.start()
+        try:
+            for _ in range(50):
+                self.join(snoop, room, 403)
+        finally:
+            stop.set()
+            t.join(30)
+        b = self.login(uname("b"))
+        self.no_room_msg(snoop, b)
+
     def test_leave_ends_membership_and_pushes(self):
         a, b = self.login(uname("a")), self.login(uname("b"))
         room = self.create(a)

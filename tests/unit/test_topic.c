@@ -177,12 +177,68 @@ static void test_fanout_reaches_followers_but_the_sender(void **state)
     close(carol.fd);
 }
 
+/* A follow message: FOLLOWER's handle and USER, then the topics. */
+static size_t follow_payload(uint8_t *out, const struct session *follower, const char *user,
+                             const char *const *topics, int n)
+{
+    struct session as = *follower;
+    as.user_len = (uint8_t)snprintf(as.user, sizeof as.user, "%s", user);
+    size_t len = topic_follow_header(out, &as);
+    for (int i = 0; i < n; i++) {
+        out[len++] = (uint8_t)strlen(topics[i]);
+        memcpy(out + len, topics[i], strlen(topics[i]));
+        len += strlen(topics[i]);
+    }
+    return len;
+}
+
+static void test_follow_messages_subscribe_the_session_they_name(void **state)
+{
+    (void)state;
+    fixture_start(NULL);
+    assert_int_equal(topic_start(), 0);
+    struct fixture_peer alice = fixture_open(SESSION_CLIENT), anon = fixture_open(SESSION_CLIENT);
+    session_set_user(alice.s, "alice", 5);
+    static const char *const topics[] = {"room:a", "room:b", "room:a"};
+    uint8_t payload[512];
+
+    /* cluster.c has read 'F', the length 8 and the handle (bytes 2..9) */
+    size_t n = follow_payload(payload, alice.s, "alice", topics, 3);
+    assert_int_equal(payload[0], TOPIC_FOLLOW_KIND);
+    topic_on_follow((const char *)payload + 2, 8, payload + 10, n - 10);
+    assert_int_equal(topic_session_count(alice.s), 2);
+    assert_int_equal(topic_subscriber_count("room:a", 6), 1);
+
+    /* another user's name, a session not logged in, a truncated message: nothing */
+    static const char *const c[] = {"room:c"};
+    n = follow_payload(payload, alice.s, "mallory", c, 1);
+    topic_on_follow((const char *)payload + 2, 8, payload + 10, n - 10);
+    n = follow_payload(payload, anon.s, "", c, 1);
+    topic_on_follow((const char *)payload + 2, 8, payload + 10, n - 10);
+    n = follow_payload(payload, alice.s, "alice", c, 1);
+    topic_on_follow((const char *)payload + 2, 8, payload + 10, n - 12);
+    topic_on_follow((const char *)payload + 2, 7, payload + 10, n - 10);
+    assert_int_equal(topic_subscriber_count("room:c", 6), 0);
+    assert_int_equal(topic_session_count(anon.s), 0);
+
+    /* a closed session is not found by its handle */
+    session_close(alice.s, 0, NULL);
+    fixture_run();
+    topic_on_follow((const char *)payload + 2, 8, payload + 10, n - 10);
+    assert_int_equal(topic_count(), 0);
+    fixture_stop();
+    topic_stop();
+    close(alice.fd);
+    close(anon.fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_churn_matches_a_model),
         cmocka_unit_test(test_names_out_of_range_are_refused),
         cmocka_unit_test(test_fanout_reaches_followers_but_the_sender),
+        cmocka_unit_test(test_follow_messages_subscribe_the_session_they_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
