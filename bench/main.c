@@ -122,7 +122,8 @@ static int init_run(void)
     run.run_id = (uint16_t)(getpid() ^ (bench_now() >> 10));
     run.sender = calloc((size_t)(run.senders ? run.senders : 1), sizeof *run.sender);
     int counted = o->workload == WL_BROADCAST || o->workload == WL_ROOM; /* per message */
-    if (counted) run.bcast = calloc((size_t)run.senders * BCAST_RING, sizeof *run.bcast);
+    size_t slots = (size_t)(run.senders ? run.senders : 1) * BCAST_RING;
+    if (counted) run.bcast = calloc(slots, sizeof *run.bcast);
     if (o->workload == WL_RESUME) run.tokens = calloc((size_t)run.total, sizeof *run.tokens);
     if (!run.sender || (counted && !run.bcast) ||
         (o->workload == WL_RESUME && !run.tokens))

@@ -18,7 +18,7 @@ struct topic {
     struct topic_entry {
         struct follower *f;
         uint32_t at; /* index of this topic in f->topics */
-    } *entries;
+    } * entries;
     uint32_t count, cap;
     uint8_t len;
     char name[];
@@ -30,7 +30,7 @@ struct follower {
     struct follower_entry {
         struct topic *t;
         uint32_t at; /* index of this follower in t->entries */
-    } *topics;
+    } * topics;
     uint32_t count, cap;
 };
 
@@ -52,7 +52,8 @@ static struct {
 static uint64_t hash_name(const char *name, size_t len)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)name[i]) * 1099511628211ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)name[i]) * 1099511628211ull;
     return h;
 }
 
@@ -97,8 +98,7 @@ static int table_grow(struct table *tb)
 
 static int table_insert(struct table *tb, void *entry, uint64_t hash)
 {
-    if ((tb->buckets == NULL || tb->count > tb->mask) && table_grow(tb) != 0 &&
-        tb->buckets == NULL)
+    if ((tb->buckets == NULL || tb->count > tb->mask) && table_grow(tb) != 0 && tb->buckets == NULL)
         return -1; /* a table that cannot grow still takes entries in longer chains */
     struct chained *e = entry;
     e->next = tb->buckets[hash & tb->mask];
@@ -110,7 +110,8 @@ static int table_insert(struct table *tb, void *entry, uint64_t hash)
 static void table_remove(struct table *tb, void *entry, uint64_t hash)
 {
     struct chained **p = (struct chained **)&tb->buckets[hash & tb->mask];
-    while (*p != NULL && *p != entry) p = &(*p)->next;
+    while (*p != NULL && *p != entry)
+        p = &(*p)->next;
     if (*p == NULL) return;
     *p = (*p)->next;
     tb->count--;
@@ -268,9 +269,8 @@ static void remove_at(struct follower *f, uint32_t i)
 int topic_unsubscribe(struct session *s, const char *topic, size_t len)
 {
     struct follower *f = find_follower(s);
-    struct topic *t = f != NULL && len <= TOPIC_NAME_MAX
-                          ? find_topic(topic, len, hash_name(topic, len))
-                          : NULL;
+    struct topic *t =
+        f != NULL && len <= TOPIC_NAME_MAX ? find_topic(topic, len, hash_name(topic, len)) : NULL;
     if (t == NULL) return 0;
     for (uint32_t i = 0; i < f->count; i++) {
         if (f->topics[i].t == t) {
@@ -286,7 +286,8 @@ void topic_drop_session(struct session *s)
     struct follower *f = find_follower(s);
     if (f == NULL) return;
     /* from the end: the last removal frees F */
-    for (uint32_t i = f->count; i-- > 0;) remove_at(f, i);
+    for (uint32_t i = f->count; i-- > 0;)
+        remove_at(f, i);
 }
 
 /* ---- fan-out ---- */
@@ -301,7 +302,8 @@ size_t topic_publish_local(const char *topic, size_t len, const void *frame, siz
      * so T and its entries stay as they are during the walk */
     for (uint32_t i = 0; i < t->count; i++) {
         struct session *s = t->entries[i].f->s;
-        if (except_len != 0 && s->user_len == except_len && memcmp(s->user, except, except_len) == 0)
+        if (except_len != 0 && s->user_len == except_len &&
+            memcmp(s->user, except, except_len) == 0)
             continue;
         session_send_bytes(s, frame, frame_len);
         sent++;
@@ -337,15 +339,16 @@ void topic_on_bus(const char *topic, size_t len, const uint8_t *rest, size_t res
     }
     frame_write_length(frame.data, (uint32_t)body_len);
     memcpy(frame.data + FRAME_HEADER_LEN, body, body_len);
-    topic_publish_local(topic, len, frame.data, FRAME_HEADER_LEN + body_len,
-                        (const char *)rest + 1, except_len);
+    topic_publish_local(topic, len, frame.data, FRAME_HEADER_LEN + body_len, (const char *)rest + 1,
+                        except_len);
 }
 
 size_t topic_follow_header(uint8_t *out, const struct session *s)
 {
     out[0] = TOPIC_FOLLOW_KIND;
     out[1] = 8;
-    for (int i = 0; i < 8; i++) out[2 + i] = (uint8_t)(s->handle >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        out[2 + i] = (uint8_t)(s->handle >> (56 - 8 * i));
     out[10] = s->user_len;
     memcpy(out + 11, s->user, s->user_len);
     return 11 + (size_t)s->user_len;
@@ -355,7 +358,8 @@ void topic_on_follow(const char *handle, size_t handle_len, const uint8_t *rest,
 {
     if (handle_len != 8 || rest_len < 1 || rest_len < 1 + (size_t)rest[0]) return;
     session_handle h = 0;
-    for (int i = 0; i < 8; i++) h = h << 8 | (uint8_t)handle[i];
+    for (int i = 0; i < 8; i++)
+        h = h << 8 | (uint8_t)handle[i];
     struct session *s = session_get(h);
     size_t user_len = rest[0];
     /* a session that logged out or in as someone else meanwhile follows nothing */

@@ -139,8 +139,7 @@ mp_err mp_room_read(mp_client *c, const char *room, uint64_t seq)
     return mp_finish_blocking(c, id, NULL);
 }
 
-mp_err mp_room_members(mp_client *c, const char *room, mp_userlist **members,
-                       mp_userlist **online)
+mp_err mp_room_members(mp_client *c, const char *room, mp_userlist **members, mp_userlist **online)
 {
     if (members) *members = NULL;
     if (online) *online = NULL;
@@ -271,8 +270,8 @@ mp_err mp_room_history_get(mp_client *c, const char *room, uint64_t before, unsi
     if (out == NULL) return invalid(c, "room.history needs somewhere to put the messages");
     msgpack_packer pk;
     uint64_t id = 0;
-    mp_err err = start_room(c, &pk, "room.history", room, (before ? 1 : 0) + (limit ? 1 : 0), 1,
-                            &id);
+    mp_err err =
+        start_room(c, &pk, "room.history", room, (before ? 1 : 0) + (limit ? 1 : 0), 1, &id);
     if (err != MP_OK) return err;
     if (before) {
         mp_pack_cstr(&pk, "before");
@@ -300,9 +299,10 @@ enum { L_ROOM, L_TITLE, L_PRIVATE, L_SEQ, L_READ, L_UNREAD, L_MEMBERS, L_FIELDS 
 
 static void list_fields(struct mp_field f[L_FIELDS])
 {
-    static const char *const keys[L_FIELDS] = {"room", "title", "private", "seq",
+    static const char *const keys[L_FIELDS] = {"room", "title",  "private", "seq",
                                                "read", "unread", "members"};
-    for (int i = 0; i < L_FIELDS; i++) f[i] = (struct mp_field){.key = keys[i]};
+    for (int i = 0; i < L_FIELDS; i++)
+        f[i] = (struct mp_field){.key = keys[i]};
 }
 
 static size_t bytes_len(const struct mp_field *f)
@@ -372,12 +372,13 @@ void mp_room_list_free(mp_room_list *list)
 
 mp_err mp_on_room_msg(mp_client *c, uint8_t *body, size_t len)
 {
-    struct mp_field f[] = {{.key = "room"}, {.key = "seq"}, {.key = "from"},
-                           {.key = "body"}, {.key = "ts"}};
+    struct mp_field f[] = {
+        {.key = "room"}, {.key = "seq"}, {.key = "from"}, {.key = "body"}, {.key = "ts"}};
     mp_fields_read(body, len, f, 5);
     if (c->cb.on_room_msg == NULL || !is_bytes(&f[0]) || !is_bytes(&f[2]) || !is_bytes(&f[3]))
         return MP_OK;
-    mp_room_msg m = {.seq = uint_or_0(&f[1]), .ts = ts_of(&f[4]),
+    mp_room_msg m = {.seq = uint_or_0(&f[1]),
+                     .ts = ts_of(&f[4]),
                      .body_len = f[3].item.v.str.len,
                      .body_is_bin = f[3].item.type == MSGREAD_BIN};
     /* every field is read: now the values may be NUL-terminated in place */

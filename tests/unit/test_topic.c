@@ -40,7 +40,8 @@ static void check_against(struct session *const sessions[SESSIONS],
     size_t live_topics = 0;
     for (int t = 0; t < TOPICS; t++) {
         size_t followers = 0;
-        for (int i = 0; i < SESSIONS; i++) followers += model[i][t];
+        for (int i = 0; i < SESSIONS; i++)
+            followers += model[i][t];
         const char *name = topic_name(t, buf, sizeof buf);
         assert_int_equal(topic_subscriber_count(name, strlen(name)), followers);
         live_topics += followers > 0;
@@ -48,7 +49,8 @@ static void check_against(struct session *const sessions[SESSIONS],
     assert_int_equal(topic_count(), live_topics);
     for (int i = 0; i < SESSIONS; i++) {
         size_t follows = 0;
-        for (int t = 0; t < TOPICS; t++) follows += model[i][t];
+        for (int t = 0; t < TOPICS; t++)
+            follows += model[i][t];
         assert_int_equal(topic_session_count(sessions[i]), follows);
     }
 }
@@ -59,7 +61,8 @@ static void test_churn_matches_a_model(void **state)
     struct session *sessions[SESSIONS];
     static unsigned char model[SESSIONS][TOPICS];
     memset(model, 0, sizeof model);
-    for (int i = 0; i < SESSIONS; i++) sessions[i] = fake_session(i);
+    for (int i = 0; i < SESSIONS; i++)
+        sessions[i] = fake_session(i);
     srand(16);
     char buf[32];
     for (int step = 0; step < STEPS; step++) {
@@ -80,7 +83,8 @@ static void test_churn_matches_a_model(void **state)
     check_against(sessions, model);
     topic_stop();
     assert_int_equal(topic_count(), 0);
-    for (int i = 0; i < SESSIONS; i++) free(sessions[i]);
+    for (int i = 0; i < SESSIONS; i++)
+        free(sessions[i]);
 }
 
 static void test_names_out_of_range_are_refused(void **state)

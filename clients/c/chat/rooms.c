@@ -132,7 +132,8 @@ void chat_room_history(struct chat *ch, const char *count)
         return;
     }
     term_print("-- the last %zu message(s) of #%s --", h->n, ch->room);
-    for (size_t i = 0; i < h->n; i++) chat_print_room_msg(&h->messages[i]);
+    for (size_t i = 0; i < h->n; i++)
+        chat_print_room_msg(&h->messages[i]);
     if (h->n > 0 && h->messages[h->n - 1].seq > ch->room_seen)
         ch->room_seen = h->messages[h->n - 1].seq;
     mp_room_history_free(h);
