@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "chat.h"
 #include "term.h"
@@ -95,8 +96,17 @@ void chat_room_list(struct chat *ch)
 void chat_room_say(struct chat *ch, const char *room, const char *text)
 {
     if (!chat_logged_in(ch)) return;
-    mp_err err = mp_room_send(ch->client, room, text, strlen(text), MP_BODY_STR, NULL);
-    if (err != MP_OK) chat_report(ch, "send to the room", err);
+    uint64_t seq = 0;
+    mp_err err = mp_room_send(ch->client, room, text, strlen(text), MP_BODY_STR, &seq);
+    if (err != MP_OK) {
+        chat_report(ch, "send to the room", err);
+        return;
+    }
+    /* the broker pushes a message to the other members only: show our own line like theirs */
+    const char *me = mp_client_user(ch->client);
+    mp_room_msg mine = {.room = room, .seq = seq, .from = me ? me : "me", .body = text,
+                        .body_len = strlen(text), .ts = (int64_t)time(NULL) * 1000};
+    chat_room_pushed(ch, &mine);
 }
 
 /* /room: back to the menu; /room ROOM: ROOM becomes current; /room ROOM TEXT: TEXT to ROOM. */

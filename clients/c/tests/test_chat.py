@@ -181,6 +181,7 @@ class ChatTest(unittest.TestCase):
         grace.expect(r"joined #lobby")
         grace.expect(r"grace #lobby> ")
         frank.line("hello room")  # typed lines go to the current room
+        frank.expect(r"\[#lobby\] frank: hello room")  # shown to the sender too
         grace.expect(r"\[#lobby\] frank: hello room")
         grace.line("/rooms")
         grace.expect(r"\* #lobby: 0 unread, 2 member\(s\)")
