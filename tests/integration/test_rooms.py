@@ -499,6 +499,38 @@ class RoomsClusterTest(RoomCalls, ClusterTest):
                              "%s on %s" % (c.user, c.node.node_id))
             self.assertEqual([f["body"] for f in got], [seq_of[q] for q in expected])
 
+    def test_a_join_misses_nothing_sent_after_it(self):
+        """While a member on n1 keeps sending, users join on n2 and n3: each gets pushed exactly
+        the messages stored after its join (seq above the join's), none before, no gap."""
+        n1, n2, n3 = self.cluster(3)
+        sender = self.login(n1)
+        room = self.create(sender)
+        joiners = [self.login(n) for n in (n2, n3, n2, n3)]
+        sent, stop = [], threading.Event()
+
+        def chatter():
+            while not stop.is_set():
+                sent.append(self.say(sender, room, "m")["seq"])
+        t = threading.Thread(target=chatter)
+        t.start()
+        try:
+            def sent_at_least(n):  # so that the joins land between sends
+                poll(lambda: len(sent) >= n, 60, interval=0.005, what="%d messages sent" % n)
+            joined = []
+            for c in joiners:
+                sent_at_least(5 * (len(joined) + 1))
+                joined.append(self.join(c, room)["seq"])
+            sent_at_least(5 * (len(joined) + 1))
+        finally:
+            stop.set()
+            t.join(60)
+        for c, at in zip(joiners, joined):
+            expected = [q for q in sent if q > at]
+            self.assertTrue(expected, "no message was sent after the join")
+            got = [f["seq"] for f in self.room_msgs(c, len(expected), 60)]
+            self.assertEqual(got, expected, "%s joined at seq %d" % (c.user, at))
+            self.no_room_msg(c, sender)  # and nothing more
+
     def test_membership_and_presence_across_nodes(self):
         n1, n2, n3 = self.cluster(3)
         a, b = self.login(n1), self.login(n2)
