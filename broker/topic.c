@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "presence.h"
 
 struct follower; /* a session that follows at least one topic */
 
@@ -16,9 +17,10 @@ struct topic {
     struct topic *next; /* hash chain */
     uint64_t hash;
     struct topic_entry {
+        struct session *s; /* f->s, kept here for the fan-out's walk */
         struct follower *f;
         uint32_t at; /* index of this topic in f->topics */
-    } * entries;
+    } *entries;
     uint32_t count, cap;
     uint8_t len;
     char name[];
@@ -240,7 +242,7 @@ int topic_subscribe(struct session *s, const char *topic, size_t len)
         drop_follower_if_empty(f);
         return -1;
     }
-    t->entries[t->count] = (struct topic_entry){f, f->count};
+    t->entries[t->count] = (struct topic_entry){s, f, f->count};
     f->topics[f->count] = (struct follower_entry){t, t->count};
     t->count++;
     f->count++;
@@ -298,13 +300,13 @@ size_t topic_publish_local(const char *topic, size_t len, const void *frame, siz
     struct topic *t = len <= TOPIC_NAME_MAX ? find_topic(topic, len, hash_name(topic, len)) : NULL;
     if (t == NULL) return 0;
     size_t sent = 0;
+    /* the sender's session, if it is on this node: found once, then told apart by address */
+    const struct session *skip = except_len != 0 ? presence_find(except, except_len) : NULL;
     /* a session dropped as a slow reader here is only freed on a later loop pass (session.c),
      * so T and its entries stay as they are during the walk */
     for (uint32_t i = 0; i < t->count; i++) {
-        struct session *s = t->entries[i].f->s;
-        if (except_len != 0 && s->user_len == except_len &&
-            memcmp(s->user, except, except_len) == 0)
-            continue;
+        struct session *s = t->entries[i].s;
+        if (s == skip) continue;
         session_send_bytes(s, frame, frame_len);
         sent++;
     }

@@ -38,8 +38,9 @@ int topic_unsubscribe(struct session *s, const char *topic, size_t len);
 /* Every subscription of S goes (it closes). */
 void topic_drop_session(struct session *s);
 
-/* Queues FRAME (encoded once) to every session following TOPIC except the one of user EXCEPT
- * (EXCEPT_LEN 0: none); returns how many got it. No allocation per session. */
+/* Queues FRAME (encoded once) to every session following TOPIC except the session of user
+ * EXCEPT on this node (presence.h; EXCEPT_LEN 0: none); returns how many got it. No allocation
+ * per session. */
 size_t topic_publish_local(const char *topic, size_t len, const void *frame, size_t frame_len,
                            const char *except, size_t except_len);
 
