@@ -20,7 +20,7 @@ struct topic {
         struct session *s; /* f->s, kept here for the fan-out's walk */
         struct follower *f;
         uint32_t at; /* index of this topic in f->topics */
-    } *entries;
+    } * entries;
     uint32_t count, cap;
     uint8_t len;
     char name[];
