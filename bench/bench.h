@@ -20,7 +20,7 @@
 #define BENCH_PORTS_PER_ADDR 28000
 #define BENCH_MAX_BROKERS 16 /* --connect addresses, --broker-pid pids */
 
-enum workload_kind { WL_PRIVATE, WL_BROADCAST, WL_IDLE, WL_LOGIN, WL_RESUME };
+enum workload_kind { WL_PRIVATE, WL_BROADCAST, WL_IDLE, WL_LOGIN, WL_RESUME, WL_ROOM };
 enum proto_kind { PROTO_MOONPOST, PROTO_MQTT };
 
 /* Whom a private message goes to, by broker (client i uses broker i % brokers). */
@@ -62,8 +62,10 @@ struct options {
     const char *connect; /* HOST:PORT[,HOST:PORT...]; NULL: --host and --port */
     enum recipients recipients;
     int allow_remote;
-    int clients;    /* receivers for broadcast */
-    int publishers; /* broadcast senders */
+    int clients;    /* receivers for broadcast and a room fan-out */
+    int publishers; /* broadcast and room fan-out senders */
+    int room_size;  /* room: members per room, every one sending; 0 = one room, --publishers
+                     * send to --clients (a fan-out like broadcast) */
     int threads;
     double duration, warmup, drain, settle, lost_after;
     double setup_timeout, hard_timeout;
@@ -188,6 +190,24 @@ extern struct run run;
 static inline int broker_of(uint32_t index)
 {
     return (int)(index % (uint32_t)run.targets);
+}
+
+/* Workloads that send messages (and measure their delivery). */
+static inline int workload_sends(enum workload_kind k)
+{
+    return k == WL_PRIVATE || k == WL_BROADCAST || k == WL_ROOM;
+}
+
+/* Workloads where --publishers send to --clients. */
+static inline int workload_fans_out(const struct options *o)
+{
+    return o->workload == WL_BROADCAST || (o->workload == WL_ROOM && o->room_size == 0);
+}
+
+/* The room client INDEX is a member of (room workload). */
+static inline uint32_t room_of(uint32_t index)
+{
+    return run.opt.room_size ? index / (uint32_t)run.opt.room_size : 0;
 }
 
 /* Monotonic clock in nanoseconds. */

@@ -106,11 +106,11 @@ static int init_run(void)
     if (resolve_targets() != 0) return -1;
     run.total = o->clients;
     run.first_receiver = 0;
-    if (o->workload == WL_BROADCAST) {
+    if (workload_fans_out(o)) {
         run.total += o->publishers;
         run.senders = run.first_receiver = o->publishers;
-    } else if (o->workload == WL_PRIVATE) {
-        run.senders = run.total;
+    } else if (o->workload == WL_PRIVATE || o->workload == WL_ROOM) {
+        run.senders = run.total; /* rooms of --room-size: every member sends and receives */
     }
     if (check_recipients() != 0 || raise_fd_limit(run.total) != 0) return -1;
     run.src_addrs = o->src_addrs ? o->src_addrs : net_source_addrs(&run.target[0], run.total);
@@ -121,10 +121,11 @@ static int init_run(void)
     }
     run.run_id = (uint16_t)(getpid() ^ (bench_now() >> 10));
     run.sender = calloc((size_t)(run.senders ? run.senders : 1), sizeof *run.sender);
-    if (o->workload == WL_BROADCAST)
-        run.bcast = calloc((size_t)o->publishers * BCAST_RING, sizeof *run.bcast);
+    int counted = o->workload == WL_BROADCAST || o->workload == WL_ROOM; /* per message */
+    size_t slots = (size_t)(run.senders ? run.senders : 1) * BCAST_RING;
+    if (counted) run.bcast = calloc(slots, sizeof *run.bcast);
     if (o->workload == WL_RESUME) run.tokens = calloc((size_t)run.total, sizeof *run.tokens);
-    if (!run.sender || (o->workload == WL_BROADCAST && !run.bcast) ||
+    if (!run.sender || (counted && !run.bcast) ||
         (o->workload == WL_RESUME && !run.tokens))
         return -1;
     return deal_clients();

@@ -7,7 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const workload_names[] = {"private", "broadcast", "idle", "login", "resume"};
+static const char *const workload_names[] = {"private", "broadcast", "idle",
+                                             "login",   "resume",    "room"};
 
 const char *workload_name(enum workload_kind k)
 {
@@ -25,6 +26,9 @@ static void usage(FILE *out)
             "              --broker-pid)\n"
             "  login       login storm: N sessions log in at once (moonpost only)\n"
             "  resume      resume storm: N sessions resume their token at once (moonpost only)\n"
+            "  room        rooms (moonpost only): --publishers P send to one room that --clients\n"
+            "              N are members of; with --room-size K, N clients in rooms of K, each\n"
+            "              sending to its own room\n"
             "options:\n"
             "  --proto moonpost|mqtt    protocol (default moonpost; mqtt: MQTT 3.1.1, QoS 0)\n"
             "  -H, --host HOST          target, loopback only (default 127.0.0.1)\n"
@@ -34,6 +38,8 @@ static void usage(FILE *out)
             "      --allow-remote       allow a target outside 127.0.0.0/8\n"
             "  -c, --clients N          clients (broadcast: receivers) (default 100)\n"
             "  -P, --publishers P       broadcast senders (default 1)\n"
+            "      --room-size K        room: members per room, all sending (default 0: one\n"
+            "                           room, --publishers send)\n"
             "  -t, --threads T          worker threads, each one epoll loop (default 1)\n"
             "  -d, --duration S         measured seconds; storms: the longest wait (default 10)\n"
             "      --warmup S           sending before the measured window (default 1)\n"
@@ -77,6 +83,7 @@ static void usage(FILE *out)
 
 enum {
     OPT_PROTO = 256,
+    OPT_ROOM_SIZE,
     OPT_ALLOW_REMOTE,
     OPT_WARMUP,
     OPT_DRAIN,
@@ -112,6 +119,7 @@ static const struct option long_options[] = {
     {"allow-remote", no_argument, 0, OPT_ALLOW_REMOTE},
     {"clients", required_argument, 0, 'c'},
     {"publishers", required_argument, 0, 'P'},
+    {"room-size", required_argument, 0, OPT_ROOM_SIZE},
     {"threads", required_argument, 0, 't'},
     {"duration", required_argument, 0, 'd'},
     {"warmup", required_argument, 0, OPT_WARMUP},
@@ -257,6 +265,8 @@ static int take(struct options *o, int ch, const char *arg)
         return parse_int("clients", arg, 1, 1000000, &o->clients);
     case 'P':
         return parse_int("publishers", arg, 1, 100000, &o->publishers);
+    case OPT_ROOM_SIZE:
+        return parse_int("room-size", arg, 2, 1000000, &o->room_size);
     case 't':
         return parse_int("threads", arg, 1, BENCH_MAX_THREADS, &o->threads);
     case 'd':
@@ -353,6 +363,18 @@ static int check(struct options *o)
     }
     if (o->recipients != RCPT_ANY && o->workload != WL_PRIVATE) {
         fprintf(stderr, "moonpost-bench: --recipients is for the private workload\n");
+        return -1;
+    }
+    if (o->workload == WL_ROOM && o->proto == PROTO_MQTT) {
+        fprintf(stderr, "moonpost-bench: the room workload is moonpost only\n");
+        return -1;
+    }
+    if (o->room_size && o->workload != WL_ROOM) {
+        fprintf(stderr, "moonpost-bench: --room-size is for the room workload\n");
+        return -1;
+    }
+    if (o->workload == WL_ROOM && o->room_size > o->clients) {
+        fprintf(stderr, "moonpost-bench: --room-size is larger than --clients\n");
         return -1;
     }
     if (o->workload == WL_PRIVATE && o->clients < 2) {

@@ -248,6 +248,7 @@ void phases_run(struct result *r)
     switch (run.opt.workload) {
     case WL_PRIVATE:
     case WL_BROADCAST:
+    case WL_ROOM:
         if (setup(r)) measure(r);
         break;
     case WL_IDLE:

@@ -19,6 +19,8 @@ struct proto {
     void (*send_private)(struct client *c, uint32_t to, const uint8_t *body, size_t len,
                          int64_t now);
     void (*send_broadcast)(struct client *c, const uint8_t *body, size_t len, int64_t now);
+    /* To the client's room (room_of); NULL when the protocol has no rooms. */
+    void (*send_room)(struct client *c, const uint8_t *body, size_t len, int64_t now);
     /* Acknowledges every message up to MID; NULL when the protocol has no acks (MQTT QoS 0). */
     void (*ack)(struct client *c, uint64_t mid);
 };

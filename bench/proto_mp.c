@@ -14,7 +14,7 @@
 #define MP_MAX_DEPTH 32
 #define USER_MAX 64
 
-enum mp_step { STEP_REGISTER = 1, STEP_LOGIN, STEP_RESUME };
+enum mp_step { STEP_REGISTER = 1, STEP_LOGIN, STEP_RESUME, STEP_ROOM_CREATE, STEP_ROOM_JOIN };
 
 /* The fields of a broker frame the benchmark looks at. */
 struct mp_frame {
@@ -93,6 +93,30 @@ static void send_credentials(struct client *c, const char *type, int64_t now)
     frame_end(c, start);
 }
 
+/* The room of the room workload client C is in: one for a fan-out, else one per --room-size. */
+static void room_name(char *out, size_t len, const struct client *c)
+{
+    if (run.opt.room_size == 0)
+        snprintf(out, len, "benchfanout");
+    else
+        snprintf(out, len, "bench%d_%u", run.opt.room_size, room_of(c->index));
+}
+
+/* room.create or room.join {type, id, room}. */
+static void send_room_request(struct client *c, const char *type, int64_t now)
+{
+    char room[USER_MAX];
+    room_name(room, sizeof room, c);
+    msgpack_packer pk;
+    size_t start = frame_begin(c, &pk);
+    msgpack_pack_map(&pk, 3);
+    pack_kv_str(&pk, "type", type);
+    pack_str(&pk, "id");
+    msgpack_pack_uint64(&pk, client_next_id(c, now));
+    pack_kv_str(&pk, "room", room);
+    frame_end(c, start);
+}
+
 static void mp_start(struct client *c, int64_t now)
 {
     switch ((enum setup_mode)c->mode) {
@@ -127,6 +151,22 @@ static void mp_send_private(struct client *c, uint32_t to, const uint8_t *body, 
     pack_str(&pk, "id");
     msgpack_pack_uint64(&pk, client_next_id(c, now));
     pack_kv_str(&pk, "to", user);
+    pack_str(&pk, "body");
+    msgpack_pack_str_with_body(&pk, body, len);
+    frame_end(c, start);
+}
+
+static void mp_send_room(struct client *c, const uint8_t *body, size_t len, int64_t now)
+{
+    char room[USER_MAX];
+    room_name(room, sizeof room, c);
+    msgpack_packer pk;
+    size_t start = frame_begin(c, &pk);
+    msgpack_pack_map(&pk, 4);
+    pack_kv_str(&pk, "type", "room.send");
+    pack_str(&pk, "id");
+    msgpack_pack_uint64(&pk, client_next_id(c, now));
+    pack_kv_str(&pk, "room", room);
     pack_str(&pk, "body");
     msgpack_pack_str_with_body(&pk, body, len);
     frame_end(c, start);
@@ -239,8 +279,19 @@ static void on_setup_reply(struct client *c, const struct mp_frame *f, int64_t n
         send_credentials(c, "login", now);
         return;
     }
+    if (c->step == STEP_ROOM_CREATE) { /* 409: another member created it; then join */
+        if (code != 200 && code != 409 && code != 507) return client_setup_failed(c, code);
+        c->step = STEP_ROOM_JOIN;
+        send_room_request(c, "room.join", now);
+        return;
+    }
     if (code != 200) return client_setup_failed(c, code);
     if (f->token) client_token(c, f->token, f->token_len);
+    if (run.opt.workload == WL_ROOM && c->step != STEP_ROOM_JOIN) {
+        c->step = STEP_ROOM_CREATE; /* the room workload's clients are members of their room */
+        send_room_request(c, "room.create", now);
+        return;
+    }
     client_setup_done(c, now);
 }
 
@@ -252,7 +303,7 @@ static void on_frame(struct client *c, const struct mp_frame *f, int64_t now)
     }
     if (type_is(f, "msg"))
         return client_delivery(c, DELIVERY_PRIVATE, f->body, f->body_len, f->mid, f->offline, now);
-    if (type_is(f, "broadcast"))
+    if (type_is(f, "broadcast") || type_is(f, "room.msg"))
         return client_delivery(c, DELIVERY_BROADCAST, f->body, f->body_len, 0, 0, now);
     if (type_is(f, "bye")) return client_bye(c, (int)f->code);
     /* presence and future push types are not counted */
@@ -287,5 +338,6 @@ const struct proto proto_moonpost = {
     .parse = mp_parse,
     .send_private = mp_send_private,
     .send_broadcast = mp_send_broadcast,
+    .send_room = mp_send_room,
     .ack = mp_ack,
 };

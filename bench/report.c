@@ -118,12 +118,13 @@ void report_table(const struct result *r, FILE *out)
     const struct options *o = &run.opt;
     fprintf(out, "moonpost-bench %s  proto %s  clients %d", workload_name(o->workload),
             run.proto->name, o->clients);
-    if (o->workload == WL_BROADCAST) fprintf(out, "  publishers %d", o->publishers);
+    if (workload_fans_out(o)) fprintf(out, "  publishers %d", o->publishers);
+    if (o->room_size) fprintf(out, "  room size %d", o->room_size);
     if (run.targets > 1) fprintf(out, "  brokers %d", run.targets);
     if (o->recipients != RCPT_ANY)
         fprintf(out, "  recipients %s", o->recipients == RCPT_CROSS ? "cross" : "local");
     fprintf(out, "  threads %d", o->threads);
-    if (o->workload == WL_PRIVATE || o->workload == WL_BROADCAST) {
+    if (workload_sends(o->workload)) {
         if (o->rate > 0) fprintf(out, "  rate %.0f/s", o->rate);
         fprintf(out, "  window %d  size %d", o->window, o->size);
     }
@@ -133,7 +134,7 @@ void report_table(const struct result *r, FILE *out)
     if (r->setup.count)
         fprintf(out, ", connect to ready p50 %.3f ms", ms(hist_quantile(&r->setup, .5)));
     fprintf(out, "\n");
-    if (o->workload == WL_PRIVATE || o->workload == WL_BROADCAST) {
+    if (workload_sends(o->workload)) {
         fprintf(out, "  %-11s %.1f s\n", "measured", r->measured_s);
         fprintf(out, "  %-11s %llu (%.0f/s)\n", "sent", (unsigned long long)r->sent_window,
                 per_second(r->sent_window, r->measured_s));
@@ -243,9 +244,9 @@ void report_json(const struct result *r, FILE *out)
     json_str(out, o->label ? o->label : "");
     fprintf(out,
             ",\"clients\":%d,\"publishers\":%d,\"threads\":%d,\"rate\":%.0f,\"window\":%d,"
-            "\"size\":%d,\"brokers\":%d,\"recipients\":\"%s\",\"hard_stop\":%s",
-            o->clients, o->workload == WL_BROADCAST ? o->publishers : 0, o->threads, o->rate,
-            o->window, o->size, run.targets, recipients_names[o->recipients],
+            "\"size\":%d,\"room_size\":%d,\"brokers\":%d,\"recipients\":\"%s\",\"hard_stop\":%s",
+            o->clients, workload_fans_out(o) ? o->publishers : 0, o->threads, o->rate,
+            o->window, o->size, o->room_size, run.targets, recipients_names[o->recipients],
             r->hard_stop ? "true" : "false");
     fprintf(out, ",\"t_measure_start_ms\":%.3f", (double)r->t_measure_start / 1e6);
     fprintf(out, ",\"ready\":%llu,\"failed\":%llu,\"measured_s\":%.3f",

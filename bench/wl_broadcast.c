@@ -1,5 +1,7 @@
 /* wl_broadcast: P publishers send to everyone; a message leaves its publisher's window when
- * every receiver has it (or --lost-after passes), so the broker's fan-out sets the pace. */
+ * every receiver has it (or --lost-after passes), so the broker's fan-out sets the pace.
+ * The room workload is the same with room.send: P publishers to one room of every receiver, or
+ * (--room-size K) every client to its own room, a message done when the K - 1 others have it. */
 #include "client.h"
 #include "proto.h"
 #include "workload.h"
@@ -17,7 +19,10 @@ static void send_one(struct worker *w, struct client *c, int64_t now)
     atomic_store_explicit(&slot->count, 0, memory_order_relaxed);
     atomic_store_explicit(&slot->seq, c->seq, memory_order_release);
     payload_for(c, w->body, now);
-    run.proto->send_broadcast(c, w->body, (size_t)run.opt.size, now);
+    if (run.opt.workload == WL_ROOM)
+        run.proto->send_room(c, w->body, (size_t)run.opt.size, now);
+    else
+        run.proto->send_broadcast(c, w->body, (size_t)run.opt.size, now);
     sender_took((int)c->index, now);
     atomic_fetch_add_explicit(&w->ctr.sent, 1, memory_order_relaxed);
     if (in_measured_window(now)) w->ctr.sent_window++;
@@ -64,13 +69,23 @@ static void broadcast_tick(struct worker *w, int64_t now)
         sender_check_lost(w, &w->clients[i], (int)w->clients[i].index, now);
 }
 
+/* How many deliveries complete a message of SENDER: every receiver ready, or the other members
+ * of its room. */
+static unsigned audience(uint32_t sender)
+{
+    if (workload_fans_out(&run.opt)) return (unsigned)atomic_load(&run.receivers_ready);
+    uint32_t k = (uint32_t)run.opt.room_size, first = room_of(sender) * k;
+    uint32_t members = (uint32_t)run.opt.clients - first < k ? (uint32_t)run.opt.clients - first : k;
+    return members - 1;
+}
+
 static void broadcast_delivered(struct worker *w, const struct payload *p, int64_t now)
 {
     (void)w;
     struct bcast_slot *slot = slot_of(p->sender, p->seq);
     if (atomic_load_explicit(&slot->seq, memory_order_acquire) != p->seq) return; /* too late */
     unsigned n = atomic_fetch_add_explicit(&slot->count, 1, memory_order_relaxed) + 1;
-    if (n == (unsigned)atomic_load(&run.receivers_ready)) sender_release((int)p->sender, now);
+    if (n == audience(p->sender)) sender_release((int)p->sender, now);
 }
 
 static void broadcast_failed(struct worker *w, struct client *c, int code)
@@ -81,6 +96,14 @@ static void broadcast_failed(struct worker *w, struct client *c, int code)
 
 const struct workload workload_broadcast = {
     .name = "broadcast",
+    .tick = broadcast_tick,
+    .delivered = broadcast_delivered,
+    .failed = broadcast_failed,
+    .in_flight = senders_in_flight,
+};
+
+const struct workload workload_room = {
+    .name = "room",
     .tick = broadcast_tick,
     .delivered = broadcast_delivered,
     .failed = broadcast_failed,

@@ -88,6 +88,8 @@ const struct workload *workload_for(enum workload_kind kind)
         return &workload_private;
     case WL_BROADCAST:
         return &workload_broadcast;
+    case WL_ROOM:
+        return &workload_room;
     default:
         return &workload_none;
     }

@@ -22,6 +22,7 @@ struct workload {
 
 extern const struct workload workload_private;
 extern const struct workload workload_broadcast;
+extern const struct workload workload_room; /* wl_broadcast.c: a fan-out with a room's size */
 extern const struct workload workload_none; /* idle, login, resume */
 
 const struct workload *workload_for(enum workload_kind kind);

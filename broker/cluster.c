@@ -18,6 +18,7 @@
 #include "router.h"
 #include "session.h"
 #include "stats.h"
+#include "topic.h"
 
 #define BEAT_MAX_MS 1000
 #define RENEW_BATCH 200 /* sessions per moonpost_presence_renew call */
@@ -172,6 +173,16 @@ static void remote_broadcast(const void *frame, size_t frame_len)
     const char *argv[] = {"PUBLISH", node.broadcast, (const char *)node.payload.data};
     size_t lens[] = {7, strlen(node.broadcast), node.payload.len};
     store_command(3, argv, lens, on_ignored_reply, (void *)"PUBLISH broadcast");
+}
+
+const char *cluster_broadcast_channel(void)
+{
+    return node.broadcast;
+}
+
+const char *cluster_node_channel(void)
+{
+    return node.channel;
 }
 
 /* ---- claims: one user, one session, cluster-wide ---- */
@@ -353,6 +364,9 @@ static void on_bus_message(const char *channel, size_t channel_len, const uint8_
     const char *name = (const char *)msg + 2;
     const uint8_t *rest = msg + 2 + name_len;
     size_t rest_len = len - 2 - name_len;
+    if (broadcast && msg[0] == TOPIC_KIND) return topic_on_bus(name, name_len, rest, rest_len);
+    if (!broadcast && msg[0] == TOPIC_FOLLOW_KIND)
+        return topic_on_follow(name, name_len, rest, rest_len);
     if (broadcast && msg[0] == 'B') {
         if (name_len != strlen(node_id()) || memcmp(name, node_id(), name_len) != 0)
             router_broadcast_local(rest, rest_len, NULL);

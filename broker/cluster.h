@@ -32,6 +32,10 @@ int cluster_call(const char *name, int argc, const char *const *argv, const size
 int cluster_route(const char *user, size_t user_len, const void *frame, size_t frame_len,
                   uint64_t mid, uint64_t prev, store_reply_fn fn, void *arg);
 
+/* The channel every node subscribes to (broadcasts and topics, topic.h), and this node's own. */
+const char *cluster_broadcast_channel(void);
+const char *cluster_node_channel(void);
+
 /* Closes USER's session on the node holding it (admin.kick), with `bye` 403. As cluster_route. */
 int cluster_kick(const char *user, size_t user_len, store_reply_fn fn, void *arg);
 

@@ -185,6 +185,24 @@ redis.register_function{ function_name = 'moonpost_where', flags = { 'no-writes'
     return false
   end }
 
+-- ARGV: prefix, a set of user names (a key), most. Returns those of its users online on a live
+-- node (at most MOST, sorted): the online members of a room in one step.
+redis.register_function{ function_name = 'moonpost_online_in', flags = { 'no-writes' },
+  callback = function(_, a)
+    local p, now, most = a[1], now_ms(), tonumber(a[3])
+    local users, live, out = redis.call('SMEMBERS', a[2]), {}, {}
+    table.sort(users)
+    for _, user in ipairs(users) do
+      if #out >= most then break end
+      local node = owner(redis.call('HGET', p .. 'online', user))
+      if node then
+        if live[node] == nil then live[node] = alive(p, node, now) end
+        if live[node] then out[#out + 1] = user end
+      end
+    end
+    return out
+  end }
+
 -- ARGV: prefix, limit. Returns {count, users}: how many users are online on the live nodes,
 -- and at most LIMIT of them.
 redis.register_function{ function_name = 'moonpost_users', flags = { 'no-writes' },

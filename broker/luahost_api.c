@@ -34,6 +34,8 @@ static const luaL_Reg moonpost_functions[] = {
     /* delivery and presence */
     {"deliver", mpl_deliver},
     {"broadcast", mpl_broadcast},
+    {"publish", mpl_publish},
+    {"topic_envelope", mpl_topic_envelope},
     {"online", mpl_online},
     {"users", mpl_users},
     {"on_resync", mpl_on_resync},

@@ -24,6 +24,13 @@ int mpl_online(lua_State *L);
 int mpl_users(lua_State *L);
 int mpl_on_resync(lua_State *L);
 
+/* luahost_topic.c: topics (s:subscribe, s:unsubscribe are methods of the session object) */
+int mpl_publish(lua_State *L);
+int mpl_topic_envelope(lua_State *L);
+int mpl_session_subscribe(lua_State *L);
+int mpl_session_unsubscribe(lua_State *L);
+int mpl_session_follow_envelope(lua_State *L);
+
 /* luahost_options.c: moonpost.option */
 int mpl_option(lua_State *L);
 

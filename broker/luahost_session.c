@@ -264,6 +264,9 @@ static const luaL_Reg session_methods[] = {
     {"replaying", session_replaying},
     {"drain", session_drain},
     {"broadcast", session_broadcast},
+    {"subscribe", mpl_session_subscribe},
+    {"unsubscribe", mpl_session_unsubscribe},
+    {"follow_envelope", mpl_session_follow_envelope},
     {NULL, NULL},
 };
 

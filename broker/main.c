@@ -32,6 +32,7 @@
 #include "shutdown.h"
 #include "signals.h"
 #include "store.h"
+#include "topic.h"
 #include "supervisor.h"
 #include "tls_server.h"
 #include "worker.h"
@@ -183,7 +184,7 @@ static int start(void)
     size_t max = (size_t)broker.conf.max_connections + ADMIN_SESSIONS;
     broker_apply_live_settings();
     if (session_table_init(broker.base, max, router_dispatch) != 0 || presence_init(max) != 0 ||
-        router_start(broker.base) != 0) {
+        router_start(broker.base) != 0 || topic_start() != 0) {
         log_error("cannot allocate tables for %zu sessions", max);
         return -1;
     }
@@ -226,6 +227,7 @@ static void stop(void)
     session_table_free();
     tls_server_use(NULL);
     presence_free();
+    topic_stop();
     luahost_stop();
     plugin_unload_all();
     router_stop();

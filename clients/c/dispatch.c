@@ -166,6 +166,7 @@ mp_err mp_dispatch_frame(mp_client *c, uint8_t *body, size_t len)
     if (type_is(&info, "msg")) return on_msg(c, body, len);
     if (type_is(&info, "broadcast")) return on_broadcast(c, body, len);
     if (type_is(&info, "presence")) return on_presence(c, body, len);
+    if (type_is(&info, "room.msg")) return mp_on_room_msg(c, body, len);
     if (type_is(&info, "bye")) return on_bye(c, body, len);
     return MP_OK; /* a push type from a newer broker */
 }

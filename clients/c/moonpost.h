@@ -1,8 +1,8 @@
 /* moonpost.h: libmoonpost, the C client library of the moonpost instant-messaging broker.
  *
  * Speaks the wire protocol of docs/protocol.md over TCP or a Unix socket: connect, register,
- * login, resume, logout, users, send, broadcast, ping, and any other request as raw
- * MessagePack. Pushed frames (msg, broadcast, presence, bye) reach the program through
+ * login, resume, logout, users, send, broadcast, ping, rooms, and any other request as raw
+ * MessagePack. Pushed frames (msg, broadcast, presence, room.msg, bye) reach the program through
  * callbacks; offline mail is de-duplicated and acknowledged automatically.
  *
  * Rules that hold for the whole API:
@@ -264,6 +264,89 @@ MP_API mp_err mp_broadcast_async(mp_client *c, const void *body, size_t len, enu
 MP_API size_t mp_client_pending(const mp_client *c);
 
 /* ---------------------------------------------------------------------------------------------
+ * Rooms (docs/protocol.md, "Rooms"): group chats with members, a history and read cursors
+ *
+ * ROOM is a name of 1-64 bytes of A-Za-z0-9_.- . Broker codes common to the room calls: 400
+ * invalid field, 403 not a member, 404 no such room (or, for mp_room_leave, not a member).
+ * ------------------------------------------------------------------------------------------ */
+
+/* A room message: pushed (on_room_msg) or read from the history. Pointers are valid during
+ * the callback, or as long as the history that holds them. */
+typedef struct mp_room_msg {
+    const char *room; /* NUL-terminated */
+    uint64_t seq;     /* strictly increasing within the room */
+    const char *from; /* NUL-terminated */
+    const void *body; /* body_len bytes, followed by a NUL byte */
+    size_t body_len;
+    int body_is_bin; /* 1 when sent as bin, 0 for str */
+    int64_t ts;      /* ms since the epoch, when the broker accepted it */
+} mp_room_msg;
+
+/* Creates ROOM with this user as its member. TITLE may be NULL (at most 128 bytes);
+ * IS_PRIVATE: only invited users may join. Broker codes: 409 the name is taken, 507 too many
+ * rooms (rooms_per_user, rooms_per_creator). */
+MP_API mp_err mp_room_create(mp_client *c, const char *room, const char *title, int is_private);
+
+/* Joins ROOM; *SEQ (when not NULL) is its last seq (0: no message yet). Broker codes: 403
+ * private and not invited, 404, 507 room full or too many rooms. */
+MP_API mp_err mp_room_join(mp_client *c, const char *room, uint64_t *seq);
+
+/* Lets USER join the private ROOM (any member may). Broker codes: 403, 404 no such room or
+ * user. */
+MP_API mp_err mp_room_invite(mp_client *c, const char *room, const char *user);
+
+/* Leaves ROOM. Broker code: 404 not a member. */
+MP_API mp_err mp_room_leave(mp_client *c, const char *room);
+
+/* Sends LEN bytes of BODY to the other members of ROOM; *SEQ (when not NULL) is its seq.
+ * Broker codes: 403, 404, 413 body too large. */
+MP_API mp_err mp_room_send(mp_client *c, const char *room, const void *body, size_t len,
+                           enum mp_body_kind kind, uint64_t *seq);
+MP_API mp_err mp_room_send_async(mp_client *c, const char *room, const void *body, size_t len,
+                                 enum mp_body_kind kind, mp_reply_fn fn, void *ud);
+
+/* Moves this member's read cursor of ROOM up to SEQ (it never moves back). */
+MP_API mp_err mp_room_read(mp_client *c, const char *room, uint64_t seq);
+
+/* Messages of a room, oldest first. One allocation: free with mp_room_history_free. */
+typedef struct mp_room_history {
+    size_t n;
+    mp_room_msg *messages;
+} mp_room_history;
+
+/* The newest LIMIT (1..100; 0: the broker's default, 50) messages of ROOM with a seq below
+ * BEFORE (0: up to the last). To page back, call again with BEFORE = messages[0].seq until n
+ * is 0. *OUT is NULL on failure. */
+MP_API mp_err mp_room_history_get(mp_client *c, const char *room, uint64_t before,
+                                  unsigned limit, mp_room_history **out);
+MP_API void mp_room_history_free(mp_room_history *h);
+
+/* One room of mp_room_list. */
+typedef struct mp_room_info {
+    const char *room;  /* NUL-terminated */
+    const char *title; /* NUL-terminated, "" when none */
+    int is_private;
+    uint64_t seq;     /* the room's last seq */
+    uint64_t read;    /* this member's read cursor */
+    uint64_t unread;  /* messages kept with a seq above read */
+    uint64_t members; /* how many members */
+} mp_room_info;
+
+typedef struct mp_room_list {
+    size_t n;
+    mp_room_info *rooms;
+} mp_room_list;
+
+/* Every room this user is a member of, in one request. Free with mp_room_list_free. */
+MP_API mp_err mp_room_list_get(mp_client *c, mp_room_list **out);
+MP_API void mp_room_list_free(mp_room_list *list);
+
+/* The members of ROOM (sorted, at most 1000; total: how many) and those online now (at most
+ * 1000). Either pointer may be NULL; free each with mp_userlist_free. */
+MP_API mp_err mp_room_members(mp_client *c, const char *room, mp_userlist **members,
+                              mp_userlist **online);
+
+/* ---------------------------------------------------------------------------------------------
  * Pushes: callbacks
  * ------------------------------------------------------------------------------------------ */
 
@@ -295,6 +378,10 @@ typedef struct mp_callbacks {
     /* An error reply to a request sent without an id (an automatic ack, an async request with
      * a NULL callback). */
     void (*on_error)(mp_client *c, int code, const char *error, void *ud);
+    /* A message of a room this user is a member of, from another member (see Rooms below).
+     * Within a room, seqs strictly increase; a member that was away catches up with
+     * mp_room_list (unread) and mp_room_history. */
+    void (*on_room_msg)(mp_client *c, const struct mp_room_msg *m, void *ud);
 } mp_callbacks;
 
 /* Copies CB (NULL clears every callback); UD is passed to each of them. */

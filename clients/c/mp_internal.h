@@ -174,6 +174,12 @@ struct mp_reply *mp_reply_copy(const uint8_t *body, size_t len, int code);
 /* Reads the error text of a reply/bye body into C's error message. */
 void mp_error_from_body(mp_client *c, const uint8_t *body, size_t len, int code);
 mp_err mp_userlist_from_reply(mp_client *c, const mp_reply *r, mp_userlist **out);
+/* The array of names under KEY (with its total under COUNT_KEY, when given) as a userlist. */
+mp_err mp_namelist_from_reply(mp_client *c, const mp_reply *r, const char *key,
+                              const char *count_key, mp_userlist **out);
+
+/* rooms.c */
+mp_err mp_on_room_msg(mp_client *c, uint8_t *body, size_t len);
 
 /* client.c */
 void mp_set_session(mp_client *c, const char *user, const char *token, size_t token_len);

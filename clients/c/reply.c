@@ -77,26 +77,32 @@ void mp_userlist_free(mp_userlist *list)
     free(list);
 }
 
-/* One allocation: the struct, the pointer array, then the NUL-terminated names. */
 mp_err mp_userlist_from_reply(mp_client *c, const mp_reply *r, mp_userlist **out)
 {
-    struct mp_field f[] = {{.key = "users"}, {.key = "count"}};
-    mp_fields_read(r->data, r->len, f, 2);
+    return mp_namelist_from_reply(c, r, "users", "count", out);
+}
+
+/* One allocation: the struct, the pointer array, then the NUL-terminated names. */
+mp_err mp_namelist_from_reply(mp_client *c, const mp_reply *r, const char *key,
+                              const char *count_key, mp_userlist **out)
+{
+    struct mp_field f[] = {{.key = key}, {.key = count_key ? count_key : ""}};
+    mp_fields_read(r->data, r->len, f, count_key ? 2 : 1);
     if (!f[0].found || f[0].item.type != MSGREAD_ARRAY)
-        return mp_fail(c, MP_ERR_PROTOCOL, 0, "reply without a users array");
+        return mp_fail(c, MP_ERR_PROTOCOL, 0, "reply without a %s array", key);
     uint32_t n = f[0].item.v.count;
     size_t bytes = sizeof(mp_userlist) + (size_t)n * sizeof(char *);
     struct mpr walk = f[0].after;
     for (uint32_t i = 0; i < n; i++) {
         struct msgread_item name;
         if (msgread_next(&walk, &name) != MSGREAD_OK || name.type != MSGREAD_STR)
-            return mp_fail(c, MP_ERR_PROTOCOL, 0, "users holds something that is not a name");
+            return mp_fail(c, MP_ERR_PROTOCOL, 0, "%s holds something that is not a name", key);
         bytes += name.v.str.len + 1;
     }
     mp_userlist *list = malloc(bytes);
     if (list == NULL) return mp_fail(c, MP_ERR_NOMEM, 0, "out of memory");
     list->n = n;
-    list->total = f[1].found && f[1].item.type == MSGREAD_UINT ? f[1].item.v.u : n;
+    list->total = count_key && f[1].found && f[1].item.type == MSGREAD_UINT ? f[1].item.v.u : n;
     list->users = (char **)(list + 1);
     char *text = (char *)(list->users + n);
     walk = f[0].after;

@@ -216,6 +216,15 @@ function chat.refuse_login(s, attempt)
   return s:fail(401, "invalid user or password")
 end
 
+-- Functions fn(s, user) that other scripts run at every login and resume, once the session is
+-- logged in and before the reply (rooms.lua has the session follow the user's rooms). They may
+-- yield; one that fails is logged and the login goes on.
+local login_hooks = {}
+
+function chat.on_login(fn)
+  login_hooks[#login_hooks + 1] = fn
+end
+
 -- Logs S in as USER with TOKEN (a new one, or with RENEW the one resumed: refused with 401 if
 -- it was revoked meanwhile): the older session of USER (if any) gets bye 409, the reply
 -- carries the token and the online list, then presence and the mailbox follow. The failures
@@ -238,6 +247,10 @@ function chat.start_session(s, user, token, attempt, renew)
     return
   end
   s.data.token = token
+  for _, fn in ipairs(login_hooks) do
+    local ok, why = pcall(fn, s, user)
+    if not ok then mp.log("error", "at the login of", user, ":", why) end
+  end
   s:ok{ token = token, users = mp.users(1000) }
   chat.announce(user, true, s)
   chat.replay(s)

@@ -22,7 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.environ.get("MOONPOST_BUILD", os.path.join(ROOT, "build"))
 BROKER = os.environ.get("MOONPOST_BIN", os.path.join(BUILD, "broker", "moonpost"))
 SCRIPTS = os.path.join(ROOT, "scripts")
-ALL_SCRIPTS = ["ping", "register", "login", "users", "send", "broadcast", "mailbox", "presence"]
+ALL_SCRIPTS = ["ping", "register", "login", "users", "send", "broadcast", "mailbox", "presence",
+               "rooms"]
 LUA = os.path.join(HERE, "lua")  # the test handlers
 AUTH = os.path.join(LUA, "auth.lua")
 CORE_LUA = os.path.join(LUA, "core_test.lua")

@@ -11,6 +11,7 @@
 #define CHAT_INBOX 100 /* messages kept for "show received messages" */
 #define CHAT_KEEPALIVE_MS 60000
 #define CHAT_RETRY_MS 2000
+#define CHAT_ROOM_MAX 64 /* bytes of a room name */
 
 enum chat_state {
     ST_MAIN,       /* not logged in: log in, register, quit */
@@ -45,6 +46,8 @@ struct chat {
     int64_t last_activity_ms;
     struct inbox_entry inbox[CHAT_INBOX];
     size_t inbox_len, inbox_next;
+    char room[CHAT_ROOM_MAX + 1]; /* the current room, which typed lines go to; "" for none */
+    uint64_t room_seen;           /* the highest seq of it shown and not yet marked read */
 };
 
 /* menu.c: the menus and dialogs; every typed line goes through chat_handle_line. */
@@ -61,12 +64,23 @@ void chat_send(struct chat *ch, const char *to, const char *text);
 void chat_broadcast(struct chat *ch, const char *text);
 void chat_logout(struct chat *ch);
 int chat_slash_command(struct chat *ch, const char *line); /* 1 when LINE was a /command */
+int chat_logged_in(struct chat *ch); /* 1, or 0 after saying why not */
 void chat_report(struct chat *ch, const char *action, mp_err err);
 void chat_connection_lost(struct chat *ch, mp_err err);
 void chat_tick(struct chat *ch); /* keepalive and reconnect, from the main loop */
 
+/* rooms.c: the room commands and the current room. */
+void chat_room_join(struct chat *ch, const char *room);
+void chat_room_leave(struct chat *ch, const char *room); /* "": the current room */
+void chat_room_list(struct chat *ch);
+void chat_room_say(struct chat *ch, const char *room, const char *text);
+void chat_room_command(struct chat *ch, const char *room, const char *text); /* /room */
+void chat_room_history(struct chat *ch, const char *count);
+void chat_room_pushed(struct chat *ch, const mp_room_msg *m);
+
 /* inbox.c: pushes, printed as they arrive and kept for "show received messages". */
 extern const mp_callbacks chat_callbacks;
+void chat_print_room_msg(const mp_room_msg *m);
 void chat_show_inbox(struct chat *ch);
 void chat_inbox_free(struct chat *ch);
 

@@ -32,6 +32,15 @@ static const struct {
     {"send", 507, "the recipient's mailbox is full: they have to read their mail first"},
     {"broadcast", 413, "the message is too long"},
     {"broadcast", 429, "too many broadcasts: slow down"},
+    {"join", 403, "that room is private: a member has to invite you"},
+    {"join", 507, "the room is full, or you are in too many rooms"},
+    {"join", 409, "someone created that room just now: try again"},
+    {"send to the room", 403, "you are not a member of that room: /join it first"},
+    {"send to the room", 404, "no such room"},
+    {"send to the room", 413, "the message is too long"},
+    {"leave", 404, "you are not a member of that room"},
+    {"history", 403, "you are not a member of that room: /join it first"},
+    {"history", 404, "no such room"},
 };
 
 static const char *explain(const char *action, int code)
@@ -115,7 +124,7 @@ int chat_register(struct chat *ch, const char *user, const char *password)
     return 1;
 }
 
-static int logged_in(struct chat *ch)
+int chat_logged_in(struct chat *ch)
 {
     if (ch->state >= ST_CHAT && mp_client_is_connected(ch->client)) return 1;
     term_print(ch->reconnecting ? "not connected: reconnecting, try again in a moment"
@@ -125,7 +134,7 @@ static int logged_in(struct chat *ch)
 
 void chat_users(struct chat *ch)
 {
-    if (!logged_in(ch)) return;
+    if (!chat_logged_in(ch)) return;
     mp_userlist *list = NULL;
     mp_err err = mp_users(ch->client, 0, &list);
     if (err != MP_OK) {
@@ -138,7 +147,7 @@ void chat_users(struct chat *ch)
 
 void chat_send(struct chat *ch, const char *to, const char *text)
 {
-    if (!logged_in(ch)) return;
+    if (!chat_logged_in(ch)) return;
     int online = 0;
     mp_err err = mp_send(ch->client, to, text, strlen(text), MP_BODY_STR, NULL, &online);
     if (err != MP_OK) {
@@ -150,7 +159,7 @@ void chat_send(struct chat *ch, const char *to, const char *text)
 
 void chat_broadcast(struct chat *ch, const char *text)
 {
-    if (!logged_in(ch)) return;
+    if (!chat_logged_in(ch)) return;
     mp_err err = mp_broadcast(ch->client, text, strlen(text), MP_BODY_STR, NULL);
     if (err != MP_OK) {
         chat_report(ch, "broadcast", err);
@@ -161,11 +170,13 @@ void chat_broadcast(struct chat *ch, const char *text)
 
 void chat_logout(struct chat *ch)
 {
-    if (!logged_in(ch)) return;
+    if (!chat_logged_in(ch)) return;
     mp_err err = mp_logout(ch->client);
     if (err != MP_OK) chat_report(ch, "log out", err);
     mp_client_close(ch->client);
     chat_inbox_free(ch);
+    ch->room[0] = '\0';
+    ch->room_seen = 0;
     term_print("logged out");
     chat_set_state(ch, ST_MAIN);
     chat_show_menu(ch);
@@ -176,6 +187,12 @@ static void help(void)
     term_print("commands: /msg USER TEXT   send USER a private message\n"
                "          /all TEXT        send everyone online a message\n"
                "          /users           who is online\n"
+               "          /join ROOM       join a room (created when it does not exist) and talk there\n"
+               "          /room ROOM TEXT  send TEXT to a room; /room ROOM makes it current,\n"
+               "                           /room alone goes back to the menu\n"
+               "          /rooms           your rooms, with their unread messages\n"
+               "          /history [N]     the last N (20) messages of the current room\n"
+               "          /leave [ROOM]    leave a room (the current one)\n"
                "          /inbox           the messages received so far\n"
                "          /logout          log out\n"
                "          /quit            log out and leave moonpost-chat\n"
@@ -196,7 +213,7 @@ static void split(const char *line, char *word, size_t cap, const char **rest)
 int chat_slash_command(struct chat *ch, const char *line)
 {
     if (line[0] != '/') return 0;
-    char cmd[32], to[CHAT_NAME_MAX];
+    char cmd[32], to[CHAT_NAME_MAX], room[CHAT_ROOM_MAX + 2];
     const char *rest;
     split(line, cmd, sizeof cmd, &rest);
     if (strcmp(cmd, "/msg") == 0) {
@@ -212,6 +229,21 @@ int chat_slash_command(struct chat *ch, const char *line)
             chat_broadcast(ch, rest);
     } else if (strcmp(cmd, "/users") == 0) {
         chat_users(ch);
+    } else if (strcmp(cmd, "/join") == 0 || strcmp(cmd, "/room") == 0 ||
+               strcmp(cmd, "/leave") == 0 || strcmp(cmd, "/history") == 0) {
+        split(rest, room, sizeof room, &rest);
+        if (cmd[1] == 'j' && room[0] == '\0')
+            term_print("usage: /join ROOM");
+        else if (cmd[1] == 'j')
+            chat_room_join(ch, room);
+        else if (cmd[1] == 'r')
+            chat_room_command(ch, room, rest);
+        else if (cmd[1] == 'l')
+            chat_room_leave(ch, room);
+        else
+            chat_room_history(ch, room);
+    } else if (strcmp(cmd, "/rooms") == 0) {
+        chat_room_list(ch);
     } else if (strcmp(cmd, "/inbox") == 0) {
         chat_show_inbox(ch);
     } else if (strcmp(cmd, "/logout") == 0) {

@@ -8,20 +8,25 @@
 #include "term.h"
 
 /* Message text safe for a terminal: control characters (escape sequences!) become '?'. */
-static char *printable(const mp_message *m)
+static char *printable_body(const void *body, size_t len, int is_bin)
 {
-    if (m->body_is_bin) {
+    if (is_bin) {
         char *s = malloc(48);
-        if (s) snprintf(s, 48, "(%zu bytes of binary data)", m->body_len);
+        if (s) snprintf(s, 48, "(%zu bytes of binary data)", len);
         return s;
     }
-    char *s = malloc(m->body_len + 1);
+    char *s = malloc(len + 1);
     if (s == NULL) return NULL;
-    const unsigned char *p = m->body;
-    for (size_t i = 0; i < m->body_len; i++)
+    const unsigned char *p = body;
+    for (size_t i = 0; i < len; i++)
         s[i] = p[i] < 0x20 || p[i] == 0x7f ? '?' : (char)p[i];
-    s[m->body_len] = '\0';
+    s[len] = '\0';
     return s;
+}
+
+static char *printable(const mp_message *m)
+{
+    return printable_body(m->body, m->body_len, m->body_is_bin);
 }
 
 static void clock_text(int64_t ts_ms, char *buf, size_t len)
@@ -95,7 +100,23 @@ static void on_error(mp_client *c, int code, const char *error, void *ud)
     term_print("* error: %s (%d: %s)", mp_code_text(code), code, error);
 }
 
-const mp_callbacks chat_callbacks = {on_msg, on_broadcast, on_presence, on_bye, on_error};
+void chat_print_room_msg(const mp_room_msg *m)
+{
+    char when[16];
+    clock_text(m->ts, when, sizeof when);
+    char *text = printable_body(m->body, m->body_len, m->body_is_bin);
+    term_print("%s [#%s] %s: %s", when, m->room, m->from, text ? text : "(out of memory)");
+    free(text);
+}
+
+static void on_room_msg(mp_client *c, const mp_room_msg *m, void *ud)
+{
+    (void)c;
+    chat_room_pushed(ud, m);
+}
+
+const mp_callbacks chat_callbacks = {on_msg,   on_broadcast, on_presence,
+                                     on_bye,   on_error,     on_room_msg};
 
 void chat_show_inbox(struct chat *ch)
 {

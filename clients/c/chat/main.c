@@ -34,7 +34,8 @@ static void usage(FILE *out)
             "                         certificate must be trusted and name HOST\n"
             "      --ca FILE          trust the CAs of FILE (PEM) instead of the system's\n"
             "  -h, --help             this text\n"
-            "After login type a menu number, or /msg USER TEXT, /all TEXT, /users, /quit\n"
+            "After login type a menu number, or /msg USER TEXT, /all TEXT, /users, /quit,\n"
+            "/join ROOM (then type to talk there), /rooms, /history [N], /leave, /help\n"
             "(/quit, end of input and Ctrl-C log out and leave).\n"
             "Exit status: 0 after /quit or end of input, 1 when the --user login fails,\n"
             "2 for bad options.\n",

@@ -22,13 +22,13 @@ void chat_show_menu(struct chat *ch)
                "  3) broadcast to everyone\n"
                "  4) show received messages\n"
                "  5) log out\n"
-               "  or type /msg USER TEXT, /all TEXT, /users, /quit, /help",
+               "  or type /msg USER TEXT, /all TEXT, /users, /join ROOM, /rooms, /quit, /help",
                mp_client_user(ch->client) ? mp_client_user(ch->client) : "?");
 }
 
 void chat_set_state(struct chat *ch, enum chat_state st)
 {
-    char prompt[CHAT_NAME_MAX + 32];
+    char prompt[CHAT_NAME_MAX + CHAT_ROOM_MAX + 32];
     ch->state = st;
     int secret = 0;
     switch (st) {
@@ -45,8 +45,9 @@ void chat_set_state(struct chat *ch, enum chat_state st)
         secret = 1;
         break;
     case ST_CHAT:
-        snprintf(prompt, sizeof prompt, "%s> ",
-                 mp_client_user(ch->client) ? mp_client_user(ch->client) : "");
+        snprintf(prompt, sizeof prompt, "%s%s%s> ",
+                 mp_client_user(ch->client) ? mp_client_user(ch->client) : "",
+                 ch->room[0] ? " #" : "", ch->room);
         break;
     case ST_SEND_TO:
         snprintf(prompt, sizeof prompt, "to: ");
@@ -104,7 +105,11 @@ void chat_handle_line(struct chat *ch, const char *line)
         main_menu(ch, line);
         break;
     case ST_CHAT:
-        chat_menu(ch, line);
+        if (ch->room[0] != '\0') {
+            if (line[0] != '\0') chat_room_say(ch, ch->room, line);
+        } else {
+            chat_menu(ch, line);
+        }
         break;
     case ST_LOGIN_USER:
     case ST_REGISTER_USER:

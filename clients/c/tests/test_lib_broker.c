@@ -28,6 +28,10 @@ struct inbox {
     int presence_online;
     int bye_code, error_code;
     mp_client *echo_to_sender; /* when set, on_msg answers the sender with a blocking send */
+    int room_msgs;
+    uint64_t room_seqs[MAX_SEEN];
+    char room[80], room_from[40], room_body[256];
+    int room_body_is_bin;
 };
 
 static void keep(struct inbox *in, const mp_message *m)
@@ -92,7 +96,24 @@ static void on_error(mp_client *c, int code, const char *error, void *ud)
     in->errors++;
 }
 
-static const mp_callbacks recorder = {on_msg, on_broadcast, on_presence, on_bye, on_error};
+static void on_room_msg(mp_client *c, const mp_room_msg *m, void *ud)
+{
+    (void)c;
+    struct inbox *in = ud;
+    assert_int_equal(((const char *)m->body)[m->body_len], '\0');
+    if (in->room_msgs < MAX_SEEN) in->room_seqs[in->room_msgs] = m->seq;
+    in->room_msgs++;
+    snprintf(in->room, sizeof in->room, "%s", m->room);
+    snprintf(in->room_from, sizeof in->room_from, "%s", m->from);
+    size_t n = m->body_len < sizeof in->room_body - 1 ? m->body_len : sizeof in->room_body - 1;
+    memcpy(in->room_body, m->body, n);
+    in->room_body[n] = '\0';
+    in->room_body_is_bin = m->body_is_bin;
+    assert_true(m->ts > 1600000000000LL);
+}
+
+static const mp_callbacks recorder = {on_msg, on_broadcast, on_presence, on_bye, on_error,
+                                      on_room_msg};
 
 static void listen_on(mp_client *c, struct inbox *in)
 {
@@ -690,6 +711,110 @@ static void test_own_event_loop(void **state)
     mp_client_free(cb);
 }
 
+static void test_rooms(void **state)
+{
+    (void)state;
+    char alice[40], bob[40], carol[40], room[40], priv[40];
+    struct inbox ain, bin;
+    mp_client *a = test_login_new(alice, sizeof alice, "ra");
+    listen_on(a, &ain);
+    mp_client *b = test_login_new(bob, sizeof bob, "rb");
+    listen_on(b, &bin);
+    mp_client *c = test_login_new(carol, sizeof carol, "rc");
+    test_user(room, sizeof room, "room");
+    test_user(priv, sizeof priv, "priv");
+
+    assert_int_equal(mp_room_create(a, room, "A title", 0), MP_OK);
+    assert_int_equal(mp_room_create(b, room, NULL, 0), MP_ERR_SERVER);
+    assert_int_equal(mp_client_code(b), 409);
+    uint64_t seq = 99;
+    assert_int_equal(mp_room_join(b, room, &seq), MP_OK);
+    assert_int_equal(seq, 0);
+
+    uint64_t seqs[3];
+    assert_int_equal(mp_room_send(a, room, "one", 3, MP_BODY_STR, &seqs[0]), MP_OK);
+    assert_int_equal(mp_room_send(a, room, "\x00\x01", 2, MP_BODY_BIN, &seqs[1]), MP_OK);
+    assert_int_equal(mp_room_send(a, room, "three", 5, MP_BODY_STR, &seqs[2]), MP_OK);
+    assert_true(seqs[0] < seqs[1] && seqs[1] < seqs[2]);
+    assert_int_equal(test_run_until(b, &bin.room_msgs, 3, 10000), 3);
+    assert_memory_equal(bin.room_seqs, seqs, sizeof seqs);
+    assert_string_equal(bin.room, room);
+    assert_string_equal(bin.room_from, alice);
+    assert_string_equal(bin.room_body, "three");
+    assert_int_equal(bin.room_body_is_bin, 0);
+    mp_client_run(a, 100);
+    assert_int_equal(ain.room_msgs, 0); /* not to the sender */
+
+    mp_room_history *h = NULL;
+    assert_int_equal(mp_room_history_get(b, room, 0, 2, &h), MP_OK);
+    assert_int_equal(h->n, 2);
+    assert_int_equal(h->messages[0].seq, seqs[1]);
+    assert_int_equal(h->messages[0].body_is_bin, 1);
+    assert_int_equal(h->messages[0].body_len, 2);
+    assert_memory_equal(h->messages[0].body, "\x00\x01", 2);
+    assert_string_equal(h->messages[1].body, "three");
+    assert_string_equal(h->messages[1].from, alice);
+    assert_string_equal(h->messages[1].room, room);
+    uint64_t first = h->messages[0].seq;
+    mp_room_history_free(h);
+    assert_int_equal(mp_room_history_get(b, room, first, 0, &h), MP_OK);
+    assert_int_equal(h->n, 1);
+    assert_string_equal(h->messages[0].body, "one");
+    mp_room_history_free(h);
+    assert_int_equal(mp_room_history_get(c, room, 0, 0, &h), MP_ERR_SERVER);
+    assert_int_equal(mp_client_code(c), 403);
+    assert_null(h);
+
+    assert_int_equal(mp_room_read(b, room, seqs[0]), MP_OK);
+    assert_int_equal(mp_room_create(b, priv, NULL, 1), MP_OK);
+    mp_room_list *list = NULL;
+    assert_int_equal(mp_room_list_get(b, &list), MP_OK);
+    assert_int_equal(list->n, 2);
+    for (size_t i = 0; i < list->n; i++) {
+        const mp_room_info *e = &list->rooms[i];
+        if (strcmp(e->room, room) == 0) {
+            assert_string_equal(e->title, "A title");
+            assert_int_equal(e->is_private, 0);
+            assert_int_equal(e->seq, seqs[2]);
+            assert_int_equal(e->read, seqs[0]);
+            assert_int_equal(e->unread, 2);
+            assert_int_equal(e->members, 2);
+        } else {
+            assert_string_equal(e->room, priv);
+            assert_string_equal(e->title, "");
+            assert_int_equal(e->is_private, 1);
+            assert_int_equal(e->members, 1);
+        }
+    }
+    mp_room_list_free(list);
+
+    assert_int_equal(mp_room_join(c, priv, NULL), MP_ERR_SERVER);
+    assert_int_equal(mp_client_code(c), 403);
+    assert_int_equal(mp_room_invite(b, priv, carol), MP_OK);
+    assert_int_equal(mp_room_join(c, priv, NULL), MP_OK);
+    mp_userlist *members = NULL, *online = NULL;
+    assert_int_equal(mp_room_members(c, priv, &members, &online), MP_OK);
+    assert_int_equal(members->n, 2);
+    assert_int_equal(members->total, 2);
+    assert_true(lists(members, bob) && lists(members, carol));
+    assert_true(lists(online, bob) && lists(online, carol));
+    mp_userlist_free(members);
+    mp_userlist_free(online);
+
+    assert_int_equal(mp_room_leave(c, priv), MP_OK);
+    assert_int_equal(mp_room_leave(c, priv), MP_ERR_SERVER);
+    assert_int_equal(mp_client_code(c), 404);
+    assert_int_equal(mp_room_send(c, priv, "x", 1, MP_BODY_STR, NULL), MP_ERR_SERVER);
+    assert_int_equal(mp_client_code(c), 403);
+    assert_int_equal(mp_room_join(c, "no such room!", NULL), MP_ERR_SERVER);
+    assert_int_equal(mp_client_code(c), 404);
+    assert_int_equal(mp_room_join(c, "", NULL), MP_ERR_INVAL);
+    assert_int_equal(mp_room_list_get(c, NULL), MP_ERR_INVAL);
+    mp_client_free(a);
+    mp_client_free(b);
+    mp_client_free(c);
+}
+
 static void test_blocking_call_inside_a_callback(void **state)
 {
     (void)state;
@@ -739,6 +864,7 @@ int main(void)
         cmocka_unit_test(test_async_requests),
         cmocka_unit_test(test_own_event_loop),
         cmocka_unit_test(test_blocking_call_inside_a_callback),
+        cmocka_unit_test(test_rooms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
