@@ -29,6 +29,9 @@ static const luaL_Reg moonpost_functions[] = {
     {"isbin", mpl_isbin},
     {"array", mpl_array},
     {"random_token", mpl_random_token},
+    {"sha256", mpl_sha256},
+    {"sha256_update", mpl_sha256_update},
+    {"sha256_final", mpl_sha256_final},
     /* options the scripts declare */
     {"option", mpl_option},
     /* delivery and presence */

@@ -31,6 +31,11 @@ int mpl_session_subscribe(lua_State *L);
 int mpl_session_unsubscribe(lua_State *L);
 int mpl_session_follow_envelope(lua_State *L);
 
+/* luahost_crypto.c: SHA-256, one shot and incremental */
+int mpl_sha256(lua_State *L);
+int mpl_sha256_update(lua_State *L);
+int mpl_sha256_final(lua_State *L);
+
 /* luahost_options.c: moonpost.option */
 int mpl_option(lua_State *L);
 

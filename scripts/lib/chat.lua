@@ -20,6 +20,11 @@ local login_addr_max_failures = mp.option("login_addr_max_failures", { type = "i
   doc = "failed logins per address, any user, per login_failure_window, then 429" })
 local login_failure_window = mp.option("login_failure_window", { type = "int", default = 300,
   min = 1, max = 86400, doc = "seconds over which failed logins are counted" })
+local mailbox_max = mp.option("mailbox_max", { type = "int", default = 10000, min = 1,
+  max = 100000000, doc = "messages one mailbox holds; a send past it is answered 507" })
+local mailbox_per_sender = mp.option("mailbox_per_sender", { type = "int", default = 1000,
+  min = 1, max = 100000000,
+  doc = "unacked messages from one sender in one mailbox; past it that sender is answered 429" })
 local login_backoff_max = mp.option("login_backoff_max", { type = "int", default = 5, min = 0,
   max = 3600,
   doc = "most seconds a login of a user with many failures waits before its check (0 = none)" })
@@ -52,16 +57,43 @@ function chat.is_body(b)
   return type(b) == "string" or mp.isbin(b)
 end
 
--- Fails the request with Redis's error and returns true: 503 when Redis is unreachable, or
--- out of memory (maxmemory reached: a write is refused with an OOM error), else 500.
-function chat.storage_failed(s, err)
-  if err.code == 503 then return s:fail(503, "storage unavailable") end
+-- The code and reason for Redis's error ERR: 503 when Redis is unreachable, or out of memory
+-- (maxmemory reached: a write is refused with an OOM error), else 500.
+function chat.storage_error(err)
+  if err.code == 503 then return 503, "storage unavailable" end
   if err.msg:find("^OOM") then
     mp.log("warn", "redis is out of memory, a write was refused:", err.msg)
-    return s:fail(503, "storage full")
+    return 503, "storage full"
   end
   mp.log("error", "redis:", err.msg)
-  return s:fail(500, "storage error")
+  return 500, "storage error"
+end
+
+-- Fails the request with Redis's error (chat.storage_error).
+function chat.storage_failed(s, err)
+  return s:fail(chat.storage_error(err))
+end
+
+-- A private message from FROM to TO carrying FIELDS (body, and file for a file): stored in
+-- TO's mailbox, then pushed at once when TO is online on any node. Returns mid, online; or
+-- nil, code, reason (404 no such user, 507 mailbox full, 429 too many unread from FROM, 503 or
+-- 500 storage).
+function chat.store_private(from, to, fields)
+  local ts = mp.now()
+  local blob = mp.encode{ from = from, to = to, body = fields.body, ts = ts, file = fields.file }
+  local stored, err = mp.redis("FCALL", "moonpost_store", 3, chat.key.user(to),
+                               chat.key.mailbox(to), chat.key.mailbox_senders(to),
+                               mailbox_max, blob, ts, mailbox_per_sender, from)
+  if not stored then return nil, chat.storage_error(err) end
+  if stored == -404 then return nil, 404, "no such user" end
+  if stored == -507 then return nil, 507, "mailbox full" end
+  if stored == -429 then return nil, 429, "too many unread messages to this user" end
+  -- prev (the newest message waiting before this one) keeps pushes in mid order across nodes
+  local mid, prev = stored[1], stored[2]
+  local online = mp.deliver(to, { type = "msg", mid = mid, from = from, to = to,
+                                  body = fields.body, ts = ts, offline = false,
+                                  file = fields.file }, mid, prev)
+  return mid, online
 end
 
 -- Fails the request after mp.pwhash/mp.pwverify returned nil: 503 "busy" with retry_after
@@ -120,7 +152,7 @@ function chat.replay(s)
       local m = mp.decode(chat.mailbox_blob(member))
       if m then
         s:push({ type = "msg", mid = mid, from = m.from, to = m.to, body = m.body, ts = m.ts,
-                 offline = true }, mid)
+                 offline = true, file = m.file }, mid)
       else
         mp.log("error", "mailbox of", user, ": message", mid, "cannot be decoded, skipped")
       end
