@@ -67,12 +67,35 @@ static mp_err on_res(mp_client *c, uint8_t *body, size_t len, const struct frame
     return MP_OK;
 }
 
+/* The values of a msg's `file` map {fid, name, size} (F: the field, positioned after the map
+ * header). 0 when it is not such a map. The values are pointed at, not terminated yet. */
+static int read_file_ref(const struct mp_field *f, struct mp_field ref[3])
+{
+    if (!f->found || f->item.type != MSGREAD_MAP) return 0;
+    struct mpr r = f->after;
+    for (uint32_t i = 0; i < f->item.v.count; i++) {
+        struct msgread_item key;
+        if (msgread_next(&r, &key) != MSGREAD_OK || key.type != MSGREAD_STR) return 0;
+        for (int k = 0; k < 3; k++) {
+            if (key.v.str.len != strlen(ref[k].key) ||
+                memcmp(key.v.str.ptr, ref[k].key, key.v.str.len) != 0)
+                continue;
+            struct mpr at = r;
+            if (msgread_next(&at, &ref[k].item) != MSGREAD_OK) return 0;
+            ref[k].found = 1;
+        }
+        if (msgread_skip(&r, FRAME_MAX_DEPTH) != MSGREAD_OK) return 0;
+    }
+    return is_bytes(&ref[0]) && is_bytes(&ref[1]) && ref[2].found &&
+           ref[2].item.type == MSGREAD_UINT;
+}
+
 /* Reads a msg or broadcast; 0 when a field it cannot do without is missing. */
 static int read_message(uint8_t *body, size_t len, mp_message *m)
 {
-    struct mp_field f[] = {{.key = "mid"},  {.key = "from"}, {.key = "to"},
-                           {.key = "body"}, {.key = "ts"},   {.key = "offline"}};
-    mp_fields_read(body, len, f, 6);
+    struct mp_field f[] = {{.key = "mid"}, {.key = "from"},    {.key = "to"},  {.key = "body"},
+                           {.key = "ts"},  {.key = "offline"}, {.key = "file"}};
+    mp_fields_read(body, len, f, 7);
     if (!f[0].found || f[0].item.type != MSGREAD_UINT || !is_bytes(&f[1]) || !is_bytes(&f[3])) return 0;
     memset(m, 0, sizeof *m);
     m->mid = f[0].item.v.u;
@@ -80,10 +103,17 @@ static int read_message(uint8_t *body, size_t len, mp_message *m)
     m->body_is_bin = f[3].item.type == MSGREAD_BIN;
     m->ts = int_or(&f[4], 0);
     m->offline = bool_or(&f[5], 0);
+    struct mp_field ref[3] = {{.key = "fid"}, {.key = "name"}, {.key = "size"}};
+    int has_file = read_file_ref(&f[6], ref);
     /* every field is read: now the values may be NUL-terminated in place */
     m->from = mp_field_cstr(&f[1]);
     m->to = is_bytes(&f[2]) ? mp_field_cstr(&f[2]) : "";
     m->body = mp_field_cstr(&f[3]);
+    if (has_file) {
+        m->file_fid = mp_field_cstr(&ref[0]);
+        m->file_name = mp_field_cstr(&ref[1]);
+        m->file_size = ref[2].item.v.u;
+    }
     return 1;
 }
 

@@ -42,6 +42,7 @@ extern "C" {
 #define MP_DEFAULT_PORT 8889
 #define MP_DEFAULT_TIMEOUT_MS 10000
 #define MP_DEFAULT_ADMIN_SOCKET "/run/moonpost/admin.sock"
+#define MP_NAME_MAX_PUBLIC 64 /* user names are at most 32 bytes; room for more */
 
 /* ---------------------------------------------------------------------------------------------
  * Errors
@@ -360,6 +361,12 @@ typedef struct mp_message {
     int body_is_bin; /* 1 when sent as bin, 0 for str */
     int64_t ts;      /* ms since the epoch, when the broker accepted it */
     int offline;     /* msg: 1 when replayed from the mailbox after login/resume */
+    /* msg announcing a file (file transfer below): its id and name (NUL-terminated; the name
+     * comes from the sender: sanitize it with mp_file_safe_name before using it as a path) and
+     * size. file_fid is NULL for any other message. */
+    const char *file_fid;
+    const char *file_name;
+    uint64_t file_size;
 } mp_message;
 
 typedef struct mp_callbacks {
@@ -435,6 +442,71 @@ MP_API mp_err mp_client_run(mp_client *c, int timeout_ms);
 /* Makes mp_client_run return after the current callback. Called from a callback that ran
  * inside a blocking request, it makes the next mp_client_run return at once. */
 MP_API void mp_client_stop(mp_client *c);
+
+/* ---------------------------------------------------------------------------------------------
+ * File transfer (docs/protocol.md, "File transfer"; docs/client.md)
+ *
+ * A file goes up in chunks (a window of 8 in flight) and is stored by the broker; once it is
+ * all there its recipient gets a msg whose file_fid, file_name and file_size are set. An upload
+ * whose connection ends reconnects (mp_client_reconnect, with the session's token) up to 3
+ * times and goes on from the bytes the broker has (file.status); a program that restarts goes
+ * on with mp_file_resume*. These calls run the connection (like mp_client_run) until they
+ * return, so pushes reach their callbacks meanwhile.
+ * ------------------------------------------------------------------------------------------ */
+
+#define MP_FID_LEN 32 /* a file id: 32 lowercase hex digits */
+
+/* Called after each reply with the bytes the broker has (upload) or written (download). */
+typedef void (*mp_progress_fn)(mp_client *c, uint64_t done, uint64_t total, void *ud);
+
+/* What file.status answers. */
+typedef struct mp_file_info {
+    char name[256]; /* as the sender gave it: see mp_file_safe_name */
+    char from[MP_NAME_MAX_PUBLIC + 1];
+    char to[MP_NAME_MAX_PUBLIC + 1];
+    uint64_t size, received;
+    int complete;       /* the msg is in the recipient's mailbox: the file can be fetched */
+    uint32_t chunk_max; /* bytes per chunk the broker takes (0 when it did not say) */
+} mp_file_info;
+
+/* Offers LEN (> 0) bytes of DATA named NAME (1-255 bytes, no '/') to user TO and uploads them.
+ * FID (MP_FID_LEN + 1 bytes) gets the file id as soon as the offer is answered ("" before), so
+ * that a failed upload can be resumed. Broker codes: 404 no such user, 413 larger than the
+ * broker's max_file_size, 507 the sender's files in flight would exceed its file_quota; at
+ * the last chunk, the codes of a send (507 or 429: the recipient's mailbox is full; the file
+ * waits, resume it later). */
+MP_API mp_err mp_file_send(mp_client *c, const char *to, const char *name, const void *data,
+                           size_t len, char fid[MP_FID_LEN + 1], mp_progress_fn progress,
+                           void *ud);
+
+/* As mp_file_send, for the regular file at PATH, named after its last component. */
+MP_API mp_err mp_file_send_path(mp_client *c, const char *to, const char *path,
+                                char fid[MP_FID_LEN + 1], mp_progress_fn progress, void *ud);
+
+/* Goes on with the upload of FID (the same bytes as the first time) from where the broker
+ * stands. MP_OK at once when the file is complete already. */
+MP_API mp_err mp_file_resume(mp_client *c, const char *fid, const void *data, size_t len,
+                             mp_progress_fn progress, void *ud);
+MP_API mp_err mp_file_resume_path(mp_client *c, const char *fid, const char *path,
+                                  mp_progress_fn progress, void *ud);
+
+/* file.status of FID into *OUT. Broker codes: 403 neither its sender nor its recipient,
+ * 404 unknown or expired. */
+MP_API mp_err mp_file_status(mp_client *c, const char *fid, mp_file_info *out);
+
+#define MP_FILE_OVERWRITE 1 /* mp_file_fetch: replace PATH when it exists */
+
+/* Downloads the complete file FID to PATH. PATH is created (mode 0644, not through a symbolic
+ * link); when it exists the call fails with MP_ERR_INVAL unless FLAGS has MP_FILE_OVERWRITE.
+ * On failure PATH is removed. Broker codes: 403, 404, 409 not complete yet. */
+MP_API mp_err mp_file_fetch(mp_client *c, const char *fid, const char *path, int flags,
+                            mp_progress_fn progress, void *ud);
+
+/* A file name another user chose, made safe as one path component in a directory: control
+ * characters are dropped, '/' and backslash become '_', leading dots and trailing dots and spaces go
+ * (no "..", no hidden file), and an empty result becomes "file". Writes at most SIZE bytes with
+ * the NUL into OUT; returns the length. */
+MP_API size_t mp_file_safe_name(const char *name, char *out, size_t size);
 
 /* ---------------------------------------------------------------------------------------------
  * Reconnecting

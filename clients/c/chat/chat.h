@@ -23,6 +23,7 @@ enum chat_state {
     ST_SEND_TO,
     ST_SEND_TEXT,
     ST_BROADCAST_TEXT,
+    ST_CONFIRM_OVERWRITE, /* /get: the file exists, replace it? */
 };
 
 struct inbox_entry {
@@ -31,6 +32,16 @@ struct inbox_entry {
     int offline;
     char from[CHAT_NAME_MAX];
     char *text; /* printable, owned */
+};
+
+#define CHAT_FILES 100 /* received files kept for /files */
+#define CHAT_PATH_MAX 4096
+
+struct chat_file {
+    char fid[MP_FID_LEN + 1];
+    char from[CHAT_NAME_MAX];
+    char name[256]; /* made safe (mp_file_safe_name) */
+    uint64_t size;
 };
 
 struct chat {
@@ -48,6 +59,11 @@ struct chat {
     size_t inbox_len, inbox_next;
     char room[CHAT_ROOM_MAX + 1]; /* the current room, which typed lines go to; "" for none */
     uint64_t room_seen;           /* the highest seq of it shown and not yet marked read */
+    struct chat_file files[CHAT_FILES];
+    size_t files_len, files_next;
+    const char *download_dir; /* where /get saves a file without a path */
+    char pending_fid[MP_FID_LEN + 1]; /* the /get waiting for "overwrite?" */
+    char pending_path[CHAT_PATH_MAX];
 };
 
 /* menu.c: the menus and dialogs; every typed line goes through chat_handle_line. */
@@ -68,6 +84,17 @@ int chat_logged_in(struct chat *ch); /* 1, or 0 after saying why not */
 void chat_report(struct chat *ch, const char *action, mp_err err);
 void chat_connection_lost(struct chat *ch, mp_err err);
 void chat_tick(struct chat *ch); /* keepalive and reconnect, from the main loop */
+
+/* files.c: file transfer. */
+void chat_send_file(struct chat *ch, const char *to, const char *path);
+void chat_file_received(struct chat *ch, const mp_message *m);
+void chat_list_files(struct chat *ch);
+void chat_get_file(struct chat *ch, const char *fid, const char *path);
+void chat_confirm_overwrite(struct chat *ch, const char *answer);
+/* Where /get saves NAME (from another user): DIR/safe name without ARG, ARG/safe name when ARG
+ * is a directory, else ARG itself. 0, or -1 when it does not fit in SIZE. */
+int chat_download_path(const char *dir, const char *arg, const char *name, char *out,
+                       size_t size);
 
 /* rooms.c: the room commands and the current room. */
 void chat_room_join(struct chat *ch, const char *room);

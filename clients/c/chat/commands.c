@@ -194,6 +194,9 @@ static void help(void)
                "          /history [N]     the last N (20) messages of the current room\n"
                "          /leave [ROOM]    leave a room (the current one)\n"
                "          /inbox           the messages received so far\n"
+               "          /file USER PATH  send USER a file\n"
+               "          /files           the files received so far\n"
+               "          /get FID [PATH]  save a received file (in PATH, or PATH itself)\n"
                "          /logout          log out\n"
                "          /quit            log out and leave moonpost-chat\n"
                "          /help            this text");
@@ -244,6 +247,21 @@ int chat_slash_command(struct chat *ch, const char *line)
             chat_room_history(ch, room);
     } else if (strcmp(cmd, "/rooms") == 0) {
         chat_room_list(ch);
+    } else if (strcmp(cmd, "/file") == 0) {
+        split(rest, to, sizeof to, &rest);
+        if (to[0] == '\0' || rest[0] == '\0')
+            term_print("usage: /file USER PATH");
+        else
+            chat_send_file(ch, to, rest);
+    } else if (strcmp(cmd, "/files") == 0) {
+        chat_list_files(ch);
+    } else if (strcmp(cmd, "/get") == 0) {
+        char fid[MP_FID_LEN + 2];
+        split(rest, fid, sizeof fid, &rest);
+        if (fid[0] == '\0')
+            term_print("usage: /get FID [PATH]");
+        else
+            chat_get_file(ch, fid, rest);
     } else if (strcmp(cmd, "/inbox") == 0) {
         chat_show_inbox(ch);
     } else if (strcmp(cmd, "/logout") == 0) {

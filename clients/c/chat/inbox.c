@@ -68,6 +68,10 @@ static void on_msg(mp_client *c, const mp_message *m, void *ud)
 {
     (void)c;
     struct chat *ch = ud;
+    if (m->file_fid != NULL) {
+        chat_file_received(ch, m);
+        return;
+    }
     keep(ch, m, 0, printable(m));
     print_entry(&ch->inbox[(ch->inbox_next + CHAT_INBOX - 1) % CHAT_INBOX]);
 }

@@ -33,6 +33,7 @@ static void usage(FILE *out)
             "      --tls              speak TLS (to the broker's tls_listen port); the broker's\n"
             "                         certificate must be trusted and name HOST\n"
             "      --ca FILE          trust the CAs of FILE (PEM) instead of the system's\n"
+            "  -d, --download-dir DIR where /get saves files (default: the current directory)\n"
             "  -h, --help             this text\n"
             "After login type a menu number, or /msg USER TEXT, /all TEXT, /users, /quit,\n"
             "/join ROOM (then type to talk there), /rooms, /history [N], /leave, /help\n"
@@ -58,10 +59,11 @@ static int parse(int argc, char **argv, struct chat *ch, struct options *o)
         {"user", required_argument, NULL, 'u'}, {"password", required_argument, NULL, 'P'},
         {"register", no_argument, NULL, 'r'},   {"timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},       {"tls", no_argument, NULL, OPT_TLS},
-        {"ca", required_argument, NULL, OPT_CA}, {NULL, 0, NULL, 0},
+        {"ca", required_argument, NULL, OPT_CA}, {"download-dir", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
     };
     int opt;
-    while ((opt = getopt_long(argc, argv, "H:p:u:P:rt:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "H:p:u:P:rt:hd:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'H':
             ch->host = optarg;
@@ -92,6 +94,9 @@ static int parse(int argc, char **argv, struct chat *ch, struct options *o)
             break;
         case OPT_CA:
             o->ca_file = optarg;
+            break;
+        case 'd':
+            ch->download_dir = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -148,7 +153,8 @@ static void run(struct chat *ch)
 
 int main(int argc, char **argv)
 {
-    struct chat ch = {.host = "127.0.0.1", .port = MP_DEFAULT_PORT, .timeout_ms = 10000};
+    struct chat ch = {.host = "127.0.0.1", .port = MP_DEFAULT_PORT, .timeout_ms = 10000,
+                      .download_dir = "."};
     struct options o = {0};
     if (parse(argc, argv, &ch, &o) != 0) return 2;
 

@@ -58,6 +58,9 @@ void chat_set_state(struct chat *ch, enum chat_state st)
     case ST_BROADCAST_TEXT:
         snprintf(prompt, sizeof prompt, "message to everyone: ");
         break;
+    case ST_CONFIRM_OVERWRITE:
+        snprintf(prompt, sizeof prompt, "the file exists: overwrite? (y/n) ");
+        break;
     }
     term_prompt(prompt, secret);
 }
@@ -142,6 +145,9 @@ void chat_handle_line(struct chat *ch, const char *line)
     case ST_BROADCAST_TEXT:
         if (line[0] != '\0') chat_broadcast(ch, line);
         chat_set_state(ch, ST_CHAT);
+        break;
+    case ST_CONFIRM_OVERWRITE:
+        chat_confirm_overwrite(ch, line);
         break;
     }
 }
