@@ -242,6 +242,7 @@ mp_err mp_client_run(mp_client *c, int timeout_ms)
         if (err != MP_OK) return err;
         int64_t left = deadline < 0 ? -1 : deadline - mp_now_ms();
         if (deadline >= 0 && left <= 0) return MP_OK;
+        if (c->stop) continue; /* a callback of this step stopped the run: no wait first */
         can_read = wait_events(c, clamp_wait(c, left));
     }
 }

@@ -238,6 +238,39 @@ static void test_texts(void **state)
         assert_string_not_equal(mp_strerror((mp_err)e), "unknown error");
 }
 
+/* Names of received files come from another user: what mp_file_safe_name makes of them is
+ * one harmless path component. */
+static void test_file_safe_name(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"report.pdf", "report.pdf"},
+        {"../../etc/passwd", "_.._etc_passwd"},
+        {"..", "file"},
+        {".bashrc", "bashrc"},
+        {"a/b\\c", "a_b_c"},
+        {"evil\x1b]0;title\x07name\r\n.txt", "evil]0;titlename.txt"},
+        {"\x01\x02\x7f", "file"},
+        {"trailing. . ", "trailing"},
+        {"", "file"},
+        {"caf\xc3\xa9 \xe2\x82\xac.txt", "caf\xc3\xa9 \xe2\x82\xac.txt"},
+    };
+    char out[64];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = mp_file_safe_name(cases[i].in, out, sizeof out);
+        assert_string_equal(out, cases[i].out);
+        assert_int_equal(n, strlen(cases[i].out));
+    }
+    assert_int_equal(mp_file_safe_name(NULL, out, sizeof out), 4);
+    assert_string_equal(out, "file");
+    char small[4];
+    assert_int_equal(mp_file_safe_name("abcdef", small, sizeof small), 3);
+    assert_string_equal(small, "abc");
+    assert_int_equal(mp_file_safe_name("abc", out, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_peer_sends_garbage),
         cmocka_unit_test(test_raw_map_is_checked),
         cmocka_unit_test(test_texts),
+        cmocka_unit_test(test_file_safe_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
