@@ -145,7 +145,8 @@ local function check_sha256(fid, size)
   local state, at = f[2] or "", tonumber(f[3]) or 0
   while at < size do
     local piece
-    piece, err = mp.redis("GETRANGE", key.data(fid), at, math.min(size, at + READ_PIECE) - 1)
+    piece, err = mp.redis("FCALL", "moonpost_file_read", 1, key.data(fid), at,
+                          math.min(size - at, READ_PIECE))
     if not piece then return nil, err end
     if #piece == 0 then return nil, { code = 500, msg = "file data shorter than received" } end
     state = mp.sha256_update(state, piece)

@@ -3,6 +3,34 @@
 -- quota keys the tag {USER}, so that each function touches one slot of a Redis Cluster.
 return [[#!lua name=moonpost_files
 
+-- A file's data is a list of blocks of BLOCK bytes (the last one shorter): byte N is in block
+-- floor(N / BLOCK). 65280 bytes and the list node around them stay within one 64 KiB allocation of
+-- Redis's allocator, where one growing string costs a quarter more (docs/data-model.md).
+local BLOCK = 65280
+
+-- Appends DATA to the blocks of KEY, which hold RECEIVED bytes: the last block is filled up
+-- first, the rest goes in new blocks.
+local function append_blocks(key, received, data)
+  local pos, fill = 1, received % BLOCK
+  if fill > 0 then
+    local take = math.min(BLOCK - fill, #data)
+    redis.call('LSET', key, -1, redis.call('LINDEX', key, -1) .. string.sub(data, 1, take))
+    pos = take + 1
+  end
+  while pos <= #data do
+    redis.call('RPUSH', key, string.sub(data, pos, pos + BLOCK - 1))
+    pos = pos + BLOCK
+  end
+end
+
+-- Bytes OFFSET to LAST (inclusive, within the data) of the blocks of KEY.
+local function read_blocks(key, offset, last)
+  local first = math.floor(offset / BLOCK) -- (Redis's Lua 5.1 has no //)
+  local bytes = table.concat(redis.call('LRANGE', key, first, math.floor(last / BLOCK)))
+  local start = offset - first * BLOCK + 1
+  return string.sub(bytes, start, start + last - offset)
+end
+
 -- Drops the reservations of QUOTA (sorted set fid -> deadline ms) whose deadline is past NOW,
 -- taking their bytes off CHARGES (hash fid -> bytes, and "bytes": the total). At most 100 per
 -- call: the rest go at the next call.
@@ -56,7 +84,7 @@ redis.register_function('moonpost_file_offer', function(keys, args)
   return 1
 end)
 
--- KEYS: the file's hash, its data (a string the chunks are appended to).
+-- KEYS: the file's hash, its data (blocks, above).
 -- ARGV: sender, offset, data, now (ms), and for a file with a sha256 the caller's hash state
 -- before the data and after it ("" when it did not hash this chunk).
 -- Appends the chunk when OFFSET is the bytes received so far and it ends within the size. The
@@ -76,7 +104,7 @@ redis.register_function('moonpost_file_chunk', function(keys, args)
   if f[4] and args[6] ~= '' and tonumber(f[6]) == received and f[5] == args[5] then
     redis.call('HSET', keys[1], 'hs', args[6], 'hs_at', after)
   end
-  redis.call('APPEND', keys[2], args[3])
+  append_blocks(keys[2], received, args[3])
   if received == 0 then redis.call('PEXPIREAT', keys[2], redis.call('PEXPIRETIME', keys[1])) end
   redis.call('HSET', keys[1], 'received', after)
   if after < size then return { 200, after } end
@@ -119,7 +147,14 @@ redis.register_function{function_name = 'moonpost_file_get', flags = {'no-writes
   local offset, size = tonumber(args[2]), tonumber(f[3])
   if offset > size then return { 400 } end
   if offset == size then return { 200, '' } end
-  local last = math.min(size, offset + tonumber(args[3])) - 1
-  return { 200, redis.call('GETRANGE', keys[2], offset, last) }
+  return { 200, read_blocks(keys[2], offset, math.min(size, offset + tonumber(args[3])) - 1) }
+end}
+
+-- KEYS: a file's data. ARGV: offset, length (both within the data). Its bytes, for the broker's
+-- own reading (the sha256 check), without the checks of moonpost_file_get.
+redis.register_function{function_name = 'moonpost_file_read', flags = {'no-writes'},
+                        callback = function(keys, args)
+  local offset = tonumber(args[1])
+  return read_blocks(keys[1], offset, offset + tonumber(args[2]) - 1)
 end}
 ]]

@@ -153,6 +153,16 @@ class FilesTest(BrokerTest):
         # the sender may read it back too, with other lengths
         self.assertEqual(self.f.download(a, fid, len(data), 40000), data)
 
+    def test_chunks_of_any_size_and_reads_across_them(self):
+        a, b = self.pair()
+        data = os.urandom(MiB + 99)
+        r = self.f.offer(a, b.user, data)
+        replies = self.f.chunks(a, r["fid"], data, 0, 40001)
+        self.assertEqual({x["code"] for x in replies}, {200})
+        self.file_msg(b, r["fid"])
+        self.assertEqual(self.f.download(b, r["fid"], len(data), r["chunk_max"]), data)
+        self.assertEqual(self.f.download(b, r["fid"], len(data), 777), data)
+
     def test_chunk_invalid_fields_400(self):
         a, b = self.pair()
         r = self.f.offer(a, b.user, b"0123456789")
