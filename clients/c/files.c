@@ -13,6 +13,7 @@
 #define WINDOW 8         /* chunks (or reads) in flight */
 #define RECONNECTS 3     /* reconnects one upload or download may make */
 #define READ_MAX 65536u  /* bytes per file.get when the broker's chunk_max is larger */
+#define BUSY_PAUSE_MS 250 /* after a 429 (the broker's request_rate): wait, then go on */
 
 /* Where the bytes of an upload come from: a buffer, or a file read at offsets. */
 struct source {
@@ -51,12 +52,14 @@ struct window {
     int have_received;
     /* downloads */
     int fd;
-    uint64_t done; /* bytes written */
+    uint64_t done;   /* bytes written */
+    uint32_t length; /* bytes per piece */
+    uint8_t *pieces; /* per piece: 1 once written */
 };
 
 struct slot {
     struct window *w;
-    uint64_t offset;
+    size_t index; /* of the piece: bytes index * length, up to length of them */
 };
 
 static void window_fail(struct window *w, mp_err err, const mp_reply *r)
@@ -113,8 +116,19 @@ static mp_err send_chunk(struct window *w, const char *fid, uint64_t offset, con
     return err;
 }
 
+/* Waits BUSY_PAUSE_MS, serving the connection meanwhile. */
+static mp_err wait_busy(mp_client *c)
+{
+    int64_t until = mp_now_ms() + BUSY_PAUSE_MS;
+    mp_err err = MP_OK;
+    for (int64_t left = BUSY_PAUSE_MS; err == MP_OK && left > 0; left = until - mp_now_ms())
+        err = mp_client_run(c, (int)left);
+    return err;
+}
+
 /* Sends SRC from START in chunks of CHUNK_MAX until the broker has it all. A 409 (another
- * connection moved the upload on) rewinds to the broker's `received`. Returns MP_OK, the
+ * connection moved the upload on) rewinds to the broker's `received`, and so does a 429 (the
+ * broker's request_rate) after a pause. Returns MP_OK, the
  * broker's error (MP_ERR_SERVER), or the connection's. */
 static mp_err upload_from(mp_client *c, const char *fid, const struct source *src, uint64_t start,
                           uint32_t chunk_max, mp_progress_fn progress, void *ud)
@@ -140,10 +154,11 @@ static mp_err upload_from(mp_client *c, const char *fid, const struct source *sr
         err = mp_client_run(c, c->timeout_ms);
         if (progress) progress(c, w.received, src->size, ud);
         if (err == MP_OK && w.failed && w.inflight == 0) {
-            if (w.code != 409) {
+            if (w.code != 409 && w.code != 429) {
                 err = mp_fail(c, w.err, w.code, "%s", w.why);
                 break;
             }
+            if (w.code == 429) err = wait_busy(c);
             sent = w.received; /* resume where the broker is */
             w.failed = 0;
         }
@@ -348,9 +363,10 @@ static void on_read(mp_client *c, mp_err err, const mp_reply *r, void *ud)
     if (err != MP_OK) {
         window_fail(w, err, r);
     } else {
+        uint64_t offset = (uint64_t)s->index * w->length;
         size_t put = 0;
         while (put < len) {
-            ssize_t n = pwrite(w->fd, data + put, len - put, (off_t)(s->offset + put));
+            ssize_t n = pwrite(w->fd, data + put, len - put, (off_t)(offset + put));
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) break;
             put += (size_t)n;
@@ -360,19 +376,21 @@ static void on_read(mp_client *c, mp_err err, const mp_reply *r, void *ud)
             w->failed = 1;
             w->err = MP_ERR_IO;
             w->code = 0;
+        } else if (!w->pieces[s->index]) {
+            w->pieces[s->index] = 1;
+            w->done += len;
         }
-        w->done += len;
     }
     free(s);
     mp_client_stop(c);
 }
 
-static mp_err send_read(struct window *w, const char *fid, uint64_t offset, uint32_t length)
+static mp_err send_read(struct window *w, const char *fid, size_t index, uint32_t length)
 {
     struct slot *s = malloc(sizeof *s);
     if (s == NULL) return mp_fail(w->c, MP_ERR_NOMEM, 0, "out of memory");
     s->w = w;
-    s->offset = offset;
+    s->index = index;
     msgpack_packer pk;
     uint64_t id = 0;
     mp_err err = mp_start(w->c, &pk, "file.get", 3, 1, &id);
@@ -380,7 +398,7 @@ static mp_err send_read(struct window *w, const char *fid, uint64_t offset, uint
         mp_pack_cstr(&pk, "fid");
         mp_pack_cstr(&pk, fid);
         mp_pack_cstr(&pk, "offset");
-        msgpack_pack_uint64(&pk, offset);
+        msgpack_pack_uint64(&pk, (uint64_t)index * w->length);
         mp_pack_cstr(&pk, "length");
         msgpack_pack_uint32(&pk, length);
         err = mp_finish_async(w->c, id, on_read, s);
@@ -393,25 +411,38 @@ static mp_err send_read(struct window *w, const char *fid, uint64_t offset, uint
     return MP_OK;
 }
 
-/* Reads the whole of FID (SIZE bytes) into FD, WINDOW reads in flight. */
-static mp_err download(mp_client *c, const char *fid, int fd, uint64_t size, uint32_t length,
+/* Reads the pieces of FID (SIZE bytes, in pieces of W->length) not written yet into W->fd,
+ * WINDOW reads in flight; after a 429 (the broker's request_rate) it pauses and asks again for
+ * what is missing. */
+static mp_err download(mp_client *c, const char *fid, struct window *w, uint64_t size,
                        mp_progress_fn progress, void *ud)
 {
-    struct window w = {.c = c, .fd = fd};
-    uint64_t asked = 0;
+    size_t count = (size_t)((size + w->length - 1) / w->length), next = 0;
     mp_err err = MP_OK;
-    while (err == MP_OK && (w.done < size || w.inflight > 0) && !(w.failed && w.inflight == 0)) {
-        while (!w.failed && w.inflight < WINDOW && asked < size) {
-            uint32_t n = size - asked < length ? (uint32_t)(size - asked) : length;
-            err = send_read(&w, fid, asked, n);
+    while (err == MP_OK && (w->done < size || w->inflight > 0)) {
+        while (!w->failed && w->inflight < WINDOW && next < count) {
+            if (w->pieces[next]) {
+                next++;
+                continue;
+            }
+            uint64_t offset = (uint64_t)next * w->length;
+            uint32_t n = size - offset < w->length ? (uint32_t)(size - offset) : w->length;
+            err = send_read(w, fid, next++, n);
             if (err != MP_OK) break;
-            asked += n;
         }
         if (err != MP_OK) break;
+        if (w->inflight == 0 && !w->failed && next >= count) break; /* cannot happen */
         err = mp_client_run(c, c->timeout_ms);
-        if (progress) progress(c, w.done, size, ud);
+        if (progress) progress(c, w->done, size, ud);
+        if (err == MP_OK && w->failed && w->inflight == 0) {
+            if (w->code != 429) break;
+            err = wait_busy(c);
+            w->failed = 0;
+            next = 0; /* ask again for what is missing */
+        }
     }
-    if (err == MP_OK && w.failed) err = mp_fail(c, w.err, w.code, "%s", w.why);
+    if (err == MP_OK && w->failed) err = mp_fail(c, w->err, w->code, "%s", w->why);
+    if (err == MP_OK && w->done < size) err = mp_fail(c, MP_ERR_PROTOCOL, 0, "the file is short");
     return err;
 }
 
@@ -431,13 +462,18 @@ mp_err mp_file_fetch(mp_client *c, const char *fid, const char *path, int flags,
         if (errno == EEXIST) return mp_fail(c, MP_ERR_INVAL, 0, "%s exists", path);
         return mp_fail(c, MP_ERR_IO, 0, "cannot create %s: %s", path, strerror(errno));
     }
-    uint32_t length = info.chunk_max && info.chunk_max < READ_MAX ? info.chunk_max : READ_MAX;
-    for (int reconnects = 0;; reconnects++) {
-        err = download(c, fid, fd, info.size, length, progress, ud);
+    struct window w = {.c = c, .fd = fd};
+    w.length = info.chunk_max && info.chunk_max < READ_MAX ? info.chunk_max : READ_MAX;
+    w.pieces = calloc((size_t)((info.size + w.length - 1) / w.length) + 1, 1);
+    if (w.pieces == NULL) err = mp_fail(c, MP_ERR_NOMEM, 0, "out of memory");
+    for (int reconnects = 0; err == MP_OK; reconnects++) {
+        err = download(c, fid, &w, info.size, progress, ud);
         if (err == MP_OK || !transient(err) || reconnects >= RECONNECTS) break;
+        w.failed = 0;
+        w.inflight = 0;
         err = mp_client_reconnect(c, c->timeout_ms, NULL);
-        if (err != MP_OK) break;
     }
+    free(w.pieces);
     if (close(fd) != 0 && err == MP_OK)
         err = mp_fail(c, MP_ERR_IO, 0, "cannot write %s: %s", path, strerror(errno));
     if (err != MP_OK) unlink(path);
