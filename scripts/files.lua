@@ -221,6 +221,7 @@ mp.on("file.chunk", function(s, m)
   if code == 409 then return s:fail(409, "offset is not received", { received = r[2] }) end
   if code == 400 then return s:fail(400, "past the file's size", { received = r[2] }) end
   if r[3] == 1 then -- the last chunk: the msg goes to the recipient before the answer
+    s.data.fhash[fid] = nil
     local f
     f, err = file_fields(fid)
     if not f then

@@ -10,9 +10,9 @@
 
 #include "mp_internal.h"
 
-#define WINDOW 8         /* chunks (or reads) in flight */
-#define RECONNECTS 3     /* reconnects one upload or download may make */
-#define READ_MAX 65536u  /* bytes per file.get when the broker's chunk_max is larger */
+#define WINDOW 8          /* chunks (or reads) in flight */
+#define RECONNECTS 3      /* reconnects one upload or download may make */
+#define READ_MAX 65536u   /* bytes per file.get when the broker's chunk_max is larger */
 #define BUSY_PAUSE_MS 250 /* after a 429 (the broker's request_rate): wait, then go on */
 
 /* Where the bytes of an upload come from: a buffer, or a file read at offsets. */
@@ -44,8 +44,8 @@ static int source_read(const struct source *s, uint64_t off, uint8_t *tmp, size_
 struct window {
     mp_client *c;
     int inflight;
-    int failed;       /* a request failed: send no more, let the others come back */
-    mp_err err;       /* the first failure */
+    int failed; /* a request failed: send no more, let the others come back */
+    mp_err err; /* the first failure */
     int code;
     char why[256];
     uint64_t received; /* the highest `received` a reply carried */
@@ -206,8 +206,8 @@ mp_err mp_file_status(mp_client *c, const char *fid, mp_file_info *out)
     uint64_t chunk_max = 0;
     int ok = copy_field(r, "name", out->name, sizeof out->name) &&
              copy_field(r, "from", out->from, sizeof out->from) &&
-             copy_field(r, "to", out->to, sizeof out->to) &&
-             mp_reply_uint(r, "size", &out->size) && mp_reply_uint(r, "received", &out->received) &&
+             copy_field(r, "to", out->to, sizeof out->to) && mp_reply_uint(r, "size", &out->size) &&
+             mp_reply_uint(r, "received", &out->received) &&
              mp_reply_bool(r, "complete", &out->complete);
     if (mp_reply_uint(r, "chunk_max", &chunk_max) && chunk_max > 0 && chunk_max <= UINT32_MAX)
         out->chunk_max = (uint32_t)chunk_max;
@@ -260,8 +260,9 @@ static mp_err offer_and_upload(mp_client *c, const char *to, const char *name,
     if (c == NULL) return MP_ERR_INVAL;
     if (to == NULL || name == NULL || fid == NULL || name[0] == '\0' || strlen(name) > 255 ||
         strchr(name, '/') != NULL || src->size == 0)
-        return mp_fail(c, MP_ERR_INVAL, 0, "a file needs a recipient, a name (1-255 bytes, "
-                                           "no /) and at least one byte");
+        return mp_fail(c, MP_ERR_INVAL, 0,
+                       "a file needs a recipient, a name (1-255 bytes, "
+                       "no /) and at least one byte");
     fid[0] = '\0';
     msgpack_packer pk;
     uint64_t id = 0;
@@ -314,8 +315,8 @@ static mp_err open_source(mp_client *c, const char *path, struct source *src)
     return MP_OK;
 }
 
-mp_err mp_file_send_path(mp_client *c, const char *to, const char *path,
-                         char fid[MP_FID_LEN + 1], mp_progress_fn progress, void *ud)
+mp_err mp_file_send_path(mp_client *c, const char *to, const char *path, char fid[MP_FID_LEN + 1],
+                         mp_progress_fn progress, void *ud)
 {
     if (c == NULL) return MP_ERR_INVAL;
     struct source src;
@@ -337,8 +338,8 @@ mp_err mp_file_resume(mp_client *c, const char *fid, const void *data, size_t le
     return upload(c, fid, &src, 0, 0, progress, ud);
 }
 
-mp_err mp_file_resume_path(mp_client *c, const char *fid, const char *path,
-                           mp_progress_fn progress, void *ud)
+mp_err mp_file_resume_path(mp_client *c, const char *fid, const char *path, mp_progress_fn progress,
+                           void *ud)
 {
     if (c == NULL) return MP_ERR_INVAL;
     if (!valid_fid(fid)) return mp_fail(c, MP_ERR_INVAL, 0, "not a file id");
@@ -492,7 +493,8 @@ size_t mp_file_safe_name(const char *name, char *out, size_t size)
         if (*p == '.' && n == 0) continue;     /* no "..", no hidden file */
         out[n++] = (*p == '/' || *p == '\\') ? '_' : (char)*p;
     }
-    while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '.')) n--;
+    while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '.'))
+        n--;
     if (n == 0) {
         static const char fallback[] = "file";
         n = sizeof fallback - 1 < size - 1 ? sizeof fallback - 1 : size - 1;

@@ -476,8 +476,7 @@ typedef struct mp_file_info {
  * the last chunk, the codes of a send (507 or 429: the recipient's mailbox is full; the file
  * waits, resume it later). */
 MP_API mp_err mp_file_send(mp_client *c, const char *to, const char *name, const void *data,
-                           size_t len, char fid[MP_FID_LEN + 1], mp_progress_fn progress,
-                           void *ud);
+                           size_t len, char fid[MP_FID_LEN + 1], mp_progress_fn progress, void *ud);
 
 /* As mp_file_send, for the regular file at PATH, named after its last component. */
 MP_API mp_err mp_file_send_path(mp_client *c, const char *to, const char *path,
@@ -503,8 +502,8 @@ MP_API mp_err mp_file_fetch(mp_client *c, const char *fid, const char *path, int
                             mp_progress_fn progress, void *ud);
 
 /* A file name another user chose, made safe as one path component in a directory: control
- * characters are dropped, '/' and backslash become '_', leading dots and trailing dots and spaces go
- * (no "..", no hidden file), and an empty result becomes "file". Writes at most SIZE bytes with
+ * characters are dropped, '/' and backslash become '_', leading dots and trailing dots and spaces
+ * go (no "..", no hidden file), and an empty result becomes "file". Writes at most SIZE bytes with
  * the NUL into OUT; returns the length. */
 MP_API size_t mp_file_safe_name(const char *name, char *out, size_t size);
 

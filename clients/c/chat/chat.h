@@ -61,7 +61,7 @@ struct chat {
     uint64_t room_seen;           /* the highest seq of it shown and not yet marked read */
     struct chat_file files[CHAT_FILES];
     size_t files_len, files_next;
-    const char *download_dir; /* where /get saves a file without a path */
+    const char *download_dir;         /* where /get saves a file without a path */
     char pending_fid[MP_FID_LEN + 1]; /* the /get waiting for "overwrite?" */
     char pending_path[CHAT_PATH_MAX];
 };
@@ -93,8 +93,7 @@ void chat_get_file(struct chat *ch, const char *fid, const char *path);
 void chat_confirm_overwrite(struct chat *ch, const char *answer);
 /* Where /get saves NAME (from another user): DIR/safe name without ARG, ARG/safe name when ARG
  * is a directory, else ARG itself. 0, or -1 when it does not fit in SIZE. */
-int chat_download_path(const char *dir, const char *arg, const char *name, char *out,
-                       size_t size);
+int chat_download_path(const char *dir, const char *arg, const char *name, char *out, size_t size);
 
 /* rooms.c: the room commands and the current room. */
 void chat_room_join(struct chat *ch, const char *room);

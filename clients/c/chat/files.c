@@ -72,8 +72,8 @@ void chat_list_files(struct chat *ch)
     size_t first = (ch->files_next + CHAT_FILES - ch->files_len) % CHAT_FILES;
     for (size_t i = 0; i < ch->files_len; i++) {
         const struct chat_file *f = &ch->files[(first + i) % CHAT_FILES];
-        term_print("%s  %-20s %10llu bytes  from %s", f->fid, f->name,
-                   (unsigned long long)f->size, f->from);
+        term_print("%s  %-20s %10llu bytes  from %s", f->fid, f->name, (unsigned long long)f->size,
+                   f->from);
     }
 }
 

@@ -153,8 +153,8 @@ static void run(struct chat *ch)
 
 int main(int argc, char **argv)
 {
-    struct chat ch = {.host = "127.0.0.1", .port = MP_DEFAULT_PORT, .timeout_ms = 10000,
-                      .download_dir = "."};
+    struct chat ch = {
+        .host = "127.0.0.1", .port = MP_DEFAULT_PORT, .timeout_ms = 10000, .download_dir = "."};
     struct options o = {0};
     if (parse(argc, argv, &ch, &o) != 0) return 2;
 
