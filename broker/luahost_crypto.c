@@ -28,7 +28,7 @@ static uint64_t get_be(const unsigned char *p, int n)
 
 static void state_save(const crypto_hash_sha256_state *st, unsigned char out[SHA256_STATE_LEN])
 {
-    for (int i = 0; i < 8; i++)
+    for (size_t i = 0; i < 8; i++)
         put_be(out + 4 * i, st->state[i], 4);
     put_be(out + 32, st->count, 8);
     memcpy(out + 40, st->buf, 64);
@@ -36,7 +36,7 @@ static void state_save(const crypto_hash_sha256_state *st, unsigned char out[SHA
 
 static void state_load(crypto_hash_sha256_state *st, const unsigned char in[SHA256_STATE_LEN])
 {
-    for (int i = 0; i < 8; i++)
+    for (size_t i = 0; i < 8; i++)
         st->state[i] = (uint32_t)get_be(in + 4 * i, 4);
     st->count = get_be(in + 32, 8);
     memcpy(st->buf, in + 40, 64);

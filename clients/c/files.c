@@ -189,6 +189,7 @@ static int valid_fid(const char *fid)
 mp_err mp_file_status(mp_client *c, const char *fid, mp_file_info *out)
 {
     if (c == NULL || out == NULL) return MP_ERR_INVAL;
+    memset(out, 0, sizeof *out);
     if (!valid_fid(fid)) return mp_fail(c, MP_ERR_INVAL, 0, "not a file id");
     msgpack_packer pk;
     uint64_t id = 0;
@@ -202,7 +203,6 @@ mp_err mp_file_status(mp_client *c, const char *fid, mp_file_info *out)
         mp_reply_free(r);
         return err;
     }
-    memset(out, 0, sizeof *out);
     uint64_t chunk_max = 0;
     int ok = copy_field(r, "name", out->name, sizeof out->name) &&
              copy_field(r, "from", out->from, sizeof out->from) &&
@@ -309,6 +309,7 @@ static mp_err open_source(mp_client *c, const char *path, struct source *src)
     if (src->fd < 0 || fstat(src->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         int e = src->fd < 0 ? errno : EINVAL;
         if (src->fd >= 0) close(src->fd);
+        src->fd = -1;
         return mp_fail(c, MP_ERR_IO, 0, "cannot read %s: %s", path, strerror(e));
     }
     src->size = (uint64_t)st.st_size;
@@ -319,13 +320,13 @@ mp_err mp_file_send_path(mp_client *c, const char *to, const char *path, char fi
                          mp_progress_fn progress, void *ud)
 {
     if (c == NULL) return MP_ERR_INVAL;
-    struct source src;
+    struct source src = {.fd = -1};
     mp_err err = open_source(c, path, &src);
     if (err != MP_OK) return err;
     const char *name = strrchr(path, '/');
     name = name ? name + 1 : path;
     err = offer_and_upload(c, to, name, &src, fid, progress, ud);
-    close(src.fd);
+    if (src.fd >= 0) close(src.fd);
     return err;
 }
 
@@ -343,11 +344,11 @@ mp_err mp_file_resume_path(mp_client *c, const char *fid, const char *path, mp_p
 {
     if (c == NULL) return MP_ERR_INVAL;
     if (!valid_fid(fid)) return mp_fail(c, MP_ERR_INVAL, 0, "not a file id");
-    struct source src;
+    struct source src = {.fd = -1};
     mp_err err = open_source(c, path, &src);
     if (err != MP_OK) return err;
     err = upload(c, fid, &src, 0, 0, progress, ud);
-    close(src.fd);
+    if (src.fd >= 0) close(src.fd);
     return err;
 }
 
@@ -418,6 +419,7 @@ static mp_err send_read(struct window *w, const char *fid, size_t index, uint32_
 static mp_err download(mp_client *c, const char *fid, struct window *w, uint64_t size,
                        mp_progress_fn progress, void *ud)
 {
+    if (w->pieces == NULL || w->length == 0) return mp_fail(c, MP_ERR_INVAL, 0, "no pieces");
     size_t count = (size_t)((size + w->length - 1) / w->length), next = 0;
     mp_err err = MP_OK;
     while (err == MP_OK && (w->done < size || w->inflight > 0)) {
