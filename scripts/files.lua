@@ -93,7 +93,8 @@ end)
 -- The hash state of a file lives in its Redis hash next to the data (hs, covering hs_at bytes),
 -- so that any node can go on from it. A session hashes the chunks it sends in order, from the
 -- state it last wrote (s.data.fhash[fid] = {at, state, sha256}; read from Redis once per
--- session and file), so a sequential upload costs no extra read. Whatever the state missed (a
+-- session and file, and again after a refused chunk), so a sequential upload costs no extra
+-- read. Whatever the state missed (a
 -- chunk that arrived while the session's copy was stale) is read back and hashed when the
 -- data is complete (check_sha256).
 
@@ -130,7 +131,8 @@ local function store_chunk(s, fid, offset, data)
   local r
   r, err = mp.redis("FCALL", "moonpost_file_chunk", 2, key.file(fid), key.data(fid), s.user,
                     offset, data, mp.now(), before, after)
-  if c and (not r or r[1] ~= 200) then c.at = -1 end -- stale: hash no more, the end catches up
+  -- refused or lost: the stored state may be elsewhere; the next chunk reads it again
+  if c and (not r or r[1] ~= 200) then s.data.fhash[fid] = nil end
   return r, err
 end
 

@@ -201,6 +201,8 @@ class FilesTest(BrokerTest):
         self.assertEqual((r["code"], r["received"]), (400, 4), r)
         r = a.call(dict(type="file.chunk", fid=fid, offset=4, data=data[4:]))
         self.assertEqual((r["code"], r["received"]), (200, 10), r)
+        # the refused chunks did not stop the hashing as the chunks came
+        self.assertEqual(self.redis.cmd("HGET", "mp:file:{%s}" % fid, "hs_at"), b"10")
         self.file_msg(b, fid)
         r = a.call(dict(type="file.chunk", fid=fid, offset=9, data=b"9"))
         self.assertEqual((r["code"], r["received"]), (409, 10), r)
