@@ -17,6 +17,10 @@ local function append_blocks(key, received, data)
     redis.call('LSET', key, -1, redis.call('LINDEX', key, -1) .. string.sub(data, 1, take))
     pos = take + 1
   end
+  if pos == 1 and #data <= BLOCK then -- a whole block, as libmoonpost sends: no copy
+    redis.call('RPUSH', key, data)
+    return
+  end
   while pos <= #data do
     redis.call('RPUSH', key, string.sub(data, pos, pos + BLOCK - 1))
     pos = pos + BLOCK
