@@ -94,9 +94,8 @@ end)
 -- so that any node can go on from it. A session hashes the chunks it sends in order, from the
 -- state it last wrote (s.data.fhash[fid] = {at, state, sha256}; read from Redis once per
 -- session and file, and again after a refused chunk), so a sequential upload costs no extra
--- read. Whatever the state missed (a
--- chunk that arrived while the session's copy was stale) is read back and hashed when the
--- data is complete (check_sha256).
+-- read. Whatever the state missed (a chunk that arrived while the session's copy was stale) is
+-- read back and hashed when the data is complete (check_sha256).
 
 -- What this session knows of FID's hashing: {at, state, sha256 (false when the file has
 -- none)}, read from Redis the first time. Returns nil, err on a storage error, or false when
@@ -105,13 +104,10 @@ local function hash_info(s, fid)
   s.data.fhash = s.data.fhash or {}
   local cache = s.data.fhash
   if cache[fid] then return cache[fid] end
-  local f, err = mp.redis("HMGET", key.file(fid), "sha256", "hs", "hs_at")
+  local f, err = mp.redis("HMGET", key.file(fid), "sha256", "hs", "hs_at", "size")
   if not f then return nil, err end
   if cache[fid] then return cache[fid] end -- a chunk sent meanwhile read it first
-  if f[1] == nil and f[3] == nil then
-    local exists = mp.redis("EXISTS", key.file(fid))
-    if exists ~= 1 then return false end
-  end
+  if not f[4] then return false end
   cache[fid] = { sha256 = f[1] or false, state = f[2] or "", at = tonumber(f[3]) or 0 }
   return cache[fid]
 end
