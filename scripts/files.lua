@@ -155,15 +155,16 @@ end
 
 -- ---- delivery of a complete file ----
 
--- Checks the sha256 of the complete file FID (its hash fields F: from, to, name, size), then
--- stores its msg in the recipient's mailbox and marks the file complete; the caller holds the
--- delivery claim. Returns true, or nil, code, reason: the file is deleted on a sha256 mismatch
--- or when the recipient no longer exists, else the claim is given back (try again later).
+-- Deletes the file FID of SENDER and gives its quota back.
 local function discard(fid, sender)
   mp.redis("DEL", key.file(fid), key.data(fid))
   release_quota(sender, fid)
 end
 
+-- Checks the sha256 of the complete file FID (its hash fields F: from, to, name, size), then
+-- stores its msg in the recipient's mailbox and marks the file complete; the caller holds the
+-- delivery claim. Returns true, or nil, code, reason: the file is deleted on a sha256 mismatch
+-- or when the recipient no longer exists, else the claim is given back (try again later).
 local function deliver_file(fid, f)
   local size = tonumber(f.size)
   local match, err = check_sha256(fid, size)
