@@ -55,11 +55,16 @@ enum { OPT_TLS = 256, OPT_CA };
 static int parse(int argc, char **argv, struct chat *ch, struct options *o)
 {
     static const struct option longopts[] = {
-        {"host", required_argument, NULL, 'H'}, {"port", required_argument, NULL, 'p'},
-        {"user", required_argument, NULL, 'u'}, {"password", required_argument, NULL, 'P'},
-        {"register", no_argument, NULL, 'r'},   {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},       {"tls", no_argument, NULL, OPT_TLS},
-        {"ca", required_argument, NULL, OPT_CA}, {"download-dir", required_argument, NULL, 'd'},
+        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},
+        {"user", required_argument, NULL, 'u'},
+        {"password", required_argument, NULL, 'P'},
+        {"register", no_argument, NULL, 'r'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {"tls", no_argument, NULL, OPT_TLS},
+        {"ca", required_argument, NULL, OPT_CA},
+        {"download-dir", required_argument, NULL, 'd'},
         {NULL, 0, NULL, 0},
     };
     int opt;
