@@ -31,6 +31,8 @@ struct http_conn {
     int keep_alive;         /* of the request being answered */
     void (*cancel)(void *); /* called if the connection closes before its answer */
     void *cancel_arg;
+    const char *head;       /* the request head, while the route function runs */
+    http_upgraded_fn upgraded; /* set by http_upgrade: takes the socket once the 101 is out */
     struct http_conn *prev, *next;
 };
 
@@ -69,6 +71,7 @@ static const char *reason(int code)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 413: return "Content Too Large";
+    case 426: return "Upgrade Required";
     case 431: return "Request Header Fields Too Large";
     case 503: return "Service Unavailable";
     default: return "Internal Server Error";
@@ -120,20 +123,23 @@ void http_answer_later(struct http_conn *c, void (*cancel)(void *), void *arg)
     c->cancel_arg = arg;
 }
 
-static void serve(struct http_conn *c, const char *method, const char *path, int keep_alive)
+static void serve(struct http_conn *c, const char *method, const char *path, const char *head,
+                  int keep_alive)
 {
     if (strcmp(method, "GET") != 0) return reply_text(c, 405, "only GET", keep_alive);
     c->answering = 1;
     c->keep_alive = keep_alive;
+    c->head = head;
     http.serve(c, path);
+    c->head = NULL;
 }
 
 /* The value of header NAME in HEAD (lines after the request line), or NULL. */
-static const char *header_value(char *head, const char *name, char **end)
+static const char *header_value(const char *head, const char *name, const char **end)
 {
     size_t n = strlen(name);
-    for (char *line = strstr(head, "\r\n"); line != NULL; line = strstr(line + 2, "\r\n")) {
-        char *p = line + 2;
+    for (const char *line = strstr(head, "\r\n"); line != NULL; line = strstr(line + 2, "\r\n")) {
+        const char *p = line + 2;
         if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
             p += n + 1;
             while (*p == ' ' || *p == '\t')
@@ -145,11 +151,33 @@ static const char *header_value(char *head, const char *name, char **end)
     return NULL;
 }
 
-static int header_is(char *head, const char *name, const char *value)
+static int header_is(const char *head, const char *name, const char *value)
 {
-    char *end;
+    const char *end;
     const char *v = header_value(head, name, &end);
     return v != NULL && (size_t)(end - v) == strlen(value) && strncasecmp(v, value, end - v) == 0;
+}
+
+const char *http_request_header(const struct http_conn *c, const char *name, size_t *len)
+{
+    const char *end;
+    const char *v = c->head ? header_value(c->head, name, &end) : NULL;
+    if (v == NULL) return NULL;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    *len = (size_t)(end - v);
+    return v;
+}
+
+void http_upgrade(struct http_conn *c, const char *headers, http_upgraded_fn upgraded)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    c->answering = 0;
+    c->cancel = NULL;
+    c->upgraded = upgraded;
+    evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\n%s\r\n", headers);
+    bufferevent_disable(c->bev, EV_READ); /* the next bytes are the new protocol's */
+    arm_deadline(c, broker.conf.http_header_timeout); /* for a client that does not read it */
 }
 
 /* Answers the request whose head (NUL-terminated, ending in an empty line) is HEAD. */
@@ -159,14 +187,14 @@ static void handle_head(struct http_conn *c, char *head)
     if (sscanf(head, "%15s %255s %15s", method, path, version) != 3 ||
         strncmp(version, "HTTP/1.", 7) != 0)
         return reply_text(c, 400, "bad request line", 0);
-    char *end;
+    const char *end;
     const char *length = header_value(head, "Content-Length", &end);
     if ((length != NULL && strtol(length, NULL, 10) != 0) ||
         header_value(head, "Transfer-Encoding", &end) != NULL)
         return reply_text(c, 413, "no request body is accepted", 0);
     int keep_alive = strcmp(version, "HTTP/1.1") == 0 ? !header_is(head, "Connection", "close")
                                                       : header_is(head, "Connection", "keep-alive");
-    serve(c, method, path, keep_alive);
+    serve(c, method, path, head, keep_alive);
 }
 
 /* Answers every whole request head buffered, one at a time: the next waits for the reply. */
@@ -174,7 +202,7 @@ static void process(struct http_conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t max = (size_t)broker.conf.http_max_header;
-    while (!c->closing && !c->answering && evbuffer_get_length(in) > 0) {
+    while (!c->closing && !c->answering && !c->upgraded && evbuffer_get_length(in) > 0) {
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) >= HTTP_OUTPUT_PAUSE) {
             bufferevent_disable(c->bev, EV_READ); /* resumed once the reply is written */
             return;
@@ -207,9 +235,26 @@ static void on_read(struct bufferevent *bev, void *arg)
     process(arg);
 }
 
+/* The 101 is out: the socket and what was read after the request head go to c->upgraded. */
+static void hand_over(struct http_conn *c)
+{
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    struct evbuffer *rest = evbuffer_new();
+    if (rest != NULL) evbuffer_add_buffer(rest, bufferevent_get_input(c->bev));
+    bufferevent_setfd(c->bev, -1); /* conn_free must not close it */
+    http_upgraded_fn upgraded = c->upgraded;
+    conn_free(c);
+    if (rest == NULL) {
+        evutil_closesocket(fd);
+        return;
+    }
+    upgraded(fd, rest);
+}
+
 static void on_written(struct bufferevent *bev, void *arg)
 {
     struct http_conn *c = arg;
+    if (c->upgraded) return hand_over(c);
     if (c->closing) return conn_free(c);
     bufferevent_enable(bev, EV_READ);
     process(c);

@@ -3,7 +3,10 @@
 #ifndef MOONPOST_HTTP_H
 #define MOONPOST_HTTP_H
 
+#include <stddef.h>
+
 #include <event2/buffer.h>
+#include <event2/util.h>
 
 #define HTTP_METRICS_TYPE "text/plain; version=0.0.4"
 
@@ -20,6 +23,18 @@ void http_stop(void);
 /* The answer to C's request: CODE with BODY (drained; may be NULL) of content TYPE. */
 void http_reply(struct http_conn *c, int code, const char *type, struct evbuffer *body);
 void http_reply_text(struct http_conn *c, int code, const char *text);
+
+/* The value of request header NAME (its first line, trimmed; LEN bytes, not NUL-terminated), or
+ * NULL; only while the route function runs. */
+const char *http_request_header(const struct http_conn *c, const char *name, size_t *len);
+
+/* Takes the socket once an upgrade has been answered: FD, and REST, what the client sent after
+ * the request head (the caller frees it). */
+typedef void (*http_upgraded_fn)(evutil_socket_t fd, struct evbuffer *rest);
+
+/* Answers C's request with 101 Switching Protocols and HEADERS (each line ending in CRLF);
+ * once it is written, the socket leaves the HTTP server and goes to UPGRADED. */
+void http_upgrade(struct http_conn *c, const char *headers, http_upgraded_fn upgraded);
 
 /* C will be answered later; if it closes first (the client left, a deadline, http_stop),
  * CANCEL(ARG) runs instead, and C must not be used after. */

@@ -33,6 +33,7 @@
 #include "signals.h"
 #include "store.h"
 #include "topic.h"
+#include "web_static.h"
 #include "supervisor.h"
 #include "tls_server.h"
 #include "worker.h"
@@ -209,6 +210,7 @@ static int start(void)
         return -1;
     int listening = server_listen();
     if (listening != 0) return listening == SERVER_IN_USE ? EXIT_CONFIG : -1;
+    if (broker.conf.http_listen && web_static_load(broker.conf.web_root) != 0) return EXIT_CONFIG;
     if (http_start(broker.conf.http_listen, metrics_serve_http) != 0) return -1;
     if (idle_trim_start(broker.base) != 0) return -1;
     if (broker.conf.pid_file && pidfile_write(broker.conf.pid_file) != 0) return -1;
@@ -219,6 +221,7 @@ static void stop(void)
 {
     idle_trim_stop();
     http_stop();
+    web_static_free();
     server_close();
     worker_stop(); /* resumes waiting handlers with errors; they may start timers */
     cluster_stop();

@@ -11,6 +11,8 @@
 #include "presence.h"
 #include "session.h"
 #include "store.h"
+#include "web_static.h"
+#include "websocket_upgrade.h"
 #include "worker.h"
 
 static void counter(struct evbuffer *out, const char *name, const char *help, uint64_t v)
@@ -148,7 +150,9 @@ void metrics_serve_http(struct http_conn *c, const char *path)
         char text[128];
         int up = metrics_healthy(text, sizeof text);
         http_reply_text(c, up ? 200 : 503, text);
+    } else if (strncmp(path, "/ws", 3) == 0 && (path[3] == '\0' || path[3] == '?')) {
+        websocket_upgrade(c);
     } else {
-        http_reply_text(c, 404, "not found");
+        web_static_serve(c, path); /* the web chat, or 404 */
     }
 }

@@ -19,6 +19,7 @@
 #include "session_internal.h"
 #include "stats.h"
 #include "tls.h"
+#include "websocket.h"
 
 struct session_table {
     struct session **slots; /* NULL = free */
@@ -66,6 +67,7 @@ static void destroy(struct session *s)
     evbuffer_free(s->out);
     if (s->tls) tls_conn_free(s->tls); /* close_notify before the socket goes */
     evutil_closesocket(s->fd);
+    if (s->ws) websocket_free(s->ws);
     free(s);
 }
 
@@ -159,6 +161,7 @@ void session_close(struct session *s, int code, const char *error)
         const char *bye = reply_encode_bye(code, error, &n);
         session_queue(s, bye, n);
     }
+    if (s->ws) websocket_queue_close(s, code);
     s->state = SESSION_CLOSING;
     session_wake_drain(s);
     presence_remove(s);
@@ -237,10 +240,9 @@ static void copy_address(struct session *s, const struct sockaddr *addr)
         memcpy(s->addr, &((const struct sockaddr_in6 *)addr)->sin6_addr, 16);
 }
 
-struct session *session_open(int fd, const struct sockaddr *addr, int addr_len,
-                             enum session_kind kind)
+static struct session *open_session(int fd, const struct sockaddr *addr, enum session_kind kind,
+                                    struct websocket *ws)
 {
-    (void)addr_len;
     if (table.free_count == 0) return NULL;
     struct session *s = calloc(1, sizeof *s);
     if (s == NULL) return NULL;
@@ -254,6 +256,7 @@ struct session *session_open(int fd, const struct sockaddr *addr, int addr_len,
         return NULL;
     }
     s->fd = fd;
+    s->ws = ws;
     evutil_make_socket_nonblocking(fd);
     uint32_t slot = table.free_list[--table.free_count];
     uint32_t gen = ++table.generation[slot];
@@ -275,4 +278,18 @@ struct session *session_open(int fd, const struct sockaddr *addr, int addr_len,
     session_arm_read(s);
     session_emit(s, SESSION_OPENED);
     return s;
+}
+
+struct session *session_open(int fd, const struct sockaddr *addr, int addr_len,
+                             enum session_kind kind)
+{
+    (void)addr_len;
+    return open_session(fd, addr, kind, NULL);
+}
+
+struct session *session_open_websocket(int fd, const struct sockaddr *addr, int addr_len,
+                                       struct websocket *ws)
+{
+    (void)addr_len;
+    return open_session(fd, addr, SESSION_CLIENT, ws);
 }

@@ -51,6 +51,7 @@ struct session {
     uint64_t claim_seq;  /* the cluster claim of this login (0: not answered yet) */
     uint64_t kicked_seq; /* a newer claim elsewhere seen before claim_seq came */
     struct gap_hold *held; /* live messages waiting for an earlier one (router_gap.c), or NULL */
+    struct websocket *ws;  /* NULL: plain TCP; else the WebSocket codec its bytes pass through */
     struct event *drain_ev; /* session_wait_drain: activated once out is at most drain_low_water */
     int64_t rate_tat_us; /* request_rate: when the next request is due (GCRA), monotonic µs */
     uint32_t rate_refused; /* requests refused in a row for request_rate */
@@ -88,6 +89,10 @@ size_t session_client_count(void);
 /* Wraps an accepted socket; returns NULL when the table is full or on allocation failure. */
 struct session *session_open(int fd, const struct sockaddr *addr, int addr_len,
                              enum session_kind kind);
+/* The same for a client whose bytes pass through the WebSocket codec WS (the session owns it
+ * from then on; on NULL the caller still does). */
+struct session *session_open_websocket(int fd, const struct sockaddr *addr, int addr_len,
+                                       struct websocket *ws);
 
 /* Makes S, just opened, speak TLS with a connection of CTX (session_tls.c). Returns 0, or -1
  * when out of memory (S is then closed). */

@@ -55,6 +55,8 @@ void session_arm_read(struct session *s);
 /* Output accounting (session_io.c): every byte queued to a session goes through session_queue,
  * so that the broker-wide total stays exact without scanning sessions. */
 void session_queue(struct session *s, const void *data, size_t len);
+/* Adds LEN bytes already in the transport's framing (a WebSocket header, a control frame). */
+void session_queue_wire(struct session *s, const void *data, size_t len);
 /* Discards S's output but the end of a frame whose start the socket already has, so that a
  * `bye` queued after it still starts on a frame boundary. */
 void session_discard_output(struct session *s);

@@ -15,6 +15,7 @@
 #include "reply.h"
 #include "session_internal.h"
 #include "stats.h"
+#include "websocket.h"
 
 #define WRITE_IOVECS 128 /* chains of output handed to one writev */
 
@@ -144,19 +145,28 @@ static int wait_writable(struct session *s)
     return event_pending(s->write_ev, EV_WRITE, NULL) ? 0 : event_add(s->write_ev, NULL);
 }
 
-/* How many bytes at the head of OUT, once WRITTEN bytes of it are gone, still belong to a
- * frame the socket has the start of; FROM is where the first whole frame of OUT starts. Only
+/* Bytes of the frame of S's output starting at P: the transport's own framing. */
+static size_t frame_size_at(const struct session *s, struct evbuffer *out, struct evbuffer_ptr *p)
+{
+    if (s->ws != NULL) return websocket_frame_size(out, p);
+    uint8_t header[FRAME_HEADER_LEN];
+    if (evbuffer_copyout_from(out, p, header, sizeof header) != (ev_ssize_t)sizeof header)
+        return 0; /* cannot happen: OUT holds whole frames */
+    return FRAME_HEADER_LEN + frame_read_length(header);
+}
+
+/* How many bytes at the head of S's output, once WRITTEN bytes of it are gone, still belong to
+ * a frame the socket has the start of; FROM is where the first whole frame starts. Only
  * called when a write leaves output behind, so a reader that keeps up costs nothing. */
-static uint32_t frame_rest(struct evbuffer *out, size_t from, size_t written)
+static uint32_t frame_rest(const struct session *s, size_t from, size_t written)
 {
     if (from >= written) return (uint32_t)(from - written);
+    struct evbuffer *out = s->out;
     struct evbuffer_ptr p;
     evbuffer_ptr_set(out, &p, from, EVBUFFER_PTR_SET);
     for (size_t pos = from;;) {
-        uint8_t header[FRAME_HEADER_LEN];
-        if (evbuffer_copyout_from(out, &p, header, sizeof header) != (ev_ssize_t)sizeof header)
-            return 0; /* cannot happen: OUT holds whole frames */
-        size_t step = FRAME_HEADER_LEN + frame_read_length(header);
+        size_t step = frame_size_at(s, out, &p);
+        if (step == 0) return 0;
         pos += step;
         if (pos >= written) return (uint32_t)(pos - written);
         evbuffer_ptr_set(out, &p, step, EVBUFFER_PTR_ADD);
@@ -182,7 +192,7 @@ static ssize_t write_some(struct session *s)
     ssize_t w = s->tls == NULL ? write_plain(s) : session_tls_write(s);
     if (w <= 0) return w;
     size_t left = evbuffer_get_length(s->out) - (size_t)w;
-    s->out_partial = left == 0 ? 0 : frame_rest(s->out, s->out_partial, (size_t)w);
+    s->out_partial = left == 0 ? 0 : frame_rest(s, s->out_partial, (size_t)w);
     evbuffer_drain(s->out, (size_t)w);
     out_total -= (size_t)w;
     stats.bytes_out_total += (uint64_t)w;
@@ -207,11 +217,19 @@ void session_write_out(struct session *s)
     if (s->state == SESSION_CLOSING) session_doom(s); /* the bye is out */
 }
 
-void session_queue(struct session *s, const void *data, size_t len)
+void session_queue_wire(struct session *s, const void *data, size_t len)
 {
     if (evbuffer_add(s->out, data, len) != 0) return;
     out_total += len;
     if (out_total > out_peak) out_peak = out_total;
+}
+
+void session_queue(struct session *s, const void *data, size_t len)
+{
+    if (s->ws != NULL)
+        websocket_queue(s, data, len); /* one message per frame, through session_queue_wire */
+    else
+        session_queue_wire(s, data, len);
     stats.frames_out_total++;
 }
 
@@ -390,7 +408,8 @@ void session_on_readable(evutil_socket_t fd, short what, void *arg)
         session_read_timed_out(s);
         return;
     }
-    int n = evbuffer_read(s->in, fd, SESSION_READ_CHUNK);
+    int n = s->ws != NULL ? websocket_read(s, SESSION_READ_CHUNK)
+                          : evbuffer_read(s->in, fd, SESSION_READ_CHUNK);
     int gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
     session_handle_frames(s); /* frames that arrived before an EOF still count */
     if (gone) session_doom(s);
