@@ -1,0 +1,189 @@
+// The web chat in a real headless browser: Debian's chromium driven by playwright-core (no
+// browser download). Two browser users (alice on a desktop-sized window, bob on a phone-sized
+// one) and one terminal user (carol, the real moonpost-chat binary on pipes) chat with each
+// other: offline mail shown after login, broadcast, private messages with unread counts, and a
+// reload that resumes with the saved token. Screenshots go to MOONPOST_SCREENSHOTS.
+//
+// Run by tests/integration/test_webchat.py, which starts redis-server and the broker and sets:
+// MOONPOST_HTTP (host:port of the HTTP listener), MOONPOST_PORT (client port), MOONPOST_CHAT
+// (the moonpost-chat binary), MOONPOST_NPM (the node_modules folder), MOONPOST_CHROMIUM,
+// MOONPOST_SCREENSHOTS (a directory).
+"use strict";
+const test = require("node:test");
+const assert = require("node:assert/strict");
+const path = require("node:path");
+const { spawn } = require("node:child_process");
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(name + " is not set");
+  return v;
+};
+const { chromium } = require(path.join(env("MOONPOST_NPM"), "playwright-core"));
+const URL = "http://" + env("MOONPOST_HTTP") + "/";
+const WAIT = 15000;
+const PASSWORD = "secret-pw1";
+
+/* moonpost-chat on pipes: lines typed to it, its output searched. */
+class Terminal {
+  constructor(user) {
+    this.out = "";
+    this.proc = spawn(env("MOONPOST_CHAT"), ["--host", "127.0.0.1", "--port", env("MOONPOST_PORT"),
+      "--user", user, "--password", PASSWORD, "--register"], { stdio: ["pipe", "pipe", "pipe"] });
+    this.proc.stdout.on("data", (d) => { this.out += d.toString(); });
+    this.proc.stderr.on("data", (d) => { this.out += d.toString(); });
+  }
+
+  type(line) {
+    this.proc.stdin.write(line + "\n");
+  }
+
+  /* Resolves once the output (from FROM on) has TEXT; fails after WAIT ms. */
+  async waitFor(text, from = 0) {
+    const deadline = Date.now() + WAIT;
+    while (!this.out.slice(from).includes(text)) {
+      if (Date.now() > deadline) throw new Error("moonpost-chat never printed " + JSON.stringify(text) + "; it printed:\n" + this.out);
+      if (this.proc.exitCode !== null) throw new Error("moonpost-chat exited: " + this.out);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async quit() {
+    this.type("/quit");
+    this.proc.stdin.end();
+    await new Promise((resolve) => {
+      if (this.proc.exitCode !== null) return resolve();
+      this.proc.on("exit", resolve);
+    });
+    return this.proc.exitCode;
+  }
+}
+
+async function register(page, user) {
+  await page.goto(URL);
+  await page.fill("#login-user", user);
+  await page.fill("#login-password", PASSWORD);
+  await page.click("#btn-register");
+  await page.waitForSelector("#chat-view", { state: "visible", timeout: WAIT });
+}
+
+async function logIn(page, user) {
+  await page.fill("#login-user", user);
+  await page.fill("#login-password", PASSWORD);
+  await page.click("#btn-login");
+  await page.waitForSelector("#chat-view", { state: "visible", timeout: WAIT });
+}
+
+const item = (page, peer) => page.locator(`#conv-list li[data-peer="${peer}"]`);
+
+async function open(page, peer) {
+  if (!(await item(page, peer).isVisible())) await page.click("#btn-back"); // phone: back to the list
+  await item(page, peer).click();
+}
+
+async function say(page, text) {
+  await page.fill("#composer-input", text);
+  await page.click("#btn-send");
+}
+
+/* The conversation on the screen shows a message with TEXT. */
+async function shows(page, text) {
+  await page.locator("#messages .msg .text", { hasText: text }).first().waitFor({ timeout: WAIT });
+}
+
+async function badge(page, peer) {
+  const b = item(page, peer).locator(".badge");
+  await b.waitFor({ state: "attached", timeout: WAIT }); // on a phone the list may be hidden
+  return Number(await b.textContent());
+}
+
+test("two browser users and a terminal user chat", async () => {
+  const browser = await chromium.launch({ executablePath: env("MOONPOST_CHROMIUM"), headless: true,
+    args: ["--no-sandbox"] });
+  const carol = new Terminal("carol");
+  try {
+    const alice = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+    const bob = await (await browser.newContext({ viewport: { width: 390, height: 844 },
+      isMobile: true, hasTouch: true })).newPage();
+    for (const p of [alice, bob]) p.setDefaultTimeout(WAIT);
+    const errors = [];
+    for (const p of [alice, bob]) p.on("pageerror", (e) => errors.push(e.message));
+
+    // bob has an account but is offline; carol and alice write to him
+    await register(bob, "bob");
+    await bob.click("#btn-logout");
+    await bob.waitForSelector("#login-view", { state: "visible", timeout: WAIT });
+    await carol.waitFor("logged in as carol");
+    let mark = carol.out.length;
+    carol.type("/msg bob offline hello from the terminal");
+    await carol.waitFor("sent to bob (offline", mark);
+    await register(alice, "alice");
+    await alice.fill("#new-conv-user", "bob");
+    await alice.press("#new-conv-user", "Enter");
+    await say(alice, "offline hello from alice");
+    await shows(alice, "bob is offline");
+
+    // bob logs in: the offline mail is shown, in one conversation per sender
+    await logIn(bob, "bob");
+    await bob.locator("#offline-notice", { hasText: "2 messages arrived" }).waitFor({ timeout: WAIT });
+    assert.equal(await badge(bob, "carol"), 1);
+    assert.equal(await badge(bob, "alice"), 1);
+    await open(bob, "carol");
+    await shows(bob, "offline hello from the terminal");
+    assert.equal(await bob.locator("#messages .msg.offline").count(), 1);
+
+    // broadcast from a browser reaches the other browser and the terminal
+    await open(alice, "*");
+    mark = carol.out.length;
+    await say(alice, "hello everyone");
+    await carol.waitFor("hello everyone", mark);
+    assert.equal(await badge(bob, "*"), 1);
+    // ... and from the terminal both browsers
+    carol.type("/all hi from the terminal");
+    await shows(alice, "hi from the terminal");
+    await open(bob, "*");
+    await shows(bob, "hello everyone");
+    await shows(bob, "hi from the terminal");
+
+    // private: bob -> alice (unread count on alice's side), carol -> alice, alice -> carol
+    await open(bob, "alice");
+    await shows(bob, "offline hello from alice");
+    await say(bob, "hi alice, bob here");
+    assert.equal(await badge(alice, "bob"), 1);
+    carol.type("/msg alice private from the terminal");
+    assert.equal(await badge(alice, "carol"), 1);
+    await open(alice, "bob");
+    await shows(alice, "hi alice, bob here");
+    assert.equal(await item(alice, "bob").locator(".badge").count(), 0);
+    await open(alice, "carol");
+    await shows(alice, "private from the terminal");
+    mark = carol.out.length;
+    await say(alice, "back to you, carol");
+    await carol.waitFor("back to you, carol", mark);
+
+    // who is online: everyone sees the others
+    for (const [page, others] of [[alice, ["bob", "carol"]], [bob, ["alice", "carol"]]]) {
+      if (page === bob) await bob.click("#btn-back");
+      for (const u of others) await item(page, u).locator(".dot.on").waitFor({ timeout: 20000 });
+    }
+
+    // a reload resumes with the token and keeps the conversations
+    await alice.reload();
+    await alice.waitForSelector("#chat-view", { state: "visible", timeout: WAIT });
+    assert.equal(await alice.textContent("#me-name"), "alice");
+    await open(alice, "bob");
+    await shows(alice, "hi alice, bob here");
+    await open(bob, "alice");
+    await say(bob, "after your reload");
+    await shows(alice, "after your reload");
+
+    const dir = env("MOONPOST_SCREENSHOTS");
+    await alice.screenshot({ path: path.join(dir, "webchat-desktop.png") });
+    await bob.screenshot({ path: path.join(dir, "webchat-phone.png") });
+    assert.deepEqual(errors, [], "errors in the page's script");
+  } finally {
+    const code = await carol.quit();
+    await browser.close();
+    assert.equal(code, 0, "moonpost-chat exit status");
+  }
+});
