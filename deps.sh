@@ -8,9 +8,10 @@ set -euo pipefail
 
 # build and run: a compiler, the libraries' headers, and a local Redis for run.sh
 PACKAGES=(build-essential cmake pkg-config libevent-dev liblua5.4-dev libmsgpack-dev
-          libhiredis-dev libsodium-dev libssl-dev redis-server)
-# adduser: the package test installs the .deb, which depends on it (not in minimal images)
-TEST_PACKAGES=(libcmocka-dev python3 prometheus adduser)
+          libhiredis-dev libsodium-dev libssl-dev libwslay-dev redis-server)
+# adduser: the package test installs the .deb, which depends on it (not in minimal images);
+# nodejs and npm build the web chat (npm ci) and run its browser test, which drives chromium
+TEST_PACKAGES=(libcmocka-dev python3 prometheus adduser nodejs npm chromium)
 DEV_PACKAGES=(clang clang-tidy cppcheck libclang-rt-14-dev mosquitto linux-perf)
 case "${1:-}" in
   "") ;;
@@ -21,6 +22,8 @@ esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do
+  # a nodejs from elsewhere (NodeSource) carries its own npm and conflicts with Debian's
+  [[ $p == npm ]] && command -v npm >/dev/null && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 [[ ${#missing[@]} -eq 0 ]] && exit 0

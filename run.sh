@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh: installs what is missing, builds, and runs the broker in the foreground with
-# etc/broker.conf (or the file given as an argument); `./run.sh --processes N` runs N broker
+# etc/broker.conf (or the file given as an argument), with the web chat at http_listen's / when
+# npm is installed; `./run.sh --processes N` runs N broker
 # processes on the client port under a supervisor (docs/operations.md). When nothing answers
 # at the configured `redis` address and it is on this machine, a redis-server is started for
 # the broker's lifetime, its data kept in ~/.local/state/moonpost/redis (or
@@ -23,6 +24,10 @@ tests=OFF
 pkg-config --exists cmocka && tests=ON
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOONPOST_TESTS="$tests" >/dev/null
 cmake --build build -j"$(nproc)" --target moonpost
+# the web chat at http_listen's / when npm is there to build it (./deps.sh --test installs it)
+if command -v npm >/dev/null && ! awk '$1 == "web_root" { found = 1 } END { exit !found }' "$conf"; then
+  cmake --build build --target web && args+=(--set "web_root=$PWD/build/webchat")
+fi
 ./build/broker/moonpost -c "$conf" ${args[@]+"${args[@]}"} -t >/dev/null
 
 redis=$(awk '$1 == "redis" { print $2 }' "$conf" | tail -n 1)
