@@ -24,7 +24,11 @@
 #define CONTROL_MAX 125 /* bytes of a control frame's payload (RFC 6455 5.5) */
 
 struct websocket {
-    wslay_frame_context_ptr rx; /* the receiving state machine */
+    wslay_frame_context_ptr rx; /* the receiving state machine, only while it holds something:
+                                   it carries a 4 KiB buffer, too much for an idle session */
+    uint64_t fed;           /* bytes handed to rx since it was made */
+    uint64_t parsed;        /* of those, the bytes of the frames it returned (headers at their
+                               shortest: never more than it really took) */
     struct evbuffer *preread;   /* bytes read with the HTTP request: taken before the socket's */
     struct evbuffer *fragments; /* the message being reassembled, while it comes in pieces */
     evutil_socket_t fd;
@@ -53,6 +57,7 @@ static ssize_t on_recv(uint8_t *buf, size_t len, int flags, void *arg)
     struct websocket *ws = arg;
     if (ws->preread != NULL) {
         int n = evbuffer_remove(ws->preread, buf, len);
+        if (n > 0) ws->fed += (uint64_t)n;
         if (evbuffer_get_length(ws->preread) == 0) {
             evbuffer_free(ws->preread);
             ws->preread = NULL;
@@ -64,6 +69,7 @@ static ssize_t on_recv(uint8_t *buf, size_t len, int flags, void *arg)
     if (n > 0) {
         ws->budget -= (size_t)n;
         ws->got += (size_t)n;
+        ws->fed += (uint64_t)n;
     } else if (n == 0) {
         ws->eof = 1;
     } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -185,6 +191,8 @@ static void on_chunk(struct session *s, const struct wslay_frame_iocb *io)
     struct websocket *ws = s->ws;
     int control = wslay_is_ctrl_frame(io->opcode);
     if (ws->frame_got == 0) { /* the frame's first piece */
+        uint64_t n = io->payload_length;
+        ws->parsed += 2 + (n >= 65536 ? 8 : n >= 126 ? 2 : 0) + (io->mask ? 4 : 0) + n;
         if (io->rsv != 0 || !io->mask) {
             fail(s, CLOSE_PROTOCOL_ERROR, "websocket: unmasked frame or reserved bits set");
             return;
@@ -209,9 +217,22 @@ static void on_chunk(struct session *s, const struct wslay_frame_iocb *io)
         end_message(s);
 }
 
+/* Frees the receiving state machine when it holds no byte and no partial frame. */
+static void release_rx_when_empty(struct websocket *ws)
+{
+    if (ws->rx == NULL || ws->frame_got != 0 || ws->fed != ws->parsed) return;
+    wslay_frame_context_free(ws->rx);
+    ws->rx = NULL;
+    ws->fed = ws->parsed = 0;
+}
+
 int websocket_read(struct session *s, size_t max)
 {
     struct websocket *ws = s->ws;
+    if (ws->rx == NULL && wslay_frame_context_init(&ws->rx, &rx_callbacks, ws) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
     if (ws->fail_code != 0 && evbuffer_get_length(s->in) == 0) {
         fail_now(s); /* the frames before the failure are handled: close */
         errno = EAGAIN;
@@ -234,6 +255,7 @@ int websocket_read(struct session *s, size_t max)
      * bytes wslay holds when the budget ran out */
     if (ws->fail_code != 0 || (ws->budget == 0 && !ws->stopped))
         event_active(&s->read_ev, EV_READ, 0);
+    if (!ws->stopped) release_rx_when_empty(ws);
     if (ws->got > 0) return (int)ws->got;
     if (ws->eof) return 0;
     errno = ws->read_errno ? ws->read_errno : EAGAIN;
@@ -325,8 +347,7 @@ struct session *websocket_open(evutil_socket_t fd, struct evbuffer *preread)
     struct sockaddr_storage addr;
     socklen_t addr_len = sizeof addr;
     struct websocket *ws = calloc(1, sizeof *ws);
-    if (ws == NULL || wslay_frame_context_init(&ws->rx, &rx_callbacks, ws) != 0 ||
-        getpeername(fd, (struct sockaddr *)&addr, &addr_len) != 0) {
+    if (ws == NULL || getpeername(fd, (struct sockaddr *)&addr, &addr_len) != 0) {
         if (ws) websocket_free(ws);
         evbuffer_free(preread);
         evutil_closesocket(fd);

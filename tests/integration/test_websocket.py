@@ -130,6 +130,18 @@ class FramingTest(WsBase):
         self.assertEqual(c.wait_res(5)["code"], 200)
         self.assertEqual(c.pongs, [b"between"])
 
+    def test_frames_arriving_byte_by_byte_are_put_together(self):
+        c = self.ws()
+        data = (encode(BINARY, packb(dict(type="ping", id=1, pad="p" * 300))) +
+                encode(PING, b"x") + encode(BINARY, packb(dict(type="ping", id=2))))
+        for i in range(len(data)):
+            c.send_raw(data[i:i + 1])
+            if i % 7 == 0:
+                time.sleep(0.001)  # lets the broker read the pieces apart
+        self.assertEqual(c.wait_res(1)["code"], 200)
+        self.assertEqual(c.wait_res(2)["code"], 200)
+        self.assertEqual(c.pongs, [b"x"])
+
     def test_ping_is_answered_with_its_payload(self):
         c = self.ws()
         c.send_frame(PING, b"hello")
