@@ -29,10 +29,14 @@ static const struct {
     const char *ext;
     const char *type;
 } types[] = {
-    {".html", "text/html; charset=utf-8"},  {".js", "text/javascript; charset=utf-8"},
-    {".css", "text/css; charset=utf-8"},    {".svg", "image/svg+xml"},
-    {".png", "image/png"},                  {".ico", "image/x-icon"},
-    {".json", "application/json"},          {".webmanifest", "application/manifest+json"},
+    {".html", "text/html; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},
+    {".svg", "image/svg+xml"},
+    {".png", "image/png"},
+    {".ico", "image/x-icon"},
+    {".json", "application/json"},
+    {".webmanifest", "application/manifest+json"},
     {".txt", "text/plain; charset=utf-8"},
 };
 

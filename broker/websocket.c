@@ -26,23 +26,23 @@
 struct websocket {
     wslay_frame_context_ptr rx; /* the receiving state machine, only while it holds something:
                                    it carries a 4 KiB buffer, too much for an idle session */
-    uint64_t fed;           /* bytes handed to rx since it was made */
-    uint64_t parsed;        /* of those, the bytes of the frames it returned (headers at their
-                               shortest: never more than it really took) */
+    uint64_t fed;               /* bytes handed to rx since it was made */
+    uint64_t parsed;            /* of those, the bytes of the frames it returned (headers at their
+                                   shortest: never more than it really took) */
     struct evbuffer *preread;   /* bytes read with the HTTP request: taken before the socket's */
     struct evbuffer *fragments; /* the message being reassembled, while it comes in pieces */
     evutil_socket_t fd;
-    size_t budget;          /* bytes this read may still take from the socket */
-    size_t got;             /* bytes this read took */
-    int read_errno;         /* of the last failed recv, 0 = none */
-    uint8_t eof;            /* the peer shut its side */
-    uint8_t in_message;     /* a message has begun and its last frame has not come */
-    uint8_t stopped;        /* nothing more is decoded: a failure waits, or a message too big */
-    uint16_t fail_code;     /* the close code of the failure that waits, 0 = none */
-    const char *fail_why;   /* its reason (static); NULL: the peer closed, no `bye` */
-    uint16_t close_code;    /* what the close frame carries, 0 = from the `bye` code */
-    uint64_t frame_got;     /* payload bytes of the current frame received so far */
-    uint64_t message_len;   /* body bytes of the current message so far */
+    size_t budget;        /* bytes this read may still take from the socket */
+    size_t got;           /* bytes this read took */
+    int read_errno;       /* of the last failed recv, 0 = none */
+    uint8_t eof;          /* the peer shut its side */
+    uint8_t in_message;   /* a message has begun and its last frame has not come */
+    uint8_t stopped;      /* nothing more is decoded: a failure waits, or a message too big */
+    uint16_t fail_code;   /* the close code of the failure that waits, 0 = none */
+    const char *fail_why; /* its reason (static); NULL: the peer closed, no `bye` */
+    uint16_t close_code;  /* what the close frame carries, 0 = from the `bye` code */
+    uint64_t frame_got;   /* payload bytes of the current frame received so far */
+    uint64_t message_len; /* body bytes of the current message so far */
     uint8_t control_len;
     uint8_t control[CONTROL_MAX];
 };
@@ -127,15 +127,20 @@ static void on_control(struct session *s, uint8_t opcode)
     struct websocket *ws = s->ws;
     switch (opcode) {
     case WSLAY_PING: {
-        struct wslay_frame_iocb pong = {1, 0, WSLAY_PONG, ws->control_len, 0, ws->control,
-                                        ws->control_len};
+        struct wslay_frame_iocb pong = {1, 0,           WSLAY_PONG,     ws->control_len,
+                                        0, ws->control, ws->control_len};
         send_frame(s, &pong);
         session_mark_dirty(s);
         break;
     }
-    case WSLAY_PONG: break;
-    case WSLAY_CONNECTION_CLOSE: fail(s, CLOSE_NORMAL, NULL); break;
-    default: fail(s, CLOSE_PROTOCOL_ERROR, "websocket: unknown control frame"); break;
+    case WSLAY_PONG:
+        break;
+    case WSLAY_CONNECTION_CLOSE:
+        fail(s, CLOSE_NORMAL, NULL);
+        break;
+    default:
+        fail(s, CLOSE_PROTOCOL_ERROR, "websocket: unknown control frame");
+        break;
     }
 }
 
@@ -148,7 +153,8 @@ static int begin_data_frame(struct session *s, const struct wslay_frame_iocb *io
         fail(s, CLOSE_UNSUPPORTED_DATA, "websocket: text messages are not accepted, send binary");
         return -1;
     }
-    int starts = io->opcode == WSLAY_BINARY_FRAME, continues = io->opcode == WSLAY_CONTINUATION_FRAME;
+    int starts = io->opcode == WSLAY_BINARY_FRAME,
+        continues = io->opcode == WSLAY_CONTINUATION_FRAME;
     if (!(starts && !ws->in_message) && !(continues && ws->in_message)) {
         fail(s, CLOSE_PROTOCOL_ERROR, "websocket: frame out of its message");
         return -1;
@@ -292,7 +298,8 @@ void websocket_queue(struct session *s, const void *data, size_t len)
     while (len >= FRAME_HEADER_LEN) {
         size_t body = frame_read_length(p);
         if (body > len - FRAME_HEADER_LEN) break; /* cannot happen: callers queue whole frames */
-        struct wslay_frame_iocb io = {1, 0, WSLAY_BINARY_FRAME, body, 0, p + FRAME_HEADER_LEN, body};
+        struct wslay_frame_iocb io = {1,   0, WSLAY_BINARY_FRAME, body, 0, p + FRAME_HEADER_LEN,
+                                      body};
         send_frame(s, &io);
         p += FRAME_HEADER_LEN + body;
         len -= FRAME_HEADER_LEN + body;
@@ -302,12 +309,12 @@ void websocket_queue(struct session *s, const void *data, size_t len)
 void websocket_queue_close(struct session *s, int code)
 {
     struct websocket *ws = s->ws;
-    uint16_t close = ws->close_code  ? ws->close_code
-                     : code == 413   ? CLOSE_MESSAGE_TOO_BIG
-                                     : CLOSE_NORMAL;
+    uint16_t close = ws->close_code ? ws->close_code
+                     : code == 413  ? CLOSE_MESSAGE_TOO_BIG
+                                    : CLOSE_NORMAL;
     uint8_t payload[2] = {(uint8_t)(close >> 8), (uint8_t)close};
-    struct wslay_frame_iocb io = {1, 0, WSLAY_CONNECTION_CLOSE, sizeof payload, 0, payload,
-                                  sizeof payload};
+    struct wslay_frame_iocb io = {1, 0,       WSLAY_CONNECTION_CLOSE, sizeof payload,
+                                  0, payload, sizeof payload};
     send_frame(s, &io);
 }
 
@@ -326,7 +333,8 @@ size_t websocket_frame_size(struct evbuffer *out, const struct evbuffer_ptr *p)
     } else if (len == 127) {
         if (n < 10) return 0;
         len = 0;
-        for (int i = 2; i < 10; i++) len = len << 8 | h[i];
+        for (int i = 2; i < 10; i++)
+            len = len << 8 | h[i];
         header = 10;
     }
     return header + (size_t)len;

@@ -59,7 +59,8 @@ void websocket_accept_key(const char *key, size_t len, char out[WEBSOCKET_ACCEPT
 static const char *cannot_open(void)
 {
     if (broker.shutting_down) return "shutting down";
-    if (session_client_count() >= (size_t)broker.conf.max_connections) return "too many connections";
+    if (session_client_count() >= (size_t)broker.conf.max_connections)
+        return "too many connections";
     return NULL;
 }
 
