@@ -283,7 +283,9 @@ int main(int argc, char **argv)
     codec_buf_init(&broker.scratch);
     if (broker.conf.processes > 1 && !test_only) return run_supervisor();
     if (test_only) {
-        int ok = plugin_load_all() == 0 && luahost_start() == 0;
+        int ok = plugin_load_all() == 0 && luahost_start() == 0 &&
+                 web_static_load(broker.conf.http_listen ? broker.conf.web_root : NULL) == 0;
+        web_static_free();
         printf("%s: %s\n", broker.conf_path, ok ? "configuration ok" : "configuration has errors");
         luahost_stop();
         plugin_unload_all();

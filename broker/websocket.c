@@ -47,7 +47,7 @@ struct websocket {
     uint8_t control[CONTROL_MAX];
 };
 
-static void send_frame(struct session *s, struct wslay_frame_iocb *io);
+static void send_frame(struct session *s, uint8_t opcode, const uint8_t *payload, size_t len);
 
 /* ---- receiving ---- */
 
@@ -127,9 +127,10 @@ static void on_control(struct session *s, uint8_t opcode)
     struct websocket *ws = s->ws;
     switch (opcode) {
     case WSLAY_PING: {
-        struct wslay_frame_iocb pong = {1, 0,           WSLAY_PONG,     ws->control_len,
-                                        0, ws->control, ws->control_len};
-        send_frame(s, &pong);
+        /* a client that pings without reading gets no pong past output_limit: its pings then
+         * cost it its own bandwidth only */
+        if (session_queued(s) >= session_ctx.limits.output_limit) break;
+        send_frame(s, WSLAY_PONG, ws->control, ws->control_len);
         session_mark_dirty(s);
         break;
     }
@@ -284,11 +285,14 @@ static ssize_t on_send(const uint8_t *data, size_t len, int flags, void *arg)
 
 static const struct wslay_frame_callbacks tx_callbacks = {on_send, NULL, NULL};
 
-static void send_frame(struct session *s, struct wslay_frame_iocb *io)
+/* Queues one whole, unmasked frame to S. */
+static void send_frame(struct session *s, uint8_t opcode, const uint8_t *payload, size_t len)
 {
+    struct wslay_frame_iocb io = {
+        .fin = 1, .opcode = opcode, .payload_length = len, .data = payload, .data_length = len};
     if (tx == NULL && wslay_frame_context_init(&tx, &tx_callbacks, NULL) != 0) return;
     tx_session = s;
-    if (wslay_frame_send(tx, io) < 0) log_error("websocket: cannot frame a message");
+    if (wslay_frame_send(tx, &io) < 0) log_error("websocket: cannot frame a message");
     tx_session = NULL;
 }
 
@@ -298,9 +302,7 @@ void websocket_queue(struct session *s, const void *data, size_t len)
     while (len >= FRAME_HEADER_LEN) {
         size_t body = frame_read_length(p);
         if (body > len - FRAME_HEADER_LEN) break; /* cannot happen: callers queue whole frames */
-        struct wslay_frame_iocb io = {1,   0, WSLAY_BINARY_FRAME, body, 0, p + FRAME_HEADER_LEN,
-                                      body};
-        send_frame(s, &io);
+        send_frame(s, WSLAY_BINARY_FRAME, p + FRAME_HEADER_LEN, body);
         p += FRAME_HEADER_LEN + body;
         len -= FRAME_HEADER_LEN + body;
     }
@@ -313,9 +315,7 @@ void websocket_queue_close(struct session *s, int code)
                      : code == 413  ? CLOSE_MESSAGE_TOO_BIG
                                     : CLOSE_NORMAL;
     uint8_t payload[2] = {(uint8_t)(close >> 8), (uint8_t)close};
-    struct wslay_frame_iocb io = {1, 0,       WSLAY_CONNECTION_CLOSE, sizeof payload,
-                                  0, payload, sizeof payload};
-    send_frame(s, &io);
+    send_frame(s, WSLAY_CONNECTION_CLOSE, payload, sizeof payload);
 }
 
 size_t websocket_frame_size(struct evbuffer *out, const struct evbuffer_ptr *p)

@@ -4,14 +4,14 @@ framing rules (text 1003, too big 1009, fragments, ping/pong, close) and the cha
 against a real broker and a real redis-server."""
 import os
 import socket
-import struct
+import subprocess
 import time
 import unittest
 
-from harness import BrokerTest, BrokersTest, http_get, http_raw, wait_connections
+from harness import BROKER, BrokerTest, BrokersTest, http_get, http_raw
 from helpers import is_int, poll, uname
-from mpwire import frame, packb
-from wsclient import (BINARY, CLOSE, CONT, PING, TEXT, HandshakeRefused, WsClient, encode,
+from mpwire import packb
+from wsclient import (BINARY, CONT, PING, TEXT, HandshakeRefused, WsClient, encode,
                       request_head)
 
 MAX_FRAME = 65536
@@ -342,6 +342,10 @@ class WebSocketLimitsTest(BrokersTest):
 
     def test_missing_web_root_is_a_config_error(self):
         b = self.broker(extra=["web_root %s" % os.path.join(self.dir, "nope")], start=False)
+        check = subprocess.run([BROKER, "-c", b.conf, "-t"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=30)
+        self.assertEqual(check.returncode, 2, check.stdout)
+        self.assertIn(b"web_root", check.stdout)
         b.start(wait=False)
         self.assertEqual(b.run_until_exit(), 2)
         self.assertIn("web_root", b.log_text())
