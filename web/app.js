@@ -132,7 +132,10 @@
   }
 
   function onMsg(f) {
-    if (f.mid <= state.lastMid) return; // a repeat (at-least-once delivery)
+    if (f.mid <= state.lastMid) { // a repeat (at-least-once delivery): shown already, ack again
+      scheduleAck();
+      return;
+    }
     state.lastMid = f.mid;
     const peer = f.from === state.user ? f.to : f.from;
     addMessage(peer, { from: f.from, body: f.body, ts: f.ts, offline: !!f.offline });
@@ -146,10 +149,16 @@
     scheduleAck();
   }
 
-  /* Acks everything shown so far, once a burst of messages is over. */
+  /* Acks everything shown so far, once a burst of messages is over. The page's body carries
+   * the highest mid shown and the highest acked, for whoever watches it (the browser test). */
   function scheduleAck() {
+    document.body.dataset.lastMid = state.lastMid;
     clearTimeout(state.timers.ack);
-    state.timers.ack = setTimeout(() => request({ type: "ack", upto: state.lastMid }), 200);
+    state.timers.ack = setTimeout(async () => {
+      const upto = state.lastMid;
+      const r = await request({ type: "ack", upto });
+      if (r.code === 200) document.body.dataset.acked = upto;
+    }, 200);
   }
 
   function addMessage(key, m) {

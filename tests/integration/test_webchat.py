@@ -8,6 +8,7 @@ import subprocess
 import unittest
 
 from harness import BUILD, ROOT, BrokerTest
+from helpers import poll
 
 CHROMIUM = os.environ.get("MOONPOST_CHROMIUM", "/usr/bin/chromium")
 NPM_DIR = os.path.join(BUILD, "web", "npm", "node_modules")
@@ -50,6 +51,9 @@ class WebChatTest(BrokerTest):
         for name in ("webchat-desktop.png", "webchat-phone.png"):
             path = os.path.join(BUILD, name)
             self.assertTrue(os.path.getsize(path) > 1000, path)
+        # the page acks what it has shown: the browser users' mailboxes are empty
+        for user in ("alice", "bob"):
+            poll(lambda: self.mbox_count(user) == 0, what="%s's mailbox acked" % user)
 
 
 if __name__ == "__main__":

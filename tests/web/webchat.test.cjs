@@ -177,6 +177,11 @@ test("two browser users and a terminal user chat", async () => {
     await say(bob, "after your reload");
     await shows(alice, "after your reload");
 
+    // every message shown is acked (the broker's mailbox is checked by test_webchat.py)
+    for (const page of [alice, bob])
+      await page.waitForFunction(() => document.body.dataset.lastMid &&
+        document.body.dataset.acked === document.body.dataset.lastMid, null, { timeout: WAIT });
+
     const dir = env("MOONPOST_SCREENSHOTS");
     await alice.screenshot({ path: path.join(dir, "webchat-desktop.png") });
     await bob.screenshot({ path: path.join(dir, "webchat-phone.png") });
