@@ -48,7 +48,8 @@ class WebChatTest(BrokerTest):
         out = run.stdout.decode(errors="replace")
         print(out)
         self.assertEqual(run.returncode, 0, "the browser test failed:\n" + out[-6000:])
-        for name in ("webchat-desktop.png", "webchat-phone.png"):
+        for name in ("webchat-desktop.png", "webchat-phone.png", "webchat-phone-list.png",
+                     "webchat-phone-login.png"):
             path = os.path.join(BUILD, name)
             self.assertTrue(os.path.getsize(path) > 1000, path)
         # the page acks what it has shown: the browser users' mailboxes are empty

@@ -112,6 +112,9 @@ test("two browser users and a terminal user chat", async () => {
     for (const p of [alice, bob]) p.on("pageerror", (e) => errors.push(e.message));
 
     // bob has an account but is offline; carol and alice write to him
+    await bob.goto(URL);
+    await bob.waitForSelector("#login-view", { state: "visible" });
+    await bob.screenshot({ path: path.join(env("MOONPOST_SCREENSHOTS"), "webchat-phone-login.png") });
     await register(bob, "bob");
     await bob.click("#btn-logout");
     await bob.waitForSelector("#login-view", { state: "visible", timeout: WAIT });
@@ -187,6 +190,8 @@ test("two browser users and a terminal user chat", async () => {
     const dir = env("MOONPOST_SCREENSHOTS");
     await alice.screenshot({ path: path.join(dir, "webchat-desktop.png") });
     await bob.screenshot({ path: path.join(dir, "webchat-phone.png") });
+    await bob.click("#btn-back");
+    await bob.screenshot({ path: path.join(dir, "webchat-phone-list.png") });
     assert.deepEqual(errors, [], "errors in the page's script");
   } finally {
     const code = await carol.quit();
