@@ -23,6 +23,7 @@
 #define SETUP_WAIT_NS 10000000LL
 
 atomic_int workers_closed;
+atomic_int workers_draining;
 
 int worker_init(struct worker *w, int id)
 {
@@ -253,6 +254,9 @@ static void flush_acks(struct worker *w, int64_t now, int all)
 /* Work done once when the worker first sees a phase. */
 static void enter_phase(struct worker *w, int ph)
 {
+    /* from here on this worker sends nothing new: what it sent before is in the count the
+     * drain waits for */
+    if (ph == PH_DRAIN) atomic_fetch_add(&workers_draining, 1);
     if (ph == PH_CLOSE) {
         for (size_t i = 0; i < w->count; i++)
             client_close(&w->clients[i]);

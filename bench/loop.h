@@ -14,5 +14,6 @@ void *worker_main(void *arg);
 
 /* Set by a worker once it has closed every client after PH_CLOSE began. */
 extern atomic_int workers_closed;
+extern atomic_int workers_draining; /* workers that entered the drain phase */
 
 #endif

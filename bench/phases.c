@@ -84,9 +84,12 @@ static int all_closed(void)
     return atomic_load(&workers_closed) >= run.opt.threads;
 }
 
+/* Every worker has seen the drain begin (a worker sends while it still runs the run phase's
+ * loop pass), and no message is in flight. */
 static int drained(void)
 {
     const struct workload *wl = workload_for(run.opt.workload);
+    if (atomic_load(&workers_draining) < run.opt.threads) return 0;
     return wl->in_flight == NULL || wl->in_flight() == 0;
 }
 
