@@ -96,6 +96,7 @@ static const struct conf_key conf_keys[] = {
     /* operations */
     KEY(admin_socket, CONF_PATH, 0, 0, NULL),
     KEY(http_listen, CONF_ADDRESS, 0, 0, NULL),
+    KEY(http_tls, CONF_BOOL, 0, 1, "off"),
     KEY(websocket, CONF_BOOL, 0, 1, "on"),
     KEY(web_root, CONF_PATH, 0, 0, NULL),
     KEY(node_id, CONF_STRING, 0, 0, NULL),

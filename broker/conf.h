@@ -79,6 +79,7 @@ struct conf {
     /* operations */
     char *admin_socket;       /* path of the admin Unix socket, NULL = none */
     char *http_listen;        /* "host:port" for /metrics and /healthz, NULL = none */
+    int http_tls;             /* bool, default 0: http_listen speaks HTTPS/WSS with tls_cert */
     int websocket;            /* bool, default 1: http_listen's /ws takes WebSocket clients */
     char *web_root;           /* directory of the web chat served at http_listen's /, NULL = none */
     char *node_id;            /* cluster node id, default "<hostname>-<pid>" computed at start */

@@ -2,7 +2,8 @@
  * metrics.c, or the supervisor's), at once or later. It faces the network like the client
  * port, so it has the same guards: a connection cap, a deadline for each request head, a
  * keep-alive idle timeout and a head size limit (431). Request bodies are not read: a request
- * with one is answered and the connection closed. */
+ * with one is answered and the connection closed. With http_tls each connection is HTTPS
+ * (bufferevent_openssl); an upgrade hands its SSL object on with the socket. */
 #include "http.h"
 
 #include <errno.h>
@@ -13,17 +14,22 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 
 #include "broker.h"
 #include "clock.h"
 #include "listener.h"
 #include "log.h"
 #include "netaddr.h"
+#include "tls.h"
+#include "tls_server.h"
 
 #define HTTP_OUTPUT_PAUSE 65536 /* reading stops while this much of a reply is unsent */
 
 struct http_conn {
     struct bufferevent *bev;
+    SSL *ssl;               /* over HTTPS: owned here (the bufferevent neither frees it nor closes
+                               the socket, so that an upgrade can take both) */
     struct event *deadline; /* the head must arrive before it; also the keep-alive idle limit */
     int closing;            /* close once the reply is written */
     int waiting;            /* kept alive, no byte of the next request yet */
@@ -41,6 +47,7 @@ static struct {
     struct listener *listener;
     struct http_conn *conns; /* every open connection, for http_stop */
     size_t count;
+    int tls; /* connections speak HTTPS */
 } http;
 
 static void conn_free(struct http_conn *c)
@@ -52,7 +59,13 @@ static void conn_free(struct http_conn *c)
     if (c->next) c->next->prev = c->prev;
     http.count--;
     if (c->answering && c->cancel) c->cancel(c->cancel_arg);
+    evutil_socket_t fd = c->ssl != NULL ? bufferevent_getfd(c->bev) : -1;
     bufferevent_free(c->bev);
+    if (c->ssl != NULL) {
+        if (SSL_is_init_finished(c->ssl)) SSL_shutdown(c->ssl); /* close_notify, never waits */
+        SSL_free(c->ssl);
+        evutil_closesocket(fd);
+    }
     event_free(c->deadline);
     free(c);
 }
@@ -235,20 +248,26 @@ static void on_read(struct bufferevent *bev, void *arg)
     process(arg);
 }
 
-/* The 101 is out: the socket and what was read after the request head go to c->upgraded. */
+/* The 101 is out: the socket, its TLS connection and what was read after the request head go
+ * to c->upgraded. */
 static void hand_over(struct http_conn *c)
 {
     evutil_socket_t fd = bufferevent_getfd(c->bev);
+    SSL *ssl = c->ssl;
     struct evbuffer *rest = evbuffer_new();
     if (rest != NULL) evbuffer_add_buffer(rest, bufferevent_get_input(c->bev));
-    bufferevent_setfd(c->bev, -1); /* conn_free must not close it */
+    if (ssl != NULL)
+        c->ssl = NULL; /* conn_free must neither free it nor close the socket */
+    else
+        bufferevent_setfd(c->bev, -1); /* conn_free must not close it */
     http_upgraded_fn upgraded = c->upgraded;
     conn_free(c);
     if (rest == NULL) {
+        SSL_free(ssl);
         evutil_closesocket(fd);
         return;
     }
-    upgraded(fd, rest);
+    upgraded(fd, ssl, rest);
 }
 
 static void on_written(struct bufferevent *bev, void *arg)
@@ -294,6 +313,23 @@ static void refuse(evutil_socket_t fd)
     evutil_closesocket(fd);
 }
 
+/* A bufferevent that does C's TLS handshake on FD and then its HTTP, with c->ssl; NULL (and
+ * c->ssl NULL) when out of memory. A peer that closes without close_notify has just closed. */
+static struct bufferevent *https_bufferevent(struct http_conn *c, evutil_socket_t fd)
+{
+    c->ssl = tls_context_new_ssl(tls_server_context());
+    if (c->ssl == NULL) return NULL;
+    struct bufferevent *bev =
+        bufferevent_openssl_socket_new(broker.base, fd, c->ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
+    if (bev == NULL) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        return NULL;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int len,
                       void *arg)
 {
@@ -301,14 +337,14 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (http.count >= (size_t)broker.conf.http_max_connections) return refuse(fd);
     struct http_conn *c = calloc(1, sizeof *c);
     if (c != NULL) {
-        c->bev = bufferevent_socket_new(broker.base, fd, BEV_OPT_CLOSE_ON_FREE);
+        c->bev = http.tls ? https_bufferevent(c, fd)
+                          : bufferevent_socket_new(broker.base, fd, BEV_OPT_CLOSE_ON_FREE);
         c->deadline = evtimer_new(broker.base, on_deadline, c);
     }
     if (c == NULL || c->bev == NULL || c->deadline == NULL) {
-        if (c && c->bev)
-            bufferevent_free(c->bev);
-        else
-            evutil_closesocket(fd);
+        if (c && c->bev) bufferevent_free(c->bev);
+        if (c == NULL || c->bev == NULL || c->ssl != NULL) evutil_closesocket(fd);
+        if (c) SSL_free(c->ssl);
         if (c && c->deadline) event_free(c->deadline);
         free(c);
         return;
@@ -322,10 +358,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     arm_deadline(c, broker.conf.http_header_timeout);
 }
 
-int http_start(const char *addr, http_serve_fn serve)
+int http_start(const char *addr, http_serve_fn serve, int tls)
 {
     if (addr == NULL) return 0;
     http.serve = serve;
+    http.tls = tls;
     struct sockaddr_storage ss;
     socklen_t len;
     char why[NETADDR_WHY_MAX];
@@ -340,7 +377,7 @@ int http_start(const char *addr, http_serve_fn serve)
         log_error("cannot listen for HTTP on %s: %s", addr, strerror(errno));
         return -1;
     }
-    log_info("metrics on http://%s/metrics", addr);
+    log_info("metrics on %s://%s/metrics", tls ? "https" : "http", addr);
     return 0;
 }
 

@@ -7,6 +7,7 @@
 
 #include <event2/buffer.h>
 #include <event2/util.h>
+#include <openssl/ssl.h>
 
 #define HTTP_METRICS_TYPE "text/plain; version=0.0.4"
 
@@ -16,8 +17,9 @@ struct http_conn;
  * http_answer_later); the connection reads no other request until then. */
 typedef void (*http_serve_fn)(struct http_conn *c, const char *path);
 
-/* Listens on ADDR ("host:port"; NULL: nothing to do) on broker.base; SERVE answers. */
-int http_start(const char *addr, http_serve_fn serve);
+/* Listens on ADDR ("host:port"; NULL: nothing to do) on broker.base; SERVE answers. With TLS
+ * set every connection is HTTPS, with the context of tls_server_context() when it is accepted. */
+int http_start(const char *addr, http_serve_fn serve, int tls);
 void http_stop(void);
 
 /* The answer to C's request: CODE with BODY (drained; may be NULL) of content TYPE. */
@@ -28,9 +30,10 @@ void http_reply_text(struct http_conn *c, int code, const char *text);
  * NULL; only while the route function runs. */
 const char *http_request_header(const struct http_conn *c, const char *name, size_t *len);
 
-/* Takes the socket once an upgrade has been answered: FD, and REST, what the client sent after
- * the request head (the caller frees it). */
-typedef void (*http_upgraded_fn)(evutil_socket_t fd, struct evbuffer *rest);
+/* Takes the socket once an upgrade has been answered: FD, its TLS connection SSL (handshake
+ * done) over HTTPS or NULL, and REST, what the client sent after the request head (decrypted).
+ * The callee owns all three. */
+typedef void (*http_upgraded_fn)(evutil_socket_t fd, SSL *ssl, struct evbuffer *rest);
 
 /* Answers C's request with 101 Switching Protocols and HEADERS (each line ending in CRLF);
  * once it is written, the socket leaves the HTTP server and goes to UPGRADED. */

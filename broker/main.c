@@ -211,7 +211,7 @@ static int start(void)
     int listening = server_listen();
     if (listening != 0) return listening == SERVER_IN_USE ? EXIT_CONFIG : -1;
     if (broker.conf.http_listen && web_static_load(broker.conf.web_root) != 0) return EXIT_CONFIG;
-    if (http_start(broker.conf.http_listen, metrics_serve_http) != 0) return -1;
+    if (http_start(broker.conf.http_listen, metrics_serve_http, broker.conf.http_tls) != 0) return -1;
     if (idle_trim_start(broker.base) != 0) return -1;
     if (broker.conf.pid_file && pidfile_write(broker.conf.pid_file) != 0) return -1;
     return 0;

@@ -70,6 +70,7 @@ static void exchange_restart_only(struct conf *a, struct conf *b)
     SWAP(a->pwhash_queue_per_addr, b->pwhash_queue_per_addr);
     SWAP(a->admin_socket, b->admin_socket);
     SWAP(a->http_listen, b->http_listen);
+    SWAP(a->http_tls, b->http_tls);
     SWAP(a->websocket, b->websocket);
     SWAP(a->web_root, b->web_root);
     SWAP(a->node_id, b->node_id);
@@ -96,6 +97,7 @@ static void warn_restart_only(const struct conf *fresh, const struct conf *run)
         restart_needed("pwhash_queue_per_addr");
     if (!same_str(fresh->admin_socket, run->admin_socket)) restart_needed("admin_socket");
     if (!same_str(fresh->http_listen, run->http_listen)) restart_needed("http_listen");
+    if (fresh->http_tls != run->http_tls) restart_needed("http_tls");
     if (fresh->websocket != run->websocket) restart_needed("websocket");
     if (!same_str(fresh->web_root, run->web_root)) restart_needed("web_root");
     /* node_id: the file may leave it out (computed at start); a changed one needs a restart */

@@ -241,7 +241,7 @@ static void copy_address(struct session *s, const struct sockaddr *addr)
 }
 
 static struct session *open_session(int fd, const struct sockaddr *addr, enum session_kind kind,
-                                    struct websocket *ws)
+                                    struct websocket *ws, struct tls_conn *tls)
 {
     if (table.free_count == 0) return NULL;
     struct session *s = calloc(1, sizeof *s);
@@ -257,6 +257,7 @@ static struct session *open_session(int fd, const struct sockaddr *addr, enum se
     }
     s->fd = fd;
     s->ws = ws;
+    s->tls = tls;
     evutil_make_socket_nonblocking(fd);
     uint32_t slot = table.free_list[--table.free_count];
     uint32_t gen = ++table.generation[slot];
@@ -284,12 +285,12 @@ struct session *session_open(int fd, const struct sockaddr *addr, int addr_len,
                              enum session_kind kind)
 {
     (void)addr_len;
-    return open_session(fd, addr, kind, NULL);
+    return open_session(fd, addr, kind, NULL, NULL);
 }
 
 struct session *session_open_websocket(int fd, const struct sockaddr *addr, int addr_len,
-                                       struct websocket *ws)
+                                       struct websocket *ws, struct tls_conn *tls)
 {
     (void)addr_len;
-    return open_session(fd, addr, SESSION_CLIENT, ws);
+    return open_session(fd, addr, SESSION_CLIENT, ws, tls);
 }

@@ -31,7 +31,7 @@ struct session {
     struct event *write_ev;     /* allocated the first time a write would block */
     struct evbuffer *in, *out;
     struct event *login_timer;  /* while anonymous: the login_timeout deadline */
-    struct tls_conn *tls;       /* the TLS stream of a tls_listen connection, NULL in clear */
+    struct tls_conn *tls;       /* the TLS stream (tls_listen, or WSS on http_tls), NULL in clear */
     enum session_state state;
     uint8_t kind;
     uint8_t malformed;
@@ -89,10 +89,11 @@ size_t session_client_count(void);
 /* Wraps an accepted socket; returns NULL when the table is full or on allocation failure. */
 struct session *session_open(int fd, const struct sockaddr *addr, int addr_len,
                              enum session_kind kind);
-/* The same for a client whose bytes pass through the WebSocket codec WS (the session owns it
- * from then on; on NULL the caller still does). */
+/* The same for a client whose bytes pass through the WebSocket codec WS, and through TLS when
+ * TLS is not NULL (an HTTPS upgrade; the session owns both from then on; on NULL the caller
+ * still does). */
 struct session *session_open_websocket(int fd, const struct sockaddr *addr, int addr_len,
-                                       struct websocket *ws);
+                                       struct websocket *ws, struct tls_conn *tls);
 
 /* Makes S, just opened, speak TLS with a connection of CTX (session_tls.c). Returns 0, or -1
  * when out of memory (S is then closed). */

@@ -130,6 +130,17 @@ struct tls_conn *tls_conn_new(struct tls_context *ctx, int fd)
     return t;
 }
 
+struct tls_conn *tls_conn_adopt(SSL *ssl)
+{
+    struct tls_conn *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    t->ssl = ssl;
+    return t;
+}
+
 void tls_conn_free(struct tls_conn *t)
 {
     if (t == NULL) return;
@@ -200,6 +211,20 @@ ssize_t tls_conn_read(struct tls_conn *t, struct evbuffer *in, size_t max, int *
     }
     *more = SSL_has_pending(t->ssl);
     return (ssize_t)total;
+}
+
+ssize_t tls_conn_recv(struct tls_conn *t, void *buf, size_t len, char *why, size_t wlen)
+{
+    if (t->closed) return TLS_IO_CLOSED;
+    size_t got = 0;
+    errno = 0;
+    int rc = SSL_read_ex(t->ssl, buf, len, &got);
+    return rc == 1 ? (ssize_t)got : failure(t, rc, why, wlen);
+}
+
+int tls_conn_pending(const struct tls_conn *t)
+{
+    return SSL_has_pending(t->ssl);
 }
 
 /* Writes BUF (one evbuffer chain) record by record until it is all written or the socket is

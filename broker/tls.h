@@ -28,6 +28,10 @@ SSL *tls_context_new_ssl(struct tls_context *ctx);
 
 /* A TLS server stream over the non-blocking socket FD (not owned). NULL when out of memory. */
 struct tls_conn *tls_conn_new(struct tls_context *ctx, int fd);
+/* A TLS stream that takes over SSL, a server connection whose handshake is done and whose
+ * socket is already set (the HTTPS listener's, on a WebSocket upgrade). NULL when out of memory
+ * (SSL is then freed). */
+struct tls_conn *tls_conn_adopt(SSL *ssl);
 /* Sends close_notify when the handshake is done (best effort, never waits), then frees. */
 void tls_conn_free(struct tls_conn *t);
 /* 1 once the handshake has completed. */
@@ -45,6 +49,10 @@ enum {
  * (the socket will not wake the loop for them). */
 ssize_t tls_conn_read(struct tls_conn *t, struct evbuffer *in, size_t max, int *more, char *why,
                       size_t len);
+/* Decrypts up to LEN bytes into BUF, like recv. Returns the bytes (> 0) or a TLS_IO_ value. */
+ssize_t tls_conn_recv(struct tls_conn *t, void *buf, size_t len, char *why, size_t wlen);
+/* 1 when decrypted bytes wait inside TLS (no socket event will come for them). */
+int tls_conn_pending(const struct tls_conn *t);
 /* Encrypts and writes the head of OUT in records of up to 16 KiB, without draining it (the
  * caller drains what it is told was written). Returns the bytes consumed (> 0) or a TLS_IO_
  * value. Before the handshake is done nothing can be written: TLS_IO_ERROR. */

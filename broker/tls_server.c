@@ -1,4 +1,4 @@
-/* tls_server: the client port's TLS context from tls_cert and tls_key (see tls_server.h). */
+/* tls_server: the TLS context of the client port and of HTTPS from tls_cert and tls_key (see tls_server.h). */
 #include "tls_server.h"
 
 #include <stdio.h>
@@ -20,11 +20,12 @@ int tls_server_load(const struct conf *c, const char *path, struct tls_context *
                     struct conf_error *err)
 {
     *out = NULL;
-    if (c->tls_listen.count == 0) return 0;
+    if (c->tls_listen.count == 0 && !c->http_tls) return 0;
     char where[200];
     if (c->tls_cert == NULL || c->tls_key == NULL) {
-        origin(c, path, "tls_listen", where, sizeof where);
-        snprintf(err->text, sizeof err->text, "%stls_listen needs tls_cert and tls_key", where);
+        const char *user = c->tls_listen.count > 0 ? "tls_listen" : "http_tls";
+        origin(c, path, user, where, sizeof where);
+        snprintf(err->text, sizeof err->text, "%s%s needs tls_cert and tls_key", where, user);
         return -1;
     }
     char why[TLS_WHY_MAX];

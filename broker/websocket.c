@@ -15,6 +15,7 @@
 #include "log.h"
 #include "session_internal.h"
 #include "stats.h"
+#include "tls.h"
 
 #define CLOSE_NORMAL 1000
 #define CLOSE_PROTOCOL_ERROR 1002
@@ -32,6 +33,7 @@ struct websocket {
     struct evbuffer *preread;   /* bytes read with the HTTP request: taken before the socket's */
     struct evbuffer *fragments; /* the message being reassembled, while it comes in pieces */
     evutil_socket_t fd;
+    struct tls_conn *tls; /* the session's TLS stream (WSS), NULL in clear: not owned */
     size_t budget;        /* bytes this read may still take from the socket */
     size_t got;           /* bytes this read took */
     int read_errno;       /* of the last failed recv, 0 = none */
@@ -51,6 +53,21 @@ static void send_frame(struct session *s, uint8_t opcode, const uint8_t *payload
 
 /* ---- receiving ---- */
 
+/* recv through TLS: the same results (bytes, 0 at the end, -1 with errno). */
+static ssize_t recv_tls(struct websocket *ws, uint8_t *buf, size_t len)
+{
+    char why[TLS_WHY_MAX];
+    ssize_t n = tls_conn_recv(ws->tls, buf, len, why, sizeof why);
+    if (n >= 0) return n;
+    if (n == TLS_IO_AGAIN) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (n == TLS_IO_CLOSED) return 0;
+    errno = EPROTO; /* a TLS failure: the session ends like on a reset */
+    return -1;
+}
+
 static ssize_t on_recv(uint8_t *buf, size_t len, int flags, void *arg)
 {
     (void)flags;
@@ -65,7 +82,8 @@ static ssize_t on_recv(uint8_t *buf, size_t len, int flags, void *arg)
         if (n > 0) return n;
     }
     if (ws->budget == 0) return 0; /* wslay: "want read"; the rest waits for the next pass */
-    ssize_t n = recv(ws->fd, buf, len < ws->budget ? len : ws->budget, 0);
+    ssize_t n = ws->tls != NULL ? recv_tls(ws, buf, len < ws->budget ? len : ws->budget)
+                                : recv(ws->fd, buf, len < ws->budget ? len : ws->budget, 0);
     if (n > 0) {
         ws->budget -= (size_t)n;
         ws->got += (size_t)n;
@@ -260,8 +278,9 @@ int websocket_read(struct session *s, size_t max)
     }
     /* come back without the socket's help: to close after the frames before a failure, or for
      * bytes wslay holds when the budget ran out */
-    if (ws->fail_code != 0 || (ws->budget == 0 && !ws->stopped))
-        event_active(&s->read_ev, EV_READ, 0);
+    if (ws->fail_code != 0 || (ws->budget == 0 && !ws->stopped) ||
+        (ws->tls != NULL && !ws->stopped && !ws->eof && tls_conn_pending(ws->tls)))
+        event_active(&s->read_ev, EV_READ, 0); /* TLS-held bytes wake no socket event either */
     if (!ws->stopped) release_rx_when_empty(ws);
     if (ws->got > 0) return (int)ws->got;
     if (ws->eof) return 0;
@@ -350,7 +369,7 @@ void websocket_free(struct websocket *ws)
     free(ws);
 }
 
-struct session *websocket_open(evutil_socket_t fd, struct evbuffer *preread)
+struct session *websocket_open(evutil_socket_t fd, struct tls_conn *tls, struct evbuffer *preread)
 {
     struct sockaddr_storage addr;
     socklen_t addr_len = sizeof addr;
@@ -358,20 +377,25 @@ struct session *websocket_open(evutil_socket_t fd, struct evbuffer *preread)
     if (ws == NULL || getpeername(fd, (struct sockaddr *)&addr, &addr_len) != 0) {
         if (ws) websocket_free(ws);
         evbuffer_free(preread);
+        if (tls) tls_conn_free(tls);
         evutil_closesocket(fd);
         return NULL;
     }
     ws->fd = fd;
+    ws->tls = tls;
     if (evbuffer_get_length(preread) > 0)
         ws->preread = preread;
     else
         evbuffer_free(preread);
-    struct session *s = session_open_websocket(fd, (struct sockaddr *)&addr, (int)addr_len, ws);
+    struct session *s = session_open_websocket(fd, (struct sockaddr *)&addr, (int)addr_len, ws, tls);
     if (s == NULL) {
         websocket_free(ws);
+        if (tls) tls_conn_free(tls);
         evutil_closesocket(fd);
         return NULL;
     }
-    if (ws->preread != NULL && s->state != SESSION_CLOSING) event_active(&s->read_ev, EV_READ, 0);
+    if ((ws->preread != NULL || (tls != NULL && tls_conn_pending(tls))) &&
+        s->state != SESSION_CLOSING)
+        event_active(&s->read_ev, EV_READ, 0);
     return s;
 }

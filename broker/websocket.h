@@ -12,11 +12,13 @@
 #include <event2/util.h>
 
 struct session;
+struct tls_conn;
 struct websocket;
 
-/* Opens a client session on FD, whose upgrade was answered; PREREAD holds what the client sent
- * after its request head (taken over). Returns NULL (FD closed) when it cannot. */
-struct session *websocket_open(evutil_socket_t fd, struct evbuffer *preread);
+/* Opens a client session on FD, whose upgrade was answered; TLS is the connection's TLS stream
+ * (HTTPS) or NULL; PREREAD holds what the client sent after its request head (decrypted). All
+ * three are taken over. Returns NULL (FD closed) when it cannot. */
+struct session *websocket_open(evutil_socket_t fd, struct tls_conn *tls, struct evbuffer *preread);
 
 /* Reads at most MAX bytes from S's socket and appends every whole message's body to s->in as a
  * length-prefixed frame, so that the usual framing checks run on it (a message over max_frame

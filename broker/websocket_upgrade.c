@@ -14,6 +14,7 @@
 #include "log.h"
 #include "session.h"
 #include "stats.h"
+#include "tls.h"
 #include "websocket.h"
 
 #define WEBSOCKET_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -64,17 +65,25 @@ static const char *cannot_open(void)
     return NULL;
 }
 
-static void on_upgraded(evutil_socket_t fd, struct evbuffer *rest)
+static void on_upgraded(evutil_socket_t fd, SSL *ssl, struct evbuffer *rest)
 {
     const char *why = cannot_open();
     if (why != NULL) {
         log_warn("refused a WebSocket connection: %s", why);
         stats.connections_rejected_total++;
         evbuffer_free(rest);
+        SSL_free(ssl);
         evutil_closesocket(fd);
         return;
     }
-    if (websocket_open(fd, rest) == NULL) {
+    struct tls_conn *tls = NULL;
+    if (ssl != NULL && (tls = tls_conn_adopt(ssl)) == NULL) { /* the session goes on in TLS */
+        stats.connections_rejected_total++;
+        evbuffer_free(rest);
+        evutil_closesocket(fd);
+        return;
+    }
+    if (websocket_open(fd, tls, rest) == NULL) {
         stats.connections_rejected_total++;
         return;
     }

@@ -6,6 +6,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -209,7 +210,8 @@ class Broker:
         http = self.conf_values("http_listen")
         if http:
             host, port = connect_addr(http[-1])
-            poll(lambda: running(self.proc) and http_answers(host, port),
+            tls = self.conf_values("http_tls")[-1:] == ["on"]
+            poll(lambda: running(self.proc) and http_answers(host, port, tls),
                  timeout, interval=0.02, what="an answer on the HTTP listener %s" % http[-1],
                  retry_on=(OSError,))
 
@@ -388,11 +390,16 @@ def admin_call(broker, msg, timeout=10.0, path=None):
         c.close()
 
 
-def http_raw(port, data, timeout=5.0, host="127.0.0.1"):
-    """Sends DATA on a fresh HTTP connection; returns what came back until EOF, a reset or
-    TIMEOUT (a refused connection may be reset when the request was still unread)."""
+def http_raw(port, data, timeout=5.0, host="127.0.0.1", tls=False):
+    """Sends DATA on a fresh HTTP connection (HTTPS when TLS, the certificate unchecked);
+    returns what came back until EOF, a reset or TIMEOUT (a refused connection may be reset
+    when the request was still unread)."""
     out = b""
     with socket.create_connection((host, port), timeout=timeout) as s:
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+            s = ctx.wrap_socket(s)
         try:
             s.sendall(data)
             while True:
@@ -404,10 +411,11 @@ def http_raw(port, data, timeout=5.0, host="127.0.0.1"):
             return out
 
 
-def http_answers(host, port):
+def http_answers(host, port, tls=False):
     """True when HOST:PORT answers an HTTP request (the status does not matter). The reply is
     read up to the broker's close: by then the broker no longer counts the connection."""
-    return http_raw(port, b"GET /healthz HTTP/1.0\r\n\r\n", host=host).startswith(b"HTTP/1.1 ")
+    return http_raw(port, b"GET /healthz HTTP/1.0\r\n\r\n", host=host,
+                    tls=tls).startswith(b"HTTP/1.1 ")
 
 
 def http_get(port, path, timeout=5):

@@ -55,8 +55,11 @@ class WsClient(Client):
     """A moonpost connection over WebSocket. `close_code` is the code of the broker's close
     frame once one came; `pongs` the payloads of the pongs received."""
 
-    def __init__(self, http_port, timeout=10.0, protocol="moonpost", pipelined=b""):
+    def __init__(self, http_port, timeout=10.0, protocol="moonpost", pipelined=b"",
+                 ssl_context=None):
         self.sock = socket.create_connection(("127.0.0.1", http_port), timeout=timeout)
+        if ssl_context is not None:  # WSS: the same handshake inside TLS
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname="localhost")
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.settimeout(timeout)
         key = base64.b64encode(os.urandom(16)).decode()

@@ -75,7 +75,7 @@ static void test_fragments_reach_the_handler_whole_and_the_reply_is_one_message(
     int fds[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
     struct evbuffer *preread = evbuffer_new();
-    struct session *s = websocket_open(fds[0], preread);
+    struct session *s = websocket_open(fds[0], NULL, preread);
     assert_non_null(s);
     /* {"type": "ping", "id": 7} in three pieces */
     static const uint8_t body[] = {0x82, 0xa4, 't', 'y',  'p', 'e', 0xa4, 'p',
