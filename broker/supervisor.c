@@ -347,7 +347,7 @@ static int start_listeners(void)
         int rc = supervisor_admin_start(c->admin_socket);
         if (rc != 0) return rc == SERVER_IN_USE ? EXIT_CONFIG : 1;
     }
-    return http_start(c->http_listen, supervisor_metrics_serve, 0) == 0 ? 0 : 1;
+    return http_start(c->http_listen, supervisor_metrics_serve, c->http_tls) == 0 ? 0 : 1;
 }
 
 static void cleanup(void)

@@ -6,12 +6,14 @@ import http.client
 import shutil
 import socket
 import ssl
+import subprocess
 import tempfile
 
-from harness import BrokerTest, BrokersTest
-from helpers import uname
+from harness import BROKER, BrokerTest, BrokersTest
+from helpers import poll, uname
 from tls_certs import Certs
-from wsclient import WsClient
+from mpwire import packb
+from wsclient import BINARY, WsClient, encode
 
 CERTS = None
 
@@ -48,8 +50,8 @@ class HttpTlsTest(BrokerTest):
         cls.extra = ["http_tls on", "tls_cert %s" % CERTS.cert, "tls_key %s" % CERTS.key]
         super().setUpClass()
 
-    def wss(self):
-        c = WsClient(self.broker.http_port, ssl_context=client_context())
+    def wss(self, **kw):
+        c = WsClient(self.broker.http_port, ssl_context=client_context(), **kw)
         self.clients.append(c)
         return c
 
@@ -107,6 +109,12 @@ class HttpTlsTest(BrokerTest):
         m = w.wait_push("msg")
         self.assertEqual((m["from"], m["body"]), (t.user, b"\x00bin"))
 
+    def test_a_frame_sent_with_the_upgrade_request_is_served(self):
+        # decrypted with the request head, before the WebSocket session takes the connection
+        c = self.wss(pipelined=encode(BINARY, packb(dict(type="ping", id=7))))
+        r = c.wait_res(7)
+        self.assertEqual(r["code"], 200, r)
+
     def test_many_pushes_to_a_wss_client_keep_order(self):
         user = uname("w")
         self.assertEqual(self.register(user)["code"], 200)
@@ -120,6 +128,20 @@ class HttpTlsTest(BrokerTest):
 
 
 class HttpTlsConfigTest(BrokersTest):
+
+    def test_supervisor_serves_https_too(self):
+        # processes 2: the supervisor holds http_listen for the host's metrics and health
+        b = self.broker(extra=["http_tls on", "tls_cert %s" % CERTS.cert,
+                               "tls_key %s" % CERTS.key], start=False)
+        b.logf = open(b.log, "ab")
+        b.proc = subprocess.Popen([BROKER, "-c", b.conf, "--processes", "2"], stdout=b.logf,
+                                  stderr=b.logf)
+        poll(lambda: b.proc.poll() is None and https_get(b.http_port, "/healthz")[0] == 200, 30,
+             what="the supervisor's /healthz over HTTPS", retry_on=(OSError,))
+        status, body = https_get(b.http_port, "/metrics")
+        self.assertEqual(status, 200, body)
+        self.assertIn("moonpost_connections{", body)
+        self.assertEqual(b.stop(), 0)
 
     def test_http_tls_without_certificate(self):
         b = self.broker(extra=["http_tls on"], start=False)
