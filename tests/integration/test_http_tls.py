@@ -3,7 +3,9 @@
 without harming the broker, a WSS client chats with a plain TCP one, and http_tls without a
 certificate is a configuration error."""
 import http.client
+import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -11,7 +13,7 @@ import tempfile
 
 from harness import BROKER, BrokerTest, BrokersTest
 from helpers import poll, uname
-from tls_certs import Certs
+from tls_certs import Certs, make_server_cert
 from mpwire import packb
 from wsclient import BINARY, WsClient, encode
 
@@ -127,7 +129,33 @@ class HttpTlsTest(BrokerTest):
         self.assertEqual(bodies, ["m%d" % i for i in range(200)])
 
 
+def peer_cert(port):
+    """The certificate (DER) the HTTPS listener on PORT presents."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        with client_context().wrap_socket(s, server_hostname="localhost") as t:
+            return t.getpeercert(binary_form=True)
+
+
+def der(pem_path):
+    with open(pem_path) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
 class HttpTlsConfigTest(BrokersTest):
+
+    def test_reload_renews_the_https_certificate(self):
+        cert, key = os.path.join(self.dir, "live.pem"), os.path.join(self.dir, "live.key")
+        shutil.copy(CERTS.cert, cert)
+        shutil.copy(CERTS.key, key)
+        b = self.broker(extra=["http_tls on", "tls_cert %s" % cert, "tls_key %s" % key])
+        self.assertEqual(peer_cert(b.http_port), der(CERTS.cert))
+        new_key, new_pem = make_server_cert(CERTS.dir, "renewed", CERTS.ca_key, CERTS.ca)
+        shutil.copy(new_key, key)
+        shutil.copy(new_pem, cert)
+        b.proc.send_signal(signal.SIGHUP)
+        poll(lambda: "reload: TLS certificate" in b.log_text(), 10, what="the reload in the log")
+        self.assertEqual(peer_cert(b.http_port), der(new_pem))
+        self.assertEqual(https_get(b.http_port, "/healthz")[0], 200)
 
     def test_supervisor_serves_https_too(self):
         # processes 2: the supervisor holds http_listen for the host's metrics and health
