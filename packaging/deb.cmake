@@ -17,7 +17,7 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 # the run-time libraries of the broker on Debian 12 (the -dev packages' runtime halves);
 # adduser creates the user where systemd-sysusers is missing
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libc6, libevent-2.1-7, libevent-pthreads-2.1-7, liblua5.4-0, libmsgpackc2, libhiredis0.14, libsodium23, libssl3, libwslay1, adduser")
+    "libc6, libevent-2.1-7, libevent-openssl-2.1-7, libevent-pthreads-2.1-7, liblua5.4-0, libmsgpackc2, libhiredis0.14, libsodium23, libssl3, libwslay1, adduser")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "redis-server")
 configure_file(${CMAKE_CURRENT_SOURCE_DIR}/deb/conffiles ${CMAKE_CURRENT_BINARY_DIR}/deb/conffiles
                COPYONLY)
