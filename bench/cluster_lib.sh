@@ -9,10 +9,8 @@
 # Every process started here is stopped by its pid on exit (cl_cleanup), and the temp dir is
 # removed (KEEP=1 keeps it). Only 127.0.0.0/8 is used.
 
-if [[ -z "${MOONPOST_BUILD:-}" ]]; then
-    MOONPOST_BUILD=$ROOT/build-bench
-    [[ -x $MOONPOST_BUILD/broker/moonpost ]] || MOONPOST_BUILD=$ROOT/build
-fi
+# shellcheck source=bench/build_dir.sh
+source "$ROOT/bench/build_dir.sh"
 trap cl_cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -23,8 +21,6 @@ source "$ROOT/bench/quiet.sh"
 # shellcheck source=bench/ports.sh
 source "$ROOT/bench/ports.sh"
 
-BROKER=$MOONPOST_BUILD/broker/moonpost
-BENCH=$MOONPOST_BUILD/bench/moonpost-bench
 CL_TMP=$(mktemp -d /tmp/moonpost-cluster.XXXXXX)
 CL_PIDS=()     # every process started, for cl_cleanup
 BROKER_PIDS=() # the brokers running now
@@ -40,10 +36,7 @@ CL_SEND_PLUGIN=$MOONPOST_BUILD/plugins/moonpost_send.so
 cl_log() { echo "$(basename "$0"): $*" >&2; }
 
 cl_check_build() {
-    local bin
-    for bin in "$BROKER" "$BENCH"; do
-        [[ -x $bin ]] || { cl_log "$bin is missing: build first (docs/benchmarks.md)"; exit 2; }
-    done
+    bench_require_build
     command -v redis-server >/dev/null || { cl_log "redis-server is not installed"; exit 2; }
 }
 

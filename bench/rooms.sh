@@ -17,18 +17,12 @@ source "$ROOT/bench/broker_conf.sh"
 source "$ROOT/bench/quiet.sh"
 # shellcheck source=bench/ports.sh
 source "$ROOT/bench/ports.sh"
-if [[ -z "${MOONPOST_BUILD:-}" ]]; then
-    MOONPOST_BUILD=$ROOT/build-bench
-    [[ -x $MOONPOST_BUILD/broker/moonpost ]] || MOONPOST_BUILD=$ROOT/build
-fi
-BROKER=$MOONPOST_BUILD/broker/moonpost
-BENCH=$MOONPOST_BUILD/bench/moonpost-bench
+# shellcheck source=bench/build_dir.sh
+source "$ROOT/bench/build_dir.sh"
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-5}
 KEEP=${KEEP:-0}
-for bin in "$BROKER" "$BENCH"; do
-    [[ -x $bin ]] || { echo "rooms.sh: $bin is missing; build it first" >&2; exit 2; }
-done
+bench_require_build
 
 TMP=$(mktemp -d /tmp/moonpost-rooms.XXXXXX)
 PIDS=()

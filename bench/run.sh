@@ -33,12 +33,8 @@ source "$ROOT/bench/broker_conf.sh"
 source "$ROOT/bench/quiet.sh"
 # shellcheck source=bench/ports.sh
 source "$ROOT/bench/ports.sh"
-if [[ -z "${MOONPOST_BUILD:-}" ]]; then
-    MOONPOST_BUILD=$ROOT/build-bench
-    [[ -x $MOONPOST_BUILD/broker/moonpost ]] || MOONPOST_BUILD=$ROOT/build
-fi
-BROKER=$MOONPOST_BUILD/broker/moonpost
-BENCH=$MOONPOST_BUILD/bench/moonpost-bench
+# shellcheck source=bench/build_dir.sh
+source "$ROOT/bench/build_dir.sh"
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
 CASES=${CASES:-private private20k private-read private20k-read broadcast idle resume login}
@@ -46,9 +42,7 @@ PIN=${PIN:-0}
 PERF=${PERF:-0}
 KEEP=${KEEP:-$PERF}
 
-for bin in "$BROKER" "$BENCH"; do
-    [[ -x $bin ]] || { echo "run.sh: $bin is missing; build it first (docs/benchmarks.md)" >&2; exit 2; }
-done
+bench_require_build
 for tool in redis-server mosquitto python3; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed" >&2; exit 2; }
 done
