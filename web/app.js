@@ -2,13 +2,17 @@
  * "moonpost", one binary message per MessagePack frame body). Logs in or registers, resumes
  * with its token after a reload (sessionStorage), lists who is online, chats with everyone
  * (broadcast) and privately (one conversation per peer, unread counts), shows the offline mail
- * pushed after login and acks every message it has shown. */
+ * pushed after login and acks every message it has shown. Rooms: lists the rooms one is a
+ * member of (unread counts), joins or creates one by name, shows its history and live messages,
+ * marks them read, leaves. Files: sends one to a peer in chunks and downloads a received one. */
 "use strict";
 (() => {
   const { encode, decode } = MessagePack;
   const EVERYONE = "*"; // the key of the broadcast conversation (no user name has a '*')
+  const ROOM = "#"; // a room's conversation key is "#" + its name (no user name has a '#')
+  const ROOM_HISTORY = 50; // the messages fetched when a room is opened
   const KEEP = 200; // messages kept per conversation
-  const REFRESH_MS = 15000; // how often the online list is asked for (also keeps the session alive)
+  const REFRESH_MS = 15000; // how often the online list and the rooms are asked for (also keeps the session alive)
   const $ = (id) => document.getElementById(id);
 
   const state = {
@@ -18,12 +22,13 @@
     pending: new Map(), // request id -> resolve
     online: new Set(),
     convs: new Map(), // key -> { messages: [], unread: 0 }
+    rooms: new Map(), // room name -> { title, members, seq, read }, from room.list
     active: EVERYONE,
     lastMid: 0, // the highest mid seen: a repeat is dropped, acks go up to it
     offlineCount: 0,
     loggedIn: false,
     leaving: false, // logging out or replaced: no reconnect
-    timers: { ack: 0, refresh: 0, save: 0, reconnect: 0 },
+    timers: { ack: 0, refresh: 0, save: 0, reconnect: 0, read: 0 },
   };
 
   // ---- the connection ----
@@ -90,6 +95,7 @@
       }
       case "msg": onMsg(f); break;
       case "broadcast": addMessage(EVERYONE, { from: f.from, body: f.body, ts: f.ts, system: !!f.system }); break;
+      case "room.msg": onRoomMsg(f); break;
       case "presence": f.online ? state.online.add(f.user) : state.online.delete(f.user); renderList(); break;
       case "bye": onBye(f); break;
       default: break; // types of later versions
@@ -138,7 +144,7 @@
     }
     state.lastMid = f.mid;
     const peer = f.from === state.user ? f.to : f.from;
-    addMessage(peer, { from: f.from, body: f.body, ts: f.ts, offline: !!f.offline });
+    addMessage(peer, { from: f.from, body: f.body, ts: f.ts, offline: !!f.offline, file: fileOf(f) });
     if (f.offline) {
       state.offlineCount++;
       const notice = $("offline-notice");
@@ -163,14 +169,21 @@
 
   function addMessage(key, m) {
     const c = conv(key);
-    c.messages.push({ from: m.from, text: bodyText(m.body), ts: m.ts || Date.now(),
-      mine: m.from === state.user, offline: !!m.offline, system: !!m.system, note: !!m.note });
+    const shown = { from: m.from, text: bodyText(m.body), ts: m.ts || Date.now(),
+      mine: m.from === state.user, offline: !!m.offline, system: !!m.system, note: !!m.note };
+    if (m.file) shown.file = m.file;
+    if (m.seq) shown.seq = m.seq;
+    // a room's messages stay in seq order: a push may overtake the reply to one's own send
+    let at = c.messages.length;
+    if (m.seq) while (at > 0 && (c.messages[at - 1].seq || 0) > m.seq) at--;
+    c.messages.splice(at, 0, shown);
     if (c.messages.length > KEEP) c.messages.splice(0, c.messages.length - KEEP);
     const seen = key === state.active && isVisible();
     if (!seen && m.from !== state.user && !m.note) c.unread++;
     saveSoon();
     renderList();
     if (key === state.active) renderMessages();
+    return shown;
   }
 
   /* True when the open conversation is on the screen: on a phone-sized window only one of the
@@ -191,6 +204,7 @@
     if (!text) return;
     input.value = "";
     const key = state.active;
+    if (isRoom(key)) return sendRoom(key, text);
     const r = key === EVERYONE ? await request({ type: "broadcast", body: text })
       : await request({ type: "send", to: key, body: text });
     if (r.code === 200) {
@@ -213,6 +227,11 @@
     },
     send: { 404: "no such user", 413: "the message is too long", 429: "slow down",
       507: "their mailbox is full" },
+    room: { 400: "room names are 1-64 letters, digits, '_', '.' or '-'",
+      403: "that room is private: ask a member to invite you", 404: "no such room",
+      413: "the message is too long", 507: "that room is full" },
+    file: { 404: "no such user, or the file has expired", 413: "the file is too large",
+      507: "too many of your files are still in flight: try later" },
   };
 
   function explain(action, r) {
@@ -293,9 +312,10 @@
     $("me-avatar").textContent = user.slice(0, 1);
     setStatus("online");
     clearInterval(state.timers.refresh);
-    state.timers.refresh = setInterval(refreshUsers, REFRESH_MS);
+    state.timers.refresh = setInterval(() => { refreshUsers(); refreshRooms(); }, REFRESH_MS);
     renderList();
     renderMessages();
+    refreshRooms();
   }
 
   async function refreshUsers() {
@@ -320,6 +340,7 @@
     state.user = null;
     state.loggedIn = false;
     state.convs = new Map();
+    state.rooms = new Map();
     state.online = new Set();
     state.active = EVERYONE;
     state.lastMid = 0;
@@ -377,7 +398,7 @@
   }
 
   function peers() {
-    const keys = new Set([...state.convs.keys()].filter((k) => k !== EVERYONE));
+    const keys = new Set([...state.convs.keys()].filter((k) => k !== EVERYONE && !isRoom(k)));
     for (const u of state.online) if (u !== state.user) keys.add(u);
     const last = (k) => {
       const m = state.convs.get(k)?.messages;
@@ -387,52 +408,68 @@
   }
 
   function renderList() {
-    const list = $("conv-list");
-    list.replaceChildren();
+    const people = [EVERYONE, ...peers()].map(listItem);
+    const rooms = [...state.rooms.keys()].sort().map((name) => listItem(ROOM + name));
+    $("conv-list").replaceChildren(...people);
+    $("room-list").replaceChildren(...rooms);
     let unread = 0;
-    for (const key of [EVERYONE, ...peers()]) {
-      const c = state.convs.get(key);
-      const li = document.createElement("li");
-      li.dataset.peer = key;
-      if (key === state.active) li.classList.add("active");
-      const dot = document.createElement("span");
-      dot.className = "dot" + (key === EVERYONE ? " all" : state.online.has(key) ? " on" : "");
-      const who = document.createElement("span");
-      who.className = "who";
-      const name = document.createElement("span");
-      name.className = "peer";
-      name.textContent = key === EVERYONE ? "Everyone" : key;
-      const lastLine = document.createElement("span");
-      lastLine.className = "last";
-      const msgs = c ? c.messages : [];
-      lastLine.textContent = msgs.length ? msgs[msgs.length - 1].text
-        : key === EVERYONE ? state.online.size + " online" : state.online.has(key) ? "online" : "offline";
-      who.append(name, lastLine);
-      li.append(dot, who);
-      if (c && c.unread > 0) {
-        const badge = document.createElement("span");
-        badge.className = "badge";
-        badge.textContent = c.unread;
-        li.append(badge);
-        unread += c.unread;
-      }
-      li.addEventListener("click", () => openConversation(key));
-      list.append(li);
-    }
+    for (const [key, c] of state.convs) if (key === EVERYONE || !isRoom(key) || state.rooms.has(roomName(key))) unread += c.unread;
     document.title = (unread ? "(" + unread + ") " : "") + "moonpost chat";
+  }
+
+  /* The sidebar's line for the conversation KEY: a person, everyone or a room. */
+  function listItem(key) {
+    const c = state.convs.get(key);
+    const li = document.createElement("li");
+    if (isRoom(key)) li.dataset.room = roomName(key);
+    else li.dataset.peer = key;
+    if (key === state.active) li.classList.add("active");
+    const dot = document.createElement("span");
+    dot.className = "dot" + (isRoom(key) ? " room" : key === EVERYONE ? " all" : state.online.has(key) ? " on" : "");
+    const who = document.createElement("span");
+    who.className = "who";
+    const name = document.createElement("span");
+    name.className = "peer";
+    name.textContent = key === EVERYONE ? "Everyone" : key;
+    const lastLine = document.createElement("span");
+    lastLine.className = "last";
+    const msgs = c ? c.messages : [];
+    lastLine.textContent = msgs.length ? msgs[msgs.length - 1].text : subtitle(key);
+    who.append(name, lastLine);
+    li.append(dot, who);
+    if (c && c.unread > 0) {
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = c.unread;
+      li.append(badge);
+    }
+    li.addEventListener("click", () => openConversation(key));
+    return li;
+  }
+
+  function subtitle(key) {
+    if (key === EVERYONE) return state.online.size + " online";
+    if (isRoom(key)) {
+      const r = state.rooms.get(roomName(key));
+      if (!r) return "";
+      const members = r.members + (r.members === 1 ? " member" : " members");
+      return r.title ? r.title + " · " + members : members;
+    }
+    return state.online.has(key) ? "online" : "offline";
   }
 
   function renderMessages() {
     const key = state.active;
     $("conv-title").textContent = key === EVERYONE ? "Everyone" : key;
-    $("conv-sub").textContent = key === EVERYONE ? state.online.size + " online"
-      : state.online.has(key) ? "online" : "offline";
+    $("conv-sub").textContent = subtitle(key);
+    $("btn-leave").hidden = !isRoom(key);
+    $("btn-file").hidden = key === EVERYONE || isRoom(key);
     const list = $("messages");
     list.replaceChildren();
     for (const m of conv(key).messages) {
       const li = document.createElement("li");
       li.className = "msg" + (m.mine ? " mine" : "") + (m.offline ? " offline" : "") +
-        (m.note ? " system" : "");
+        (m.note ? " system" : "") + (m.file ? " file" : "");
       if (!m.note) {
         const meta = document.createElement("span");
         meta.className = "meta";
@@ -444,6 +481,7 @@
       text.className = "text";
       text.textContent = m.text;
       li.append(text);
+      if (m.file) li.append(fileInfo(m));
       list.append(li);
     }
     list.scrollTop = list.scrollHeight;
@@ -457,6 +495,223 @@
     renderMessages();
     saveSoon();
     $("composer-input").focus();
+    if (isRoom(key)) loadRoom(roomName(key));
+  }
+
+  // ---- rooms ----
+
+  function isRoom(key) {
+    return key.startsWith(ROOM);
+  }
+
+  function roomName(key) {
+    return key.slice(ROOM.length);
+  }
+
+  /* The rooms one is a member of, with their unread counts (after login and after a join). */
+  async function refreshRooms() {
+    const r = await request({ type: "room.list" });
+    if (r.code !== 200) return;
+    state.rooms = new Map(r.rooms.map((room) => [room.room, room]));
+    for (const room of r.rooms) {
+      const key = ROOM + room.room;
+      conv(key).unread = key === state.active && isVisible() ? 0 : room.unread;
+    }
+    renderList();
+    if (isRoom(state.active)) renderMessages();
+  }
+
+  /* Joins the room NAME, or creates it when there is none; then opens it. */
+  async function joinRoom(name) {
+    let r = await request({ type: "room.join", room: name });
+    if (r.code === 404) {
+      r = await request({ type: "room.create", room: name });
+      if (r.code === 409) r = await request({ type: "room.join", room: name }); // created meanwhile
+    }
+    if (r.code !== 200) {
+      systemLine(state.active, "cannot join " + name + ": " + explain("room", r));
+      return;
+    }
+    await refreshRooms();
+    openConversation(ROOM + name);
+  }
+
+  /* Shows the newest messages of the room (its history replaces what the page kept). */
+  async function loadRoom(name) {
+    const key = ROOM + name;
+    const r = await request({ type: "room.history", room: name, limit: ROOM_HISTORY });
+    if (r.code !== 200) {
+      if (r.code === 403 || r.code === 404) state.rooms.delete(name); // no longer a member
+      systemLine(key, "cannot show the room: " + explain("room", r));
+      return;
+    }
+    const c = conv(key);
+    const pushed = c.messages.filter((m) => m.seq > lastSeq(r.messages)); // arrived meanwhile
+    c.messages = [];
+    for (const m of [...r.messages, ...pushed]) addMessage(key, { ...m, file: null });
+    c.unread = 0;
+    markRead(name);
+    refreshRooms(); // the member counts
+  }
+
+  function lastSeq(messages) {
+    return messages.length ? messages[messages.length - 1].seq : 0;
+  }
+
+  function onRoomMsg(f) {
+    const key = ROOM + f.room;
+    const c = conv(key);
+    if (c.messages.some((m) => m.seq === f.seq)) return; // shown already (history raced the push)
+    addMessage(key, { from: f.from, body: f.body, ts: f.ts, seq: f.seq });
+    if (key === state.active && isVisible()) markRead(f.room);
+    if (!state.rooms.has(f.room)) refreshRooms(); // joined elsewhere (another tab)
+  }
+
+  /* Moves the room's read cursor to the newest message shown, once a burst is over. */
+  function markRead(name) {
+    clearTimeout(state.timers.read);
+    state.timers.read = setTimeout(() => {
+      const seq = lastSeq(conv(ROOM + name).messages.filter((m) => m.seq));
+      if (seq) request({ type: "room.read", room: name, seq });
+    }, 200);
+  }
+
+  async function sendRoom(key, text) {
+    const name = roomName(key);
+    const r = await request({ type: "room.send", room: name, body: text });
+    if (r.code === 200) {
+      addMessage(key, { from: state.user, body: text, ts: Date.now(), seq: r.seq });
+      markRead(name);
+    } else {
+      $("composer-input").value = text;
+      systemLine(key, "not sent: " + explain("room", r));
+    }
+  }
+
+  async function leaveRoom() {
+    const key = state.active;
+    if (!isRoom(key)) return;
+    const r = await request({ type: "room.leave", room: roomName(key) });
+    if (r.code !== 200 && r.code !== 404) {
+      systemLine(key, "cannot leave: " + explain("room", r));
+      return;
+    }
+    state.rooms.delete(roomName(key));
+    state.convs.delete(key);
+    openConversation(EVERYONE);
+  }
+
+  // ---- files ----
+
+  /* The file a msg carries ({fid, name, size}), or null. */
+  function fileOf(f) {
+    const file = f.file;
+    if (!file || typeof file.fid !== "string") return null;
+    return { fid: file.fid, name: String(file.name), size: Number(file.size) };
+  }
+
+  /* A name safe to save under: no path separators, control characters or leading dots. */
+  function safeName(name) {
+    // eslint-disable-next-line no-control-regex
+    let clean = String(name).replace(/[\/\\\u0000-\u001f\u007f]/g, "_").replace(/^[.\s]+/, "").trim();
+    while (new TextEncoder().encode(clean).length > 255) clean = clean.slice(0, -1); // the broker's limit
+    return clean || "download";
+  }
+
+  function sizeText(n) {
+    if (n < 1024) return n + " B";
+    if (n < 1024 * 1024) return (n / 1024).toFixed(1) + " KB";
+    return (n / 1024 / 1024).toFixed(1) + " MB";
+  }
+
+  /* Below a file message: its size, then the progress of a transfer, or a download button. */
+  function fileInfo(m) {
+    const box = document.createElement("span");
+    box.className = "file-info";
+    const size = document.createElement("span");
+    size.textContent = sizeText(m.file.size);
+    box.append(size);
+    if (m.progress !== undefined && m.progress < 1) {
+      const bar = document.createElement("progress");
+      bar.max = 1;
+      bar.value = m.progress;
+      box.append(bar);
+    }
+    if (m.status) {
+      const status = document.createElement("span");
+      status.className = "file-status";
+      status.textContent = m.status;
+      box.append(status);
+    }
+    if (!m.mine && m.progress === undefined) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "download";
+      button.textContent = "Download";
+      button.addEventListener("click", () => downloadFile(m));
+      box.append(button);
+    }
+    return box;
+  }
+
+  /* Shows a transfer's progress (0..1) and status on message M. */
+  function progress(key, m, done, status) {
+    m.progress = done;
+    m.status = status;
+    saveSoon();
+    if (key === state.active) renderMessages();
+  }
+
+  /* Sends FILE to the peer KEY: file.offer, then file.chunk in order (from where the broker
+   * says it is when a chunk is answered 409). */
+  async function sendFile(key, file) {
+    const name = safeName(file.name);
+    const m = addMessage(key, { from: state.user, body: name, ts: Date.now(),
+      file: { fid: "", name, size: file.size } });
+    if (file.size === 0) return progress(key, m, 1, "not sent: the file is empty");
+    progress(key, m, 0, "sending…");
+    const offer = await request({ type: "file.offer", to: key, name, size: file.size });
+    if (offer.code !== 200) return progress(key, m, 1, "not sent: " + explain("file", offer));
+    m.file.fid = offer.fid;
+    let offset = 0;
+    while (offset < file.size) {
+      const piece = file.slice(offset, Math.min(file.size, offset + offer.chunk_max));
+      const data = new Uint8Array(await piece.arrayBuffer());
+      const r = await request({ type: "file.chunk", fid: offer.fid, offset, data });
+      if ((r.code === 200 || r.code === 409) && Number.isInteger(r.received)) offset = r.received;
+      else return progress(key, m, 1, "not sent: " + explain("file", r));
+      progress(key, m, offset / file.size, "sending… " + Math.floor(100 * offset / file.size) + "%");
+    }
+    progress(key, m, 1, "sent");
+  }
+
+  /* Fetches the file of message M with file.get, chunk by chunk, and saves it (a Blob). */
+  async function downloadFile(m) {
+    const key = state.active;
+    const { fid, size } = m.file;
+    progress(key, m, 0, "downloading…");
+    const status = await request({ type: "file.status", fid });
+    if (status.code !== 200) return progress(key, m, undefined, "cannot download: " + explain("file", status));
+    const parts = [];
+    let offset = 0;
+    while (offset < size) {
+      const r = await request({ type: "file.get", fid, offset, length: status.chunk_max });
+      if (r.code !== 200 || !r.data || r.data.length === 0) {
+        return progress(key, m, undefined, "cannot download: " + explain("file", r));
+      }
+      parts.push(r.data);
+      offset += r.data.length;
+      progress(key, m, offset / size, "downloading… " + Math.floor(100 * offset / size) + "%");
+    }
+    const url = URL.createObjectURL(new Blob(parts, { type: "application/octet-stream" }));
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = safeName(m.file.name);
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    progress(key, m, undefined, "saved");
   }
 
   // ---- start ----
@@ -474,10 +729,25 @@
     conv(user);
     openConversation(user);
   });
+  $("room-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const input = $("room-name");
+    const name = input.value.trim();
+    if (!name || !input.reportValidity()) return;
+    input.value = "";
+    joinRoom(name);
+  });
+  $("btn-leave").addEventListener("click", leaveRoom);
+  $("file-input").addEventListener("change", (e) => {
+    const file = e.target.files[0];
+    e.target.value = ""; // the same file may be picked again
+    if (file && state.active !== EVERYONE && !isRoom(state.active)) sendFile(state.active, file);
+  });
   $("btn-back").addEventListener("click", () => $("chat-view").classList.remove("open"));
   document.addEventListener("visibilitychange", () => {
     if (!isVisible() || !state.loggedIn) return;
     conv(state.active).unread = 0;
+    if (isRoom(state.active)) markRead(roomName(state.active));
     renderList();
   });
   resumeSaved();

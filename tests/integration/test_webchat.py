@@ -1,13 +1,14 @@
 """The web chat in a real headless browser: starts redis-server and a broker serving the built
 page (web_root), then runs tests/web/webchat.test.cjs under Node, where playwright-core drives
-Debian's chromium (two browser users) beside the real moonpost-chat binary (a third user).
+Debian's chromium (two browser users, also in a room and sending a file) beside the real
+moonpost-chat binary (a third user).
 Everything it needs must be there: a missing chromium, node or npm package fails the test."""
 import os
 import shutil
 import subprocess
 import unittest
 
-from harness import BUILD, ROOT, BrokerTest
+from harness import ALL_SCRIPTS, BUILD, ROOT, BrokerTest
 from helpers import poll
 
 CHROMIUM = os.environ.get("MOONPOST_CHROMIUM", "/usr/bin/chromium")
@@ -28,6 +29,7 @@ def missing():
 
 
 class WebChatTest(BrokerTest):
+    scripts = ALL_SCRIPTS + ["files"]
     extra = ["web_root %s" % WEB_ROOT]
 
     @classmethod
@@ -49,7 +51,7 @@ class WebChatTest(BrokerTest):
         print(out)
         self.assertEqual(run.returncode, 0, "the browser test failed:\n" + out[-6000:])
         for name in ("webchat-desktop.png", "webchat-phone.png", "webchat-phone-list.png",
-                     "webchat-phone-login.png"):
+                     "webchat-phone-login.png", "webchat-room.png", "webchat-file.png"):
             path = os.path.join(BUILD, name)
             self.assertTrue(os.path.getsize(path) > 1000, path)
         # the page acks what it has shown: the browser users' mailboxes are empty

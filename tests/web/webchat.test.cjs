@@ -1,8 +1,10 @@
 // The web chat in a real headless browser: Debian's chromium driven by playwright-core (no
 // browser download). Two browser users (alice on a desktop-sized window, bob on a phone-sized
 // one) and one terminal user (carol, the real moonpost-chat binary on pipes) chat with each
-// other: offline mail shown after login, broadcast, private messages with unread counts, and a
-// reload that resumes with the saved token. Screenshots go to MOONPOST_SCREENSHOTS.
+// other: offline mail shown after login, broadcast, private messages with unread counts, a
+// reload that resumes with the saved token, a room (history, live messages in order, unread
+// count, leaving) and a file sent from one page and downloaded in the other, byte for byte.
+// Screenshots go to MOONPOST_SCREENSHOTS.
 //
 // Run by tests/integration/test_webchat.py, which starts redis-server and the broker and sets:
 // MOONPOST_HTTP (host:port of the HTTP listener), MOONPOST_PORT (client port), MOONPOST_CHAT
@@ -12,6 +14,8 @@
 const test = require("node:test");
 const assert = require("node:assert/strict");
 const path = require("node:path");
+const fs = require("node:fs");
+const crypto = require("node:crypto");
 const { spawn } = require("node:child_process");
 
 const env = (name) => {
@@ -89,6 +93,23 @@ async function say(page, text) {
 /* The conversation on the screen shows a message with TEXT. */
 async function shows(page, text) {
   await page.locator("#messages .msg .text", { hasText: text }).first().waitFor({ timeout: WAIT });
+}
+
+const roomItem = (page, room) => page.locator(`#room-list li[data-room="${room}"]`);
+
+/* Joins (or creates) ROOM from the sidebar; its conversation opens. */
+async function joinRoom(page, room) {
+  if (!(await page.locator("#room-name").isVisible())) await page.click("#btn-back");
+  await page.fill("#room-name", room);
+  await page.press("#room-name", "Enter");
+  await page.locator("#conv-title", { hasText: "#" + room }).waitFor({ timeout: WAIT });
+}
+
+/* The texts of the messages of the open conversation, in order, once it has COUNT of them. */
+async function texts(page, count) {
+  const list = page.locator("#messages .msg:not(.system) .text");
+  await list.nth(count - 1).waitFor({ timeout: WAIT });
+  return list.allTextContents();
 }
 
 async function badge(page, peer) {
@@ -181,6 +202,53 @@ test("two browser users and a terminal user chat", async () => {
     await open(bob, "alice");
     await say(bob, "after your reload");
     await shows(alice, "after your reload");
+
+    // a room: alice creates it and writes; bob joins and sees the history, then both write
+    await joinRoom(alice, "lobby");
+    await say(alice, "room: first from alice");
+    await shows(alice, "room: first from alice");
+    await joinRoom(bob, "lobby");
+    await shows(bob, "room: first from alice"); // room.history on open
+    await say(bob, "room: bob answers");
+    await shows(alice, "room: bob answers"); // a live room.msg
+    await say(alice, "room: alice again");
+    await say(bob, "room: bob again");
+    const inRoom = ["room: first from alice", "room: bob answers", "room: alice again", "room: bob again"];
+    assert.deepEqual(await texts(alice, 4), inRoom);
+    assert.deepEqual(await texts(bob, 4), inRoom);
+    // bob elsewhere: the room counts what he has not read; opening it reads it
+    await open(bob, "alice");
+    await say(alice, "room: while bob is away");
+    await roomItem(bob, "lobby").locator(".badge", { hasText: "1" }).waitFor({ state: "attached", timeout: WAIT });
+    await alice.screenshot({ path: path.join(env("MOONPOST_SCREENSHOTS"), "webchat-room.png") });
+    await bob.click("#btn-back");
+    await roomItem(bob, "lobby").click();
+    assert.deepEqual(await texts(bob, 5), [...inRoom, "room: while bob is away"]);
+    assert.equal(await roomItem(bob, "lobby").locator(".badge").count(), 0);
+
+    // a file: alice picks 100 KB of random bytes for bob (more than one chunk), bob downloads it
+    const original = crypto.randomBytes(100 * 1024);
+    await open(alice, "bob");
+    await alice.setInputFiles("#file-input", { name: "random data.bin", mimeType: "application/octet-stream", buffer: original });
+    await alice.locator("#messages .msg.file.mine .file-status", { hasText: "sent" }).waitFor({ timeout: WAIT });
+    await open(bob, "alice");
+    const fileMsg = bob.locator("#messages .msg.file", { hasText: "random data.bin" });
+    await fileMsg.waitFor({ timeout: WAIT });
+    const [download] = await Promise.all([bob.waitForEvent("download", { timeout: WAIT }),
+      fileMsg.locator("button.download").click()]);
+    assert.equal(download.suggestedFilename(), "random data.bin");
+    const got = fs.readFileSync(await download.path());
+    assert.equal(got.length, original.length);
+    assert.ok(got.equals(original), "the downloaded bytes equal the sent ones");
+    await fileMsg.locator(".file-status", { hasText: "saved" }).waitFor({ timeout: WAIT });
+    await bob.screenshot({ path: path.join(env("MOONPOST_SCREENSHOTS"), "webchat-file.png") });
+
+    // bob leaves the room: it is gone from his list, alice's stays
+    await bob.click("#btn-back");
+    await roomItem(bob, "lobby").click();
+    await bob.click("#btn-leave");
+    await roomItem(bob, "lobby").waitFor({ state: "detached", timeout: WAIT });
+    assert.equal(await roomItem(alice, "lobby").count(), 1);
 
     // every message shown is acked (the broker's mailbox is checked by test_webchat.py)
     for (const page of [alice, bob])
