@@ -118,6 +118,33 @@ async function badge(page, peer) {
   return Number(await b.textContent());
 }
 
+/* In a page: registers and logs in dave over a WebSocket of its own and sends bob a 5-byte
+ * file called NAME (the protocol, not the page's UI, so the name is not cleaned first). */
+async function sendRaw({ password, name }) {
+  const { encode, decode } = MessagePack;
+  const ws = new WebSocket("ws://" + location.host + "/ws", "moonpost");
+  ws.binaryType = "arraybuffer";
+  await new Promise((resolve) => { ws.onopen = resolve; });
+  const replies = [];
+  ws.onmessage = (e) => replies.push(decode(new Uint8Array(e.data)));
+  let id = 0;
+  const ask = async (msg) => {
+    ws.send(encode({ ...msg, id: ++id }));
+    for (;;) {
+      const r = replies.find((f) => f.type === "res" && f.id === id);
+      if (r) return r;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  await ask({ type: "register", user: "dave", password });
+  const login = await ask({ type: "login", user: "dave", password });
+  if (login.code !== 200) throw new Error("dave: login " + login.code);
+  const offer = await ask({ type: "file.offer", to: "bob", name, size: 5 });
+  if (offer.code !== 200) throw new Error("dave: file.offer " + offer.code + " " + offer.error);
+  const done = await ask({ type: "file.chunk", fid: offer.fid, offset: 0, data: new TextEncoder().encode("three") });
+  if (done.code !== 200) throw new Error("dave: file.chunk " + done.code + " " + done.error);
+}
+
 test("two browser users and a terminal user chat", async () => {
   // no sandbox (CI runs as root); nothing of the browser's own calls out (the network is closed)
   const browser = await chromium.launch({ executablePath: env("MOONPOST_CHROMIUM"), headless: true,
@@ -242,6 +269,18 @@ test("two browser users and a terminal user chat", async () => {
     assert.ok(got.equals(original), "the downloaded bytes equal the sent ones");
     await fileMsg.locator(".file-status", { hasText: "saved" }).waitFor({ timeout: WAIT });
     await bob.screenshot({ path: path.join(env("MOONPOST_SCREENSHOTS"), "webchat-file.png") });
+
+    // a file whose name would escape a folder or hold control characters is saved under a clean
+    // one: dave (a client speaking the protocol over the page's WebSocket) sends bob such a file
+    const dave = await (await browser.newContext()).newPage();
+    await dave.goto(URL);
+    await dave.evaluate(sendRaw, { password: PASSWORD, name: "..\\evil\u0001name.txt" });
+    await open(bob, "dave");
+    const evil = bob.locator("#messages .msg.file", { hasText: "evil" });
+    const [saved] = await Promise.all([bob.waitForEvent("download", { timeout: WAIT }),
+      evil.locator("button.download").click()]);
+    assert.equal(saved.suggestedFilename(), "_evil_name.txt");
+    assert.equal(fs.readFileSync(await saved.path()).toString(), "three");
 
     // bob leaves the room: it is gone from his list, alice's stays
     await bob.click("#btn-back");
