@@ -86,49 +86,53 @@ mp.on("file.offer", function(s, m)
     if not created then return chat.storage_failed(s, err) end
     return s:fail(503, "busy, offer again") -- 16 random bytes taken: not in this universe
   end
+  s.data.fhash = s.data.fhash or {}
+  s.data.fhash[fid] = { sha256 = m.sha256 ~= nil, state = "", at = 0 }
   return s:ok{ fid = fid, chunk_max = chunk_max }
 end)
 
 -- ---- hashing the chunks of a file that has a sha256 ----
 -- The hash state of a file lives in its Redis hash next to the data (hs, covering hs_at bytes),
--- so that any node can go on from it. A session hashes the chunks it sends in order, from the
--- state it last wrote (s.data.fhash[fid] = {at, state, sha256}; read from Redis once per
--- session and file, and again after a refused chunk), so a sequential upload costs no extra
--- read. Whatever the state missed (a chunk that arrived while the session's copy was stale) is
+-- so that any node can go on from it. The session that offered a file hashes the chunks it
+-- sends in order, from the state it last wrote (s.data.fhash[fid] = {at, state, sha256}, set
+-- by the offer), so a sequential upload costs no extra read. Whatever the state missed (the
+-- chunks of another session, one that resumed the upload, or those after a refused chunk) is
 -- read back and hashed when the data is complete (check_sha256).
+--
+-- A chunk never waits for anything before its store: the chunks of one session reach Redis in
+-- the order they came, as the protocol's in-order check needs. (Reading the state from Redis
+-- first let a later chunk, whose session already had it, overtake an earlier one still
+-- reading: 409.)
 
--- What this session knows of FID's hashing: {at, state, sha256 (false when the file has
--- none)}, read from Redis the first time. Returns nil, err on a storage error, or false when
--- the file does not exist (the chunk call will say 404).
+-- What this session knows of FID's hashing: {at, state, sha256}, or {at = -1} (hashes
+-- nothing: the state is not this session's to follow).
 local function hash_info(s, fid)
   s.data.fhash = s.data.fhash or {}
   local cache = s.data.fhash
-  if cache[fid] then return cache[fid] end
-  local f, err = mp.redis("HMGET", key.file(fid), "sha256", "hs", "hs_at", "size")
-  if not f then return nil, err end
-  if cache[fid] then return cache[fid] end -- a chunk sent meanwhile read it first
-  if not f[4] then return false end
-  cache[fid] = { sha256 = f[1] or false, state = f[2] or "", at = tonumber(f[3]) or 0 }
+  if not cache[fid] then cache[fid] = { at = -1 } end
   return cache[fid]
 end
 
 -- The chunk call for DATA at OFFSET, hashed on the way when the file has a sha256 and the
 -- session's state is at OFFSET. Returns Redis's reply (see moonpost_file_chunk) or nil, err.
 local function store_chunk(s, fid, offset, data)
-  local c, err = hash_info(s, fid)
-  if c == nil then return nil, err end
-  local before, after = "", ""
-  if c and c.sha256 and c.at == offset then
+  local c = hash_info(s, fid)
+  local before, after, hashed = "", "", false
+  if c.sha256 and c.at == offset then
     before = c.state
     after = mp.sha256_update(before, data)
     -- the next chunk of a pipelined upload hashes from here while this one is in flight
-    c.at, c.state = offset + #data, after
+    c.at, c.state, hashed = offset + #data, after, true
   end
-  local r
-  r, err = mp.redis("FCALL", "moonpost_file_chunk", 2, key.file(fid), key.data(fid), s.user,
-                    offset, data, mp.now(), before, after)
-  -- refused or lost: the stored state may be elsewhere; the next chunk reads it again
-  if c and (not r or r[1] ~= 200) then s.data.fhash[fid] = nil end
+  local r, err = mp.redis("FCALL", "moonpost_file_chunk", 2, key.file(fid), key.data(fid),
+                           s.user, offset, data, mp.now(), before, after)
+  if hashed and (not r or r[1] ~= 200) then
+    if r and r[2] == offset then
+      c.at, c.state = offset, before -- refused, and the data still ends where it did: go on
+    else
+      s.data.fhash[fid] = { at = -1 } -- the stored state is not where this session thinks
+    end
+  end
   return r, err
 end
 
