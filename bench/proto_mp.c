@@ -139,37 +139,35 @@ static void mp_start(struct client *c, int64_t now)
     }
 }
 
+/* {type: TYPE, id, KEY: NAME, body}: a send to a user or to a room. */
+static void send_addressed(struct client *c, const char *type, const char *key, const char *name,
+                           const uint8_t *body, size_t len, int64_t now)
+{
+    msgpack_packer pk;
+    size_t start = frame_begin(c, &pk);
+    msgpack_pack_map(&pk, 4);
+    pack_kv_str(&pk, "type", type);
+    pack_str(&pk, "id");
+    msgpack_pack_uint64(&pk, client_next_id(c, now));
+    pack_kv_str(&pk, key, name);
+    pack_str(&pk, "body");
+    msgpack_pack_str_with_body(&pk, body, len);
+    frame_end(c, start);
+}
+
 static void mp_send_private(struct client *c, uint32_t to, const uint8_t *body, size_t len,
                             int64_t now)
 {
     char user[USER_MAX];
     user_name(user, sizeof user, to);
-    msgpack_packer pk;
-    size_t start = frame_begin(c, &pk);
-    msgpack_pack_map(&pk, 4);
-    pack_kv_str(&pk, "type", "send");
-    pack_str(&pk, "id");
-    msgpack_pack_uint64(&pk, client_next_id(c, now));
-    pack_kv_str(&pk, "to", user);
-    pack_str(&pk, "body");
-    msgpack_pack_str_with_body(&pk, body, len);
-    frame_end(c, start);
+    send_addressed(c, "send", "to", user, body, len, now);
 }
 
 static void mp_send_room(struct client *c, const uint8_t *body, size_t len, int64_t now)
 {
     char room[USER_MAX];
     room_name(room, sizeof room, c);
-    msgpack_packer pk;
-    size_t start = frame_begin(c, &pk);
-    msgpack_pack_map(&pk, 4);
-    pack_kv_str(&pk, "type", "room.send");
-    pack_str(&pk, "id");
-    msgpack_pack_uint64(&pk, client_next_id(c, now));
-    pack_kv_str(&pk, "room", room);
-    pack_str(&pk, "body");
-    msgpack_pack_str_with_body(&pk, body, len);
-    frame_end(c, start);
+    send_addressed(c, "room.send", "room", room, body, len, now);
 }
 
 static void mp_send_broadcast(struct client *c, const uint8_t *body, size_t len, int64_t now)

@@ -272,11 +272,17 @@ class Client:
     def send_raw(self, data):
         self.sock.sendall(data)
 
-    def send(self, msg, with_id=True):
+    def with_id(self, msg, with_id=True):
+        """A copy of MSG with the client's next request id, unless it has one or WITH_ID is
+        false."""
         msg = dict(msg)
         if with_id and "id" not in msg:
             msg["id"] = self.next_id
             self.next_id += 1
+        return msg
+
+    def send(self, msg, with_id=True):
+        msg = self.with_id(msg, with_id)
         self.sock.sendall(frame(msg))
         return msg.get("id")
 

@@ -98,10 +98,7 @@ class WsClient(Client):
         self.sock.sendall(data)
 
     def send(self, msg, with_id=True):
-        msg = dict(msg)
-        if with_id and "id" not in msg:
-            msg["id"] = self.next_id
-            self.next_id += 1
+        msg = self.with_id(msg, with_id)
         self.send_frame(BINARY, packb(msg))
         return msg.get("id")
 
