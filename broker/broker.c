@@ -23,6 +23,30 @@ static int valid_node_id(const char *id)
                                            "0123456789_.-") == n;
 }
 
+/* Several redis addresses are a Redis Cluster's seeds. On a cluster every key of one atomic
+ * step must share a hash slot, so the prefix cannot carry a hash tag of its own, and a cluster
+ * has only database 0; its nodes are reached over TCP. */
+static int check_redis_cluster(struct conf *c, struct conf_error *err)
+{
+    const char *list = c->redis, *why = NULL, *key = "redis_cluster";
+    size_t first = strcspn(list, REDIS_ADDRESS_SEPARATORS);
+    if (list[first + strspn(list + first, REDIS_ADDRESS_SEPARATORS)] != '\0')
+        c->redis_cluster = 1;
+    if (!c->redis_cluster) return 0;
+    if (c->redis_db != 0)
+        why = "a Redis Cluster has only database 0: remove redis_db", key = "redis_db";
+    else if (c->redis_prefix != NULL && strpbrk(c->redis_prefix, "{}") != NULL)
+        why = "redis_prefix must not contain { or } on a Redis Cluster (the keys' hash tags "
+              "decide their slots)", key = "redis_prefix";
+    else if (strstr(list, "unix:") != NULL)
+        why = "the seeds of a Redis Cluster are host:port addresses", key = "redis";
+    if (why == NULL) return 0;
+    char where[200];
+    conf_key_origin(c, broker.conf_path, key, where, sizeof where);
+    snprintf(err->text, sizeof err->text, "%s%s", where, why);
+    return -1;
+}
+
 int broker_conf_read(struct conf *c, struct conf_error *err)
 {
     conf_init(c);
@@ -48,6 +72,7 @@ int broker_conf_read(struct conf *c, struct conf_error *err)
                  c->node_id);
         rc = -1;
     }
+    if (rc == 0) rc = check_redis_cluster(c, err);
     if (rc != 0) conf_free(c);
     return rc;
 }

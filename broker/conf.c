@@ -87,6 +87,8 @@ static const struct conf_key conf_keys[] = {
     KEY(redis_timeout, CONF_SECONDS, 0.01, 3600, "5"),
     KEY(redis_prefix, CONF_STRING, 0, 0, "mp:"),
     KEY(redis_require_durable, CONF_BOOL, 0, 1, "off"),
+    KEY(redis_cluster, CONF_BOOL, 0, 1, "off"),
+    KEY(redis_wait_replicas, CONF_INT, 0, 64, "0"),
     /* workers and password hashing */
     KEY(workers, CONF_INT, 1, 64, "2"),
     KEY(pwhash_memory, CONF_INT, 8, 4194304, "19456"),
@@ -274,6 +276,40 @@ static char *plugin_item(const char *base, const char *value)
 
 /* ---- addresses ---- */
 
+/* One Redis address: "host:port", "host", or "unix:/absolute/path". */
+static int check_redis_address(const struct parser *p, const struct conf_key *k,
+                               const char *value)
+{
+    if (strncmp(value, "unix:", 5) == 0) {
+        if (value[5] == '/') return 0;
+        return fail(p, "%s: a Unix socket is written unix:/absolute/path, got '%s'", k->name,
+                    value);
+    }
+    char host[NI_MAXHOST], why[NETADDR_WHY_MAX];
+    int port;
+    if (netaddr_split(value, host, sizeof host, &port, why, sizeof why) == 0) return 0;
+    return fail(p, "%s: %s", k->name, why);
+}
+
+/* redis: one address, or (for a Redis Cluster) several seeds separated by spaces or commas. */
+static int check_redis_addresses(const struct parser *p, const struct conf_key *k,
+                                 const char *value)
+{
+    char addr[NI_MAXHOST + 16];
+    for (const char *at = value; *at != '\0';) {
+        size_t len = strcspn(at, REDIS_ADDRESS_SEPARATORS);
+        if (len >= sizeof addr) return fail(p, "%s: address too long: '%.40s...'", k->name, at);
+        if (len > 0) {
+            memcpy(addr, at, len);
+            addr[len] = '\0';
+            if (check_redis_address(p, k, addr) != 0) return -1;
+        }
+        at += len;
+        at += strspn(at, REDIS_ADDRESS_SEPARATORS);
+    }
+    return 0;
+}
+
 /* listen and http_listen must be bindable: a port 1..65535 and a host that resolves now. The
  * Redis host is only checked for form: it is resolved at each (re)connect, so a name that
  * resolves later (DNS not up yet at boot) still works. */
@@ -283,16 +319,8 @@ static int check_address(const struct parser *p, const struct conf_key *k, const
         return 0;
     if (*value == '\0') return 0; /* unset */
     char why[NETADDR_WHY_MAX];
-    if (k->type == CONF_REDIS_ADDRESS) {
-        if (strncmp(value, "unix:", 5) == 0) {
-            if (value[5] == '/') return 0;
-            return fail(p, "%s: a Unix socket is written unix:/absolute/path, got '%s'", k->name,
-                        value);
-        }
-        char host[NI_MAXHOST];
-        int port;
-        if (netaddr_split(value, host, sizeof host, &port, why, sizeof why) == 0) return 0;
-    } else {
+    if (k->type == CONF_REDIS_ADDRESS) return check_redis_addresses(p, k, value);
+    {
         struct sockaddr_storage ss;
         socklen_t len;
         if (netaddr_resolve(value, &ss, &len, why, sizeof why) == 0) return 0;
@@ -658,6 +686,16 @@ int conf_key_line(const struct conf *c, const char *name)
 {
     int index = find_key(name);
     return index < 0 ? 0 : c->key_line[index];
+}
+
+void conf_key_origin(const struct conf *c, const char *path, const char *key, char *buf,
+                     size_t len)
+{
+    int line = conf_key_line(c, key);
+    if (line > 0)
+        snprintf(buf, len, "%.150s:%d: ", path, line);
+    else
+        snprintf(buf, len, "--set %s: ", key);
 }
 
 const char *conf_log_level_name(enum conf_log_level level)

@@ -25,6 +25,7 @@ struct conf_options {
 };
 
 #define CONF_MAX_KEYS 64 /* keys of conf.c's table at most */
+#define REDIS_ADDRESS_SEPARATORS " \t," /* between the addresses of redis */
 
 enum conf_log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 
@@ -64,12 +65,16 @@ struct conf {
     int max_frame_values;     /* values one request frame may decode into, default 1024 */
     int lua_request_memory_share; /* % of lua_memory_limit requests in flight may hold, default 50 */
     /* redis */
-    char *redis;              /* "host:port" or "unix:/path.sock"; default 127.0.0.1:6379 */
+    char *redis;              /* "host:port" or "unix:/path.sock" (several, for a cluster's
+                                 seeds, separated by REDIS_ADDRESS_SEPARATORS); default
+                                 127.0.0.1:6379 */
     char *redis_password;     /* NULL = none */
     int redis_db;             /* default 0 */
     double redis_timeout;     /* seconds, connect and command timeout, default 5 */
     char *redis_prefix;       /* default "mp:" */
     int redis_require_durable;/* bool, default 0: refuse storage while Redis keeps no AOF */
+    int redis_cluster;        /* bool, default 0: redis names seeds of a Redis Cluster */
+    int redis_wait_replicas;  /* replicas WAIT must confirm before a store is answered, default 0 */
     /* workers and password hashing */
     int workers;              /* threads for CPU-heavy work, default 2 */
     int pwhash_memory;        /* KiB for argon2id, default 19456 (19 MiB) */
@@ -125,6 +130,9 @@ int conf_is_key(const char *name);
 /* The line of the config file where C got key NAME (its last line, for a list), or 0 when the
  * value is the default or came from --set: for errors found after reading, "FILE:LINE: ...". */
 int conf_key_line(const struct conf *c, const char *name);
+/* "PATH:LINE: " where KEY was given in C (loaded from PATH), or "--set KEY: ". */
+void conf_key_origin(const struct conf *c, const char *path, const char *key, char *buf,
+                     size_t len);
 
 /* Name of a log level ("info"), and the reverse; returns -1 for an unknown name. */
 const char *conf_log_level_name(enum conf_log_level level);

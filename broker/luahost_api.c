@@ -365,6 +365,8 @@ static void push_config(lua_State *L)
     lua_setfield(L, -2, "redis_prefix");
     lua_pushstring(L, c->node_id ? c->node_id : "");
     lua_setfield(L, -2, "node_id");
+    lua_pushboolean(L, c->redis_cluster);
+    lua_setfield(L, -2, "redis_cluster");
 }
 
 int luaopen_moonpost(lua_State *L)

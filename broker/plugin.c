@@ -110,6 +110,7 @@ static const struct {
     {"output_limit", VALUE_INT, offsetof(struct conf, output_limit)},
     {"redis_prefix", VALUE_STRING, offsetof(struct conf, redis_prefix)},
     {"node_id", VALUE_STRING, offsetof(struct conf, node_id)},
+    {"redis_cluster", VALUE_BOOL, offsetof(struct conf, redis_cluster)},
     {"idle_timeout", VALUE_SECONDS, offsetof(struct conf, idle_timeout)},
     {"login_timeout", VALUE_SECONDS, offsetof(struct conf, login_timeout)},
     {"max_connections", VALUE_INT, offsetof(struct conf, max_connections)},

@@ -65,6 +65,7 @@ static void exchange_restart_only(struct conf *a, struct conf *b)
     SWAP(a->redis_password, b->redis_password);
     SWAP(a->redis_db, b->redis_db);
     SWAP(a->redis_prefix, b->redis_prefix);
+    SWAP(a->redis_cluster, b->redis_cluster);
     SWAP(a->workers, b->workers);
     SWAP(a->pwhash_queue_max, b->pwhash_queue_max);
     SWAP(a->pwhash_queue_per_addr, b->pwhash_queue_per_addr);
@@ -91,6 +92,7 @@ static void warn_restart_only(const struct conf *fresh, const struct conf *run)
     if (!same_str(fresh->redis_password, run->redis_password)) restart_needed("redis_password");
     if (fresh->redis_db != run->redis_db) restart_needed("redis_db");
     if (!same_str(fresh->redis_prefix, run->redis_prefix)) restart_needed("redis_prefix");
+    if (fresh->redis_cluster != run->redis_cluster) restart_needed("redis_cluster");
     if (fresh->workers != run->workers) restart_needed("workers");
     if (fresh->pwhash_queue_max != run->pwhash_queue_max) restart_needed("pwhash_queue_max");
     if (fresh->pwhash_queue_per_addr != run->pwhash_queue_per_addr)

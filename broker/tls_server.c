@@ -6,16 +6,6 @@
 
 static struct tls_context *current;
 
-/* "PATH:LINE: " of KEY in C, or "--set KEY: " when it did not come from the file. */
-static void origin(const struct conf *c, const char *path, const char *key, char *buf, size_t len)
-{
-    int line = conf_key_line(c, key);
-    if (line > 0)
-        snprintf(buf, len, "%.150s:%d: ", path, line);
-    else
-        snprintf(buf, len, "--set %s: ", key);
-}
-
 int tls_server_load(const struct conf *c, const char *path, struct tls_context **out,
                     struct conf_error *err)
 {
@@ -24,7 +14,7 @@ int tls_server_load(const struct conf *c, const char *path, struct tls_context *
     char where[200];
     if (c->tls_cert == NULL || c->tls_key == NULL) {
         const char *user = c->tls_listen.count > 0 ? "tls_listen" : "http_tls";
-        origin(c, path, user, where, sizeof where);
+        conf_key_origin(c, path, user, where, sizeof where);
         snprintf(err->text, sizeof err->text, "%s%s needs tls_cert and tls_key", where, user);
         return -1;
     }
@@ -32,7 +22,7 @@ int tls_server_load(const struct conf *c, const char *path, struct tls_context *
     *out = tls_context_load(c->tls_cert, c->tls_key, why, sizeof why);
     if (*out != NULL) return 0;
     /* the reason names the file it is about: point at that key's line */
-    origin(c, path, strncmp(why, "tls_key", 7) == 0 ? "tls_key" : "tls_cert", where, sizeof where);
+    conf_key_origin(c, path, strncmp(why, "tls_key", 7) == 0 ? "tls_key" : "tls_cert", where, sizeof where);
     snprintf(err->text, sizeof err->text, "%s%s", where, why);
     return -1;
 }
