@@ -9,6 +9,7 @@
 #include "log.h"
 #include "redis_link.h"
 #include "stats.h"
+#include "store_cluster.h"
 
 static struct {
     struct redis_link link;
@@ -68,6 +69,13 @@ static void on_down(struct redis_link *link)
     bus.subscribed = 0;
 }
 
+/* On a Redis Cluster: any master (a message PUBLISHed on any node reaches every node). */
+static const char *any_master(const struct redis_link *link)
+{
+    (void)link;
+    return store_cluster_addr_for(-1);
+}
+
 int bus_start(struct event_base *base, const struct store_options *options,
               const char *const channels[BUS_CHANNELS], bus_message_fn on_message,
               bus_subscribed_fn on_subscribed)
@@ -81,6 +89,7 @@ int bus_start(struct event_base *base, const struct store_options *options,
     bus.link.name = "channels";
     bus.link.on_up = on_up;
     bus.link.on_down = on_down;
+    if (options->cluster) bus.link.address = any_master;
     return redis_link_start(&bus.link, base, options);
 }
 

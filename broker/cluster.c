@@ -15,9 +15,11 @@
 #include "log.h"
 #include "presence.h"
 #include "redis_link.h"
+#include "redis_slot.h"
 #include "router.h"
 #include "session.h"
 #include "stats.h"
+#include "store_cluster.h"
 #include "topic.h"
 
 #define BEAT_MAX_MS 1000
@@ -422,12 +424,33 @@ static void on_beat_reply(redisReply *reply, const char *error, void *arg)
     }
 }
 
+static void beat(int via_store);
+
 static void on_link_beat_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac, (void)privdata;
+    const redisReply *r = reply;
     node.beat_in_flight = 0;
     if (node.left) return; /* the link closing at the stop */
+    if (r != NULL && r->type == REDIS_REPLY_ERROR &&
+        (strncmp(r->str, "MOVED", 5) == 0 || strncmp(r->str, "CLUSTERDOWN", 11) == 0)) {
+        /* the registry's slot has another master now: beat there (via the store meanwhile) */
+        store_cluster_refresh_soon();
+        redis_link_reset(&node.beat_link);
+        beat(1);
+        return;
+    }
     on_beat_reply(reply, "heartbeat connection lost", NULL);
+}
+
+/* On a Redis Cluster the heartbeat connects to the master of the registry's slot. */
+static const char *beat_address(const struct redis_link *link)
+{
+    (void)link;
+    const char *words[CALL_MAX];
+    size_t word_lens[CALL_MAX];
+    int n = call_words("moonpost_node_beat", 0, NULL, NULL, words, word_lens);
+    return store_cluster_addr_for(redis_command_slot(n, words, word_lens));
 }
 
 /* A beat. On the heartbeat's own connection when it is up, so that it never waits behind the
@@ -509,6 +532,7 @@ int cluster_start(struct event_base *base, const struct store_options *redis,
     if (node.beat == NULL || event_add(node.beat, &every) != 0) return -1;
     node.beat_link.name = "heartbeat";
     node.beat_link.on_up = on_beat_link_up;
+    if (redis->cluster) node.beat_link.address = beat_address;
     if (redis_link_start(&node.beat_link, base, redis) != 0) return -1;
     const char *channels[BUS_CHANNELS] = {node.channel, node.broadcast};
     return bus_start(base, redis, channels, on_bus_message, on_subscribed);

@@ -116,7 +116,18 @@ void metrics_write(struct evbuffer *out)
             s->redis_errors_total);
     counter(out, "moonpost_redis_reconnects_total", "Redis connections lost.",
             s->redis_reconnects_total);
-    gauge(out, "moonpost_redis_up", "1 when the Redis connection is up.", store_ready());
+    evbuffer_add_printf(out,
+                        "# HELP moonpost_redis_redirects_total Commands a Redis Cluster "
+                        "redirected to another master, followed.\n"
+                        "# TYPE moonpost_redis_redirects_total counter\n"
+                        "moonpost_redis_redirects_total{kind=\"moved\"} %llu\n"
+                        "moonpost_redis_redirects_total{kind=\"ask\"} %llu\n",
+                        (unsigned long long)s->redis_redirects_moved_total,
+                        (unsigned long long)s->redis_redirects_ask_total);
+    counter(out, "moonpost_redis_slot_map_reads_total",
+            "Redis Cluster slot maps read (CLUSTER SLOTS).", s->redis_slot_map_reads_total);
+    gauge(out, "moonpost_redis_up",
+          "1 when Redis (on a cluster: the master of every slot) is connected.", store_ready());
     evbuffer_add_printf(out,
                         "# HELP moonpost_redis_durable 1 when Redis keeps an append-only "
                         "file (acked messages survive its restart), 0 when not, -1 unknown.\n"

@@ -35,8 +35,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
 {
     struct redis_link *link = ac->data;
     if (status != REDIS_OK) {
-        log_warn("redis: %s: cannot connect to %s: %s", link->name, link->options.addr,
-                 ac->errstr);
+        log_warn("redis: %s: cannot connect to %s: %s", link->name, link->addr, ac->errstr);
         schedule_retry(link); /* hiredis frees a context whose connect failed */
         return;
     }
@@ -61,10 +60,11 @@ static void connect_now(struct redis_link *link)
 {
     char err[128];
     link->up = 0;
-    link->ctx = redis_connect(link->options.addr, link->base, on_connect, on_disconnect, err,
-                              sizeof err);
+    const char *addr = link->address != NULL ? link->address(link) : NULL;
+    snprintf(link->addr, sizeof link->addr, "%s", addr != NULL ? addr : link->options.addr);
+    link->ctx = redis_connect(link->addr, link->base, on_connect, on_disconnect, err, sizeof err);
     if (link->ctx == NULL) {
-        log_warn("redis: %s: cannot connect to %s: %s", link->name, link->options.addr, err);
+        log_warn("redis: %s: cannot connect to %s: %s", link->name, link->addr, err);
         schedule_retry(link);
         return;
     }
@@ -98,4 +98,9 @@ void redis_link_stop(struct redis_link *link)
     link->up = 0;
     if (link->retry != NULL) event_free(link->retry);
     link->retry = NULL;
+}
+
+void redis_link_reset(struct redis_link *link)
+{
+    if (link->ctx != NULL && link->up) redisAsyncDisconnect(link->ctx); /* then on_disconnect */
 }

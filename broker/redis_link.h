@@ -18,13 +18,18 @@ typedef void (*redis_link_up_fn)(struct redis_link *link);
 /* The connection is gone (lost, or refused); a reconnect is scheduled. */
 typedef void (*redis_link_down_fn)(struct redis_link *link);
 
+/* Where the link connects now (on a Redis Cluster: the master it needs, from the slot map). */
+typedef const char *(*redis_link_address_fn)(const struct redis_link *link);
+
 struct redis_link {
     const char *name; /* in log lines: "channels", "heartbeat" */
+    redis_link_address_fn address; /* NULL: options.addr */
     redis_link_up_fn on_up;
     redis_link_down_fn on_down; /* may be NULL */
     redisAsyncContext *ctx;     /* NULL while not connected */
     int up;                     /* connected (on_up ran) */
     struct store_options options; /* as started */
+    char addr[96];              /* connected or connecting to */
     /* private */
     struct event_base *base;
     struct event *retry;
@@ -37,5 +42,7 @@ struct redis_link {
 int redis_link_start(struct redis_link *link, struct event_base *base,
                      const struct store_options *options);
 void redis_link_stop(struct redis_link *link);
+/* Drops the connection and connects again (to where address says now). */
+void redis_link_reset(struct redis_link *link);
 
 #endif

@@ -36,6 +36,9 @@ struct stats {
     uint64_t redis_commands_total;
     uint64_t redis_errors_total;
     uint64_t redis_reconnects_total;
+    uint64_t redis_redirects_moved_total; /* a cluster's MOVED followed */
+    uint64_t redis_redirects_ask_total;   /* a cluster's ASK followed */
+    uint64_t redis_slot_map_reads_total;  /* CLUSTER SLOTS answered */
     uint64_t reloads_total;
     uint64_t reload_failures_total;
     uint64_t handler_latency_us_sum;

@@ -1,5 +1,7 @@
-/* store: hiredis async client with reconnect, a command watchdog, pooled call contexts, and
- * the check of Redis's persistence settings (does an acked message survive a Redis restart?). */
+/* store: hiredis async clients with reconnect, a command watchdog, pooled call contexts, the
+ * check of Redis's persistence settings (does an acked message survive a Redis restart?), and
+ * on a Redis Cluster the routing of each command to its slot's master (store_cluster.c keeps
+ * the map) with MOVED and ASK followed. */
 #include "store.h"
 
 #include <stdlib.h>
@@ -11,40 +13,41 @@
 
 #include "log.h"
 #include "redis_connect.h"
+#include "redis_slot.h"
 #include "stats.h"
+#include "store_cluster.h"
+#include "store_conn.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define WATCHDOG_MS 250
 #define DURABILITY_RECHECK_MS 30000 /* CONFIG SET may change the settings without a reconnect */
-
-enum store_state { STORE_DOWN, STORE_CONNECTING, STORE_READY };
+#define MAX_CONNS 64                /* masters (and seeds) of a cluster */
+#define MAX_REDIRECTS 5             /* MOVED/ASK followed per command, then it fails */
 
 struct call {
     store_reply_fn fn;
     void *arg;
     int64_t sent_us;
+    struct store_conn *conn;
+    /* on a cluster: the command as sent, kept to send it again on a MOVED or ASK */
+    char *cmd;
+    int cmd_len;
+    int redirects;
     struct call *next_free;
 };
 
 static struct {
-    redisAsyncContext *ctx;
-    enum store_state state;
-    int backoff_ms;
-    struct event *retry;
+    int cluster;
+    struct store_conn *conns[MAX_CONNS];
+    size_t conn_count;
+    struct store_conn *setting_up; /* the connection store_setup_command writes to, or NULL */
     struct event *watchdog;
-    size_t in_flight;
-    int64_t last_progress_ms; /* last reply, or when the oldest in-flight command was sent */
-    int64_t connect_started_ms;
     struct call *free_calls;
     int stopping;
-    int durable;  /* enum store_durability, from the latest check */
-    int verified; /* a check answered on this connection */
-    int64_t last_check_ms;
-    char settings[64]; /* "appendonly yes, appendfsync everysec": what was logged last */
     struct event_base *base;
     struct store_options options;
-} store = {.durable = STORE_DURABILITY_UNKNOWN};
+} store;
 
 /* Who store_on_connected told to be called at every connect. */
 #define STORE_MAX_CONNECTED 4
@@ -54,8 +57,6 @@ struct connected_subscriber {
 };
 static struct connected_subscriber connected[STORE_MAX_CONNECTED];
 static size_t connected_count;
-
-static void connect_now(void);
 
 /* Milliseconds since the epoch, from the loop's cached clock. */
 static int64_t now_ms(void)
@@ -84,42 +85,133 @@ static struct call *call_get(void)
 
 static void call_put(struct call *c)
 {
+    if (c->cmd != NULL) redisFreeCommand(c->cmd);
+    c->cmd = NULL;
     c->next_free = store.free_calls;
     store.free_calls = c;
 }
 
-/* redis_require_durable on: storage is refused until this connection's check says durable. */
+size_t store_conn_count(void)
+{
+    return store.conn_count;
+}
+
+struct store_conn *store_conn_at(size_t i)
+{
+    return store.conns[i];
+}
+
+/* The connection single-Redis mode uses. */
+static struct store_conn *single(void)
+{
+    return store.conns[0];
+}
+
+/* redis_require_durable on: storage is refused until every master's check says durable. */
 static int refusing(void)
 {
-    return store.options.require_durable && (!store.verified || store.durable != STORE_DURABLE);
+    if (!store.options.require_durable) return 0;
+    for (size_t i = 0; i < store.conn_count; i++) {
+        const struct store_conn *conn = store.conns[i];
+        if (conn->in_map && (!conn->verified || conn->durable != STORE_DURABLE)) return 1;
+    }
+    return 0;
 }
 
 int store_ready(void)
 {
-    return store.state == STORE_READY && !refusing();
+    int serving = store.cluster ? store_cluster_serving()
+                                : store.conn_count > 0 && single()->state == CONN_READY;
+    return serving && !refusing();
 }
 
 int store_durability(void)
 {
-    return store.durable;
+    int worst = STORE_DURABLE, any = 0;
+    for (size_t i = 0; i < store.conn_count; i++) {
+        const struct store_conn *conn = store.conns[i];
+        if (!conn->in_map) continue;
+        any = 1;
+        if (conn->durable < worst) worst = conn->durable;
+    }
+    return any ? worst : STORE_DURABILITY_UNKNOWN;
 }
 
 const char *store_state_text(void)
 {
-    switch (store.state) {
-    case STORE_READY: return refusing() ? "connected, refused: not durable" : "connected";
-    case STORE_CONNECTING: return "connecting";
+    static char text[96];
+    if (store.cluster) {
+        int ready, masters = store_cluster_masters(&ready);
+        if (masters == 0) return "connecting (no slot map yet)";
+        snprintf(text, sizeof text, "%d of %d masters connected%s%s", ready, masters,
+                 store_cluster_serving() ? "" : ", some slots unserved",
+                 refusing() ? ", refused: not durable" : "");
+        return text;
+    }
+    switch (store.conn_count > 0 ? single()->state : CONN_DOWN) {
+    case CONN_READY: return refusing() ? "connected, refused: not durable" : "connected";
+    case CONN_CONNECTING:
+    case CONN_CONNECTED: return "connecting";
     default: return "down";
     }
 }
 
-static void schedule_retry(void)
+static void schedule_retry(struct store_conn *conn)
 {
-    if (store.stopping) return;
-    struct timeval tv = {store.backoff_ms / 1000, (suseconds_t)(store.backoff_ms % 1000) * 1000};
-    evtimer_add(store.retry, &tv);
-    store.backoff_ms *= 2;
-    if (store.backoff_ms > BACKOFF_MAX_MS) store.backoff_ms = BACKOFF_MAX_MS;
+    if (store.stopping || !conn->in_map) return;
+    struct timeval tv = {conn->backoff_ms / 1000, (suseconds_t)(conn->backoff_ms % 1000) * 1000};
+    evtimer_add(conn->retry, &tv);
+    conn->backoff_ms *= 2;
+    if (conn->backoff_ms > BACKOFF_MAX_MS) conn->backoff_ms = BACKOFF_MAX_MS;
+}
+
+/* ---- commands ---- */
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+static int send_call(struct store_conn *conn, struct call *c, int asking)
+{
+    if (conn->in_flight == 0) conn->last_progress_ms = now_ms();
+    if (asking && redisAsyncCommand(conn->ctx, NULL, NULL, "ASKING") != REDIS_OK) return -1;
+    if (redisAsyncFormattedCommand(conn->ctx, on_reply, c, c->cmd, (size_t)c->cmd_len) !=
+        REDIS_OK)
+        return -1;
+    c->conn = conn;
+    conn->in_flight++;
+    return 0;
+}
+
+/* A MOVED or ASK answered C: sends it on to the master named, when that one is ready (a
+ * redirected command did not run, so sending it again is safe). 1 when sent. */
+static int follow_redirect(struct call *c, const redisReply *r)
+{
+    char addr[sizeof c->conn->addr], host[sizeof c->conn->addr];
+    snprintf(host, sizeof host, "%s", c->conn->addr);
+    char *colon = strrchr(host, ':');
+    if (colon != NULL) *colon = '\0';
+    int ask;
+    unsigned slot;
+    if (c->cmd == NULL || c->redirects >= MAX_REDIRECTS ||
+        !redis_parse_redirect(r->str, r->len, host, &ask, &slot, addr, sizeof addr))
+        return 0;
+    struct store_conn *to = store_conn_for(addr, 1);
+    if (to == NULL) return 0;
+    if (ask) {
+        stats.redis_redirects_ask_total++;
+    } else {
+        stats.redis_redirects_moved_total++;
+        store_cluster_moved(slot, to);
+    }
+    if (to->state != CONN_READY) return 0; /* a new master, being set up: 503 this time */
+    c->redirects++;
+    return send_call(to, c, ask) == 0;
+}
+
+/* Errors of a cluster in motion: the command did not run, and the map is read again. */
+static int cluster_unavailable(const redisReply *r)
+{
+    return strncmp(r->str, "CLUSTERDOWN", 11) == 0 || strncmp(r->str, "TRYAGAIN", 8) == 0 ||
+           strncmp(r->str, "MOVED", 5) == 0 || strncmp(r->str, "ASK", 3) == 0;
 }
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -127,8 +219,18 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     struct call *c = privdata;
     redisReply *r = reply;
-    store.in_flight--;
-    store.last_progress_ms = now_ms();
+    c->conn->in_flight--;
+    c->conn->last_progress_ms = now_ms();
+    const char *error = r == NULL ? "redis connection lost" : NULL;
+    if (store.cluster && r != NULL && r->type == REDIS_REPLY_ERROR) {
+        if (follow_redirect(c, r)) return;
+        if (cluster_unavailable(r)) {
+            log_warn("redis: %s answered %s", c->conn->addr, r->str);
+            store_cluster_refresh_soon();
+            error = "redis cluster unavailable";
+            r = NULL;
+        }
+    }
     uint64_t us = (uint64_t)(now_us() - c->sent_us);
     stats_observe(stats.redis_latency_buckets, &stats.redis_latency_us_sum,
                   &stats.redis_latency_count, us);
@@ -136,24 +238,34 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     store_reply_fn fn = c->fn;
     void *arg = c->arg;
     call_put(c);
-    fn(r, r == NULL ? "redis connection lost" : NULL, arg);
+    fn(r, error, arg);
 }
 
 int store_command(int argc, const char **argv, const size_t *argv_len, store_reply_fn fn,
                   void *arg)
 {
-    if (!store_ready()) return -1;
+    if (refusing()) return -1;
+    struct store_conn *conn =
+        store.cluster ? store_cluster_owner(redis_command_slot(argc, argv, argv_len))
+                      : store.conn_count > 0 ? single() : NULL;
+    if (conn == NULL || conn->state != CONN_READY) return -1;
     struct call *c = call_get();
     if (c == NULL) return -1;
-    c->fn = fn;
-    c->arg = arg;
-    c->sent_us = now_us();
-    if (store.in_flight == 0) store.last_progress_ms = now_ms();
-    if (redisAsyncCommandArgv(store.ctx, on_reply, c, argc, argv, argv_len) != REDIS_OK) {
-        call_put(c);
-        return -1;
+    *c = (struct call){.fn = fn, .arg = arg, .sent_us = now_us(), .conn = conn};
+    if (store.cluster) {
+        c->cmd_len = redisFormatCommandArgv(&c->cmd, argc, argv, argv_len);
+        if (c->cmd_len < 0 || send_call(conn, c, 0) != 0) {
+            call_put(c);
+            return -1;
+        }
+    } else {
+        if (conn->in_flight == 0) conn->last_progress_ms = now_ms();
+        if (redisAsyncCommandArgv(conn->ctx, on_reply, c, argc, argv, argv_len) != REDIS_OK) {
+            call_put(c);
+            return -1;
+        }
+        conn->in_flight++;
     }
-    store.in_flight++;
     stats.redis_commands_total++;
     return 0;
 }
@@ -166,14 +278,23 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
         log_error("redis: %s failed: %s", (const char *)privdata, r->str);
 }
 
-static void send_setup(const char *what, int argc, const char **argv, const size_t *len)
+static void send_setup(struct store_conn *conn, const char *what, int argc, const char **argv,
+                       const size_t *len)
 {
-    redisAsyncCommandArgv(store.ctx, on_setup_reply, (void *)what, argc, argv, len);
+    redisAsyncCommandArgv(conn->ctx, on_setup_reply, (void *)what, argc, argv, len);
 }
 
+/* During a connection's set-up, to that connection; else (a reload's new functions) to every
+ * ready one. */
 void store_setup_command(const char *what, int argc, const char **argv, const size_t *argv_len)
 {
-    if (store.state == STORE_READY) send_setup(what, argc, argv, argv_len);
+    if (store.setting_up != NULL) {
+        send_setup(store.setting_up, what, argc, argv, argv_len);
+        return;
+    }
+    for (size_t i = 0; i < store.conn_count; i++)
+        if (store.conns[i]->state == CONN_READY)
+            send_setup(store.conns[i], what, argc, argv, argv_len);
 }
 
 int store_on_connected(store_connected_fn fn, void *state)
@@ -198,149 +319,197 @@ static const char *config_value(const redisReply *r, const char *key)
 }
 
 /* Logs what the settings mean for acked messages, once per connection and on every change. */
-static void report_durability(const char *settings, const char *why_unknown)
+static void report_durability(struct store_conn *conn, const char *settings,
+                              const char *why_unknown)
 {
-    if (store.verified && strcmp(settings, store.settings) == 0) return;
-    snprintf(store.settings, sizeof store.settings, "%s", settings);
+    if (conn->verified && strcmp(settings, conn->settings) == 0) return;
+    snprintf(conn->settings, sizeof conn->settings, "%s", settings);
     const char *refused = store.options.require_durable
                               ? "; storage requests are refused (redis_require_durable on)"
                               : "";
-    if (store.durable == STORE_DURABILITY_UNKNOWN)
-        log_warn("redis: cannot read its persistence settings (CONFIG GET: %s): whether acked "
-                 "messages survive a Redis restart is unknown%s",
-                 why_unknown, refused);
-    else if (store.durable == STORE_NOT_DURABLE)
-        log_warn("redis: %s: acked messages are lost when Redis restarts or fails (no "
+    if (conn->durable == STORE_DURABILITY_UNKNOWN)
+        log_warn("redis: %s: cannot read its persistence settings (CONFIG GET: %s): whether "
+                 "acked messages survive a Redis restart is unknown%s",
+                 conn->addr, why_unknown, refused);
+    else if (conn->durable == STORE_NOT_DURABLE)
+        log_warn("redis: %s: %s: acked messages are lost when Redis restarts or fails (no "
                  "append-only file); set appendonly yes (docs/operations.md)%s",
-                 settings, refused);
+                 conn->addr, settings, refused);
     else if (strstr(settings, "appendfsync no") != NULL)
-        log_warn("redis: %s: acked messages survive a Redis restart, but an OS crash or power "
-                 "loss may lose the last ~30 s of them; appendfsync everysec or always is safer",
-                 settings);
+        log_warn("redis: %s: %s: acked messages survive a Redis restart, but an OS crash or "
+                 "power loss may lose the last ~30 s of them; appendfsync everysec or always "
+                 "is safer",
+                 conn->addr, settings);
     else
-        log_info("redis: %s: acked messages survive a Redis restart%s", settings,
+        log_info("redis: %s: %s: acked messages survive a Redis restart%s", conn->addr, settings,
                  strstr(settings, "everysec") ? " (a power loss may lose the last second)" : "");
 }
 
 static void on_durability_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    (void)ac, (void)privdata;
+    (void)ac;
+    struct store_conn *conn = privdata;
     const redisReply *r = reply;
     if (r == NULL) return; /* the connection is gone: the next one checks again */
     const char *aof = r->type == REDIS_REPLY_ARRAY ? config_value(r, "appendonly") : NULL;
     const char *fsync = r->type == REDIS_REPLY_ARRAY ? config_value(r, "appendfsync") : NULL;
     char settings[64] = "unknown";
     if (aof == NULL) {
-        store.durable = STORE_DURABILITY_UNKNOWN;
+        conn->durable = STORE_DURABILITY_UNKNOWN;
     } else {
-        store.durable = strcmp(aof, "yes") == 0 ? STORE_DURABLE : STORE_NOT_DURABLE;
+        conn->durable = strcmp(aof, "yes") == 0 ? STORE_DURABLE : STORE_NOT_DURABLE;
         snprintf(settings, sizeof settings, "appendonly %s, appendfsync %s", aof,
                  fsync ? fsync : "?");
     }
-    report_durability(settings, r->type == REDIS_REPLY_ERROR ? r->str : "no such settings");
-    store.verified = 1;
+    report_durability(conn, settings, r->type == REDIS_REPLY_ERROR ? r->str : "no such settings");
+    conn->verified = 1;
 }
 
-static void check_durability(void)
+static void check_durability(struct store_conn *conn)
 {
     static const char *argv[] = {"CONFIG", "GET", "appendonly", "appendfsync"};
     static const size_t lens[] = {6, 3, 10, 11};
-    store.last_check_ms = now_ms();
-    redisAsyncCommandArgv(store.ctx, on_durability_reply, NULL, 4, argv, lens);
+    conn->last_check_ms = now_ms();
+    redisAsyncCommandArgv(conn->ctx, on_durability_reply, conn, 4, argv, lens);
 }
 
-/* AUTH, SELECT and the function libraries go first on every new connection; commands sent
- * afterwards are pipelined behind them, so no command ever runs before them. */
-static void setup_connection(void)
+/* ---- connections ---- */
+
+/* The function libraries go first on every master's new connection; commands sent afterwards
+ * are pipelined behind them, so no command ever runs before them. */
+void store_conn_setup(struct store_conn *conn)
 {
-    const struct store_options *o = &store.options;
-    if (o->password != NULL) {
-        const char *argv[] = {"AUTH", o->password};
-        size_t lens[] = {4, strlen(o->password)};
-        send_setup("AUTH", 2, argv, lens);
-    }
-    if (o->db != 0) {
+    if (conn->state != CONN_CONNECTED) return;
+    if (store.options.db != 0) {
         char db[16];
-        snprintf(db, sizeof db, "%d", o->db);
+        snprintf(db, sizeof db, "%d", store.options.db);
         const char *argv[] = {"SELECT", db};
         size_t lens[] = {6, strlen(db)};
-        send_setup("SELECT", 2, argv, lens);
+        send_setup(conn, "SELECT", 2, argv, lens);
     }
-    store.state = STORE_READY;
-    store.verified = 0;
+    conn->state = CONN_READY;
+    conn->verified = 0;
+    store.setting_up = conn;
     for (size_t i = 0; i < connected_count; i++) connected[i].fn(connected[i].state);
-    check_durability();
+    store.setting_up = NULL;
+    check_durability(conn);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
 {
+    struct store_conn *conn = ac->data;
     if (status != REDIS_OK) {
-        log_warn("redis: cannot connect to %s: %s (retrying in %d ms)", store.options.addr,
-                 ac->errstr, store.backoff_ms);
-        store.ctx = NULL; /* hiredis frees a context whose connect failed */
-        store.state = STORE_DOWN;
-        schedule_retry();
+        log_warn("redis: cannot connect to %s: %s (retrying in %d ms)", conn->addr, ac->errstr,
+                 conn->backoff_ms);
+        conn->ctx = NULL; /* hiredis frees a context whose connect failed */
+        conn->state = CONN_DOWN;
+        schedule_retry(conn);
+        if (store.cluster) store_cluster_conn_changed(conn);
         return;
     }
-    log_info("redis: connected to %s", store.options.addr);
-    store.backoff_ms = BACKOFF_MIN_MS;
-    setup_connection();
+    log_info("redis: connected to %s", conn->addr);
+    conn->backoff_ms = BACKOFF_MIN_MS;
+    conn->state = CONN_CONNECTED;
+    if (store.options.password != NULL) {
+        const char *argv[] = {"AUTH", store.options.password};
+        size_t lens[] = {4, strlen(store.options.password)};
+        send_setup(conn, "AUTH", 2, argv, lens);
+    }
+    if (store.cluster)
+        store_cluster_conn_changed(conn); /* set up once the map names it a master */
+    else
+        store_conn_setup(conn);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
-    if (status != REDIS_OK) log_warn("redis: connection lost: %s", ac->errstr);
-    store.ctx = NULL;
-    store.state = STORE_DOWN;
-    store.in_flight = 0;
+    struct store_conn *conn = ac->data;
+    if (status != REDIS_OK) log_warn("redis: connection to %s lost: %s", conn->addr, ac->errstr);
+    conn->ctx = NULL;
+    conn->state = CONN_DOWN;
+    conn->in_flight = 0;
     stats.redis_reconnects_total++;
-    schedule_retry();
+    schedule_retry(conn);
+    if (store.cluster && !store.stopping) store_cluster_conn_changed(conn);
 }
 
-static void connect_now(void)
+void store_conn_connect(struct store_conn *conn)
 {
+    if (conn->state != CONN_DOWN || store.stopping) return;
     char err[128];
-    store.ctx = redis_connect(store.options.addr, store.base, on_connect, on_disconnect, err,
-                              sizeof err);
-    if (store.ctx == NULL) {
-        log_warn("redis: cannot connect to %s: %s", store.options.addr, err);
-        store.state = STORE_DOWN;
-        schedule_retry();
+    evtimer_del(conn->retry);
+    conn->ctx = redis_connect(conn->addr, store.base, on_connect, on_disconnect, err, sizeof err);
+    if (conn->ctx == NULL) {
+        log_warn("redis: cannot connect to %s: %s", conn->addr, err);
+        schedule_retry(conn);
         return;
     }
-    store.state = STORE_CONNECTING;
-    store.connect_started_ms = now_ms();
+    conn->ctx->data = conn;
+    conn->state = CONN_CONNECTING;
+    conn->connect_started_ms = now_ms();
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd, (void)what, (void)arg;
-    connect_now();
+    (void)fd, (void)what;
+    store_conn_connect(arg);
+}
+
+static struct store_conn *new_conn(const char *addr, int in_map)
+{
+    if (store.conn_count == MAX_CONNS || strlen(addr) >= sizeof store.conns[0]->addr) return NULL;
+    struct store_conn *conn = calloc(1, sizeof *conn);
+    if (conn == NULL) return NULL;
+    snprintf(conn->addr, sizeof conn->addr, "%s", addr);
+    conn->in_map = in_map;
+    conn->backoff_ms = BACKOFF_MIN_MS;
+    conn->durable = STORE_DURABILITY_UNKNOWN;
+    conn->retry = evtimer_new(store.base, on_retry, conn);
+    if (conn->retry == NULL) {
+        free(conn);
+        return NULL;
+    }
+    store.conns[store.conn_count++] = conn;
+    store_conn_connect(conn);
+    return conn;
+}
+
+struct store_conn *store_conn_for(const char *addr, int create)
+{
+    for (size_t i = 0; i < store.conn_count; i++)
+        if (strcmp(store.conns[i]->addr, addr) == 0) return store.conns[i];
+    return create ? new_conn(addr, 0) : NULL;
 }
 
 /* hiredis has no command timeout: a connection that answers nothing for redis_timeout while
  * commands wait is dropped, which fails those commands (503) and reconnects. */
+static void watch(struct store_conn *conn, int64_t now, int64_t timeout_ms)
+{
+    if (conn->state == CONN_CONNECTING && now - conn->connect_started_ms > timeout_ms) {
+        log_warn("redis: connecting to %s timed out", conn->addr);
+        redisAsyncFree(conn->ctx); /* not connected yet: no disconnect callback */
+        conn->ctx = NULL;
+        conn->state = CONN_DOWN;
+        schedule_retry(conn);
+        if (store.cluster) store_cluster_conn_changed(conn);
+        return;
+    }
+    if (conn->state == CONN_READY && now - conn->last_check_ms > DURABILITY_RECHECK_MS)
+        check_durability(conn);
+    if (conn->state >= CONN_CONNECTED && conn->in_flight > 0 &&
+        now - conn->last_progress_ms > timeout_ms) {
+        log_warn("redis: no reply for %.1f s with %zu command(s) waiting on %s, reconnecting",
+                 store.options.timeout, conn->in_flight, conn->addr);
+        redisAsyncFree(conn->ctx); /* calls every waiting callback with NULL, then disconnect */
+    }
+}
+
 static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
-    int64_t timeout_ms = (int64_t)(store.options.timeout * 1000);
-    if (store.state == STORE_CONNECTING &&
-        now_ms() - store.connect_started_ms > timeout_ms) {
-        log_warn("redis: connecting to %s timed out", store.options.addr);
-        redisAsyncFree(store.ctx); /* not connected yet: no disconnect callback */
-        store.ctx = NULL;
-        store.state = STORE_DOWN;
-        schedule_retry();
-        return;
-    }
-    if (store.state == STORE_READY && now_ms() - store.last_check_ms > DURABILITY_RECHECK_MS)
-        check_durability();
-    if (store.state == STORE_READY && store.in_flight > 0 &&
-        now_ms() - store.last_progress_ms > timeout_ms) {
-        log_warn("redis: no reply for %.1f s with %zu command(s) waiting, reconnecting",
-                 store.options.timeout, store.in_flight);
-        redisAsyncFree(store.ctx); /* calls every waiting callback with NULL, then disconnect */
-    }
+    int64_t now = now_ms(), timeout_ms = (int64_t)(store.options.timeout * 1000);
+    for (size_t i = 0; i < store.conn_count; i++) watch(store.conns[i], now, timeout_ms);
+    if (store.cluster) store_cluster_tick(now, timeout_ms);
 }
 
 void store_set_limits(double timeout, int require_durable)
@@ -353,24 +522,29 @@ int store_start(struct event_base *base, const struct store_options *options)
 {
     store.base = base;
     store.options = *options;
-    store.backoff_ms = BACKOFF_MIN_MS;
-    store.retry = evtimer_new(base, on_retry, NULL);
+    store.cluster = options->cluster;
     store.watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, NULL);
-    if (store.retry == NULL || store.watchdog == NULL) return -1;
+    if (store.watchdog == NULL) return -1;
     struct timeval tv = {0, (suseconds_t)WATCHDOG_MS * 1000};
     event_add(store.watchdog, &tv);
-    connect_now();
-    return 0;
+    if (store.cluster) return store_cluster_start(options->addr);
+    return new_conn(options->addr, 1) != NULL ? 0 : -1;
 }
 
 void store_stop(void)
 {
     store.stopping = 1;
-    if (store.ctx != NULL) redisAsyncFree(store.ctx);
-    store.ctx = NULL;
-    if (store.retry) event_free(store.retry);
+    if (store.cluster) store_cluster_stop();
+    for (size_t i = 0; i < store.conn_count; i++) {
+        struct store_conn *conn = store.conns[i];
+        if (conn->ctx != NULL) redisAsyncFree(conn->ctx);
+        conn->ctx = NULL;
+        if (conn->retry) event_free(conn->retry);
+        free(conn);
+    }
+    store.conn_count = 0;
     if (store.watchdog) event_free(store.watchdog);
-    store.retry = store.watchdog = NULL;
+    store.watchdog = NULL;
     while (store.free_calls != NULL) {
         struct call *c = store.free_calls;
         store.free_calls = c->next_free;

@@ -1,5 +1,6 @@
-/* store: the broker's one asynchronous Redis connection (hiredis on the loop), pipelined,
- * reconnecting by itself with capped backoff. */
+/* store: the broker's asynchronous Redis connection (hiredis on the loop), pipelined,
+ * reconnecting by itself with capped backoff; on a Redis Cluster one such connection per
+ * master, each command sent to the master of its key's slot. */
 #ifndef MOONPOST_STORE_H
 #define MOONPOST_STORE_H
 
@@ -24,11 +25,12 @@ enum store_durability {
 
 /* Where Redis is and how to talk to it; the strings must outlive the store. */
 struct store_options {
-    const char *addr;     /* "host:port" or "unix:/path.sock" */
+    const char *addr;     /* "host:port" or "unix:/path.sock"; a cluster's seeds */
     const char *password; /* NULL = no AUTH */
     int db;
     double timeout;       /* seconds, connect and command timeout */
     int require_durable;  /* refuse storage while Redis keeps no AOF */
+    int cluster;          /* addr names seeds of a Redis Cluster */
 };
 
 /* Connects (and keeps reconnecting) on BASE. */
@@ -45,12 +47,13 @@ int store_durability(void);
 int store_command(int argc, const char **argv, const size_t *argv_len, store_reply_fn fn,
                   void *arg);
 
-/* Calls FN(STATE) every time the connection is (re)established, before any command of the
+/* Calls FN(STATE) every time a connection (on a cluster: a master's) is (re)established, before any command of the
  * callers: the place to send store_setup_command()s. At most 4 subscribers; 0 or -1. */
 typedef void (*store_connected_fn)(void *state);
 int store_on_connected(store_connected_fn fn, void *state);
 /* Sends a set-up command (FUNCTION LOAD...) ahead of the callers' commands, its error logged
- * under WHAT; nothing when not connected (the next connect runs the subscribers again). */
+ * under WHAT: from a subscriber, on the connection being set up; else on every connected one
+ * (a connection made later runs the subscribers again). */
 void store_setup_command(const char *what, int argc, const char **argv, const size_t *argv_len);
 
 /* A one-line description of the connection state for admin.stats and /healthz. */
