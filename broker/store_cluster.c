@@ -226,12 +226,15 @@ void store_cluster_moved(unsigned slot, struct store_conn *to)
 
 void store_cluster_conn_changed(struct store_conn *conn)
 {
-    if (conn->state == CONN_CONNECTED && conn->in_map)
+    if (conn->state == CONN_CONNECTED && conn->in_map) {
         store_conn_setup(conn);
-    else if (conn->state == CONN_DOWN && conn->in_map)
-        store_cluster_refresh_soon(); /* a failover may follow: read the map until it settles */
-    else if (conn->state == CONN_CONNECTED && !map.covered)
-        store_cluster_refresh_soon(); /* a seed: the map can be read now */
+    } else {
+        /* a lost master (a failover may follow: read the map until it settles), or a seed
+         * up while the map is incomplete (it can be read now) */
+        int lost_master = conn->state == CONN_DOWN && conn->in_map;
+        int seed_up = conn->state == CONN_CONNECTED && !map.covered;
+        if (lost_master || seed_up) store_cluster_refresh_soon();
+    }
     log_changes();
 }
 
