@@ -45,6 +45,7 @@ static const luaL_Reg moonpost_functions[] = {
     /* calls that yield */
     {"redis", mpl_redis},
     {"redis_batch", mpl_redis_batch},
+    {"redis_replicated", mpl_redis_replicated},
     {"redis_library", mpl_redis_library},
     {"pwhash", mpl_pwhash},
     {"pwverify", mpl_pwverify},

@@ -45,6 +45,7 @@ void luahost_session_open(lua_State *L);
 /* luahost_redis.c */
 int mpl_redis(lua_State *L);
 int mpl_redis_batch(lua_State *L);
+int mpl_redis_replicated(lua_State *L);
 int mpl_redis_library(lua_State *L);
 
 /* luahost_worker.c */

@@ -159,16 +159,31 @@ static void on_single_reply(redisReply *reply, const char *error, void *arg)
     resume_with_reply(arg, reply, error);
 }
 
-int mpl_redis(lua_State *L)
+typedef int (*command_sender)(int argc, const char **argv, const size_t *argv_len,
+                              store_reply_fn fn, void *arg);
+
+static int redis_call(lua_State *L, const char *name, command_sender send)
 {
-    struct request *r = yieldable_request(L, "moonpost.redis");
+    struct request *r = yieldable_request(L, name);
     int n = lua_gettop(L);
     luaL_argcheck(L, n >= 1, 1, "a redis command");
     const char *argv[REDIS_MAX_ARGS];
     size_t lens[REDIS_MAX_ARGS];
     int argc = collect_args(L, 1, n, argv, lens);
-    if (store_command(argc, argv, lens, on_single_reply, r) != 0) return unavailable(L);
+    if (send(argc, argv, lens, on_single_reply, r) != 0) return unavailable(L);
     return luahost_yield(L, r);
+}
+
+int mpl_redis(lua_State *L)
+{
+    return redis_call(L, "moonpost.redis", store_command);
+}
+
+/* moonpost.redis_replicated(...): moonpost.redis for a write a failover must not lose: it
+ * answers once redis_wait_replicas replicas confirmed it (else the 503 error). */
+int mpl_redis_replicated(lua_State *L)
+{
+    return redis_call(L, "moonpost.redis_replicated", store_command_replicated);
 }
 
 /* A batch: replies are stored in a registry table until the last one resumes the request. */

@@ -202,7 +202,8 @@ static int start(void)
     if (scripts != 0) return scripts == LUAHOST_BAD_CONFIG ? EXIT_CONFIG : -1;
     struct store_options redis = {broker.conf.redis, broker.conf.redis_password,
                                   broker.conf.redis_db, broker.conf.redis_timeout,
-                                  broker.conf.redis_require_durable, broker.conf.redis_cluster};
+                                  broker.conf.redis_require_durable, broker.conf.redis_cluster,
+                                  broker.conf.redis_wait_replicas};
     if (store_start(broker.base, &redis) != 0 ||
         cluster_start(broker.base, &redis, broker_shutdown) != 0)
         return -1;

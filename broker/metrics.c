@@ -124,6 +124,9 @@ void metrics_write(struct evbuffer *out)
                         "moonpost_redis_redirects_total{kind=\"ask\"} %llu\n",
                         (unsigned long long)s->redis_redirects_moved_total,
                         (unsigned long long)s->redis_redirects_ask_total);
+    counter(out, "moonpost_redis_wait_failures_total",
+            "Writes answered 503 because fewer than redis_wait_replicas replicas confirmed them.",
+            s->redis_wait_failures_total);
     counter(out, "moonpost_redis_slot_map_reads_total",
             "Redis Cluster slot maps read (CLUSTER SLOTS).", s->redis_slot_map_reads_total);
     gauge(out, "moonpost_redis_up",

@@ -155,7 +155,7 @@ void broker_apply_live_settings(void)
         .max_frame = (uint32_t)c->max_frame,
     };
     session_set_limits(&limits);
-    store_set_limits(c->redis_timeout, c->redis_require_durable);
+    store_set_limits(c->redis_timeout, c->redis_require_durable, c->redis_wait_replicas);
 }
 
 int broker_reload(char *errbuf, size_t errlen)

@@ -39,6 +39,7 @@ struct stats {
     uint64_t redis_redirects_moved_total; /* a cluster's MOVED followed */
     uint64_t redis_redirects_ask_total;   /* a cluster's ASK followed */
     uint64_t redis_slot_map_reads_total;  /* CLUSTER SLOTS answered */
+    uint64_t redis_wait_failures_total;   /* writes answered 503: too few replicas confirmed */
     uint64_t reloads_total;
     uint64_t reload_failures_total;
     uint64_t handler_latency_us_sum;

@@ -34,6 +34,14 @@ struct call {
     char *cmd;
     int cmd_len;
     int redirects;
+    /* replicated (store_command_replicated): answered once its reply and a WAIT after it have
+     * both come; the reply is held (a copy) meanwhile */
+    int replicated;
+    int waiting;         /* of the two, how many have not come */
+    int confirmed;       /* the WAIT counted redis_wait_replicas replicas */
+    redisReply *held;
+    const char *held_error;
+    struct call *next_waiting;
     struct call *next_free;
 };
 
@@ -43,6 +51,8 @@ static struct {
     size_t conn_count;
     struct store_conn *setting_up; /* the connection store_setup_command writes to, or NULL */
     struct event *watchdog;
+    struct event *wait_flush; /* sends the loop pass's WAITs */
+    int wait_replicas;
     struct call *free_calls;
     int stopping;
     struct event_base *base;
@@ -168,6 +178,9 @@ static void schedule_retry(struct store_conn *conn)
 /* ---- commands ---- */
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+static void hold_reply(struct call *c, const redisReply *r, const char *error);
+static int send_command(int argc, const char **argv, const size_t *argv_len, store_reply_fn fn,
+                        void *arg, struct call **sent);
 
 static int send_call(struct store_conn *conn, struct call *c, int asking)
 {
@@ -223,7 +236,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     c->conn->last_progress_ms = now_ms();
     const char *error = r == NULL ? "redis connection lost" : NULL;
     if (store.cluster && r != NULL && r->type == REDIS_REPLY_ERROR) {
-        if (follow_redirect(c, r)) return;
+        if (!c->replicated && follow_redirect(c, r)) return;
         if (cluster_unavailable(r)) {
             log_warn("redis: %s answered %s", c->conn->addr, r->str);
             store_cluster_refresh_soon();
@@ -235,14 +248,144 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     stats_observe(stats.redis_latency_buckets, &stats.redis_latency_us_sum,
                   &stats.redis_latency_count, us);
     if (r == NULL) stats.redis_errors_total++;
+    if (c->replicated) return hold_reply(c, r, error);
     store_reply_fn fn = c->fn;
     void *arg = c->arg;
     call_put(c);
     fn(r, error, arg);
 }
 
+/* ---- replicated commands (redis_wait_replicas) ---- */
+
+/* A copy of R that outlives hiredis's (freed when the callback returns); NULL out of memory. */
+static redisReply *copy_reply(const redisReply *r)
+{
+    redisReply *copy = calloc(1, sizeof *copy);
+    if (copy == NULL) return NULL;
+    copy->type = r->type;
+    copy->integer = r->integer;
+    if (r->str != NULL) {
+        copy->str = malloc(r->len + 1);
+        if (copy->str == NULL) {
+            free(copy);
+            return NULL;
+        }
+        memcpy(copy->str, r->str, r->len);
+        copy->str[r->len] = '\0';
+        copy->len = r->len;
+    }
+    if (r->elements > 0) {
+        copy->element = calloc(r->elements, sizeof *copy->element);
+        if (copy->element == NULL) {
+            freeReplyObject(copy);
+            return NULL;
+        }
+        copy->elements = r->elements;
+        for (size_t i = 0; i < r->elements; i++) {
+            copy->element[i] = copy_reply(r->element[i]);
+            if (copy->element[i] == NULL) {
+                freeReplyObject(copy);
+                return NULL;
+            }
+        }
+    }
+    return copy;
+}
+
+/* Both the reply and the WAIT came: the reply goes to the caller if the replicas confirmed it
+ * (an error reply wrote nothing and goes as it is), else the caller gets 503. */
+static void finish_replicated(struct call *c)
+{
+    redisReply *r = c->held;
+    const char *error = c->held_error;
+    if (r != NULL && r->type != REDIS_REPLY_ERROR && !c->confirmed) {
+        stats.redis_wait_failures_total++;
+        freeReplyObject(r);
+        r = NULL;
+        error = "redis replicas did not confirm the write";
+    }
+    store_reply_fn fn = c->fn;
+    void *arg = c->arg;
+    c->held = NULL;
+    call_put(c);
+    fn(r, error, arg);
+    if (r != NULL) freeReplyObject(r);
+}
+
+static void one_less(struct call *c)
+{
+    if (--c->waiting == 0) finish_replicated(c);
+}
+
+static void hold_reply(struct call *c, const redisReply *r, const char *error)
+{
+    c->held = r != NULL ? copy_reply(r) : NULL;
+    c->held_error = r != NULL && c->held == NULL ? "out of memory" : error;
+    one_less(c);
+}
+
+static void on_wait_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    const redisReply *r = reply;
+    int confirmed = r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer >= store.wait_replicas;
+    if (r != NULL && !confirmed)
+        log_warn("redis: WAIT: %s", r->type == REDIS_REPLY_ERROR ? r->str
+                                                                : "too few replicas confirmed");
+    for (struct call *c = privdata, *next; c != NULL; c = next) {
+        next = c->next_waiting;
+        c->confirmed = confirmed;
+        one_less(c);
+    }
+}
+
+/* One WAIT per connection for the replicated commands of a loop pass (WAIT holds the
+ * connection until the replicas answer, so once per pass, not once per command). */
+static void on_wait_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    char replicas[16], timeout_ms[24];
+    snprintf(replicas, sizeof replicas, "%d", store.wait_replicas);
+    snprintf(timeout_ms, sizeof timeout_ms, "%d", (int)(store.options.timeout * 500) + 1);
+    for (size_t i = 0; i < store.conn_count; i++) {
+        struct store_conn *conn = store.conns[i];
+        struct call *batch = conn->wait_first;
+        if (batch == NULL) continue;
+        conn->wait_first = conn->wait_last = NULL;
+        if (conn->ctx != NULL && redisAsyncCommand(conn->ctx, on_wait_reply, batch, "WAIT %s %s",
+                                                   replicas, timeout_ms) == REDIS_OK)
+            continue;
+        on_wait_reply(NULL, NULL, batch);
+    }
+}
+
+int store_command_replicated(int argc, const char **argv, const size_t *argv_len,
+                             store_reply_fn fn, void *arg)
+{
+    if (store.wait_replicas == 0) return store_command(argc, argv, argv_len, fn, arg);
+    struct call *c = NULL;
+    if (send_command(argc, argv, argv_len, fn, arg, &c) != 0) return -1;
+    c->replicated = 1;
+    c->waiting = 2;
+    struct store_conn *conn = c->conn;
+    if (conn->wait_last != NULL)
+        conn->wait_last->next_waiting = c;
+    else
+        conn->wait_first = c;
+    conn->wait_last = c;
+    event_active(store.wait_flush, EV_TIMEOUT, 1);
+    return 0;
+}
+
 int store_command(int argc, const char **argv, const size_t *argv_len, store_reply_fn fn,
                   void *arg)
+{
+    return send_command(argc, argv, argv_len, fn, arg, NULL);
+}
+
+/* Sends a command to its master; *SENT (when not NULL) is its call. 0 or -1. */
+static int send_command(int argc, const char **argv, const size_t *argv_len, store_reply_fn fn,
+                        void *arg, struct call **sent)
 {
     if (refusing()) return -1;
     struct store_conn *conn =
@@ -267,6 +410,7 @@ int store_command(int argc, const char **argv, const size_t *argv_len, store_rep
         conn->in_flight++;
     }
     stats.redis_commands_total++;
+    if (sent != NULL) *sent = c;
     return 0;
 }
 
@@ -512,10 +656,11 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     if (store.cluster) store_cluster_tick(now, timeout_ms);
 }
 
-void store_set_limits(double timeout, int require_durable)
+void store_set_limits(double timeout, int require_durable, int wait_replicas)
 {
     store.options.timeout = timeout;
     store.options.require_durable = require_durable;
+    store.wait_replicas = wait_replicas;
 }
 
 int store_start(struct event_base *base, const struct store_options *options)
@@ -523,8 +668,10 @@ int store_start(struct event_base *base, const struct store_options *options)
     store.base = base;
     store.options = *options;
     store.cluster = options->cluster;
+    store.wait_replicas = options->wait_replicas;
     store.watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, NULL);
-    if (store.watchdog == NULL) return -1;
+    store.wait_flush = event_new(base, -1, 0, on_wait_flush, NULL);
+    if (store.watchdog == NULL || store.wait_flush == NULL) return -1;
     struct timeval tv = {0, (suseconds_t)WATCHDOG_MS * 1000};
     event_add(store.watchdog, &tv);
     if (store.cluster) return store_cluster_start(options->addr);
@@ -544,7 +691,8 @@ void store_stop(void)
     }
     store.conn_count = 0;
     if (store.watchdog) event_free(store.watchdog);
-    store.watchdog = NULL;
+    if (store.wait_flush) event_free(store.wait_flush);
+    store.watchdog = store.wait_flush = NULL;
     while (store.free_calls != NULL) {
         struct call *c = store.free_calls;
         store.free_calls = c->next_free;

@@ -31,12 +31,14 @@ struct store_options {
     double timeout;       /* seconds, connect and command timeout */
     int require_durable;  /* refuse storage while Redis keeps no AOF */
     int cluster;          /* addr names seeds of a Redis Cluster */
+    int wait_replicas;    /* replicas a store_command_replicated waits for (WAIT) */
 };
 
 /* Connects (and keeps reconnecting) on BASE. */
 int store_start(struct event_base *base, const struct store_options *options);
-/* What may change while connected (a reload): the timeout and the durability requirement. */
-void store_set_limits(double timeout, int require_durable);
+/* What may change while connected (a reload): the timeout, the durability requirement and
+ * the replicas to wait for. */
+void store_set_limits(double timeout, int require_durable, int wait_replicas);
 void store_stop(void);
 /* Connected, and (with redis_require_durable on) found durable on this connection. */
 int store_ready(void);
@@ -46,6 +48,13 @@ int store_durability(void);
  * not called: the caller answers 503 at once). */
 int store_command(int argc, const char **argv, const size_t *argv_len, store_reply_fn fn,
                   void *arg);
+
+/* store_command for a write that must survive a failover: FN gets the reply only after a WAIT
+ * (one per connection per loop pass, at most half of redis_timeout) confirmed that
+ * wait_replicas replicas have it, else reply NULL (503). With wait_replicas 0: store_command.
+ * Not redirected on a cluster: a MOVED or ASK is answered as unavailable. */
+int store_command_replicated(int argc, const char **argv, const size_t *argv_len,
+                             store_reply_fn fn, void *arg);
 
 /* Calls FN(STATE) every time a connection (on a cluster: a master's) is (re)established, before any command of the
  * callers: the place to send store_setup_command()s. At most 4 subscribers; 0 or -1. */

@@ -8,6 +8,7 @@
 
 #include <hiredis/async.h>
 
+struct call;
 struct event;
 
 enum conn_state {
@@ -31,6 +32,7 @@ struct store_conn {
     int verified; /* a check answered on this connection */
     int64_t last_check_ms;
     char settings[64]; /* "appendonly yes, appendfsync everysec": what was logged last */
+    struct call *wait_first, *wait_last; /* replicated commands sent since the last WAIT */
 };
 
 /* The connection to ADDR, made (and connecting) when CREATE and it does not exist; NULL when
