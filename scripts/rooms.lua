@@ -113,7 +113,7 @@ mp.on("room.create", function(s, m)
   local res
   res, err = mp.redis("FCALL", "moonpost_room_create", 2, key.room(r), key.members(r), s.user,
                       m.title or "", m.private and 1 or 0, mp.now(), channel, header, topic(r))
-  if res ~= 1 and reserved == 2 then
+  if res == "exists" and reserved == 2 then -- (not after an error: it may have been created)
     mp.redis("FCALL", "moonpost_unreserve", 1, key.created(s.user))
   end
   if failed(s, res, err) then return end

@@ -79,27 +79,31 @@ def on_cluster(base):
     return type(base.__name__ + "OnCluster", (OnCluster, base), {"__module__": __name__})
 
 
-RegisterOnCluster = on_cluster(register.RegisterTest)
-LoginOnCluster = on_cluster(login.LoginTest)
-LoginErrorsOnCluster = on_cluster(login.LoginErrorsTest)
-UsersOnCluster = on_cluster(messaging.UsersTest)
-SendOnCluster = on_cluster(messaging.SendTest)
-MailboxFullOnCluster = on_cluster(messaging.MailboxFullTest)
-MailRestartOnCluster = on_cluster(messaging.MailRestartTest)
-BroadcastOnCluster = on_cluster(broadcast.BroadcastTest)
-PresenceOnCluster = on_cluster(broadcast.PresenceTest)
-RoomsOnCluster = on_cluster(rooms.RoomsTest)
-RoomLimitsOnCluster = on_cluster(rooms.RoomLimitsTest)
-FilesOnCluster = on_cluster(files.FilesTest)
-ClusterChatOnCluster = on_cluster(cluster.ClusterChatTest)
-ClusterChatSendPluginOnCluster = on_cluster(cluster.ClusterChatSendPluginTest)
-RoomsClusterOnCluster = on_cluster(rooms.RoomsClusterTest)
-FilesClusterOnCluster = on_cluster(files.FilesClusterTest)
+RegisterTestOnCluster = on_cluster(register.RegisterTest)
+LoginTestOnCluster = on_cluster(login.LoginTest)
+LoginErrorsTestOnCluster = on_cluster(login.LoginErrorsTest)
+LoginWindowTestOnCluster = on_cluster(login.LoginWindowTest)
+UsersTestOnCluster = on_cluster(messaging.UsersTest)
+SendTestOnCluster = on_cluster(messaging.SendTest)
+ReplayRaceTestOnCluster = on_cluster(messaging.ReplayRaceTest)
+MailboxFullTestOnCluster = on_cluster(messaging.MailboxFullTest)
+MailRestartTestOnCluster = on_cluster(messaging.MailRestartTest)
+BroadcastTestOnCluster = on_cluster(broadcast.BroadcastTest)
+PresenceTestOnCluster = on_cluster(broadcast.PresenceTest)
+RoomsTestOnCluster = on_cluster(rooms.RoomsTest)
+RoomHistoryLimitTestOnCluster = on_cluster(rooms.RoomHistoryLimitTest)
+RoomLimitsTestOnCluster = on_cluster(rooms.RoomLimitsTest)
+FilesTestOnCluster = on_cluster(files.FilesTest)
+FileExpiryTestOnCluster = on_cluster(files.FileExpiryTest)
+ClusterChatTestOnCluster = on_cluster(cluster.ClusterChatTest)
+ClusterChatSendPluginTestOnCluster = on_cluster(cluster.ClusterChatSendPluginTest)
+RoomsClusterTestOnCluster = on_cluster(rooms.RoomsClusterTest)
+FilesClusterTestOnCluster = on_cluster(files.FilesClusterTest)
 
 
 class OneMasterClusterTest(unittest.TestCase):
-    """The fixture itself: the server refuses a cross-slot step, so the tests above can trust
-    a clean log."""
+    """The fixture itself: the server refuses a cross-slot command and a function touching a
+    key outside its declared key's slot, so the tests above can trust a clean log."""
 
     def test_the_server_refuses_keys_of_two_slots(self):
         tmp = tempfile.mkdtemp(prefix="moonpost-test-")
@@ -109,6 +113,11 @@ class OneMasterClusterTest(unittest.TestCase):
             with self.assertRaisesRegex(RuntimeError, "CROSSSLOT"):
                 redis.cmd("MGET", "mp:user:{a}", "mp:user:{b}")
             self.assertEqual(redis.cmd("MGET", "mp:user:{a}", "mp:mbox:{a}"), [None, None])
+            redis.cmd("FUNCTION", "LOAD", "#!lua name=probe\nredis.register_function('probe', "
+                      "function(keys, args) return redis.call('GET', args[1]) end)")
+            with self.assertRaisesRegex(RuntimeError, "same slot"):
+                redis.cmd("FCALL", "probe", 1, "mp:user:{a}", "mp:user:{b}")
+            self.assertIsNone(redis.cmd("FCALL", "probe", 1, "mp:user:{a}", "mp:mbox:{a}"))
         finally:
             redis.stop()
             shutil.rmtree(tmp, ignore_errors=True)
