@@ -199,7 +199,9 @@ class Broker:
     def wait_listening(self, timeout=30.0):
         """Until each listener of the config serves: every `listen` address accepts, the admin
         socket answers a request and the HTTP listener (when configured) answers one. The
-        broker opens them one after another: the first one open says nothing of the others."""
+        broker opens them one after another: the first one open says nothing of the others.
+        With redis_cluster on, also until /healthz says the store serves (it reads the
+        cluster's map first: a request before is answered 503)."""
         for addr in self.conf_values("listen"):
             host, port = connect_addr(addr)
             wait_port(port, timeout, self.proc, host)
@@ -216,6 +218,10 @@ class Broker:
             poll(lambda: running(self.proc) and http_answers(host, port, tls),
                  timeout, interval=0.02, what="an answer on the HTTP listener %s" % http[-1],
                  retry_on=(OSError,))
+            if self.conf_values("redis_cluster")[-1:] == ["on"]:
+                poll(lambda: running(self.proc) and healthz(self) == 200, timeout,
+                     interval=0.02, what="the store serving the cluster's slots",
+                     retry_on=(OSError,))
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         if self.proc is None:

@@ -31,7 +31,10 @@ class OneMasterCluster(Redis):
         return super().server_args() + [
             "--cluster-enabled", "yes",
             "--cluster-config-file", os.path.join(self.tmp, "nodes-%d.conf" % self.port),
-            "--cluster-port", str(free_port())]
+            "--cluster-port", str(free_port()),
+            # a node that never met another one does not know its address: CLUSTER SLOTS would
+            # answer an empty host
+            "--cluster-announce-ip", "127.0.0.1"]
 
     def start(self):
         super().start()
