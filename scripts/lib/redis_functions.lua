@@ -216,8 +216,8 @@ redis.register_function('moonpost_token_add', function(keys, args)
   return 1
 end)
 
--- KEYS: the user's set of tokens. ARGV: prefix of the user's token keys, the token to revoke, or "" for
--- every token of the user. Returns how many were revoked.
+-- KEYS: the user's set of tokens. ARGV: prefix of the user's token keys, the token to revoke,
+-- or "" for every token of the user. Returns how many were revoked.
 -- Runs when Redis is out of memory (allow-oom): a logout must always revoke.
 redis.register_function{function_name = 'moonpost_token_revoke', flags = {'allow-oom'},
                         callback = function(keys, args)
