@@ -25,7 +25,8 @@ BATCH = 1000
 
 
 def fcall(name, *args):
-    return command("FCALL", name, 0, PREFIX, *args)
+    """A registry call as cluster.c sends it on one Redis: declaring the registry's key."""
+    return command("FCALL", name, 1, PREFIX + "nodes", PREFIX, *args)
 
 
 def node(i):

@@ -58,15 +58,24 @@ static const char *node_id(void)
 
 /* ---- calling the registry ---- */
 
-enum { CALL_FIXED = 4, CALL_MAX_ARGS = 2 * RENEW_BATCH + 8, CALL_MAX = CALL_FIXED + CALL_MAX_ARGS };
+const char *cluster_registry_key(void)
+{
+    static char key[256];
+    snprintf(key, sizeof key, "%s%snodes", prefix(),
+             broker.conf.redis_cluster ? "{registry}:" : "");
+    return key;
+}
 
-/* The words of "FCALL NAME 0 prefix ARGV..." into WORDS and WORD_LENS (CALL_MAX each); returns
- * their count, or -1 when ARGC is too many. */
+enum { CALL_FIXED = 5, CALL_MAX_ARGS = 2 * RENEW_BATCH + 8, CALL_MAX = CALL_FIXED + CALL_MAX_ARGS };
+
+/* The words of "FCALL NAME 1 registry-key prefix ARGV..." into WORDS and WORD_LENS (CALL_MAX
+ * each); returns their count, or -1 when ARGC is too many. The one key routes the call to the
+ * registry's slot on a Redis Cluster. */
 static int call_words(const char *name, int argc, const char *const *argv, const size_t *lens,
                       const char **words, size_t *word_lens)
 {
     if (argc > CALL_MAX_ARGS) return -1;
-    const char *fixed[CALL_FIXED] = {"FCALL", name, "0", prefix()};
+    const char *fixed[CALL_FIXED] = {"FCALL", name, "1", cluster_registry_key(), prefix()};
     for (int i = 0; i < CALL_FIXED; i++) {
         words[i] = fixed[i];
         word_lens[i] = strlen(fixed[i]);

@@ -21,8 +21,13 @@ int cluster_start(struct event_base *base, const struct store_options *redis,
 void cluster_leave(void);
 void cluster_stop(void);
 
-/* Calls the registry's Redis function NAME with redis_prefix and ARGC more arguments; FN as
- * for store_command. Returns 0, or -1 when Redis is not connected. */
+/* The registry's key that every call of its functions declares: "<prefix>nodes", or on a Redis
+ * Cluster "<prefix>{registry}:nodes" (every registry key shares that hash tag). The functions
+ * name the registry's other keys after it. */
+const char *cluster_registry_key(void);
+/* Calls the registry's Redis function NAME (declaring cluster_registry_key) with redis_prefix
+ * and ARGC more arguments; FN as for store_command. Returns 0, or -1 when Redis is not
+ * connected. */
 int cluster_call(const char *name, int argc, const char *const *argv, const size_t *lens,
                  store_reply_fn fn, void *arg);
 

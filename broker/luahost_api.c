@@ -368,6 +368,8 @@ static void push_config(lua_State *L)
     lua_setfield(L, -2, "node_id");
     lua_pushboolean(L, c->redis_cluster);
     lua_setfield(L, -2, "redis_cluster");
+    lua_pushstring(L, cluster_registry_key());
+    lua_setfield(L, -2, "redis_registry_key");
 }
 
 int luaopen_moonpost(lua_State *L)

@@ -24,7 +24,7 @@ mp.on("resume", chat.login_handler(function(s, m, attempt)
   if not chat.valid_user(user) or type(token) ~= "string" or #token ~= 32 then
     return chat.refuse_login(s, attempt)
   end
-  local owner, err = mp.redis("GET", chat.key.token(token))
+  local owner, err = mp.redis("GET", chat.key.token(user, token))
   if err then return chat.storage_failed(s, err) end
   if owner ~= user then return chat.refuse_login(s, attempt) end
   return chat.start_session(s, user, token, attempt, true)
@@ -39,7 +39,7 @@ mp.on("logout", function(s, m)
   local token = m.all and "" or s.data.token
   if token then
     local _, err = mp.redis("FCALL", "moonpost_token_revoke", 1, chat.key.tokens(s.user),
-                            chat.key.token(""), token)
+                            chat.key.token_prefix(s.user), token)
     if err then return chat.storage_failed(s, err) end
   end
   s:ok()

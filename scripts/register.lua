@@ -24,12 +24,16 @@ mp.on("register", function(s, m)
   end
   local addr = s.addr_key
   if not addr then return end -- the client left
-  -- a taken name is answered before any hashing; the rest count per address per hour
+  -- a taken name is answered before any hashing; the rest count per address per hour. Two
+  -- steps (the user's key and the address's counter are in different slots of a Redis
+  -- Cluster), the read first: a broker dying between them leaves nothing behind.
+  local exists, err = mp.redis("EXISTS", chat.key.user(m.user))
+  if not exists then return chat.storage_failed(s, err) end
+  if exists == 1 then return s:fail(409, "user exists") end
   local counter = chat.key.addr_registrations(addr)
-  local r, err = mp.redis("FCALL", "moonpost_register_attempt", 2, chat.key.user(m.user), counter,
-                          register_max_per_addr)
+  local r
+  r, err = mp.redis("FCALL", "moonpost_register_attempt", 1, counter, register_max_per_addr)
   if not r then return chat.storage_failed(s, err) end
-  if r[1] == -1 then return s:fail(409, "user exists") end
   if r[1] == 0 then
     return s:fail(429, "too many registrations from this address, try again later",
                   { retry_after = r[2] })

@@ -25,15 +25,17 @@ local NAMES_MAX = 1000 -- names in a room.members reply (and online names), so i
 local TITLE_MAX = 128
 local HISTORY_LIMIT_MAX, HISTORY_LIMIT_DEFAULT = 100, 50
 
--- Redis keys (docs/data-model.md). One hash tag per room: a room's keys share a slot.
+-- Redis keys (docs/data-model.md). One hash tag per room: a room's keys share a slot. A user's
+-- keys share the user's slot on a Redis Cluster (chat.tag). A request that touches both is
+-- two steps, in the order lib/room_functions.lua's invariant asks.
 local prefix = mp.config.redis_prefix
 local key = {
   room = function(r) return prefix .. "room:{" .. r .. "}" end,
   members = function(r) return prefix .. "room:{" .. r .. "}:members" end,
   invited = function(r) return prefix .. "room:{" .. r .. "}:invited" end,
   messages = function(r) return prefix .. "room:{" .. r .. "}:msgs" end,
-  user_rooms = function(u) return prefix .. "rooms:" .. u end,
-  created = function(u) return prefix .. "roomsby:" .. u end,
+  user_rooms = function(u) return prefix .. "rooms:" .. chat.tag(u) end,
+  created = function(u) return prefix .. "roomsby:" .. chat.tag(u) end,
 }
 
 -- The topic a session follows for room R (topics are shared with other features).
@@ -100,11 +102,22 @@ mp.on("room.create", function(s, m)
     return s:fail(400, "private must be a boolean")
   end
   local r = m.room
+  -- the creator's limits, then the room, then the room in the creator's list: a broker dying
+  -- after the first step leaves a creation counted (rooms_per_creator one lower), after the
+  -- second a member whose list lacks the room (not followed after the next login: a join
+  -- puts it back)
+  local reserved, err = mp.redis("FCALL", "moonpost_room_reserve", 2, key.user_rooms(s.user),
+                                 key.created(s.user), r, rooms_per_user, rooms_per_creator)
+  if failed(s, reserved, err) then return end
   local channel, header = s:follow_envelope()
-  local res, err = mp.redis("FCALL", "moonpost_room_create", 4, key.room(r), key.members(r),
-                            key.user_rooms(s.user), key.created(s.user), s.user, r,
-                            m.title or "", m.private and 1 or 0, mp.now(), rooms_per_user,
-                            rooms_per_creator, channel, header, topic(r))
+  local res
+  res, err = mp.redis("FCALL", "moonpost_room_create", 2, key.room(r), key.members(r), s.user,
+                      m.title or "", m.private and 1 or 0, mp.now(), channel, header, topic(r))
+  if res == "exists" and reserved == 2 then -- (not after an error: it may have been created)
+    mp.redis("FCALL", "moonpost_unreserve", 1, key.created(s.user))
+  end
+  if failed(s, res, err) then return end
+  res, err = mp.redis("FCALL", "moonpost_room_listed", 1, key.user_rooms(s.user), r, 0)
   if failed(s, res, err) then return end
   return s:ok()
 end)
@@ -112,11 +125,19 @@ end)
 mp.on("room.join", function(s, m)
   local r = room_of(s, m)
   if not r then return end
+  -- the user's limit, then the room, then the room in the user's list (a crash between the
+  -- last two: as in room.create; a join again puts it back)
+  local reserved, err = mp.redis("FCALL", "moonpost_room_reserve", 2, key.user_rooms(s.user),
+                                 key.created(s.user), r, rooms_per_user, -1)
+  if failed(s, reserved, err) then return end
   local channel, header = s:follow_envelope()
-  local seq, err = mp.redis("FCALL", "moonpost_room_join", 4, key.room(r), key.members(r),
-                            key.invited(r), key.user_rooms(s.user), s.user, r, members_max,
-                            rooms_per_user, channel, header, topic(r))
+  local seq
+  seq, err = mp.redis("FCALL", "moonpost_room_join", 3, key.room(r), key.members(r),
+                      key.invited(r), s.user, members_max, channel, header, topic(r))
   if failed(s, seq, err) then return end
+  local res
+  res, err = mp.redis("FCALL", "moonpost_room_listed", 1, key.user_rooms(s.user), r, seq)
+  if failed(s, res, err) then return end
   return s:ok{ seq = seq }
 end)
 
@@ -125,8 +146,12 @@ mp.on("room.invite", function(s, m)
   if not r then return end
   if type(m.user) ~= "string" then return s:fail(400, "user (str) missing") end
   if not chat.valid_user(m.user) then return s:fail(404, "no such user") end
-  local res, err = mp.redis("FCALL", "moonpost_room_invite", 4, key.room(r), key.members(r),
-                            key.invited(r), chat.key.user(m.user), s.user, m.user)
+  -- the invitee's existence first (a read in its own slot), then the room's step
+  local exists, err = mp.redis("EXISTS", chat.key.user(m.user))
+  if not exists then return chat.storage_failed(s, err) end
+  local res
+  res, err = mp.redis("FCALL", "moonpost_room_invite", 3, key.room(r), key.members(r),
+                      key.invited(r), s.user, m.user, exists)
   if failed(s, res, err) then return end
   return s:ok()
 end)
@@ -136,8 +161,13 @@ mp.on("room.leave", function(s, m)
   if not r then return end
   -- no push after the leave's request: the session stops following first
   local was_following = s:unsubscribe(topic(r))
-  local res, err = mp.redis("FCALL", "moonpost_room_leave", 2, key.members(r),
-                            key.user_rooms(s.user), s.user, r)
+  -- out of the user's list first, then out of the members: a crash between them leaves a
+  -- member whose list lacks the room (never a listed room the user is not a member of)
+  local listed, err = mp.redis("HDEL", key.user_rooms(s.user), r)
+  local res = listed and 0
+  if listed then
+    res, err = mp.redis("FCALL", "moonpost_room_leave", 1, key.members(r), s.user)
+  end
   if res == "not member" then return s:fail(404, "not a member of this room") end
   if failed(s, res, err) then
     if was_following then s:subscribe(topic(r)) end -- still a member
@@ -195,19 +225,45 @@ mp.on("room.read", function(s, m)
   local r = room_of(s, m)
   if not r then return end
   if not is_count(m.seq) then return s:fail(400, "seq must be a non-negative integer") end
-  local res, err = mp.redis("FCALL", "moonpost_room_read", 3, key.room(r), key.members(r),
-                            key.user_rooms(s.user), s.user, r, m.seq)
+  -- the room's last seq (and the member check), then the cursor in the user's list
+  local last, err = mp.redis("FCALL", "moonpost_room_seq", 2, key.room(r), key.members(r),
+                             s.user)
+  if failed(s, last, err) then return end
+  local res
+  res, err = mp.redis("FCALL", "moonpost_room_read", 1, key.user_rooms(s.user), r, m.seq, last)
   if failed(s, res, err) then return end
   return s:ok()
 end)
 
+-- The most commands of one mp.redis_batch.
+local BATCH_MAX = 256
+
 mp.on("room.list", function(s)
-  local rows, err = mp.redis("FCALL", "moonpost_room_list", 1, key.user_rooms(s.user), prefix)
-  if failed(s, rows, err) then return end
+  -- the user's list, then each room in its own slot (in batches of one round trip)
+  local mine, err = mp.redis("HGETALL", key.user_rooms(s.user))
+  if failed(s, mine, err) then return end
   local rooms = {}
-  for i, row in ipairs(rows) do
-    rooms[i] = { room = row[1], title = row[2] or "", private = row[3] == 1, seq = row[4],
-                 read = row[5], unread = row[6], members = row[7] }
+  for first = 1, #mine, 2 * BATCH_MAX do
+    local calls = {}
+    for i = first, math.min(#mine, first + 2 * BATCH_MAX - 1), 2 do
+      local r = mine[i]
+      calls[#calls + 1] = { "FCALL", "moonpost_room_info", 3, key.room(r), key.members(r),
+                            key.messages(r), mine[i + 1] }
+    end
+    local infos
+    infos, err = mp.redis_batch(table.unpack(calls))
+    if not infos then return chat.storage_failed(s, err) end
+    for j, info in ipairs(infos) do
+      if type(info) == "table" and info.err then
+        return chat.storage_failed(s, { code = 500, msg = info.err })
+      end
+      if info then
+        rooms[#rooms + 1] = { room = mine[first + 2 * (j - 1)], title = info[1] or "",
+                              private = info[2] == 1, seq = info[3],
+                              read = tonumber(mine[first + 2 * (j - 1) + 1]), unread = info[4],
+                              members = info[5] }
+      end
+    end
   end
   return s:ok{ rooms = mp.array(rooms) }
 end)
@@ -215,17 +271,15 @@ end)
 mp.on("room.members", function(s, m)
   local r = room_of(s, m)
   if not r then return end
-  -- one round trip: the online names are dropped when the member check fails
-  local replies, err = mp.redis_batch(
-    { "FCALL", "moonpost_room_members", 2, key.room(r), key.members(r), s.user, NAMES_MAX },
-    { "FCALL", "moonpost_online_in", 0, prefix, key.members(r), NAMES_MAX })
-  if not replies then return chat.storage_failed(s, err) end
-  local res, online = replies[1], replies[2]
-  if type(res) == "table" and res.err then return failed(s, nil, { code = 500, msg = res.err }) end
-  if failed(s, res) then return end
-  if type(online) ~= "table" or online.err then
-    return failed(s, nil, { code = 500, msg = online and online.err or "no online list" })
-  end
+  -- the members from the room's slot, then which of those names are online from the
+  -- registry's (both reads)
+  local res, err = mp.redis("FCALL", "moonpost_room_members", 2, key.room(r), key.members(r),
+                            s.user, NAMES_MAX)
+  if failed(s, res, err) then return end
+  local online
+  online, err = mp.redis("FCALL", "moonpost_online_in", 1, mp.config.redis_registry_key, prefix,
+                         NAMES_MAX, table.unpack(res[2]))
+  if not online then return chat.storage_failed(s, err) end
   return s:ok{ members = mp.array(res[2]), online = mp.array(online), count = res[1] }
 end)
 

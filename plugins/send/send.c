@@ -5,7 +5,8 @@
  * scripts/lib/redis_functions.lua), so the sender hears 200 only once the message is in the
  * recipient's mailbox; then it is pushed at once when the recipient is online.
  *
- * Config: none on the plugin line (max_body and redis_prefix come from the broker). Options:
+ * Config: none on the plugin line (max_body, redis_prefix and redis_cluster come from the
+ * broker). Options:
  * mailbox_max and mailbox_per_sender, declared like scripts/send.lua declares them, set in the
  * broker's config file. */
 #include <stdio.h>
@@ -23,6 +24,7 @@ struct send_state {
     const mp_api *api;
     size_t max_body;
     char *prefix;
+    const char *tag_open, *tag_close; /* "{" and "}" around the user on a Redis Cluster */
     mp_writer *blob; /* the mailbox blob of the send being stored, reused by every send */
 };
 
@@ -184,14 +186,22 @@ static struct pending_send *copy_request(struct send_state *st, const mp_request
     return m;
 }
 
+/* KEY = <prefix><kind>:<to>, the user tagged {<to>} on a Redis Cluster (scripts/lib/chat.lua's
+ * key names). */
+static void user_key(char *key, size_t size, const struct send_state *st, const char *kind,
+                     const char *to)
+{
+    snprintf(key, size, "%s%s:%s%s%s", st->prefix, kind, st->tag_open, to, st->tag_close);
+}
+
 /* FCALL moonpost_store 3 <prefix>user:<to> <prefix>mbox:<to> <prefix>mboxfrom:<to>
  *       mailbox_max blob ts mailbox_per_sender <from> */
 static int store(struct send_state *st, struct pending_send *m)
 {
-    char user_key[KEY_MAX], mbox_key[KEY_MAX], from_key[KEY_MAX];
-    snprintf(user_key, sizeof user_key, "%suser:%s", st->prefix, m->to);
-    snprintf(mbox_key, sizeof mbox_key, "%smbox:%s", st->prefix, m->to);
-    snprintf(from_key, sizeof from_key, "%smboxfrom:%s", st->prefix, m->to);
+    char user[KEY_MAX], mbox_key[KEY_MAX], from_key[KEY_MAX];
+    user_key(user, sizeof user, st, "user", m->to);
+    user_key(mbox_key, sizeof mbox_key, st, "mbox", m->to);
+    user_key(from_key, sizeof from_key, st, "mboxfrom", m->to);
     const mp_api *api = st->api;
     api->writer_reset(st->blob);
     write_blob(api, st->blob, m);
@@ -203,9 +213,9 @@ static int store(struct send_state *st, struct pending_send *m)
     const char *mailbox_max = st->api->option(st->api, "mailbox_max");
     const char *mailbox_per_sender = st->api->option(st->api, "mailbox_per_sender");
     enum { ARGC = 11, BLOB = 7 }; /* the blob is binary, every other argument a C string */
-    const char *argv[ARGC] = {"FCALL",  "moonpost_store", "3",  user_key, mbox_key,
-                              from_key, mailbox_max,      blob, ts,       mailbox_per_sender,
-                              m->from};
+    const char *argv[ARGC] = {"FCALL",  "moonpost_store",   "3",         user,
+                              mbox_key, from_key,           mailbox_max, blob,
+                              ts,       mailbox_per_sender, m->from};
     size_t lens[ARGC];
     for (int i = 0; i < ARGC; i++)
         lens[i] = i == BLOB ? blob_len : strlen(argv[i]);
@@ -266,6 +276,10 @@ int mp_plugin_init(const mp_api *api, void **state)
         return -1;
     }
     st->api = api;
+    const char *cluster = api->conf_get("redis_cluster");
+    int tagged = cluster != NULL && strcmp(cluster, "1") == 0;
+    st->tag_open = tagged ? "{" : "";
+    st->tag_close = tagged ? "}" : "";
     st->max_body = max_body < 0 ? 0 : (size_t)max_body;
     if (api->add_handler(api, "send", 0, handle_send) != 0) {
         mp_plugin_fini(st);

@@ -29,19 +29,37 @@ local login_backoff_max = mp.option("login_backoff_max", { type = "int", default
   max = 3600,
   doc = "most seconds a login of a user with many failures waits before its check (0 = none)" })
 
--- Redis keys (docs/data-model.md describes each).
+-- Redis keys (docs/data-model.md describes each). On a Redis Cluster every atomic step must
+-- touch one hash slot: a user's keys carry the hash tag {user}, an address's keys {address}
+-- (docs/redis-cluster-keys.md). On one Redis the names stay as they always were.
+local cluster = mp.config.redis_cluster
+local function tag(x)
+  if not cluster then return x end
+  if x == "" then return "{~}" end -- "{}" is no tag at all; no name or address holds a "~"
+  return "{" .. x .. "}"
+end
+chat.tag = tag
+
+-- A user's resume tokens share the user's slot: a resume names its user, so the token is
+-- still found from (user, token).
+local function token_prefix(u)
+  if cluster then return prefix .. "token:{" .. u .. "}:" end
+  return prefix .. "token:"
+end
+
 chat.key = {
-  user = function(u) return prefix .. "user:" .. u end,
-  mailbox = function(u) return prefix .. "mbox:" .. u end,
-  mailbox_senders = function(u) return prefix .. "mboxfrom:" .. u end,
-  token = function(t) return prefix .. "token:" .. t end,
-  tokens = function(u) return prefix .. "tokens:" .. u end,
-  user_failures = function(u) return prefix .. "fail:u:" .. u end,
-  addr_failures = function(a) return prefix .. "fail:a:" .. a end,
-  pair_failures = function(u, a) return prefix .. "fail:ua:" .. u .. ":" .. a end,
-  pair_inflight = function(u, a) return prefix .. "try:ua:" .. u .. ":" .. a end,
-  addr_inflight = function(a) return prefix .. "try:a:" .. a end,
-  addr_registrations = function(a) return prefix .. "reg:a:" .. a end,
+  user = function(u) return prefix .. "user:" .. tag(u) end,
+  mailbox = function(u) return prefix .. "mbox:" .. tag(u) end,
+  mailbox_senders = function(u) return prefix .. "mboxfrom:" .. tag(u) end,
+  token_prefix = token_prefix,
+  token = function(u, t) return token_prefix(u) .. t end,
+  tokens = function(u) return prefix .. "tokens:" .. tag(u) end,
+  user_failures = function(u) return prefix .. "fail:u:" .. tag(u) end,
+  addr_failures = function(a) return prefix .. "fail:a:" .. tag(a) end,
+  pair_failures = function(u, a) return prefix .. "fail:ua:" .. tag(u) .. ":" .. a end,
+  pair_inflight = function(u, a) return prefix .. "try:ua:" .. tag(u) .. ":" .. a end,
+  addr_inflight = function(a) return prefix .. "try:a:" .. tag(a) end,
+  addr_registrations = function(a) return prefix .. "reg:a:" .. tag(a) end,
   broadcast_mid = prefix .. "bmid",
 }
 
@@ -200,21 +218,36 @@ local function backoff(failures)
   return math.min(login_backoff_max, 0.25 * 2 ^ over)
 end
 
--- Lets this login of USER from S's address in, in one Redis step with the check of the limits
--- (see moonpost_login_attempt): login_max_failures per (user, address) and
--- login_addr_max_failures per address within login_failure_window, counting the attempts in
--- flight as if they were failing; else 429 (or 503 while attempts in flight may still fail),
--- with retry_after. Returns the attempt {keys, delay}, or nil once S has been answered.
-function chat.reserve_attempt(s, user)
-  local addr = s.addr_key
-  if not addr then return nil end
-  local name = chat.valid_user(user) and user or ""
-  local keys = { chat.key.pair_failures(name, addr), chat.key.addr_failures(addr),
-                 chat.key.pair_inflight(name, addr), chat.key.addr_inflight(addr),
-                 chat.key.user_failures(name) }
-  local r, err = mp.redis("FCALL", "moonpost_login_attempt", #keys, keys[1], keys[2], keys[3],
-                          keys[4], keys[5], login_max_failures, login_addr_max_failures,
-                          login_failure_window)
+-- The two sides of a login's limits, each one Redis step on its own keys (one hash slot each
+-- on a Redis Cluster): the (user, address) pair, which also reads and counts the user's
+-- failures from every address, and the address. {keys, most failures} each.
+local function attempt_sides(name, addr)
+  return {
+    { keys = { chat.key.pair_failures(name, addr), chat.key.pair_inflight(name, addr),
+               chat.key.user_failures(name) }, max = login_max_failures },
+    { keys = { chat.key.addr_failures(addr), chat.key.addr_inflight(addr) },
+      max = login_addr_max_failures },
+  }
+end
+
+-- {"FCALL", NAME, SIDE's keys..., ARGS...}
+local function side_command(side, name, ...)
+  local command = { "FCALL", name, #side.keys, table.unpack(side.keys) }
+  for _, arg in ipairs({ ... }) do command[#command + 1] = arg end
+  return command
+end
+
+-- The FCALL that ends SIDE of an attempt with OUTCOME ("fail", "ok" or "none"), for
+-- mp.redis(_batch). An "ok" clears the failures of (user, address) only.
+local function end_side_command(side, outcome, index)
+  if outcome == "ok" and index > 1 then outcome = "none" end
+  return side_command(side, "moonpost_login_done", outcome, login_failure_window)
+end
+
+-- Reserves SIDE (moonpost_login_attempt); returns Redis's reply, or nil after answering S.
+local function reserve_side(s, side)
+  local r, err = mp.redis(table.unpack(side_command(side, "moonpost_login_attempt", side.max,
+                                                    login_failure_window)))
   if not r then
     chat.storage_failed(s, err)
     return nil
@@ -227,19 +260,40 @@ function chat.reserve_attempt(s, user)
     s:fail(503, "busy, retry later", { retry_after = r[2] })
     return nil
   end
-  return { keys = keys, delay = backoff(r[2]) }
+  return r
 end
 
--- The FCALL that ends ATTEMPT with OUTCOME ("fail", "ok" or "none"), for mp.redis(_batch).
-local function end_attempt_command(attempt, outcome)
-  local k = attempt.keys
-  return { "FCALL", "moonpost_login_done", #k, k[1], k[2], k[3], k[4], k[5], outcome,
-           login_failure_window }
+-- Lets this login of USER from S's address in once both sides' limits allow it
+-- (moonpost_login_attempt): login_max_failures per (user, address) and login_addr_max_failures
+-- per address within login_failure_window, counting the attempts in flight as if they were
+-- failing; else 429 (or 503 while attempts in flight may still fail), with retry_after.
+-- The (user, address) side is reserved first; when the address refuses, that reservation is
+-- ended with "none". A broker dying between the two steps leaves one attempt counted in flight
+-- for 60 s at most (its key's expiry): a limit briefly one lower, never a higher one.
+-- Returns the attempt {sides, delay}, or nil once S has been answered.
+function chat.reserve_attempt(s, user)
+  local addr = s.addr_key
+  if not addr then return nil end
+  local sides = attempt_sides(chat.valid_user(user) and user or "", addr)
+  local pair = reserve_side(s, sides[1])
+  if not pair then return nil end
+  if not reserve_side(s, sides[2]) then
+    mp.redis(table.unpack(end_side_command(sides[1], "none", 1)))
+    return nil
+  end
+  return { sides = sides, delay = backoff(pair[2]) }
+end
+
+-- The FCALLs that end ATTEMPT with OUTCOME, one per side.
+local function end_attempt_commands(attempt, outcome)
+  local commands = {}
+  for i, side in ipairs(attempt.sides) do commands[i] = end_side_command(side, outcome, i) end
+  return commands
 end
 
 function chat.end_attempt(attempt, outcome)
   attempt.settled = true
-  mp.redis(table.unpack(end_attempt_command(attempt, outcome)))
+  mp.redis_batch(table.unpack(end_attempt_commands(attempt, outcome)))
 end
 
 -- Counts a failure, then answers 401 (the same text for every cause).
@@ -262,10 +316,11 @@ end
 -- carries the token and the online list, then presence and the mailbox follow. The failures
 -- of (user, address) are cleared.
 function chat.start_session(s, user, token, attempt, renew)
+  local ends = end_attempt_commands(attempt, "ok")
   local r, err = mp.redis_batch(
-    { "FCALL", "moonpost_token_add", 2, chat.key.token(token), chat.key.tokens(user), user,
-      token_ttl, mp.now(), chat.TOKENS_MAX, renew and 1 or 0, chat.key.token(""), token },
-    end_attempt_command(attempt, "ok"))
+    { "FCALL", "moonpost_token_add", 2, chat.key.token(user, token), chat.key.tokens(user), user,
+      token_ttl, mp.now(), chat.TOKENS_MAX, renew and 1 or 0, chat.key.token_prefix(user),
+      token }, ends[1], ends[2])
   if not r then return chat.storage_failed(s, err) end
   attempt.settled = true
   if r[1] ~= 1 then

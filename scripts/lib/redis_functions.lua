@@ -122,46 +122,44 @@ redis.register_function{function_name = 'moonpost_ack', flags = {'allow-oom'},
   return deleted
 end}
 
--- Login attempts. KEYS: failures of (user, address), failures of the address, attempts in
--- flight for (user, address), attempts in flight from the address, failures of the user.
--- ARGV: most failures per (user, address), most per address, window (s).
--- Returns {0, seconds until the window ends} when the (user, address) or the address is at its
--- limit of failures; {-1, 1} when it would be with the attempts in flight (they may all fail:
--- busy, retry in a second); else counts the attempt in flight (moonpost_login_done ends it)
--- and returns {1, the user's failures}. One step, so parallel attempts cannot all pass the
+-- Login attempts, counted on two sides: (user, address) and the address. Each side is its own
+-- call with its own keys (one hash slot of a Redis Cluster); the caller reserves the user's
+-- side, then the address's (docs/redis-cluster-keys.md).
+-- KEYS: failures, attempts in flight, and optionally a count to return (the user's failures).
+-- ARGV: most failures, window (s).
+-- Returns {0, seconds until the window ends} when the failures are at their limit; {-1, 1}
+-- when they would be with the attempts in flight (they may all fail: busy, retry in a second);
+-- else counts the attempt in flight (moonpost_login_done ends it) and returns {1, the count of
+-- KEYS[3], 0 without it}. One step per counter, so parallel attempts cannot all pass its
 -- check: failures never exceed the limits.
 redis.register_function('moonpost_login_attempt', function(keys, args)
-  for i = 1, 2 do
-    local failures = tonumber(redis.call('GET', keys[i]) or 0)
-    if failures >= tonumber(args[i]) then
-      local ttl = redis.call('TTL', keys[i])
-      return { 0, ttl > 0 and ttl or tonumber(args[3]) }
-    end
-    if failures + tonumber(redis.call('GET', keys[i + 2]) or 0) >= tonumber(args[i]) then
-      return { -1, 1 }
-    end
+  local max = tonumber(args[1])
+  local failures = tonumber(redis.call('GET', keys[1]) or 0)
+  if failures >= max then
+    local ttl = redis.call('TTL', keys[1])
+    return { 0, ttl > 0 and ttl or tonumber(args[2]) }
   end
-  for i = 3, 4 do
-    redis.call('INCR', keys[i])
-    -- a broker that dies mid-attempt leaks it for 60 s at most (NX: traffic does not renew it)
-    redis.call('EXPIRE', keys[i], 60, 'NX')
-  end
-  return { 1, tonumber(redis.call('GET', keys[5]) or 0) }
+  if failures + tonumber(redis.call('GET', keys[2]) or 0) >= max then return { -1, 1 } end
+  redis.call('INCR', keys[2])
+  -- a broker that dies mid-attempt leaks it for 60 s at most (NX: traffic does not renew it)
+  redis.call('EXPIRE', keys[2], 60, 'NX')
+  return { 1, keys[3] and tonumber(redis.call('GET', keys[3]) or 0) or 0 }
 end)
 
--- Ends an attempt of moonpost_login_attempt (same KEYS). ARGV: "fail" (counted in the three
--- failure counters, within the window ARGV[2]), "ok" (clears the failures of (user, address))
--- or "none" (neither: busy, client gone).
+-- Ends an attempt of moonpost_login_attempt. KEYS: failures, attempts in flight, then any
+-- other failure counters of the same slot (the user's). ARGV: "fail" (counted in every failure
+-- counter, within the window ARGV[2]), "ok" (clears KEYS[1]) or "none" (neither: busy, client
+-- gone, or the other side refused).
 -- Runs when Redis is out of memory (allow-oom), so that no attempt stays counted in flight.
 redis.register_function{function_name = 'moonpost_login_done', flags = {'allow-oom'},
                         callback = function(keys, args)
-  for i = 3, 4 do
-    if tonumber(redis.call('GET', keys[i]) or 0) > 0 then redis.call('DECR', keys[i]) end
-  end
+  if tonumber(redis.call('GET', keys[2]) or 0) > 0 then redis.call('DECR', keys[2]) end
   if args[1] == 'fail' then
-    for _, i in ipairs({ 1, 2, 5 }) do
-      redis.call('INCR', keys[i])
-      redis.call('EXPIRE', keys[i], tonumber(args[2]), 'NX')
+    for i = 1, #keys do
+      if i ~= 2 then
+        redis.call('INCR', keys[i])
+        redis.call('EXPIRE', keys[i], tonumber(args[2]), 'NX')
+      end
     end
   elseif args[1] == 'ok' then
     redis.call('DEL', keys[1])
@@ -177,19 +175,19 @@ redis.register_function('moonpost_unreserve', function(keys)
   return 1
 end)
 
--- Registrations. KEYS: the user hash, the address's registrations this hour.
--- ARGV: most per address per hour (0 = no limit).
--- Returns {-1, 0} when the user exists (no hashing needed to say 409), {0, seconds to wait}
--- when the address is at its limit, else counts the registration and returns {1, 0}.
+-- Registrations. KEYS: the address's registrations this hour. ARGV: most per address per hour
+-- (0 = no limit). (register.lua answers a taken name before, with its own read: the user's
+-- key is in another slot of a Redis Cluster.)
+-- Returns {0, seconds to wait} when the address is at its limit, else counts the registration
+-- and returns {1, 0}.
 redis.register_function('moonpost_register_attempt', function(keys, args)
-  if redis.call('EXISTS', keys[1]) == 1 then return { -1, 0 } end
   local max = tonumber(args[1])
   if max > 0 then
-    local n = redis.call('INCR', keys[2])
-    redis.call('EXPIRE', keys[2], 3600, 'NX')
+    local n = redis.call('INCR', keys[1])
+    redis.call('EXPIRE', keys[1], 3600, 'NX')
     if n > max then
-      redis.call('DECR', keys[2])
-      local ttl = redis.call('TTL', keys[2])
+      redis.call('DECR', keys[1])
+      local ttl = redis.call('TTL', keys[1])
       return { 0, ttl > 0 and ttl or 3600 }
     end
   end
@@ -198,7 +196,7 @@ end)
 
 -- Resume tokens. KEYS: the token, the user's set of tokens (score: expiry in ms).
 -- ARGV: user, token_ttl (s), now (ms), most tokens per user, 1 = renew an existing token
--- only, prefix of token keys, token.
+-- only, prefix of the user's token keys (in the user's slot), token.
 -- Returns 1, or 0 when renewing a token that was revoked meanwhile. Expired tokens leave the
 -- set; past the most per user, the oldest are revoked.
 redis.register_function('moonpost_token_add', function(keys, args)
@@ -218,8 +216,8 @@ redis.register_function('moonpost_token_add', function(keys, args)
   return 1
 end)
 
--- KEYS: the user's set of tokens. ARGV: prefix of token keys, the token to revoke, or "" for
--- every token of the user. Returns how many were revoked.
+-- KEYS: the user's set of tokens. ARGV: prefix of the user's token keys, the token to revoke,
+-- or "" for every token of the user. Returns how many were revoked.
 -- Runs when Redis is out of memory (allow-oom): a logout must always revoke.
 redis.register_function{function_name = 'moonpost_token_revoke', flags = {'allow-oom'},
                         callback = function(keys, args)

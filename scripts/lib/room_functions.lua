@@ -2,14 +2,13 @@
 -- atomic step: the checks of a request and its writes can never interleave with another's.
 -- A failed check returns a word that rooms.lua turns into the protocol's code ("no room",
 -- "not member", ...); success returns a number or an array.
+-- A function touches either one room's keys (hash tag {room}) or one user's (in the user's
+-- slot on a Redis Cluster), never both: rooms.lua chains them in an order that a crash between
+-- them leaves harmless (docs/redis-cluster-keys.md). The invariant: a room in a user's list
+-- (which the user's sessions follow at login) is a room the user is a member of; a member may
+-- miss from the list (a crash between the steps), which only means no pushes after the next
+-- login until the user joins again.
 return [[#!lua name=moonpost_rooms
-
--- The keys of room NAME, as rooms.lua names them (one hash tag per room, so that a room's keys
--- share a slot of a Redis Cluster).
-local function room_keys(prefix, name)
-  local room = prefix .. 'room:{' .. name .. '}'
-  return room, room .. ':members', room .. ':msgs'
-end
 
 -- Has the session of a follow envelope (s:follow_envelope: CHANNEL, HEADER) follow TOPICS from
 -- this point of Redis's order on: no message published after it is missed, none before it
@@ -21,48 +20,62 @@ local function follow(channel, header, topics)
   redis.call('PUBLISH', channel, table.concat(parts))
 end
 
--- KEYS: room, members, the creator's rooms, the creator's count of created rooms.
--- ARGV: user, room name, title, private (1/0), now (ms), rooms_per_user, rooms_per_creator,
--- then the follow envelope (channel, header) and the room's topic.
--- Returns 1, or "exists", "too many rooms", "too many created".
-redis.register_function('moonpost_room_create', function(keys, args)
-  if redis.call('EXISTS', keys[1]) == 1 then return 'exists' end
-  if redis.call('HLEN', keys[3]) >= tonumber(args[6]) then return 'too many rooms' end
-  if tonumber(redis.call('GET', keys[4]) or 0) >= tonumber(args[7]) then
-    return 'too many created'
-  end
-  redis.call('HSET', keys[1], 'title', args[3], 'private', args[4], 'creator', args[1],
-             'created', args[5], 'seq', 0)
-  redis.call('SADD', keys[2], args[1])
-  redis.call('HSET', keys[3], args[2], 0)
-  redis.call('INCR', keys[4])
-  follow(args[8], args[9], { args[10] })
+-- The user's side of a create or a join, before the room's. KEYS: the user's rooms, the user's
+-- count of created rooms. ARGV: room name, rooms_per_user, rooms_per_creator (-1: a join).
+-- Returns 0 when the user is already a member (no check: the room's step answers), 1 when
+-- the limits allow it; a create also counts itself (2: given back with moonpost_unreserve
+-- when the room turns out to exist). Or "too many rooms", "too many created".
+redis.register_function('moonpost_room_reserve', function(keys, args)
+  if redis.call('HEXISTS', keys[1], args[1]) == 1 then return 0 end
+  if redis.call('HLEN', keys[1]) >= tonumber(args[2]) then return 'too many rooms' end
+  local max_created = tonumber(args[3])
+  if max_created < 0 then return 1 end
+  if tonumber(redis.call('GET', keys[2]) or 0) >= max_created then return 'too many created' end
+  redis.call('INCR', keys[2])
+  return 2
+end)
+
+-- The user's side after a create or a join: the room enters the user's list with read cursor
+-- SEQ, unless it is there already (a member joining again keeps its cursor). KEYS: the user's
+-- rooms. ARGV: room name, seq. Returns 1.
+redis.register_function('moonpost_room_listed', function(keys, args)
+  redis.call('HSETNX', keys[1], args[1], args[2])
   return 1
 end)
 
--- KEYS: room, members, invited, the user's rooms. ARGV: user, room name, room_members_max,
--- rooms_per_user, then the follow envelope (channel, header) and the room's topic. A new
--- member's read cursor starts at the room's last seq (what came before the join is history,
--- not unread). An invitation is used up by the join. The session follows the room from here
--- (also when the user was a member already).
--- Returns the room's last seq, or "no room", "private", "full", "too many rooms".
+-- KEYS: room, members. ARGV: user, title, private (1/0), now (ms), then the follow envelope
+-- (channel, header) and the room's topic. (moonpost_room_reserve checked the creator's limits.)
+-- Returns 1, or "exists".
+redis.register_function('moonpost_room_create', function(keys, args)
+  if redis.call('EXISTS', keys[1]) == 1 then return 'exists' end
+  redis.call('HSET', keys[1], 'title', args[2], 'private', args[3], 'creator', args[1],
+             'created', args[4], 'seq', 0)
+  redis.call('SADD', keys[2], args[1])
+  follow(args[5], args[6], { args[7] })
+  return 1
+end)
+
+-- KEYS: room, members, invited. ARGV: user, room_members_max, then the follow envelope
+-- (channel, header) and the room's topic. (moonpost_room_reserve checked rooms_per_user.) A
+-- new member's read cursor starts at the room's last seq (what came before the join is
+-- history, not unread). An invitation is used up by the join. The session follows the room
+-- from here (also when the user was a member already).
+-- Returns the room's last seq, or "no room", "private", "full".
 redis.register_function('moonpost_room_join', function(keys, args)
   local seq = redis.call('HGET', keys[1], 'seq')
   if not seq then return 'no room' end
   if redis.call('SISMEMBER', keys[2], args[1]) == 1 then
-    follow(args[5], args[6], { args[7] })
+    follow(args[3], args[4], { args[5] })
     return tonumber(seq)
   end
   if redis.call('HGET', keys[1], 'private') == '1' and
      redis.call('SISMEMBER', keys[3], args[1]) == 0 then
     return 'private'
   end
-  if redis.call('SCARD', keys[2]) >= tonumber(args[3]) then return 'full' end
-  if redis.call('HLEN', keys[4]) >= tonumber(args[4]) then return 'too many rooms' end
+  if redis.call('SCARD', keys[2]) >= tonumber(args[2]) then return 'full' end
   redis.call('SADD', keys[2], args[1])
   redis.call('SREM', keys[3], args[1])
-  redis.call('HSET', keys[4], args[2], seq)
-  follow(args[5], args[6], { args[7] })
+  follow(args[3], args[4], { args[5] })
   return tonumber(seq)
 end)
 
@@ -75,25 +88,24 @@ redis.register_function('moonpost_room_follow', function(keys, args)
   return #topics
 end)
 
--- KEYS: room, members, invited, the invitee's user hash. ARGV: user, invitee.
--- Returns 1, or "no room", "not member", "no user". Inviting to a public room, or a member,
--- changes nothing.
+-- KEYS: room, members, invited. ARGV: user, invitee, 1 when the invitee exists (read before,
+-- from the invitee's slot). Returns 1, or "no room", "not member", "no user". Inviting to a
+-- public room, or a member, changes nothing.
 redis.register_function('moonpost_room_invite', function(keys, args)
   local private = redis.call('HGET', keys[1], 'private')
   if not private then return 'no room' end
   if redis.call('SISMEMBER', keys[2], args[1]) == 0 then return 'not member' end
-  if redis.call('EXISTS', keys[4]) == 0 then return 'no user' end
+  if args[3] ~= '1' then return 'no user' end
   if private == '1' and redis.call('SISMEMBER', keys[2], args[2]) == 0 then
     redis.call('SADD', keys[3], args[2])
   end
   return 1
 end)
 
--- KEYS: members, the user's rooms. ARGV: user, room name. Returns 1, or "not member". The
--- room stays when its last member leaves (its seq is never reused).
+-- KEYS: members. ARGV: user. Returns 1, or "not member". (rooms.lua took the room out of the
+-- user's list first.) The room stays when its last member leaves (its seq is never reused).
 redis.register_function('moonpost_room_leave', function(keys, args)
   if redis.call('SREM', keys[1], args[1]) == 0 then return 'not member' end
-  redis.call('HDEL', keys[2], args[2])
   return 1
 end)
 
@@ -137,38 +149,37 @@ redis.register_function{ function_name = 'moonpost_room_history', flags = { 'no-
     return out
   end }
 
--- KEYS: room, members, the user's rooms. ARGV: user, room name, seq. The cursor becomes SEQ,
--- but never moves back, nor past the room's last seq (a cursor ahead of the room would hide
--- the messages to come). Returns the cursor, or the failure word.
+-- KEYS: room, members. ARGV: user. The room's last seq, or the failure word: the room's side
+-- of room.read.
+redis.register_function{ function_name = 'moonpost_room_seq', flags = { 'no-writes' },
+  callback = function(keys, args)
+    local failed = check_member(keys[1], keys[2], args[1])
+    if failed then return failed end
+    return tonumber(redis.call('HGET', keys[1], 'seq'))
+  end }
+
+-- KEYS: the user's rooms. ARGV: room name, seq, the room's last seq (moonpost_room_seq). The
+-- cursor becomes SEQ, but never moves back, nor past the room's last seq (a cursor ahead of
+-- the room would hide the messages to come). A room missing from the list is not added (only
+-- a join adds one). Returns the cursor.
 redis.register_function('moonpost_room_read', function(keys, args)
-  local failed = check_member(keys[1], keys[2], args[1])
-  if failed then return failed end
-  local last = tonumber(redis.call('HGET', keys[1], 'seq'))
-  local old = tonumber(redis.call('HGET', keys[3], args[2]) or 0)
-  local cursor = math.max(old, math.min(tonumber(args[3]), last))
-  if cursor ~= old then redis.call('HSET', keys[3], args[2], cursor) end
+  local listed = redis.call('HGET', keys[1], args[1])
+  local old = tonumber(listed or 0)
+  local cursor = math.max(old, math.min(tonumber(args[2]), tonumber(args[3])))
+  if listed and cursor ~= old then redis.call('HSET', keys[1], args[1], cursor) end
   return cursor
 end)
 
--- KEYS: the user's rooms. ARGV: redis_prefix. For each room of the user, in one step:
--- {name, title, private (1/0), last seq, read cursor, unread (stored messages above the
--- cursor), members}. The one function that reads keys of many rooms (not in KEYS): on a Redis
--- Cluster it would be split by slot.
-redis.register_function{ function_name = 'moonpost_room_list', flags = { 'no-writes' },
+-- KEYS: room, members, messages. ARGV: the user's read cursor. One room of room.list:
+-- {title, private (1/0), last seq, unread (stored messages above the cursor), members}, or
+-- false when the room is gone.
+redis.register_function{ function_name = 'moonpost_room_info', flags = { 'no-writes' },
   callback = function(keys, args)
-    local mine = redis.call('HGETALL', keys[1])
-    local out = {}
-    for i = 1, #mine, 2 do
-      local name, read = mine[i], tonumber(mine[i + 1])
-      local room, members, msgs = room_keys(args[1], name)
-      local info = redis.call('HMGET', room, 'title', 'private', 'seq')
-      if info[3] then
-        out[#out + 1] = { name, info[1], tonumber(info[2]), tonumber(info[3]), read,
-                          redis.call('ZCOUNT', msgs, '(' .. read, '+inf'),
-                          redis.call('SCARD', members) }
-      end
-    end
-    return out
+    local info = redis.call('HMGET', keys[1], 'title', 'private', 'seq')
+    if not info[3] then return false end
+    return { info[1], tonumber(info[2]), tonumber(info[3]),
+             redis.call('ZCOUNT', keys[3], '(' .. args[1], '+inf'),
+             redis.call('SCARD', keys[2]) }
   end }
 
 -- KEYS: room, members. ARGV: user, most names. Returns {count, names (at most MOST, sorted)},

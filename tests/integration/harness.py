@@ -86,11 +86,13 @@ class Redis:
     def __init__(self, tmp):
         self.tmp, self.port, self.proc = tmp, free_port(), None
 
+    def server_args(self):
+        return ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.tmp,
+                "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"]
+
     def start(self):
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.tmp,
-             "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(self.server_args(), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
         wait_port(self.port, proc=self.proc)
 
     def stop(self):
@@ -197,7 +199,9 @@ class Broker:
     def wait_listening(self, timeout=30.0):
         """Until each listener of the config serves: every `listen` address accepts, the admin
         socket answers a request and the HTTP listener (when configured) answers one. The
-        broker opens them one after another: the first one open says nothing of the others."""
+        broker opens them one after another: the first one open says nothing of the others.
+        With redis_cluster on, also until /healthz says the store serves (it reads the
+        cluster's map first: a request before is answered 503)."""
         for addr in self.conf_values("listen"):
             host, port = connect_addr(addr)
             wait_port(port, timeout, self.proc, host)
@@ -214,6 +218,10 @@ class Broker:
             poll(lambda: running(self.proc) and http_answers(host, port, tls),
                  timeout, interval=0.02, what="an answer on the HTTP listener %s" % http[-1],
                  retry_on=(OSError,))
+            if self.conf_values("redis_cluster")[-1:] == ["on"]:
+                poll(lambda: running(self.proc) and healthz(self) == 200, timeout,
+                     interval=0.02, what="the store serving the cluster's slots",
+                     retry_on=(OSError,))
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         if self.proc is None:
@@ -463,18 +471,30 @@ def healthz(broker):
     return http_get(broker.http_port, "/healthz", timeout=10)[0]
 
 
+def user_key(kind, user, cluster=False):
+    """The name of USER's key KIND ("user", "mbox", "tokens", ...): scripts/lib/chat.lua's names,
+    with the user as hash tag when the brokers run with redis_cluster on."""
+    return "mp:%s:%s" % (kind, "{%s}" % user if cluster else user)
+
+
 class RedisServerTest(unittest.TestCase):
     """A fresh redis-server in a fresh temp dir per test class (not started when
-    start_redis is false)."""
+    start_redis is false). REDIS_CLASS starts it (a class may put a Redis Cluster there);
+    REDIS_CLUSTER says whether the brokers run with redis_cluster on (key names: user_key)."""
     tmp_prefix = "moonpost-test-"
     start_redis = True
+    redis_class = Redis
+    redis_cluster = False
 
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix=cls.tmp_prefix)
-        cls.redis = Redis(cls.tmp)
+        cls.redis = cls.redis_class(cls.tmp)
         if cls.start_redis:
             cls.redis.start()
+
+    def user_key(self, kind, user):
+        return user_key(kind, user, self.redis_cluster)
 
     @classmethod
     def tearDownClass(cls):
@@ -576,4 +596,4 @@ class BrokerTest(RedisServerTest):
 
     def mbox_count(self, user):
         """How many messages wait in USER's mailbox."""
-        return self.redis.cmd("ZCARD", "mp:mbox:" + user)
+        return self.redis.cmd("ZCARD", self.user_key("mbox", user))

@@ -99,7 +99,7 @@ class BroadcastTest(ChatBase):
         self.assertEqual(self.register(late)["code"], 200)
         keys_before = set(self.redis.cmd("KEYS", "*"))
         self.broadcast(a, "only for those online now")
-        self.assertEqual(self.redis.cmd("EXISTS", "mp:mbox:" + late), 0)
+        self.assertEqual(self.redis.cmd("EXISTS", self.user_key("mbox", late)), 0)
         # no new key holds it
         for key in set(self.redis.cmd("KEYS", "*")) - keys_before:
             if self.redis.cmd("TYPE", key) == "string":

@@ -179,7 +179,7 @@ class SendTest(ChatBase):
             self.assertEqual(r["code"], 404, (to, r))
             self.assertIsInstance(r.get("error"), str)
             self.assertNotIn("mid", r)
-        self.assertEqual(self.redis.cmd("EXISTS", "mp:mbox:" + a.user.upper()), 0)
+        self.assertEqual(self.redis.cmd("EXISTS", self.user_key("mbox", a.user.upper())), 0)
 
     def test_send_missing_or_invalid_fields_400(self):
         a, b = self.online_user("fa"), self.online_user("fb")
@@ -257,7 +257,7 @@ class SendTest(ChatBase):
         # the reply comes after the deletion
         self.assertEqual(self.mbox_count(b), 2)
         left = [int(x.split(b":", 1)[0]) for x in
-                self.redis.cmd("ZRANGE", "mp:mbox:" + b, 0, -1)]
+                self.redis.cmd("ZRANGE", self.user_key("mbox", b), 0, -1)]
         self.assertEqual(left, mids[3:])
         cb.close()
         cb2, _ = self.login_raw(b)
@@ -472,7 +472,7 @@ class MailRestartTest(ChatBase):
 
     def token_of(self, user):
         """The token of USER's latest login (the set's highest expiry)."""
-        return self.redis.cmd("ZRANGE", "mp:tokens:" + user, -1, -1)[0].decode()
+        return self.redis.cmd("ZRANGE", self.user_key("tokens", user), -1, -1)[0].decode()
 
     def test_offline_mail_survives_broker_restart(self):
         a = self.online_user("ha")

@@ -76,7 +76,7 @@ class RegisterTest(BrokerTest):
     def test_user_too_long_33(self):
         user = ("L33_" + uname()).ljust(33, "z")[:33]
         self.assert_code(self.reg(user=user, password="secret1"), 400)
-        self.assertIsNone(self.redis.cmd("HGET", "mp:user:" + user, "pw"))
+        self.assertIsNone(self.redis.cmd("HGET", self.user_key("user", user), "pw"))
 
     def test_user_empty(self):
         self.assert_code(self.reg(user="", password="secret1"), 400)
@@ -86,7 +86,7 @@ class RegisterTest(BrokerTest):
         for bad in (" ", "@", "/", ":", "+", "*", "!", "#", "é", "\u2713", "\t", "\x00", "~"):
             user = base + bad
             self.assert_code(self.reg(user=user, password="secret1"), 400)
-            self.assertIsNone(self.redis.cmd("HGET", "mp:user:" + user, "pw"), repr(user))
+            self.assertIsNone(self.redis.cmd("HGET", self.user_key("user", user), "pw"), repr(user))
         self.assert_code(self.reg(user=" " + base, password="secret1"), 400)
         self.assert_code(self.reg(user=base + "\n", password="secret1"), 400)
 
@@ -96,8 +96,8 @@ class RegisterTest(BrokerTest):
     def test_user_not_a_str(self):
         for bad in (12345, b"binuser", None, True, [1], {"a": 1}, 1.5):
             self.assert_code(self.reg(user=bad, password="secret1"), 400)
-        self.assertIsNone(self.redis.cmd("HGET", "mp:user:binuser", "pw"))
-        self.assertIsNone(self.redis.cmd("HGET", "mp:user:12345", "pw"))
+        self.assertIsNone(self.redis.cmd("HGET", self.user_key("user", "binuser"), "pw"))
+        self.assertIsNone(self.redis.cmd("HGET", self.user_key("user", "12345"), "pw"))
 
     def test_user_case_sensitive(self):
         base = uname("Case")
@@ -127,7 +127,7 @@ class RegisterTest(BrokerTest):
         self.assertEqual(self.login_reply(user, pw)["code"], 200)
         user2 = uname()
         self.assert_code(self.reg(user=user2, password="p" * 1025), 400)
-        self.assertIsNone(self.redis.cmd("HGET", "mp:user:" + user2, "pw"))
+        self.assertIsNone(self.redis.cmd("HGET", self.user_key("user", user2), "pw"))
 
     def test_password_length_counts_bytes(self):
         # PROTOCOL.md: password_min_len..1024 *bytes*
@@ -147,13 +147,13 @@ class RegisterTest(BrokerTest):
     def test_password_missing(self):
         user = uname()
         self.assert_code(self.reg(user=user), 400)
-        self.assertIsNone(self.redis.cmd("HGET", "mp:user:" + user, "pw"))
+        self.assertIsNone(self.redis.cmd("HGET", self.user_key("user", user), "pw"))
 
     def test_password_not_a_str(self):
         for bad in (1234567, b"secret-bin", None, ["secret1"], 3.25):
             user = uname()
             self.assert_code(self.reg(user=user, password=bad), 400)
-            self.assertIsNone(self.redis.cmd("HGET", "mp:user:" + user, "pw"))
+            self.assertIsNone(self.redis.cmd("HGET", self.user_key("user", user), "pw"))
 
     # -- name --------------------------------------------------------------------------------
 
@@ -166,7 +166,7 @@ class RegisterTest(BrokerTest):
     def test_name_65_bytes(self):
         user = uname()
         self.assert_code(self.reg(user=user, password="secret1", name="n" * 65), 400)
-        self.assertIsNone(self.redis.cmd("HGET", "mp:user:" + user, "pw"))
+        self.assertIsNone(self.redis.cmd("HGET", self.user_key("user", user), "pw"))
         # 33 two-byte characters = 66 bytes: the limit is in bytes
         self.assert_code(self.reg(user=uname(), password="secret1", name="é" * 33), 400)
 
@@ -174,7 +174,7 @@ class RegisterTest(BrokerTest):
         for bad in (42, ["x"], {"x": 1}, True):
             user = uname()
             self.assert_code(self.reg(user=user, password="secret1", name=bad), 400)
-            self.assertIsNone(self.redis.cmd("HGET", "mp:user:" + user, "pw"))
+            self.assertIsNone(self.redis.cmd("HGET", self.user_key("user", user), "pw"))
 
     def test_unknown_fields_are_ignored(self):
         user = uname()
@@ -185,10 +185,10 @@ class RegisterTest(BrokerTest):
     def test_409_exists_and_keeps_the_first_password(self):
         user = uname()
         self.assert_code(self.reg(user=user, password="first-pw"), 200)
-        stored = self.redis.cmd("HGET", "mp:user:" + user, "pw")
+        stored = self.redis.cmd("HGET", self.user_key("user", user), "pw")
         self.assert_code(self.reg(user=user, password="second-pw"), 409)
         self.assert_code(self.reg(user=user, password="first-pw"), 409)
-        self.assertEqual(self.redis.cmd("HGET", "mp:user:" + user, "pw"), stored)
+        self.assertEqual(self.redis.cmd("HGET", self.user_key("user", user), "pw"), stored)
         self.assertEqual(self.login_reply(user, "first-pw")["code"], 200)
         self.assertEqual(self.login_reply(user, "second-pw")["code"], 401)
 
@@ -226,13 +226,13 @@ class RegisterTest(BrokerTest):
         user = uname()
         pw = "plain-text-pw-%s" % user
         self.assert_code(self.reg(user=user, password=pw, name="Display"), 200)
-        stored = self.redis.cmd("HGET", "mp:user:" + user, "pw")
+        stored = self.redis.cmd("HGET", self.user_key("user", user), "pw")
         self.assertIsInstance(stored, bytes)
         self.assertTrue(stored.startswith(b"$argon2id$"), stored)
         self.assertNotEqual(stored, pw.encode())
         self.assertNotIn(pw.encode(), stored)
         # the plain text is nowhere in the user's hash, nor under any key
-        everything = self.redis.cmd("HGETALL", "mp:user:" + user)
+        everything = self.redis.cmd("HGETALL", self.user_key("user", user))
         self.assertFalse(any(pw.encode() in v for v in everything), everything)
         for key in self.redis.cmd("KEYS", "*"):
             self.assertNotIn(pw.encode(), key)
@@ -241,7 +241,7 @@ class RegisterTest(BrokerTest):
         # same password, another user: a different (salted) hash
         user2 = uname()
         self.assert_code(self.reg(user=user2, password=pw), 200)
-        self.assertNotEqual(self.redis.cmd("HGET", "mp:user:" + user2, "pw"), stored)
+        self.assertNotEqual(self.redis.cmd("HGET", self.user_key("user", user2), "pw"), stored)
 
     # -- demo account ----------------------------------------------------------------------------
 

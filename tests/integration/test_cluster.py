@@ -245,7 +245,7 @@ class ClusterChatTest(ClusterTest):
         answered = asyncio.run(self.moving_recipient(sender, rcpt, n1, n2, n3))
         self.assertEqual(len(rcpt.sessions), 2, "one session on n2, then one on n3")
         self.assert_shown_once_in_order(rcpt, {sender.name: answered})
-        self.assertEqual(self.redis.cmd("ZCARD", "mp:mbox:" + rcpt.name), 0,
+        self.assertEqual(self.redis.cmd("ZCARD", self.user_key("mbox", rcpt.name)), 0,
                          "the recipient's mailbox after its ack of the highest mid")
 
     async def moving_recipient(self, sender, rcpt, n1, n2, n3):
