@@ -190,8 +190,9 @@ mp.on("room.send", function(s, m)
   local head = FRAME_START .. enc(r) .. enc("from") .. enc(s.user) .. enc("ts") .. enc(ts) ..
                enc("body") .. enc(m.body)
   local channel, header = mp.topic_envelope(topic(r), s.user)
-  local seq, err = mp.redis("FCALL", "moonpost_room_send", 3, key.room(r), key.members(r),
-                            key.messages(r), s.user, head, history_max, channel, header)
+  local seq, err = mp.redis_replicated("FCALL", "moonpost_room_send", 3, key.room(r),
+                                       key.members(r), key.messages(r), s.user, head,
+                                       history_max, channel, header)
   if failed(s, seq, err) then return end
   return s:ok{ seq = seq }
 end)

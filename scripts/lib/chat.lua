@@ -99,9 +99,10 @@ end
 function chat.store_private(from, to, fields)
   local ts = mp.now()
   local blob = mp.encode{ from = from, to = to, body = fields.body, ts = ts, file = fields.file }
-  local stored, err = mp.redis("FCALL", "moonpost_store", 3, chat.key.user(to),
-                               chat.key.mailbox(to), chat.key.mailbox_senders(to),
-                               mailbox_max, blob, ts, mailbox_per_sender, from)
+  -- replicated: with redis_wait_replicas set, answered once that many replicas have it
+  local stored, err = mp.redis_replicated("FCALL", "moonpost_store", 3, chat.key.user(to),
+                                          chat.key.mailbox(to), chat.key.mailbox_senders(to),
+                                          mailbox_max, blob, ts, mailbox_per_sender, from)
   if not stored then return nil, chat.storage_error(err) end
   if stored == -404 then return nil, 404, "no such user" end
   if stored == -507 then return nil, 507, "mailbox full" end
