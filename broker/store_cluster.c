@@ -25,6 +25,7 @@ static struct {
     int asking;         /* a CLUSTER SLOTS is in flight */
     int64_t asked_ms;
     int64_t due_ms;     /* when the map is read next */
+    int64_t now_ms;     /* of the last tick */
     size_t next_any;    /* the master a keyless command goes to: in turn */
     int logged_masters, logged_serving;
 } map;
@@ -69,9 +70,12 @@ const char *store_cluster_addr_for(int slot)
     return map.seed_count > 0 ? map.seeds[0] : NULL;
 }
 
+static void ask_map(int64_t now_ms);
+
 void store_cluster_refresh_soon(void)
 {
     map.due_ms = 0;
+    if (!map.asking) ask_map(map.now_ms); /* at once: a new map ends the 503s sooner */
 }
 
 static void log_changes(void)
@@ -200,8 +204,14 @@ static void connect_next_source(void)
 
 void store_cluster_tick(int64_t now_ms, int64_t timeout_ms)
 {
+    map.now_ms = now_ms;
     if (map.asking && now_ms - map.asked_ms > timeout_ms) map.asking = 0;
     if (map.asking || now_ms < map.due_ms) return;
+    ask_map(now_ms);
+}
+
+static void ask_map(int64_t now_ms)
+{
     map.due_ms = now_ms + (store_cluster_serving() ? REFRESH_EVERY_MS : REFRESH_RETRY_MS);
     struct store_conn *source = map_source();
     if (source == NULL) {
