@@ -38,7 +38,7 @@ extern "C" {
  * the newer version is refused by an older broker); an incompatible change (a member removed,
  * moved or changed) also raises MP_PLUGIN_API_MIN to the new version, so older plugins are
  * refused. The broker loads plugins built for any version from MIN to VERSION. */
-#define MP_PLUGIN_API_VERSION 2
+#define MP_PLUGIN_API_VERSION 3
 #define MP_PLUGIN_API_MIN 2
 
 /* The version a plugin declares it needs (mp_plugin.api_version): by default the header's.
@@ -346,6 +346,14 @@ struct mp_api {
      * the answer (DONE is not called; the frame may have gone out). */
     int (*deliver_mail)(const char *user, size_t user_len, const void *frame, size_t len,
                         uint64_t mid, uint64_t prev, mp_delivered_fn done, void *arg);
+
+    /* ---- API 3: check with MP_API_HAS(api, redis_replicated) ---- */
+
+    /* api->redis for a write a failover must not lose: FN gets the reply only once
+     * redis_wait_replicas replicas confirmed it (one WAIT per connection per loop pass), else
+     * reply NULL with an error (answer 503). With redis_wait_replicas 0 it is api->redis. */
+    int (*redis_replicated)(int argc, const char **argv, const size_t *argv_len, mp_redis_fn fn,
+                            void *arg);
 };
 
 /* The description every plugin exports as `mp_plugin` (use MP_PLUGIN_DEFINE). */

@@ -559,6 +559,7 @@ static const mp_api api_template = {
     .broadcast = api_broadcast,
     .online = api_online,
     .redis = plugin_redis_command,
+    .redis_replicated = plugin_redis_replicated,
     .login = api_login,
     .on_authenticate = api_on_authenticate,
     .write_map = plugin_write_map,

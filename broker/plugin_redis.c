@@ -35,8 +35,11 @@ static void on_reply(redisReply *r, const char *error, void *arg)
     if (nodes != stack) free(nodes);
 }
 
-int plugin_redis_command(int argc, const char **argv, const size_t *argv_len, mp_redis_fn fn,
-                         void *arg)
+typedef int (*command_sender)(int argc, const char **argv, const size_t *argv_len,
+                              store_reply_fn fn, void *arg);
+
+static int send_command(command_sender send, int argc, const char **argv,
+                        const size_t *argv_len, mp_redis_fn fn, void *arg)
 {
     if (argc <= 0 || fn == NULL) return -1;
     struct redis_call *c = free_calls;
@@ -46,12 +49,24 @@ int plugin_redis_command(int argc, const char **argv, const size_t *argv_len, mp
         return -1;
     c->fn = fn;
     c->arg = arg;
-    if (store_command(argc, argv, argv_len, on_reply, c) != 0) {
+    if (send(argc, argv, argv_len, on_reply, c) != 0) {
         c->next_free = free_calls;
         free_calls = c;
         return -1;
     }
     return 0;
+}
+
+int plugin_redis_command(int argc, const char **argv, const size_t *argv_len, mp_redis_fn fn,
+                         void *arg)
+{
+    return send_command(store_command, argc, argv, argv_len, fn, arg);
+}
+
+int plugin_redis_replicated(int argc, const char **argv, const size_t *argv_len,
+                            mp_redis_fn fn, void *arg)
+{
+    return send_command(store_command_replicated, argc, argv, argv_len, fn, arg);
 }
 
 void plugin_redis_free(void)

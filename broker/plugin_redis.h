@@ -11,6 +11,10 @@
 int plugin_redis_command(int argc, const char **argv, const size_t *argv_len, mp_redis_fn fn,
                          void *arg);
 
+/* api->redis_replicated: the same, answered once the replicas confirmed the write. */
+int plugin_redis_replicated(int argc, const char **argv, const size_t *argv_len,
+                            mp_redis_fn fn, void *arg);
+
 /* Frees the pool of call records (after the store has answered every command). */
 void plugin_redis_free(void);
 

@@ -219,7 +219,9 @@ static int store(struct send_state *st, struct pending_send *m)
     size_t lens[ARGC];
     for (int i = 0; i < ARGC; i++)
         lens[i] = i == BLOB ? blob_len : strlen(argv[i]);
-    return api->redis(ARGC, argv, lens, on_stored, m); /* the command is copied: blob is free */
+    /* replicated: with redis_wait_replicas set, answered once that many replicas have it; the
+     * command is copied, so blob is free again on return */
+    return api->redis_replicated(ARGC, argv, lens, on_stored, m);
 }
 
 static void handle_send(void *state, const mp_request *req)

@@ -24,7 +24,8 @@ SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
 # plugins/testing: apitest exercises the API, most of the others are broken on purpose
 TESTING_PLUGINS = ("apitest", "badversion", "gate", "internal", "noinit", "oldversion",
                    "takeover")
-API_RANGE = "accepts versions 2 to 2"  # MP_PLUGIN_API_MIN to MP_PLUGIN_API_VERSION
+API_MIN, API_VERSION = 2, 3  # MP_PLUGIN_API_MIN, MP_PLUGIN_API_VERSION
+API_RANGE = "accepts versions %d to %d" % (API_MIN, API_VERSION)
 
 
 def plugin(name):
@@ -124,8 +125,8 @@ class PluginLoadTest(RedisServerTest):
 
     def test_newer_api_version_is_refused_before_init(self):
         path = plugin("badversion")
-        self.assert_refused([path], "plugin %s: built for plugin API version 1002 but this "
-                                    "broker %s" % (path, API_RANGE))
+        self.assert_refused([path], "plugin %s: built for plugin API version %d but this "
+                                    "broker %s" % (path, API_VERSION + 1000, API_RANGE))
 
     def test_older_api_version_is_refused_before_init(self):
         path = plugin("oldversion")
