@@ -227,6 +227,23 @@ static int cluster_unavailable(const redisReply *r)
            strncmp(r->str, "MOVED", 5) == 0 || strncmp(r->str, "ASK", 3) == 0;
 }
 
+/* Logs a cluster's "unavailable" answer at most once a second (a failover answers every
+ * command so), with how many went unlogged. */
+static void warn_unavailable(const struct store_conn *conn, const redisReply *r)
+{
+    static int64_t last_ms;
+    static unsigned unlogged;
+    int64_t now = now_ms();
+    if (now - last_ms < 1000) {
+        unlogged++;
+        return;
+    }
+    log_warn("redis: %s answered %s (and %u more such answers since the last report)", conn->addr,
+             r->str, unlogged);
+    last_ms = now;
+    unlogged = 0;
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
@@ -238,7 +255,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (store.cluster && r != NULL && r->type == REDIS_REPLY_ERROR) {
         if (!c->replicated && follow_redirect(c, r)) return;
         if (cluster_unavailable(r)) {
-            log_warn("redis: %s answered %s", c->conn->addr, r->str);
+            warn_unavailable(c->conn, r);
             store_cluster_refresh_soon();
             error = "redis cluster unavailable";
             r = NULL;
@@ -653,7 +670,7 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what, (void)arg;
     int64_t now = now_ms(), timeout_ms = (int64_t)(store.options.timeout * 1000);
     for (size_t i = 0; i < store.conn_count; i++) watch(store.conns[i], now, timeout_ms);
-    if (store.cluster) store_cluster_tick(now, timeout_ms);
+    if (store.cluster) store_cluster_tick(timeout_ms);
 }
 
 void store_set_limits(double timeout, int require_durable, int wait_replicas)

@@ -3,7 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <event2/event.h>
 #include <hiredis/async.h>
 
 #include "conf.h"
@@ -15,6 +17,7 @@
 #define REFRESH_EVERY_MS 10000 /* while every slot is served */
 #define REFRESH_RETRY_MS 500   /* while some are not, or no map could be read */
 #define MAX_SEEDS 16
+#define ASK_MIN_MS 100         /* between two reads asked for at once */
 
 static struct {
     char *seeds[MAX_SEEDS];
@@ -25,7 +28,6 @@ static struct {
     int asking;         /* a CLUSTER SLOTS is in flight */
     int64_t asked_ms;
     int64_t due_ms;     /* when the map is read next */
-    int64_t now_ms;     /* of the last tick */
     size_t next_any;    /* the master a keyless command goes to: in turn */
     int logged_masters, logged_serving;
 } map;
@@ -72,10 +74,20 @@ const char *store_cluster_addr_for(int slot)
 
 static void ask_map(int64_t now_ms);
 
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void store_cluster_refresh_soon(void)
 {
     map.due_ms = 0;
-    if (!map.asking) ask_map(map.now_ms); /* at once: a new map ends the 503s sooner */
+    /* at once (a new map ends the 503s sooner), but not more than once per ASK_MIN_MS: a
+     * master that refuses connections must not make a loop of reads and reconnects */
+    int64_t now = monotonic_ms();
+    if (!map.asking && now - map.asked_ms >= ASK_MIN_MS) ask_map(now);
 }
 
 static void log_changes(void)
@@ -99,8 +111,8 @@ static void follow_map(void)
         struct store_conn *conn = store_conn_at(i);
         if (!conn->in_map) {
             if (conn->state == CONN_READY) conn->state = CONN_CONNECTED;
-        } else if (conn->state == CONN_DOWN) {
-            store_conn_connect(conn);
+        } else if (conn->state == CONN_DOWN && !evtimer_pending(conn->retry, NULL)) {
+            store_conn_connect(conn); /* a new master (a lost one reconnects on its backoff) */
         } else if (conn->state == CONN_CONNECTED) {
             store_conn_setup(conn);
         }
@@ -202,9 +214,9 @@ static void connect_next_source(void)
     }
 }
 
-void store_cluster_tick(int64_t now_ms, int64_t timeout_ms)
+void store_cluster_tick(int64_t timeout_ms)
 {
-    map.now_ms = now_ms;
+    int64_t now_ms = monotonic_ms();
     if (map.asking && now_ms - map.asked_ms > timeout_ms) map.asking = 0;
     if (map.asking || now_ms < map.due_ms) return;
     ask_map(now_ms);
@@ -212,6 +224,7 @@ void store_cluster_tick(int64_t now_ms, int64_t timeout_ms)
 
 static void ask_map(int64_t now_ms)
 {
+    map.asked_ms = now_ms;
     map.due_ms = now_ms + (store_cluster_serving() ? REFRESH_EVERY_MS : REFRESH_RETRY_MS);
     struct store_conn *source = map_source();
     if (source == NULL) {

@@ -12,7 +12,7 @@ int store_cluster_start(const char *seeds);
 void store_cluster_stop(void);
 /* Called every watchdog tick: reads the map when it is due, connecting a seed when no
  * connection is up. */
-void store_cluster_tick(int64_t now_ms, int64_t timeout_ms);
+void store_cluster_tick(int64_t timeout_ms);
 /* Reads the map again at the next tick (a MOVED, a lost master, CLUSTERDOWN). */
 void store_cluster_refresh_soon(void);
 /* The master of SLOT, or for SLOT -1 (a command naming no key) a ready master in turn; NULL
