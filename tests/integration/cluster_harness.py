@@ -45,6 +45,7 @@ class ClusterTest(BrokersTest):
         d = tempfile.mkdtemp(prefix=node_id + "-", dir=self.dir)
         conf = ["node_id %s" % node_id, "presence_ttl %d" % PRESENCE_TTL,
                 "request_rate 0"] + self.node_extra + list(extra or [])  # (tests send fast)
+        conf = self.redis_conf() + conf
         b = Broker(d, self.redis.port, scripts or self.default_scripts, conf)
         b.node_id = node_id
         self.brokers.append(b)

@@ -103,14 +103,20 @@ class Redis:
 
     def cmd(self, *args):
         """One command over RESP, returns the parsed reply."""
-        with socket.create_connection(("127.0.0.1", self.port)) as s:
-            out = b"*%d\r\n" % len(args)
-            for a in args:
-                a = a if isinstance(a, bytes) else str(a).encode()
-                out += b"$%d\r\n%s\r\n" % (len(a), a)
-            s.sendall(out)
-            f = s.makefile("rb")
-            return _resp(f)
+        return redis_cmd(self.port, *args)
+
+
+def redis_cmd(port, *args, timeout=None):
+    """One command to the redis-server on 127.0.0.1:PORT over RESP, returns the parsed reply
+    (an error reply raises RuntimeError)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        s.sendall(out)
+        f = s.makefile("rb")
+        return _resp(f)
 
 
 def _resp(f):
@@ -501,6 +507,13 @@ class RedisServerTest(unittest.TestCase):
         cls.redis.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
+    @classmethod
+    def redis_conf(cls):
+        """Config lines that point a broker at cls.redis, put before a test's own lines (for one
+        redis-server, Broker's `redis` line does; redis_cluster_harness gives a cluster's
+        seeds)."""
+        return []
+
 
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
                    "runtime error:")
@@ -524,7 +537,8 @@ class BrokersTest(RedisServerTest):
                 self.assert_clean_exit(b, b.stop())
 
     def broker(self, scripts=None, extra=None, start=True):
-        b = Broker(self.dir, self.redis.port, scripts or self.default_scripts, extra)
+        b = Broker(self.dir, self.redis.port, scripts or self.default_scripts,
+                   self.redis_conf() + list(extra or []))
         self.brokers.append(b)
         if start:
             b.start()
@@ -550,7 +564,8 @@ class BrokerTest(RedisServerTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.broker = Broker(cls.tmp, cls.redis.port, cls.scripts, cls.extra).start()
+        cls.broker = Broker(cls.tmp, cls.redis.port, cls.scripts,
+                            cls.redis_conf() + list(cls.extra or [])).start()
 
     @classmethod
     def tearDownClass(cls):
