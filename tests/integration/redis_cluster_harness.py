@@ -2,7 +2,10 @@
 redis-server processes on free ports, each in a directory of its own, built with
 `redis-cli --cluster create`; and what the tests do to it: find the master of a key, kill a
 master and wait for its replica to take over, move a slot with its keys while brokers use it.
-RedisClusterTest runs a test class's brokers on one such cluster."""
+RedisClusterTest runs a test class's brokers on such a cluster; OnRedisCluster puts a test class
+written for one redis-server on it. Building a cluster takes seconds: the classes of one test
+process share one (shared_cluster), emptied before each test."""
+import atexit
 import os
 import shutil
 import signal
@@ -46,12 +49,19 @@ def key_slot(key):
     return crc % SLOTS
 
 
+def user_key(kind, user):
+    """The name of USER's key KIND ("mbox", "user", "tokens"...) on a Redis Cluster: the user
+    is the hash tag, so every key of one user is in one slot (docs/data-model.md)."""
+    return "mp:%s:{%s}" % (kind, user)
+
+
 class RedisNode:
     """One redis-server of the cluster: its port, directory (nodes.conf, appendonly files, log)
     and process."""
 
     def __init__(self, tmp):
         self.port = free_port()
+        self.bus_port = free_port()  # (by default port + 10000: maybe taken, or ephemeral)
         self.dir = tempfile.mkdtemp(prefix="redis-%d-" % self.port, dir=tmp)
         self.proc = None
         self.id = None
@@ -62,7 +72,7 @@ class RedisNode:
             self.proc = subprocess.Popen(
                 ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                  "--dir", self.dir, "--cluster-enabled", "yes",
-                 "--cluster-config-file", "nodes.conf",
+                 "--cluster-config-file", "nodes.conf", "--cluster-port", str(self.bus_port),
                  "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
                  # a replica takes over however long it was cut off: failovers are what
                  # the tests are about
@@ -255,25 +265,47 @@ class RedisCluster:
         return moved
 
 
+_shared = None
+
+
+def shared_cluster():
+    """The Redis Cluster of this test process, built at the first call and stopped when the
+    process exits."""
+    global _shared
+    if _shared is None:
+        tmp = tempfile.mkdtemp(prefix="moonpost-rcluster-")
+        cluster = RedisCluster(tmp)
+        try:
+            cluster.start()
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        atexit.register(cluster.stop)  # (run first)
+        _shared = cluster
+    return _shared
+
+
 class ClusterRedis:
     """Stands in for harness.Redis in the test classes written for one redis-server: .cmd
     routes a command by its first key's slot (argv[1]), as the broker's store does; FLUSHALL,
-    FLUSHDB and KEYS go to every master (KEYS returns all their keys)."""
+    FLUSHDB and KEYS go to every master (KEYS returns all their keys). The cluster is the
+    process's shared one: stop() leaves it running."""
 
     EVERY_MASTER = ("FLUSHALL", "FLUSHDB", "KEYS")
 
-    def __init__(self, tmp, masters=3, replicas=1):
-        self.cluster = RedisCluster(tmp, masters, replicas)
+    def __init__(self):
+        self.cluster = None
 
     @property
     def port(self):
         return self.cluster.nodes[0].port
 
     def start(self):
-        self.cluster.start()
+        self.cluster = shared_cluster()
 
     def stop(self):
-        self.cluster.stop()
+        pass
 
     def cmd(self, *args):
         name = str(args[0]).upper()
@@ -286,7 +318,7 @@ class ClusterRedis:
 
 
 class RedisClusterTest(unittest.TestCase):
-    """One Redis Cluster (3 masters, a replica each) per test class, emptied before each test;
+    """The Redis Cluster (3 masters, a replica each, shared_cluster), emptied before each test;
     each test starts its own brokers on it (broker()), and at the end each one still running
     must stop with 0 and nothing from the sanitizers. The mixin OnRedisCluster puts the test
     classes written for one redis-server on a cluster instead."""
@@ -299,16 +331,15 @@ class RedisClusterTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="moonpost-rcluster-")
+        cls.tmp = tempfile.mkdtemp(prefix="moonpost-rcluster-test-")
         try:
-            cls.cluster = RedisCluster(cls.tmp).start()
+            cls.cluster = shared_cluster()
         except BaseException:
             shutil.rmtree(cls.tmp, ignore_errors=True)
             raise
 
     @classmethod
     def tearDownClass(cls):
-        cls.cluster.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def tearDown(self):
@@ -344,7 +375,7 @@ class OnRedisCluster:
 
     @classmethod
     def new_redis(cls, tmp):
-        return ClusterRedis(tmp)
+        return ClusterRedis()
 
     @classmethod
     def redis_conf(cls):
