@@ -14,7 +14,7 @@ import tempfile
 import time
 import unittest
 
-from harness import Broker, BrokersTest, free_port, redis_cmd, wait_port
+from harness import Broker, BrokersTest, free_port, redis_cmd, user_key, wait_port
 from helpers import poll
 
 SLOTS = 16384
@@ -47,12 +47,6 @@ def key_slot(key):
     for byte in key:
         crc = ((crc << 8) & 0xFFFF) ^ _CRC16[((crc >> 8) ^ byte) & 0xFF]
     return crc % SLOTS
-
-
-def user_key(kind, user):
-    """The name of USER's key KIND ("mbox", "user", "tokens"...) on a Redis Cluster: the user
-    is the hash tag, so every key of one user is in one slot (docs/data-model.md)."""
-    return "mp:%s:{%s}" % (kind, user)
 
 
 class RedisNode:
@@ -251,7 +245,8 @@ class RedisCluster:
             if not keys:
                 break
             if time.monotonic() > deadline:
-                raise AssertionError("slot %d: keys still on %d after %g s" % (slot, source, timeout))
+                raise AssertionError("slot %d: keys still on %d after %g s"
+                                     % (slot, source, timeout))
             self.cmd(source, "MIGRATE", "127.0.0.1", to_port, "", 0, 10000, "KEYS", *keys)
             moved += len(keys)
             time.sleep(pause_between_keys)
@@ -294,8 +289,8 @@ class ClusterRedis:
 
     EVERY_MASTER = ("FLUSHALL", "FLUSHDB", "KEYS")
 
-    def __init__(self):
-        self.cluster = None
+    def __init__(self, tmp):
+        self.cluster = None  # (the shared one, in its own directory)
 
     @property
     def port(self):
@@ -349,6 +344,9 @@ class RedisClusterTest(unittest.TestCase):
             if b.proc is not None:
                 BrokersTest.assert_clean_exit(self, b, b.stop())
 
+    def user_key(self, kind, user):
+        return user_key(kind, user, cluster=True)
+
     def cluster_conf(self, seeds=None):
         return ["redis %s" % (seeds or self.cluster.seeds()), "redis_cluster on"]
 
@@ -370,12 +368,11 @@ class RedisClusterTest(unittest.TestCase):
 class OnRedisCluster:
     """Mixed in before a test class written for one redis-server (harness.RedisServerTest and
     its children: BrokerTest, BrokersTest, cluster_harness.ClusterTest): its brokers run on a
-    Redis Cluster of 3 masters with a replica each, and self.redis routes by key
-    (ClusterRedis)."""
+    Redis Cluster of 3 masters with a replica each, self.redis routes by key (ClusterRedis) and
+    self.user_key names the keys as in cluster mode."""
 
-    @classmethod
-    def new_redis(cls, tmp):
-        return ClusterRedis()
+    redis_class = ClusterRedis
+    redis_cluster = True
 
     @classmethod
     def redis_conf(cls):

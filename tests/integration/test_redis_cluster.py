@@ -22,7 +22,7 @@ import test_cluster
 import test_rooms
 from harness import BROKER, Broker, Client, free_port, metrics
 from helpers import poll, uname
-from redis_cluster_harness import OnRedisCluster, RedisClusterTest, key_slot, user_key
+from redis_cluster_harness import OnRedisCluster, RedisClusterTest, key_slot
 
 PASSWORD = "cluster-secret"
 SENDERS = 4            # clients sending private messages in a loop, half on each broker
@@ -68,9 +68,6 @@ class TwoBrokersOnRedisCluster(OnRedisCluster):
         c = Client(b.port, **kw)
         self.clients.append(c)
         return c
-
-    def mbox_count(self, user):
-        return self.redis.cmd("ZCARD", user_key("mbox", user))
 
 
 def on_cluster(base, tests, mixin=TwoBrokersOnRedisCluster):
@@ -258,7 +255,7 @@ class RedisClusterFaultsTest(RedisClusterTest):
         users = []
         while len(users) < n:
             u = uname(prefix)
-            where = self.cluster.master_of(user_key("mbox", u))
+            where = self.cluster.master_of(self.user_key("mbox", u))
             if master is not None and where != master:
                 continue
             if not_master is not None and where == not_master:
@@ -317,8 +314,9 @@ class RedisClusterFaultsTest(RedisClusterTest):
             self.wait_codes(load, on_victim, lambda codes: codes.count(200) >= 2 * SENDERS,
                             "sends to the victim's recipients answered 200 before the kill")
             for u in on_victim:  # the mailbox names the test chose by are the broker's
-                self.assertEqual(self.cluster.cmd(victim, "EXISTS", user_key("mbox", u)), 1,
-                                 "no %s on the victim master" % user_key("mbox", u))
+                mbox = self.user_key("mbox", u)
+                self.assertEqual(self.cluster.cmd(victim, "EXISTS", mbox), 1,
+                                 "no %s on the victim master" % mbox)
             mark = load.marks()
             self.cluster.kill_master(victim)
             self.wait_codes(load, on_victim, lambda codes: 503 in codes,
@@ -365,7 +363,7 @@ class RedisClusterFaultsTest(RedisClusterTest):
                             "sends answered 200 before the move")
             masters = self.cluster.master_ports()
             for u in recipients:
-                slot = key_slot(user_key("mbox", u))
+                slot = key_slot(self.user_key("mbox", u))
                 source = self.cluster.master_of_slot(slot)
                 target = masters[(masters.index(source) + 1) % len(masters)]
                 moved = self.cluster.move_slot(slot, target, batch=1, pause_between_keys=0.3)
