@@ -186,30 +186,39 @@ int mpl_redis_replicated(lua_State *L)
     return redis_call(L, "moonpost.redis_replicated", store_command_replicated);
 }
 
+struct batch;
+
+/* One command of a batch and the place of its reply in the results: on a Redis Cluster the
+ * commands go to several masters, whose replies come back in any order. */
+struct batch_slot {
+    struct batch *b;
+    int index;
+};
+
 /* A batch: replies are stored in a registry table until the last one resumes the request. */
 struct batch {
     struct request *r;
     int results_ref;
     int remaining;
-    int index;
     int failed;       /* a command was lost with the connection */
     int out_of_memory; /* a reply could not be converted */
+    struct batch_slot slots[]; /* one per command */
 };
 
 struct batch_reply {
-    struct batch *b;
+    const struct batch_slot *slot;
     const redisReply *reply;
 };
 
 static int store_batch_reply(lua_State *L, void *ud)
 {
     const struct batch_reply *br = ud;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, br->b->results_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, br->slot->b->results_ref);
     if (br->reply == NULL)
         lua_pushboolean(L, 0);
     else
         push_reply(L, br->reply, 1);
-    lua_rawseti(L, -2, br->b->index);
+    lua_rawseti(L, -2, br->slot->index);
     return 0;
 }
 
@@ -231,12 +240,12 @@ static int push_batch_results(lua_State *L, void *ud)
 static void on_batch_reply(redisReply *reply, const char *error, void *arg)
 {
     (void)error;
-    struct batch *b = arg;
+    const struct batch_slot *slot = arg;
+    struct batch *b = slot->b;
     struct request *r = b->r;
     lua_State *M = luahost_main_state(r);
     if (reply == NULL) b->failed = 1;
-    struct batch_reply br = {b, reply};
-    b->index++;
+    struct batch_reply br = {slot, reply};
     if (!b->out_of_memory && luahost_protected(M, store_batch_reply, &br) < 0) b->out_of_memory = 1;
     if (--b->remaining > 0) return;
     int n = b->out_of_memory ? -1 : luahost_push_results(r, push_batch_results, b);
@@ -273,7 +282,7 @@ int mpl_redis_batch(lua_State *L)
     lua_createtable(L, n, 0);
     luaL_setmetatable(L, CODEC_ARRAY_META);
     int results_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    struct batch *b = calloc(1, sizeof *b);
+    struct batch *b = calloc(1, sizeof *b + (size_t)n * sizeof b->slots[0]);
     if (b == NULL) {
         luaL_unref(L, LUA_REGISTRYINDEX, results_ref);
         return luaL_error(L, "out of memory");
@@ -283,7 +292,8 @@ int mpl_redis_batch(lua_State *L)
     for (int i = 1; i <= n; i++) {
         /* only strings now: collecting again allocates nothing and cannot raise */
         int argc = collect_args(L, first[i], first[i + 1] - 1, argv, lens);
-        if (store_command(argc, argv, lens, on_batch_reply, b) != 0) {
+        b->slots[i - 1] = (struct batch_slot){b, i};
+        if (store_command(argc, argv, lens, on_batch_reply, &b->slots[i - 1]) != 0) {
             if (b->remaining == 0) {
                 luaL_unref(L, LUA_REGISTRYINDEX, b->results_ref);
                 free(b);
