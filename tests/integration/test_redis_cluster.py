@@ -1,7 +1,8 @@
 """moonpost on a Redis Cluster (issue 18): 3 masters with a replica each, real redis-server
 processes built with redis-cli --cluster create. The chat tests written for one redis-server
-(register, login, private chat online and offline, broadcast, rooms, the chat of several nodes)
-run again on the cluster with their users on two brokers; then what only a cluster does: a
+(register, login, private chat online and offline, broadcast, presence, rooms) run again on the
+cluster with their users on two brokers, and those of several nodes (test_cluster.py's chat,
+test_rooms.py's rooms across nodes) with their nodes on it; then what only a cluster does: a
 master killed under private chat with redis_wait_replicas 1 (503 while its replica takes over,
 200 again after, every message answered 200 delivered), slots of active mailboxes moved to
 another master while users chat (nothing lost, the redirects followed show in /metrics), the
@@ -135,15 +136,29 @@ RoomsTestOnRedisCluster = on_cluster(test_rooms.RoomsTest, [
     "test_offline_member_catches_up_with_list_and_history",
 ])
 
-# several nodes (node_id, presence_ttl) as in test_cluster.py, each on the Redis Cluster
-ClusterChatTestOnRedisCluster = on_cluster(test_cluster.ClusterChatTest, [
-    "test_private_chat_across_nodes",
-    "test_offline_mail_is_read_on_another_node",
-    "test_users_lists_the_users_of_every_node",
-    "test_broadcast_reaches_every_other_session_on_every_node_once",
-    "test_login_on_another_node_closes_the_older_session_409",
-    "test_concurrent_senders_on_two_nodes_one_recipient_in_order",
-], mixin=OnRedisCluster)
+LoginErrorsTestOnRedisCluster = on_cluster(test_chat_login.LoginErrorsTest, [
+    "test_401_identical_for_unknown_malformed_and_wrong_password",
+    "test_resume_wrong_token_401",
+])
+
+# (not test_presence_after_a_second_login_says_online: it counts the connections of one broker)
+PresenceTestOnRedisCluster = on_cluster(test_chat_broadcast.PresenceTest, [
+    "test_presence_online_at_login_offline_at_disconnect",
+    "test_presence_offline_at_logout",
+    "test_presence_online_at_resume",
+])
+
+
+def every_test(base):
+    return [name for name in dir(base) if name.startswith("test")]
+
+
+# several nodes (node_id, presence_ttl) as in test_cluster.py and test_rooms.py, each on the
+# Redis Cluster: every test of their chat and rooms
+ClusterChatTestOnRedisCluster = on_cluster(
+    test_cluster.ClusterChatTest, every_test(test_cluster.ClusterChatTest), mixin=OnRedisCluster)
+RoomsClusterTestOnRedisCluster = on_cluster(
+    test_rooms.RoomsClusterTest, every_test(test_rooms.RoomsClusterTest), mixin=OnRedisCluster)
 
 
 # ---- faults and changes of the cluster under chat ----
