@@ -14,8 +14,7 @@ import tempfile
 import time
 import unittest
 
-from harness import (Broker, BrokersTest, free_port, metrics, redis_cmd, running, user_key,
-                     wait_port)
+from harness import Broker, BrokersTest, free_port, redis_cmd, user_key, wait_port
 from helpers import poll
 
 SLOTS = 16384
@@ -261,14 +260,6 @@ class RedisCluster:
         return moved
 
 
-def wait_redis_up(b, timeout=30.0):
-    """Until broker B has a connection to the master of every slot (moonpost_redis_up 1): it
-    opens its listeners before it has read the cluster's slot map."""
-    poll(lambda: running(b.proc) and metrics(b).get("moonpost_redis_up") == 1, timeout,
-         interval=0.05, what="moonpost_redis_up 1 on the broker at port %d" % b.port,
-         retry_on=(OSError, RuntimeError))
-
-
 _shared = None
 
 
@@ -371,7 +362,6 @@ class RedisClusterTest(unittest.TestCase):
         self.brokers.append(b)
         if start:
             b.start()
-            wait_redis_up(b)
         return b
 
 
@@ -387,9 +377,3 @@ class OnRedisCluster:
     @classmethod
     def redis_conf(cls):
         return ["redis %s" % cls.redis.cluster.seeds(), "redis_cluster on"]
-
-    def node(self, *args, **kw):  # (cluster_harness.ClusterTest's nodes)
-        b = super().node(*args, **kw)
-        if b.proc is not None:
-            wait_redis_up(b)
-        return b

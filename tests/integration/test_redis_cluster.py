@@ -23,7 +23,7 @@ import test_cluster
 import test_rooms
 from harness import BROKER, Broker, Client, free_port, metrics
 from helpers import poll, uname
-from redis_cluster_harness import OnRedisCluster, RedisClusterTest, key_slot, wait_redis_up
+from redis_cluster_harness import OnRedisCluster, RedisClusterTest, key_slot
 
 PASSWORD = "cluster-secret"
 SENDERS = 4            # clients sending private messages in a loop, half on each broker
@@ -48,9 +48,7 @@ class TwoBrokersOnRedisCluster(OnRedisCluster):
         cls.second = Broker(second_dir, cls.redis.port, cls.scripts,
                             cls.redis_conf() + list(cls.extra or []))
         try:
-            wait_redis_up(cls.broker)
             cls.second.start()
-            wait_redis_up(cls.second)
         except BaseException:
             super().tearDownClass()
             raise
