@@ -164,13 +164,15 @@ RoomsClusterTestOnRedisCluster = on_cluster(
 class ChatLoad:
     """SENDERS clients (alternately on the brokers given) send private messages to RECIPIENTS
     in a loop, each on a thread of its own, until stop(); a sender whose connection closes
-    logs in again. Every reply is kept: sent[(sender, recipient)] = [(body, code)] in order.
-    The recipients stay offline: their mail waits in their mailboxes."""
+    logs in again. Every reply is kept with the phase its send started in (the test moves
+    .phase on as it changes the cluster): replies = [(recipient, body, code, phase)]. The
+    recipients stay offline: their mail waits in their mailboxes."""
 
     def __init__(self, test, brokers, senders, recipients):
         self.test, self.brokers = test, brokers
         self.senders, self.recipients = senders, recipients
-        self.sent = {(s, r): [] for s in senders for r in recipients}
+        self.replies = []
+        self.phase = 0
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.errors = []
@@ -191,24 +193,20 @@ class ChatLoad:
             raise AssertionError("senders: %d still running, errors: %r" % (len(alive),
                                                                               self.errors[:5]))
 
-    def codes(self, recipients=None, since=0):
-        """[code] of the replies to sends to RECIPIENTS (default: all), from the SINCE-th reply
-        of each (sender, recipient) pair on."""
+    def codes(self, recipients=None, phase=0):
+        """[code] of the replies to sends to RECIPIENTS (default: all) started in PHASE or
+        later."""
         with self.lock:
-            return [code for (s, r), replies in self.sent.items()
-                    if recipients is None or r in recipients for _, code in replies[since:]]
-
-    def marks(self):
-        """How many replies each pair has now: a point to count from (codes(since=...))."""
-        with self.lock:
-            return min(len(v) for v in self.sent.values())
+            return [code for rcpt, _, code, p in self.replies
+                    if (recipients is None or rcpt in recipients) and p >= phase]
 
     def delivered_bodies(self):
         """{recipient: [body answered 200]}."""
         with self.lock:
             out = {r: [] for r in self.recipients}
-            for (s, r), replies in self.sent.items():
-                out[r] += [body for body, code in replies if code == 200]
+            for rcpt, body, code, _ in self.replies:
+                if code == 200:
+                    out[rcpt].append(body)
             return out
 
     def session(self, broker, user):
@@ -236,6 +234,7 @@ class ChatLoad:
                     break
                 rcpt = self.recipients[n % len(self.recipients)]
                 body = "%s>%s#%d" % (user, rcpt, n)
+                phase = self.phase
                 try:
                     r = c.call(dict(type="send", to=rcpt, body=body), 30)
                 except (OSError, EOFError):  # closed with bye 503: log in again
@@ -245,7 +244,7 @@ class ChatLoad:
                 if r["code"] not in (200, 503):
                     raise AssertionError("send %s answered %r" % (body, r))
                 with self.lock:
-                    self.sent[(user, rcpt)].append((body, r["code"]))
+                    self.replies.append((rcpt, body, r["code"], phase))
                 time.sleep(SEND_PAUSE)
             if c is not None:
                 c.close()
@@ -308,20 +307,23 @@ class RedisClusterFaultsTest(RedisClusterTest):
             errors = [line for line in log.splitlines() if " ERROR " in line]
             self.assertEqual(errors, [], "broker %s logged errors" % b.node_id)
 
-    def wait_codes(self, load, recipients, pred, what, since=0):
-        return poll(lambda: pred(load.codes(recipients, since)), ROUND_TIMEOUT, interval=0.1,
+    def wait_codes(self, load, recipients, pred, what):
+        """Until PRED accepts the codes of the replies to sends to RECIPIENTS started in the
+        load's current phase or later."""
+        phase = load.phase
+        return poll(lambda: pred(load.codes(recipients, phase)), ROUND_TIMEOUT, interval=0.1,
                     what=lambda: "%s (codes so far: %d x 200, %d x 503; sender errors: %r)"
-                    % (what, load.codes(recipients, since).count(200),
-                       load.codes(recipients, since).count(503), load.errors[:3]))
+                    % (what, load.codes(recipients, phase).count(200),
+                       load.codes(recipients, phase).count(503), load.errors[:3]))
 
     def test_master_killed_under_chat_with_wait_replicas(self):
         """The master of two recipients' mailboxes is SIGKILLed while four senders on two
-        brokers (redis_wait_replicas 1) write to them: their sends answer 503 until the
-        replica has taken over and the killed node is back as its replica, then 200 again, the
-        brokers untouched; every message answered 200, before or after, reaches its recipient,
-        and no broker exits."""
-        brokers = [self.broker(["redis_wait_replicas 1"] + MAIL_LIMITS, node_id="r%d" % i)
-                   for i in (1, 2)]
+        brokers (redis_wait_replicas 1) write to them: their sends answer 503 while its replica
+        takes over, and still 503 while that new master has no replica to confirm a write;
+        once the killed node is back as its replica, 200 again, the brokers untouched. Every
+        message answered 200, before or after, reaches its recipient, and no broker exits."""
+        brokers = [self.broker(["redis_wait_replicas 1", "redis_timeout 2"] + MAIL_LIMITS,
+                               node_id="r%d" % i) for i in (1, 2)]
         victim = self.cluster.master_ports()[0]
         self.addCleanup(self.restore, victim)
         half = RECIPIENTS // 2
@@ -336,19 +338,22 @@ class RedisClusterFaultsTest(RedisClusterTest):
                 mbox = self.user_key("mbox", u)
                 self.assertEqual(self.cluster.cmd(victim, "EXISTS", mbox), 1,
                                  "no %s on the victim master" % mbox)
-            mark = load.marks()
+            load.phase = 1
             self.cluster.kill_master(victim)
             self.wait_codes(load, on_victim, lambda codes: 503 in codes,
-                            "a 503 to a send to the killed master's recipients", since=mark)
+                            "a 503 to a send to the killed master's recipients")
             self.cluster.wait_failover()
-            self.cluster.restart(victim)  # a replica again: WAIT 1 can be confirmed again
-            mark = load.marks()
-            self.wait_codes(load, on_victim,
-                            lambda codes: codes.count(200) >= AFTER_RECOVERY,
-                            "sends to the killed master's recipients answered 200 again",
-                            since=mark)
+            load.phase = 2  # the promoted master has no replica: no write can be confirmed
+            self.wait_codes(load, on_victim, lambda codes: len(codes) >= SENDERS,
+                            "replies to sends to the promoted master's recipients")
+            self.assertNotIn(200, load.codes(on_victim, 2), "a send answered 200 while the "
+                             "master of its mailbox had no replica (redis_wait_replicas 1)")
+            load.phase = 3
+            self.cluster.restart(victim)  # its replica: WAIT 1 can be confirmed again
+            self.wait_codes(load, on_victim, lambda codes: codes.count(200) >= AFTER_RECOVERY,
+                            "sends to the killed master's recipients answered 200 again")
             self.wait_codes(load, elsewhere, lambda codes: codes.count(200) >= AFTER_RECOVERY,
-                            "sends to the other recipients answered 200", since=mark)
+                            "sends to the other recipients answered 200")
         finally:
             load.stop()
         self.assert_running(brokers)
@@ -387,9 +392,9 @@ class RedisClusterFaultsTest(RedisClusterTest):
                 target = masters[(masters.index(source) + 1) % len(masters)]
                 moved = self.cluster.move_slot(slot, target, batch=1, pause_between_keys=0.3)
                 self.assertGreater(moved, 0, "slot %d of %s held no key" % (slot, u))
-            mark = load.marks()
+            load.phase = 1
             self.wait_codes(load, None, lambda codes: codes.count(200) >= 4 * SENDERS,
-                            "sends answered 200 after the move", since=mark)
+                            "sends answered 200 after the move")
         finally:
             load.stop()
         self.assert_running(brokers)
