@@ -3,10 +3,11 @@ processes built with redis-cli --cluster create. The chat tests written for one 
 (register, login, private chat online and offline, broadcast, presence, rooms) run again on the
 cluster with their users on two brokers, and those of several nodes (test_cluster.py's chat,
 test_rooms.py's rooms across nodes) with their nodes on it; then what only a cluster does: a
-master killed under private chat with redis_wait_replicas 1 (503 while its replica takes over,
-200 again after, every message answered 200 delivered), slots of active mailboxes moved to
-another master while users chat (nothing lost, the redirects followed show in /metrics), the
-config a cluster refuses, and a first seed that is down."""
+master killed under private chat with redis_wait_replicas 1 (503 while its replica takes over
+and while that has no replica of its own, 200 again after, every message answered 200
+delivered), slots of active mailboxes moved to another master while users chat (nothing lost,
+the redirects followed show in /metrics), the config a cluster refuses, and a first seed that
+is down."""
 import itertools
 import shutil
 import subprocess
@@ -73,7 +74,8 @@ class TwoBrokersOnRedisCluster(OnRedisCluster):
 
 def on_cluster(base, tests, mixin=TwoBrokersOnRedisCluster):
     """BASE, a test class written for one redis-server, on the Redis Cluster (MIXIN) with only
-    its TESTS: the others read key names of one redis-server or are about one process."""
+    its TESTS (test_redis_cluster_keys.py runs them all on a one-master cluster; here the run
+    stays short)."""
     missing = [t for t in tests if not callable(getattr(base, t, None))]
     if missing:
         raise AttributeError("%s has no %s" % (base.__name__, missing))
