@@ -118,12 +118,14 @@ void metrics_write(struct evbuffer *out)
             s->redis_reconnects_total);
     evbuffer_add_printf(out,
                         "# HELP moonpost_redis_redirects_total Commands a Redis Cluster "
-                        "redirected to another master, followed.\n"
+                        "redirected (moved, ask) or asked to try again (tryagain), followed.\n"
                         "# TYPE moonpost_redis_redirects_total counter\n"
                         "moonpost_redis_redirects_total{kind=\"moved\"} %llu\n"
-                        "moonpost_redis_redirects_total{kind=\"ask\"} %llu\n",
+                        "moonpost_redis_redirects_total{kind=\"ask\"} %llu\n"
+                        "moonpost_redis_redirects_total{kind=\"tryagain\"} %llu\n",
                         (unsigned long long)s->redis_redirects_moved_total,
-                        (unsigned long long)s->redis_redirects_ask_total);
+                        (unsigned long long)s->redis_redirects_ask_total,
+                        (unsigned long long)s->redis_redirects_tryagain_total);
     counter(out, "moonpost_redis_wait_failures_total",
             "Writes answered 503 because fewer than redis_wait_replicas replicas confirmed them.",
             s->redis_wait_failures_total);

@@ -38,6 +38,7 @@ struct stats {
     uint64_t redis_reconnects_total;
     uint64_t redis_redirects_moved_total; /* a cluster's MOVED followed */
     uint64_t redis_redirects_ask_total;   /* a cluster's ASK followed */
+    uint64_t redis_redirects_tryagain_total; /* a cluster's TRYAGAIN: sent again later */
     uint64_t redis_slot_map_reads_total;  /* CLUSTER SLOTS answered */
     uint64_t redis_wait_failures_total;   /* writes answered 503: too few replicas confirmed */
     uint64_t reloads_total;

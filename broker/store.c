@@ -23,7 +23,8 @@
 #define WATCHDOG_MS 250
 #define DURABILITY_RECHECK_MS 30000 /* CONFIG SET may change the settings without a reconnect */
 #define MAX_CONNS 64                /* masters (and seeds) of a cluster */
-#define MAX_REDIRECTS 5             /* MOVED/ASK followed per command, then it fails */
+#define MAX_REDIRECTS 5             /* MOVED/ASK/TRYAGAIN followed per command, then it fails */
+#define TRYAGAIN_DELAY_US 50000     /* times the tries so far: up to 0.75 s in all */
 
 struct call {
     store_reply_fn fn;
@@ -34,6 +35,9 @@ struct call {
     char *cmd;
     int cmd_len;
     int redirects;
+    int slot;            /* on a cluster: the command's slot, -1 for none */
+    struct event *retry; /* on a cluster: a TRYAGAIN waiting to be sent again */
+    struct call *next_retrying;
     /* replicated (store_command_replicated): answered once its reply and a WAIT after it have
      * both come; the reply is held (a copy) meanwhile */
     int replicated;
@@ -54,6 +58,7 @@ static struct {
     struct event *wait_flush; /* sends the loop pass's WAITs */
     int wait_replicas;
     struct call *free_calls;
+    struct call *retrying; /* TRYAGAIN: waiting to be sent again */
     int stopping;
     struct event_base *base;
     struct store_options options;
@@ -244,23 +249,9 @@ static void warn_unavailable(const struct store_conn *conn, const redisReply *r)
     unlogged = 0;
 }
 
-static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+/* Answers C's caller with R (or, R NULL, ERROR). */
+static void finish(struct call *c, redisReply *r, const char *error)
 {
-    (void)ac;
-    struct call *c = privdata;
-    redisReply *r = reply;
-    c->conn->in_flight--;
-    c->conn->last_progress_ms = now_ms();
-    const char *error = r == NULL ? "redis connection lost" : NULL;
-    if (store.cluster && r != NULL && r->type == REDIS_REPLY_ERROR) {
-        if (!c->replicated && follow_redirect(c, r)) return;
-        if (cluster_unavailable(r)) {
-            warn_unavailable(c->conn, r);
-            store_cluster_refresh_soon();
-            error = "redis cluster unavailable";
-            r = NULL;
-        }
-    }
     uint64_t us = (uint64_t)(now_us() - c->sent_us);
     stats_observe(stats.redis_latency_buckets, &stats.redis_latency_us_sum,
                   &stats.redis_latency_count, us);
@@ -270,6 +261,70 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     void *arg = c->arg;
     call_put(c);
     fn(r, error, arg);
+}
+
+/* ---- a slot being migrated: TRYAGAIN ---- */
+
+static void unlink_retrying(struct call *c)
+{
+    for (struct call **at = &store.retrying; *at != NULL; at = &(*at)->next_retrying)
+        if (*at == c) {
+            *at = c->next_retrying;
+            break;
+        }
+    event_free(c->retry);
+    c->retry = NULL;
+}
+
+static void on_retry_call(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct call *c = arg;
+    unlink_retrying(c);
+    struct store_conn *conn = store_cluster_owner(c->slot);
+    if (conn == NULL || conn->state != CONN_READY || send_call(conn, c, 0) != 0)
+        finish(c, NULL, "redis cluster unavailable");
+}
+
+/* A multi-key command or function whose keys are split between two masters while their slot
+ * migrates did not run: it is sent again a little later (at most MAX_REDIRECTS times). */
+static int retry_later(struct call *c, const redisReply *r)
+{
+    if (strncmp(r->str, "TRYAGAIN", 8) != 0 || c->replicated || c->cmd == NULL ||
+        c->redirects >= MAX_REDIRECTS)
+        return 0;
+    c->retry = evtimer_new(store.base, on_retry_call, c);
+    struct timeval tv = {0, (suseconds_t)TRYAGAIN_DELAY_US * (c->redirects + 1)};
+    if (c->retry == NULL || evtimer_add(c->retry, &tv) != 0) {
+        if (c->retry != NULL) event_free(c->retry);
+        c->retry = NULL;
+        return 0;
+    }
+    c->redirects++;
+    stats.redis_redirects_tryagain_total++;
+    c->next_retrying = store.retrying;
+    store.retrying = c;
+    return 1;
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    struct call *c = privdata;
+    redisReply *r = reply;
+    c->conn->in_flight--;
+    c->conn->last_progress_ms = now_ms();
+    const char *error = r == NULL ? "redis connection lost" : NULL;
+    if (store.cluster && r != NULL && r->type == REDIS_REPLY_ERROR) {
+        if (!c->replicated && (follow_redirect(c, r) || retry_later(c, r))) return;
+        if (cluster_unavailable(r)) {
+            warn_unavailable(c->conn, r);
+            store_cluster_refresh_soon();
+            error = "redis cluster unavailable";
+            r = NULL;
+        }
+    }
+    finish(c, r, error);
 }
 
 /* ---- replicated commands (redis_wait_replicas) ---- */
@@ -405,13 +460,14 @@ static int send_command(int argc, const char **argv, const size_t *argv_len, sto
                         void *arg, struct call **sent)
 {
     if (refusing()) return -1;
-    struct store_conn *conn =
-        store.cluster ? store_cluster_owner(redis_command_slot(argc, argv, argv_len))
-                      : store.conn_count > 0 ? single() : NULL;
+    int slot = store.cluster ? redis_command_slot(argc, argv, argv_len) : -1;
+    struct store_conn *conn = store.cluster          ? store_cluster_owner(slot)
+                              : store.conn_count > 0 ? single()
+                                                     : NULL;
     if (conn == NULL || conn->state != CONN_READY) return -1;
     struct call *c = call_get();
     if (c == NULL) return -1;
-    *c = (struct call){.fn = fn, .arg = arg, .sent_us = now_us(), .conn = conn};
+    *c = (struct call){.fn = fn, .arg = arg, .sent_us = now_us(), .conn = conn, .slot = slot};
     if (store.cluster) {
         c->cmd_len = redisFormatCommandArgv(&c->cmd, argc, argv, argv_len);
         if (c->cmd_len < 0 || send_call(conn, c, 0) != 0) {
@@ -433,10 +489,17 @@ static int send_command(int argc, const char **argv, const size_t *argv_len, sto
 
 static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    (void)ac;
     redisReply *r = reply;
-    if (r != NULL && r->type == REDIS_REPLY_ERROR)
-        log_error("redis: %s failed: %s", (const char *)privdata, r->str);
+    if (r == NULL || r->type != REDIS_REPLY_ERROR) return;
+    const struct store_conn *conn = ac->data;
+    if (store.cluster && strncmp(r->str, "READONLY", 8) == 0) {
+        /* a map read from a node that had not seen a failover yet named a replica */
+        log_warn("redis: %s is a replica now (%s refused): reading the slot map again",
+                 conn->addr, (const char *)privdata);
+        store_cluster_refresh_soon();
+        return;
+    }
+    log_error("redis: %s failed: %s", (const char *)privdata, r->str);
 }
 
 static void send_setup(struct store_conn *conn, const char *what, int argc, const char **argv,
@@ -698,6 +761,11 @@ int store_start(struct event_base *base, const struct store_options *options)
 void store_stop(void)
 {
     store.stopping = 1;
+    while (store.retrying != NULL) {
+        struct call *c = store.retrying;
+        unlink_retrying(c);
+        finish(c, NULL, "redis connection lost");
+    }
     if (store.cluster) store_cluster_stop();
     for (size_t i = 0; i < store.conn_count; i++) {
         struct store_conn *conn = store.conns[i];

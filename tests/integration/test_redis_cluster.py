@@ -374,15 +374,17 @@ class RedisClusterFaultsTest(RedisClusterTest):
         """The slots of four recipients' mailboxes move to another master, a key at a time
         with pauses (ASK while a slot is half-moved, MOVED after), while four senders on two
         brokers write to them: every message answered 200 reaches its recipient, and the
-        brokers counted the redirects they followed."""
+        brokers counted the redirects they followed, and the TRYAGAIN answers of a function
+        whose keys were split between the two masters, which they sent again."""
         brokers = [self.broker(MAIL_LIMITS, node_id="m%d" % i) for i in (1, 2)]
         recipients = self.users_on(brokers[0], RECIPIENTS, "t")
         senders = [self.register(brokers[i % 2], uname("s")) for i in range(SENDERS)]
         for b in brokers:
-            for kind in ("moved", "ask"):
+            for kind in ("moved", "ask", "tryagain"):
                 self.assertIn('moonpost_redis_redirects_total{kind="%s"}' % kind, metrics(b),
                               "no %s redirect counter on /metrics" % kind)
-        before = {kind: self.redirects(brokers, kind) for kind in ("moved", "ask")}
+        kinds = ("moved", "ask", "tryagain")
+        before = {kind: self.redirects(brokers, kind) for kind in kinds}
         load = ChatLoad(self, brokers, senders, recipients).start()
         try:
             self.wait_codes(load, None, lambda codes: codes.count(200) >= 4 * SENDERS,
@@ -401,8 +403,8 @@ class RedisClusterFaultsTest(RedisClusterTest):
             load.stop()
         self.assert_running(brokers)
         self.assert_mail_delivered(brokers, load)
-        after = {kind: self.redirects(brokers, kind) for kind in ("moved", "ask")}
-        for kind in ("moved", "ask"):
+        after = {kind: self.redirects(brokers, kind) for kind in kinds}
+        for kind in kinds:
             self.assertGreater(after[kind], before[kind], "%s redirects followed: %s -> %s"
                                % (kind, before[kind], after[kind]))
 
