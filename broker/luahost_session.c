@@ -8,6 +8,7 @@
 #include <lauxlib.h>
 
 #include "broker.h"
+#include "cluster.h"
 #include "codec.h"
 #include "log.h"
 #include "luahost_api.h"
@@ -193,11 +194,12 @@ static int session_authenticate(lua_State *L)
     const char *why = NULL;
     int code = session_login(s, user, len, &why);
     if (code == 0) {
-        /* answered once the cluster knows: a PING behind the claim, on the same connection,
-         * comes back after the claim ran (a send from another node then finds the user) */
-        static const char *const ping[] = {"PING"};
-        static const size_t ping_len[] = {4};
-        if (s->claiming && store_command(1, (const char **)ping, ping_len, on_claimed, r) == 0)
+        /* answered once the cluster knows: a read of the registry's key behind the claim,
+         * so on the same connection (on a Redis Cluster: to the registry's master), comes
+         * back after the claim ran (a send from another node then finds the user) */
+        const char *after_claim[] = {"EXISTS", cluster_registry_key()};
+        size_t after_claim_len[] = {6, strlen(after_claim[1])};
+        if (s->claiming && store_command(2, after_claim, after_claim_len, on_claimed, r) == 0)
             return luahost_yield(L, r);
         lua_pushboolean(L, 1);
         return 1;
