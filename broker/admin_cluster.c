@@ -145,8 +145,8 @@ static void on_kick(redisReply *reply, const char *error, void *arg)
 {
     struct pending *p = arg;
     if (redis_failed(p, reply, error)) return;
-    if (int_of(reply) != 1) return answer_code(p, 404, "user not online");
-    log_info("admin: kicked %s (on another node)", p->user);
+    if (reply->type != REDIS_REPLY_STRING) return answer_code(p, 404, "user not online");
+    log_info("admin: kicked %s (on node %s)", p->user, reply->str);
     answer_code(p, 200, NULL);
 }
 

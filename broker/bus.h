@@ -19,7 +19,8 @@ typedef void (*bus_subscribed_fn)(void);
 #define BUS_CHANNELS 2
 
 /* Connects on BASE to the Redis of OPTIONS (its strings must outlive the bus), subscribes to
- * CHANNELS (copied), and keeps reconnecting with capped backoff. */
+ * CHANNELS (copied), the first, the node's own, both classic and sharded (SSUBSCRIBE: what
+ * other nodes SPUBLISH to it), and keeps reconnecting with capped backoff. */
 int bus_start(struct event_base *base, const struct store_options *options,
               const char *const channels[BUS_CHANNELS], bus_message_fn on_message,
               bus_subscribed_fn on_subscribed);

@@ -120,6 +120,113 @@ static uint64_t get_u64(const uint8_t *p)
 
 /* ---- delivery to other nodes ---- */
 
+/* SPUBLISHes MSG on node TO's channel (whose slot is its own on a Redis Cluster). The reply is
+ * the number of nodes that got it: 1, or 0 when TO is not subscribed. */
+static int tell(const char *to, size_t to_len, const void *msg, size_t len, store_reply_fn fn,
+                void *arg)
+{
+    char channel[ID_MAX + 80];
+    int n = snprintf(channel, sizeof channel, "%snode:%.*s", prefix(), (int)to_len, to);
+    if (n < 0 || (size_t)n >= sizeof channel) return -1;
+    const char *argv[] = {"SPUBLISH", channel, msg};
+    size_t lens[] = {8, (size_t)n, len};
+    if (fn == NULL) {
+        fn = on_ignored_reply;
+        arg = (void *)"SPUBLISH";
+    }
+    return store_command(3, argv, lens, fn, arg);
+}
+
+/* "K<seq> <user>" to node TO: a newer claim of USER elsewhere. */
+static void tell_kick(const char *to, size_t to_len, const char *user, size_t user_len,
+                      uint64_t seq)
+{
+    char msg[24 + SESSION_USER_MAX + 2];
+    int n = snprintf(msg, sizeof msg, "K%llu %.*s", (unsigned long long)seq, (int)user_len, user);
+    if (n > 0 && (size_t)n < sizeof msg) tell(to, to_len, msg, (size_t)n, NULL, NULL);
+}
+
+/* A message for a user's node, waiting for the registry to say which node that is. */
+struct route {
+    store_reply_fn fn; /* NULL: nobody waits */
+    void *arg;
+    size_t len;
+    uint8_t msg[];
+};
+
+/* A route whose message starts with KIND and NAME (its length byte first); its EXTRA bytes
+ * that follow are the caller's to write at *TAIL. NULL when out of memory. */
+static struct route *route_new(char kind, const char *name, size_t name_len, size_t extra,
+                               uint8_t **tail)
+{
+    struct route *r = malloc(sizeof *r + 2 + name_len + extra);
+    if (r == NULL) return NULL;
+    r->len = 2 + name_len + extra;
+    r->msg[0] = (uint8_t)kind;
+    r->msg[1] = (uint8_t)name_len;
+    memcpy(r->msg + 2, name, name_len);
+    *tail = r->msg + 2 + name_len;
+    return r;
+}
+
+/* The caller hears the registry's answer (the node, or nil: online nowhere) at once; the
+ * message follows on that node's channel. A node whose channel is not subscribed at that
+ * moment reads its users' mailboxes again once it is. */
+static void on_where_reply(redisReply *reply, const char *error, void *arg)
+{
+    struct route *r = arg;
+    if (reply != NULL && reply->type == REDIS_REPLY_STRING &&
+        tell(reply->str, reply->len, r->msg, r->len, NULL, NULL) != 0)
+        reply = NULL, error = "storage unavailable";
+    if (r->fn != NULL)
+        r->fn(reply, error, r->arg);
+    else if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+        log_error("cluster: moonpost_where: %s", reply->str);
+    free(r);
+}
+
+/* Asks the registry where USER is, then sends R there. */
+static int route_send(const char *user, size_t user_len, struct route *r, store_reply_fn fn,
+                      void *arg)
+{
+    r->fn = fn;
+    r->arg = arg;
+    const char *argv[] = {user};
+    if (cluster_call("moonpost_where", 1, argv, &user_len, on_where_reply, r) != 0) {
+        free(r);
+        return -1;
+    }
+    return 0;
+}
+
+int cluster_route(const char *user, size_t user_len, const void *frame, size_t frame_len,
+                  uint64_t mid, uint64_t prev, store_reply_fn fn, void *arg)
+{
+    if (user_len == 0 || user_len > SESSION_USER_MAX) return -1;
+    uint8_t *tail;
+    struct route *r = route_new('D', user, user_len, 16 + frame_len, &tail);
+    if (r == NULL) return -1;
+    put_u64(tail, mid);
+    put_u64(tail + 8, prev);
+    memcpy(tail + 16, frame, frame_len);
+    return route_send(user, user_len, r, fn, arg);
+}
+
+int cluster_kick(const char *user, size_t user_len, store_reply_fn fn, void *arg)
+{
+    if (user_len == 0 || user_len > SESSION_USER_MAX) return -1;
+    uint8_t *tail;
+    struct route *r = route_new('X', user, user_len, 0, &tail);
+    if (r == NULL) return -1;
+    return route_send(user, user_len, r, fn, arg);
+}
+
+static void remote_deliver(const char *user, size_t user_len, const void *frame, size_t frame_len,
+                           uint64_t mid, uint64_t prev)
+{
+    cluster_route(user, user_len, frame, frame_len, mid, prev, NULL, NULL);
+}
+
 /* Starts node.payload with KIND and NAME (its length byte first), and returns where the
  * caller writes the EXTRA bytes that follow, or NULL when out of memory. */
 static uint8_t *payload_begin(char kind, const char *name, size_t name_len, size_t extra)
@@ -137,42 +244,6 @@ static uint8_t *payload_begin(char kind, const char *name, size_t name_len, size
     memcpy(node.payload.data + 2, name, name_len);
     node.payload.len = need;
     return node.payload.data + 2 + name_len;
-}
-
-static int route_payload(const char *user, size_t user_len, store_reply_fn fn, void *arg)
-{
-    const char *argv[] = {user, (const char *)node.payload.data};
-    size_t lens[] = {user_len, node.payload.len};
-    if (fn == NULL) {
-        fn = on_ignored_reply;
-        arg = (void *)"moonpost_route";
-    }
-    return cluster_call("moonpost_route", 2, argv, lens, fn, arg);
-}
-
-int cluster_route(const char *user, size_t user_len, const void *frame, size_t frame_len,
-                  uint64_t mid, uint64_t prev, store_reply_fn fn, void *arg)
-{
-    if (user_len == 0 || user_len > SESSION_USER_MAX) return -1;
-    uint8_t *tail = payload_begin('D', user, user_len, 16 + frame_len);
-    if (tail == NULL) return -1;
-    put_u64(tail, mid);
-    put_u64(tail + 8, prev);
-    memcpy(tail + 16, frame, frame_len);
-    return route_payload(user, user_len, fn, arg);
-}
-
-int cluster_kick(const char *user, size_t user_len, store_reply_fn fn, void *arg)
-{
-    if (user_len == 0 || user_len > SESSION_USER_MAX) return -1;
-    if (payload_begin('X', user, user_len, 0) == NULL) return -1;
-    return route_payload(user, user_len, fn, arg);
-}
-
-static void remote_deliver(const char *user, size_t user_len, const void *frame, size_t frame_len,
-                           uint64_t mid, uint64_t prev)
-{
-    cluster_route(user, user_len, frame, frame_len, mid, prev, NULL, NULL);
 }
 
 static void remote_broadcast(const void *frame, size_t frame_len)
@@ -224,15 +295,19 @@ static void on_claim_reply(redisReply *reply, const char *error, void *arg)
 {
     struct claim *c = arg;
     struct session *s = session_get(c->session);
-    if (s != NULL) s->claiming = 0;
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+    if (s != NULL && s->claiming > 0) s->claiming--;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER) {
         /* the renew after the reconnect claims it again */
         log_warn("cluster: claim of %s failed: %s", c->user,
                  reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str : error);
         free(c);
         return;
     }
-    uint64_t seq = (uint64_t)reply->integer;
+    uint64_t seq = (uint64_t)reply->element[0]->integer;
+    const redisReply *old = reply->elements > 1 ? reply->element[1] : NULL;
+    if (old != NULL && old->type == REDIS_REPLY_STRING)
+        tell_kick(old->str, old->len, c->user, c->user_len, seq);
     if (s == NULL || s->user_len != c->user_len || memcmp(s->user, c->user, c->user_len) != 0) {
         release(c->user, c->user_len, seq); /* the session left before its claim landed */
     } else {
@@ -255,7 +330,7 @@ static void claim(struct session *s)
         free(c);
         return;
     }
-    s->claiming = 1;
+    if (s->claiming < UINT8_MAX) s->claiming++; /* a renew may claim again meanwhile */
 }
 
 static void on_session_event(void *state, struct session *s, enum session_event event)
@@ -283,18 +358,30 @@ static void on_kick(const uint8_t *msg, size_t len)
 
 /* ---- rejoining: presence renewed, mailboxes read again ---- */
 
+/* {lost users, {holder, user, seq, ...}}: the sessions a newer claim took, and the nodes to
+ * tell of the users this node took back. */
 static void on_renew_reply(redisReply *reply, const char *error, void *arg)
 {
     (void)arg;
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_ARRAY ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY) {
         log_warn("cluster: renewing presence failed: %s",
                  reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str : error);
         return;
     }
-    for (size_t i = 0; i < reply->elements; i++) {
-        const redisReply *u = reply->element[i];
+    const redisReply *lost = reply->element[0], *to_tell = reply->element[1];
+    for (size_t i = 0; i < lost->elements; i++) {
+        const redisReply *u = lost->element[i];
         struct session *s = u->type == REDIS_REPLY_STRING ? presence_find(u->str, u->len) : NULL;
         if (s != NULL) kicked(s);
+    }
+    for (size_t i = 0; i + 2 < to_tell->elements; i += 3) {
+        const redisReply *holder = to_tell->element[i], *user = to_tell->element[i + 1],
+                         *seq = to_tell->element[i + 2];
+        if (holder->type == REDIS_REPLY_STRING && user->type == REDIS_REPLY_STRING &&
+            seq->type == REDIS_REPLY_INTEGER)
+            tell_kick(holder->str, holder->len, user->str, user->len, (uint64_t)seq->integer);
     }
 }
 
@@ -318,7 +405,9 @@ static void renew_all(void)
     for (size_t i = 0, count = presence_count(); i <= count; i++) {
         struct session *s = i < count ? presence_at(i) : NULL;
         if (s != NULL && s->claim_seq == 0) {
-            if (!s->claiming) claim(s);
+            /* even when a claim is in flight: one that ran before renew_begin is in the list
+             * set aside, and renew_end would take it out */
+            claim(s);
         } else if (s != NULL) {
             snprintf(seqs[n], sizeof seqs[n], "%llu", (unsigned long long)s->claim_seq);
             argv[1 + 2 * n] = s->user;

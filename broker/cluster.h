@@ -32,8 +32,9 @@ int cluster_call(const char *name, int argc, const char *const *argv, const size
                  store_reply_fn fn, void *arg);
 
 /* Sends FRAME (a mailbox message when MID > 0, with PREV as in router.h) to the session of
- * USER on the node holding it. FN (may be NULL) gets the integer 1 when a node holds USER,
- * else 0. Returns 0, or -1 when Redis is not connected. */
+ * USER on the node holding it: the registry says which, then that node's channel carries it.
+ * FN (may be NULL) gets the registry's answer: the node's name (a string) when a live node
+ * holds USER, else nil. Returns 0, or -1 when Redis is not connected. */
 int cluster_route(const char *user, size_t user_len, const void *frame, size_t frame_len,
                   uint64_t mid, uint64_t prev, store_reply_fn fn, void *arg);
 

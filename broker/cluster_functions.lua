@@ -3,9 +3,10 @@
 -- Loaded by the broker (cluster.c) on every connect. Every call declares one key, the registry's
 -- "nodes" (cluster_registry_key: "<prefix>nodes", or "<prefix>{registry}:nodes" on a Redis
 -- Cluster), and the other registry keys are named after it here (they are named by node ids),
--- so all of them share its hash slot. ARGV[1] is always redis_prefix, which names the node
--- channels: PUBLISH reaches every node of a cluster whatever the channel's slot. Deadlines are
--- Redis's own clock (TIME), the one clock every node shares.
+-- so all of them share its hash slot. ARGV[1] is always redis_prefix. The functions publish
+-- nothing: they return which node to tell, and the broker SPUBLISHes on that node's channel,
+-- whose slot is its own (a function may touch only its keys' slot). Deadlines are Redis's own
+-- clock (TIME), the one clock every node shares.
 
 -- The prefix of the registry's keys: KEYS[1] without its "nodes".
 local function registry(keys)
@@ -93,22 +94,21 @@ redis.register_function('moonpost_node_leave', function(keys, a)
   return 1
 end)
 
--- ARGV: prefix, user, node. Points the user at NODE with the next claim seq; the node that
--- held it before, if another live one, is told "K<seq> <user>" on its channel. Returns seq.
+-- ARGV: prefix, user, node. Points the user at NODE with the next claim seq. Returns {seq},
+-- or {seq, old} when another live node OLD held the user before: the caller tells OLD to close
+-- its session ("K<seq> <user>" on OLD's channel).
 redis.register_function('moonpost_presence_claim', function(keys, a)
   local r = registry(keys)
-  local p, user, node = a[1], a[2], a[3]
+  local user, node = a[2], a[3]
   local seq = redis.call('INCR', r .. 'claimseq')
   local old = owner(redis.call('HGET', r .. 'online', user))
   redis.call('HSET', r .. 'online', user, node .. ' ' .. seq)
   redis.call('ZADD', r .. 'nodeusers:' .. node, 0, user)
   if old and old ~= node then
     redis.call('ZREM', r .. 'nodeusers:' .. old, user)
-    if alive(r, old, now_ms()) then
-      redis.call('PUBLISH', p .. 'node:' .. old, 'K' .. seq .. ' ' .. user)
-    end
+    if alive(r, old, now_ms()) then return { seq, old } end
   end
-  return seq
+  return { seq }
 end)
 
 -- ARGV: prefix, node, user, seq. Removes the user's entry if it is still this claim.
@@ -135,14 +135,14 @@ redis.register_function('moonpost_presence_renew_begin', function(keys, a)
 end)
 
 -- ARGV: prefix, node, then pairs user, seq: sessions the node holds. The newer claim wins: a
--- user held by another live node under an older claim is taken back (that node is told to
--- close its session), under a newer one it is lost to it. The claim counter never stays below
--- a claim put back. Returns the lost users.
+-- user held by another live node under an older claim is taken back (the caller tells that
+-- node to close its session), under a newer one it is lost to it. The claim counter never
+-- stays below a claim put back. Returns {lost users, {holder, user, seq, ...} to tell}.
 redis.register_function('moonpost_presence_renew', function(keys, a)
   local r = registry(keys)
-  local p, node = a[1], a[2]
+  local node = a[2]
   local now = now_ms()
-  local lost, highest = {}, 0
+  local lost, tell, highest = {}, {}, 0
   for i = 3, #a - 1, 2 do
     local user, seq = a[i], tonumber(a[i + 1])
     local holder, held_seq = owner(redis.call('HGET', r .. 'online', user))
@@ -153,7 +153,9 @@ redis.register_function('moonpost_presence_renew', function(keys, a)
     else
       if other then
         redis.call('ZREM', r .. 'nodeusers:' .. holder, user)
-        redis.call('PUBLISH', p .. 'node:' .. holder, 'K' .. seq .. ' ' .. user)
+        tell[#tell + 1] = holder
+        tell[#tell + 1] = user
+        tell[#tell + 1] = seq
       end
       redis.call('HSET', r .. 'online', user, node .. ' ' .. seq)
       redis.call('ZADD', r .. 'nodeusers:' .. node, 0, user)
@@ -163,7 +165,7 @@ redis.register_function('moonpost_presence_renew', function(keys, a)
   if highest > tonumber(redis.call('GET', r .. 'claimseq') or 0) then
     redis.call('SET', r .. 'claimseq', highest)
   end
-  return lost
+  return { lost, tell }
 end)
 
 -- ARGV: prefix, node. The users of the old list the node did not renew (nor claim meanwhile)
@@ -179,17 +181,6 @@ redis.register_function('moonpost_presence_renew_end', function(keys, a)
     end
   end
   redis.call('DEL', set .. ':old')
-  return 1
-end)
-
--- ARGV: prefix, user, message. PUBLISHes MESSAGE to the channel of the live node holding USER.
--- Returns 1 when it was sent, 0 when the user is online nowhere.
-redis.register_function('moonpost_route', function(keys, a)
-  local r = registry(keys)
-  local p = a[1]
-  local node = owner(redis.call('HGET', r .. 'online', a[2]))
-  if not node or not alive(r, node, now_ms()) then return 0 end
-  redis.call('PUBLISH', p .. 'node:' .. node, a[3])
   return 1
 end)
 

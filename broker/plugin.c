@@ -282,7 +282,7 @@ static void on_routed(redisReply *reply, const char *error, void *arg)
     (void)error;
     struct delivered d = *(struct delivered *)arg;
     free(arg);
-    d.done(reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1, d.arg);
+    d.done(reply != NULL && reply->type == REDIS_REPLY_STRING, d.arg); /* the node's name */
 }
 
 static int api_deliver_mail(const char *user, size_t user_len, const void *frame, size_t len,

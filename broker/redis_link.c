@@ -60,8 +60,14 @@ static void connect_now(struct redis_link *link)
 {
     char err[128];
     link->up = 0;
-    const char *addr = link->address != NULL ? link->address(link) : NULL;
-    snprintf(link->addr, sizeof link->addr, "%s", addr != NULL ? addr : link->options.addr);
+    const char *addr = link->address != NULL ? link->address(link) : link->options.addr;
+    if (addr == NULL) { /* not known yet: soon, without growing the backoff */
+        link->ctx = NULL;
+        struct timeval tv = {0, (suseconds_t)BACKOFF_MIN_MS * 1000};
+        if (!link->stopping) evtimer_add(link->retry, &tv);
+        return;
+    }
+    snprintf(link->addr, sizeof link->addr, "%s", addr);
     link->ctx = redis_connect(link->addr, link->base, on_connect, on_disconnect, err, sizeof err);
     if (link->ctx == NULL) {
         log_warn("redis: %s: cannot connect to %s: %s", link->name, link->addr, err);
@@ -103,4 +109,11 @@ void redis_link_stop(struct redis_link *link)
 void redis_link_reset(struct redis_link *link)
 {
     if (link->ctx != NULL && link->up) redisAsyncDisconnect(link->ctx); /* then on_disconnect */
+}
+
+void redis_link_connect_soon(struct redis_link *link)
+{
+    if (link->ctx != NULL || link->stopping || link->retry == NULL) return;
+    event_del(link->retry);
+    connect_now(link);
 }

@@ -18,12 +18,13 @@ typedef void (*redis_link_up_fn)(struct redis_link *link);
 /* The connection is gone (lost, or refused); a reconnect is scheduled. */
 typedef void (*redis_link_down_fn)(struct redis_link *link);
 
-/* Where the link connects now (on a Redis Cluster: the master it needs, from the slot map). */
+/* Where the link connects now (on a Redis Cluster: the master it needs, from the slot map), or
+ * NULL when that is not known yet: the link asks again a moment later. */
 typedef const char *(*redis_link_address_fn)(const struct redis_link *link);
 
 struct redis_link {
     const char *name; /* in log lines: "channels", "heartbeat" */
-    redis_link_address_fn address; /* NULL: options.addr */
+    redis_link_address_fn address; /* none: options.addr */
     redis_link_up_fn on_up;
     redis_link_down_fn on_down; /* may be NULL */
     redisAsyncContext *ctx;     /* NULL while not connected */
@@ -44,5 +45,7 @@ int redis_link_start(struct redis_link *link, struct event_base *base,
 void redis_link_stop(struct redis_link *link);
 /* Drops the connection and connects again (to where address says now). */
 void redis_link_reset(struct redis_link *link);
+/* When LINK is waiting to connect: connects now (its address may be known now). */
+void redis_link_connect_soon(struct redis_link *link);
 
 #endif

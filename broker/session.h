@@ -41,7 +41,7 @@ struct session {
     uint8_t replaying;   /* mailbox replay in progress: live `msg` pushes wait for it */
     uint8_t user_len;
     uint8_t superseded;  /* closed because the user logged in again (here or on another node) */
-    uint8_t claiming;    /* its cluster claim is on its way to Redis */
+    uint8_t claiming;    /* its cluster claims on their way to Redis */
     uint16_t inflight;
     uint8_t addr_family; /* AF_INET, AF_INET6 or AF_UNIX */
     uint8_t addr[16];

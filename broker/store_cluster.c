@@ -72,6 +72,12 @@ const char *store_cluster_addr_for(int slot)
     return map.seed_count > 0 ? map.seeds[0] : NULL;
 }
 
+const char *store_cluster_master_of(int slot)
+{
+    const struct store_conn *conn = map.owner[slot];
+    return conn != NULL ? conn->addr : NULL;
+}
+
 static void ask_map(int64_t now_ms);
 
 static int64_t monotonic_ms(void)

@@ -29,5 +29,7 @@ int store_cluster_masters(int *ready);
 /* The address of the master of SLOT, or of a ready master for SLOT -1 (where links such as the
  * heartbeat and the channels connect); the first seed before a map is known. */
 const char *store_cluster_addr_for(int slot);
+/* The address of the master of SLOT in the map, or NULL before the map says. */
+const char *store_cluster_master_of(int slot);
 
 #endif

@@ -44,6 +44,9 @@ local function topic(r)
   return TOPIC_PREFIX .. r
 end
 
+-- The most commands of one mp.redis_batch.
+local BATCH_MAX = 256
+
 local function valid_room(r)
   return #r >= 1 and #r <= 64 and r:match("^[A-Za-z0-9_.%-]+$") ~= nil
 end
@@ -236,8 +239,6 @@ mp.on("room.read", function(s, m)
   return s:ok()
 end)
 
--- The most commands of one mp.redis_batch.
-local BATCH_MAX = 256
 
 mp.on("room.list", function(s)
   -- the user's list, then each room in its own slot (in batches of one round trip)
@@ -284,13 +285,38 @@ mp.on("room.members", function(s, m)
   return s:ok{ members = mp.array(res[2]), online = mp.array(online), count = res[1] }
 end)
 
+local function not_followed(user, err)
+  mp.log("warn", "rooms of", user, "not followed (room.msg will not be pushed):", err.msg)
+end
+
+-- On a Redis Cluster: each room of USER followed from the room's own slot (see
+-- moonpost_room_follow_member), the calls sent back to back in batches.
+local function follow_each_room(user, channel, header)
+  local names, err = mp.redis("HKEYS", key.user_rooms(user))
+  if not names then return not_followed(user, err) end
+  for first = 1, #names, BATCH_MAX do
+    local calls = {}
+    for i = first, math.min(first + BATCH_MAX - 1, #names) do
+      calls[#calls + 1] = { "FCALL", "moonpost_room_follow_member", 1, key.members(names[i]),
+                            user, channel, header, topic(names[i]) }
+    end
+    local r
+    r, err = mp.redis_batch(table.unpack(calls))
+    if not r then return not_followed(user, err) end
+    for _, one in ipairs(r) do
+      if type(one) == "table" and one.err then
+        return not_followed(user, { msg = one.err })
+      end
+    end
+  end
+end
+
 -- A session follows the rooms of its user from its login on.
 chat.on_login(function(s, user)
   local channel, header = s:follow_envelope()
   if not channel then return end -- gone meanwhile
+  if mp.config.redis_cluster then return follow_each_room(user, channel, header) end
   local n, err = mp.redis("FCALL", "moonpost_room_follow", 1, key.user_rooms(user), channel,
                           header, TOPIC_PREFIX)
-  if not n then
-    mp.log("warn", "rooms of", user, "not followed (room.msg will not be pushed):", err.msg)
-  end
+  if not n then not_followed(user, err) end
 end)

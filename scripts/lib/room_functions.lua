@@ -88,6 +88,17 @@ redis.register_function('moonpost_room_follow', function(keys, args)
   return #topics
 end)
 
+-- KEYS: the room's members. ARGV: user, the follow envelope (channel, header), the room's
+-- topic. The session follows the room when the user is a member. Returns 1, or 0.
+-- On a Redis Cluster a login follows each room with this, from the room's own master: the
+-- room's messages and the follow then reach the node by one path, in Redis's order (a follow
+-- published from the user's master could overtake a message the room's master sent before).
+redis.register_function('moonpost_room_follow_member', function(keys, args)
+  if redis.call('SISMEMBER', keys[1], args[1]) == 0 then return 0 end
+  follow(args[2], args[3], { args[4] })
+  return 1
+end)
+
 -- KEYS: room, members, invited. ARGV: user, invitee, 1 when the invitee exists (read before,
 -- from the invitee's slot). Returns 1, or "no room", "not member", "no user". Inviting to a
 -- public room, or a member, changes nothing.
