@@ -8,7 +8,8 @@
 #
 # Environment: VARIANT lua (scripts/send.lua, default) or plugin (the C send plugin); RUNS per
 # side (default 3); ORDER "new old" to measure NEW first in each pair; CLIENTS (default 1000);
-# DURATION seconds (default 8). Everything listens on 127.0.0.1 and stops on exit.
+# DURATION seconds (default 8); ACK_EVERY (moonpost-bench --ack-every: a count, or read).
+# Everything listens on 127.0.0.1 and stops on exit.
 set -euo pipefail
 # shellcheck source=bench/broker_conf.sh
 source "$(dirname "$0")/broker_conf.sh"
@@ -59,20 +60,25 @@ start() {
     wait_port "$port"
 }
 
+# us_per_msg PCT MSGS: microseconds of CPU per message, from % of a core and msgs/s.
+us_per_msg() { python3 -c 'import sys; print("%.1f" % (float(sys.argv[1]) * 1e4 / max(1, int(sys.argv[2]))))' "$1" "$2"; }
+
 start old
 start new
 declare -A RESULTS=([old]="" [new]="")
 for run in $(seq 1 "$RUNS"); do
     for side in $ORDER; do
         rate=$("$BENCH" private -c "${CLIENTS:-1000}" -d "${DURATION:-8}" --port "${PORT[$side]}" \
+                   --ack-every "${ACK_EVERY:-32}" \
                    --broker-pid "${PID[$side]}" --redis-pid "${PID[redis-$side]}" --json \
                    --no-progress |
                python3 -c 'import json, sys; d = json.load(sys.stdin)
 print("%d %.0f %.0f %.0f %d" % (d["delivered_per_s"], d["cpu_broker_pct"], d["cpu_redis_pct"],
                                 d["cpu_others_pct"], d["errors_total"]))')
         read -r msgs broker redis others errors <<<"$rate"
-        printf '%s run %d %-3s: %6d msgs/s  broker %3d%%  redis %3d%%  others %3d%%  errors %d\n' \
-            "$VARIANT" "$run" "$side" "$msgs" "$broker" "$redis" "$others" "$errors"
+        printf '%s run %d %-3s: %6d msgs/s  broker %3d%% %5.1f us/msg  redis %3d%% %5.1f us/msg  others %3d%%  errors %d\n' \
+            "$VARIANT" "$run" "$side" "$msgs" "$broker" "$(us_per_msg "$broker" "$msgs")" \
+            "$redis" "$(us_per_msg "$redis" "$msgs")" "$others" "$errors"
         RESULTS[$side]+="$msgs "
     done
 done

@@ -51,6 +51,7 @@ static const luaL_Reg moonpost_functions[] = {
     {"pwverify", mpl_pwverify},
     {"sleep", mpl_sleep},
     {"every", mpl_every},
+    {"waiter", mpl_waiter},
     {NULL, NULL},
 };
 

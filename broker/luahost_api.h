@@ -55,6 +55,7 @@ int mpl_pwverify(lua_State *L);
 /* luahost_timer.c */
 int mpl_sleep(lua_State *L);
 int mpl_every(lua_State *L);
+int mpl_waiter(lua_State *L);
 
 /* luahost.c: what the registration functions record */
 int luahost_register_handler(lua_State *L, const char *type, int fn_index, unsigned flags);

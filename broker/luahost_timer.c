@@ -1,8 +1,10 @@
-/* luahost_timer: moonpost.sleep (yields), moonpost.every (a periodic function) and s:drain (yields
- * until a session's output drains, with a deadline). */
+/* luahost_timer: moonpost.sleep (yields), moonpost.every (a periodic function), s:drain (yields
+ * until a session's output drains, with a deadline) and moonpost.waiter (a request yields until
+ * another wakes it). */
 #include <stdlib.h>
 
 #include <lauxlib.h>
+#include <lua.h>
 #include <event2/event.h>
 
 #include "broker.h"
@@ -20,7 +22,7 @@ struct timer {
     size_t low_water;        /* drain: done at or below this many queued bytes */
     double timeout;          /* drain: seconds allowed, for the log */
     unsigned vm_generation;  /* every: the scripts generation it belongs to */
-    int fn_ref;              /* every: the function, in that state's registry */
+    int fn_ref;              /* every: the function; a waiter's wake: the waiter */
     struct timer *prev, *next;
 };
 
@@ -157,6 +159,109 @@ int mpl_every(lua_State *L)
     t->fn_ref = ref;
     t->vm_generation = luahost_loading_generation();
     return 0;
+}
+
+/* ---- waiters ---- */
+
+#define WAITER_META "moonpost.waiter"
+
+struct waiter {
+    struct request *owner; /* the request that waits; NULL once resumed */
+    int waiting;           /* owner yielded in wait() */
+    int woken;             /* wake() ran; the values are the uservalue table */
+    int nvalues;
+};
+
+/* The owner resumes here, on a pass of its own (never inside the coroutine that woke it), with
+ * the values wake() kept. */
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct timer *t = arg;
+    struct request *r = t->sleeper;
+    int ref = t->fn_ref;
+    unlink_timer(t);
+    lua_State *co = r->co;
+    if (!lua_checkstack(co, 4)) {
+        luaL_unref(co, LUA_REGISTRYINDEX, ref);
+        luahost_resume_error(r, "waiter: no stack left for the values");
+        return;
+    }
+    lua_rawgeti(co, LUA_REGISTRYINDEX, ref);
+    luaL_unref(co, LUA_REGISTRYINDEX, ref);
+    struct waiter *w = lua_touserdata(co, -1);
+    int n = w->nvalues;
+    w->owner = NULL;
+    lua_getiuservalue(co, -1, 1);
+    lua_remove(co, -2);
+    if (n > 0 && !lua_checkstack(co, n)) {
+        lua_pop(co, 1);
+        luahost_resume_error(r, "waiter: no stack left for the values");
+        return;
+    }
+    for (int i = 1; i <= n; i++) lua_rawgeti(co, -i, i);
+    lua_remove(co, -n - 1);
+    luahost_resume(r, n);
+}
+
+/* w:wait() -- yields until w:wake(...) and returns its values (at once when it ran already).
+ * Only the request that made w may wait on it, once. */
+static int waiter_wait(lua_State *L)
+{
+    struct waiter *w = luaL_checkudata(L, 1, WAITER_META);
+    struct request *r = luahost_current(L);
+    if (r == NULL || r != w->owner || w->waiting)
+        return luaL_error(L, "a waiter is waited on once, by the request that made it");
+    if (w->woken) {
+        int n = w->nvalues;
+        w->owner = NULL;
+        luaL_checkstack(L, n + 1, "waiter values");
+        lua_getiuservalue(L, 1, 1);
+        for (int i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+        return n;
+    }
+    w->waiting = 1;
+    return luahost_yield(L, r);
+}
+
+/* w:wake(...) -- the waiting request goes on with these values; once. */
+static int waiter_wake(lua_State *L)
+{
+    struct waiter *w = luaL_checkudata(L, 1, WAITER_META);
+    if (w->woken) return luaL_error(L, "a waiter is woken once");
+    int n = lua_gettop(L) - 1;
+    lua_createtable(L, n, 0);
+    for (int i = 1; i <= n; i++) {
+        lua_pushvalue(L, i + 1);
+        lua_rawseti(L, -2, i);
+    }
+    lua_setiuservalue(L, 1, 1);
+    w->nvalues = n;
+    w->woken = 1;
+    if (!w->waiting) return 0;
+    struct timer *t = new_timer(0, 0, on_wake);
+    if (t == NULL) return luaL_error(L, "out of memory");
+    t->sleeper = w->owner;
+    lua_pushvalue(L, 1);
+    t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* keeps w until its owner resumes */
+    return 0;
+}
+
+/* moonpost.waiter() -- a waiter for the calling request: it yields in w:wait() until another
+ * request (or a timer) calls w:wake(...). */
+int mpl_waiter(lua_State *L)
+{
+    struct request *r = luahost_current(L);
+    if (r == NULL) return luaL_error(L, "moonpost.waiter can only be called from a handler or timer");
+    struct waiter *w = lua_newuserdatauv(L, sizeof *w, 1);
+    *w = (struct waiter){r, 0, 0, 0};
+    if (luaL_newmetatable(L, WAITER_META)) {
+        static const luaL_Reg methods[] = {{"wait", waiter_wait}, {"wake", waiter_wake}, {NULL, NULL}};
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_setmetatable(L, -2);
+    return 1;
 }
 
 void luahost_timer_stop_all(void)

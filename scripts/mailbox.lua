@@ -2,15 +2,45 @@
 -- and their senders' quota (mailbox_per_sender) is given back.
 -- (The replay after login lives in lib/chat.lua, next to the session start.)
 local mp = require "moonpost"
+local batch = require "lib.batch"
 local chat = require "lib.chat"
+
+-- The acks of one loop pass, in one moonpost_ack_many call (one Redis): each its count of
+-- deleted messages, or {err = ...}.
+local ack_batched = batch.new(function(items)
+  local words = { "FCALL", "moonpost_ack_many", 3 * #items }
+  for _, it in ipairs(items) do
+    words[#words + 1] = chat.key.mailbox(it.user)
+    words[#words + 1] = chat.key.mailbox_senders(it.user)
+    words[#words + 1] = chat.key.user(it.user)
+  end
+  for _, it in ipairs(items) do words[#words + 1] = it.upto end
+  local deleted, err = mp.redis(table.unpack(words))
+  if deleted then return deleted end
+  local failed = {}
+  for i = 1, #items do failed[i] = { err = err } end
+  return failed
+end, chat.BATCH_MAX)
+
+-- Deletes USER's messages up to UPTO: nil, or err. On a Redis Cluster each user's keys are on
+-- its own master: one call per ack.
+local function ack(user, upto)
+  if mp.config.redis_cluster then
+    local _, err = mp.redis("FCALL", "moonpost_ack", 3, chat.key.mailbox(user),
+                           chat.key.mailbox_senders(user), chat.key.user(user), upto)
+    return err
+  end
+  local deleted = ack_batched{ user = user, upto = upto }
+  if type(deleted) ~= "table" then return nil end
+  return type(deleted.err) == "table" and deleted.err or { code = 500, msg = deleted.err }
+end
 
 mp.on("ack", function(s, m)
   local upto = m.upto
   if math.type(upto) ~= "integer" or upto < 0 then
     return s:fail(400, "upto must be a non-negative integer")
   end
-  local _, err = mp.redis("FCALL", "moonpost_ack", 3, chat.key.mailbox(s.user),
-                          chat.key.mailbox_senders(s.user), chat.key.user(s.user), upto)
+  local err = ack(s.user, upto)
   if err then return chat.storage_failed(s, err) end
   return s:ok()
 end)

@@ -1,6 +1,7 @@
 -- chat: what the chat scripts share: key names, field checks, starting a session, presence
 -- announcements and the mailbox replay.
 local mp = require "moonpost"
+local batch = require "lib.batch"
 
 mp.redis_library(require "lib.redis_functions")
 
@@ -92,6 +93,52 @@ function chat.storage_failed(s, err)
   return s:fail(chat.storage_error(err))
 end
 
+-- Messages per moonpost_store_many and acks per moonpost_ack_many call (each a few Redis
+-- arguments, of at most 1024).
+chat.BATCH_MAX = 128
+
+-- Stores ITEMS ({to, blob, ts, from} each) in one call: moonpost_store_many's replies, or nil,
+-- err. Replicated: with redis_wait_replicas set, answered once that many replicas have them.
+local function store_all(items)
+  local words = { "FCALL", "moonpost_store_many", 3 * #items }
+  for _, it in ipairs(items) do
+    words[#words + 1] = chat.key.user(it.to)
+    words[#words + 1] = chat.key.mailbox(it.to)
+    words[#words + 1] = chat.key.mailbox_senders(it.to)
+  end
+  words[#words + 1] = mailbox_max
+  words[#words + 1] = mailbox_per_sender
+  words[#words + 1] = items[#items].ts
+  for _, it in ipairs(items) do
+    words[#words + 1] = it.blob
+    words[#words + 1] = it.from
+  end
+  local replies, err = mp.redis_replicated(table.unpack(words))
+  if not replies then
+    local failed = {}
+    for i = 1, #items do failed[i] = { err = err } end
+    return failed
+  end
+  return replies
+end
+local store_batched = batch.new(store_all, chat.BATCH_MAX)
+
+-- One message's store: {mid, prev}, a negative code, or nil, err. On one Redis the stores of a
+-- loop pass share one call; on a Redis Cluster each goes to its recipient's master.
+local function store_one(to, blob, ts, from)
+  if mp.config.redis_cluster then
+    return mp.redis_replicated("FCALL", "moonpost_store", 3, chat.key.user(to),
+                               chat.key.mailbox(to), chat.key.mailbox_senders(to),
+                               mailbox_max, blob, ts, mailbox_per_sender, from)
+  end
+  local stored = store_batched{ to = to, blob = blob, ts = ts, from = from }
+  if type(stored) == "table" and stored.err then
+    if type(stored.err) == "table" then return nil, stored.err end
+    return nil, { code = 500, msg = stored.err }
+  end
+  return stored
+end
+
 -- A private message from FROM to TO carrying FIELDS (body, and file for a file): stored in
 -- TO's mailbox, then pushed at once when TO is online on any node. Returns mid, online; or
 -- nil, code, reason (404 no such user, 507 mailbox full, 429 too many unread from FROM, 503 or
@@ -99,10 +146,7 @@ end
 function chat.store_private(from, to, fields)
   local ts = mp.now()
   local blob = mp.encode{ from = from, to = to, body = fields.body, ts = ts, file = fields.file }
-  -- replicated: with redis_wait_replicas set, answered once that many replicas have it
-  local stored, err = mp.redis_replicated("FCALL", "moonpost_store", 3, chat.key.user(to),
-                                          chat.key.mailbox(to), chat.key.mailbox_senders(to),
-                                          mailbox_max, blob, ts, mailbox_per_sender, from)
+  local stored, err = store_one(to, blob, ts, from)
   if not stored then return nil, chat.storage_error(err) end
   if stored == -404 then return nil, 404, "no such user" end
   if stored == -507 then return nil, 507, "mailbox full" end

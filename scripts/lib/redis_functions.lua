@@ -46,20 +46,38 @@ end
 -- Returns {mid, prev} (prev: see newest_waiting), -404 when the user does not exist, -507
 -- when the mailbox is full, -429 when the sender already has mailbox_per_sender unacked
 -- messages in it. Numbers go to Redis as strings: each number converted costs a printf.
-redis.register_function('moonpost_store', function(keys, args)
-  local user = redis.call('HMGET', keys[1], 'mid', 'acked')
+local function store(user_key, mailbox, senders, mailbox_max, blob, broker_ms, per_sender, from)
+  local user = redis.call('HMGET', user_key, 'mid', 'acked')
   local last = user[1] -- every user has one (moonpost_register)
   if not last then return -404 end
-  if redis.call('ZCARD', keys[2]) >= tonumber(args[1]) then return -507 end
+  if redis.call('ZCARD', mailbox) >= tonumber(mailbox_max) then return -507 end
   -- per-sender quota (given back by moonpost_ack)
-  if tonumber(redis.call('HGET', keys[3], args[5]) or 0) >= tonumber(args[4]) then return -429 end
-  local mid = next_mid(last, args[3])
+  if tonumber(redis.call('HGET', senders, from) or 0) >= tonumber(per_sender) then return -429 end
+  local mid = next_mid(last, broker_ms)
   if type(mid) == 'table' then return mid end
-  local prev = newest_waiting(keys[2], last, user[2])
-  redis.call('HSET', keys[1], 'mid', mid)
-  redis.call('ZADD', keys[2], mid, mid .. ':' .. args[5] .. ':' .. args[2])
-  redis.call('HINCRBY', keys[3], args[5], '1')
+  local prev = newest_waiting(mailbox, last, user[2])
+  redis.call('HSET', user_key, 'mid', mid)
+  redis.call('ZADD', mailbox, mid, mid .. ':' .. from .. ':' .. blob)
+  redis.call('HINCRBY', senders, from, '1')
   return { tonumber(mid), prev }
+end
+
+redis.register_function('moonpost_store', function(keys, args)
+  return store(keys[1], keys[2], keys[3], args[1], args[2], args[3], args[4], args[5])
+end)
+
+-- Many stores in one call, in order (one call per message costs Redis more in the call than
+-- in the store). KEYS: three per message, as moonpost_store's. ARGV: mailbox_max,
+-- mailbox_per_sender, the broker's clock (ms), then a blob and a sender per message. Returns
+-- moonpost_store's reply for each message.
+redis.register_function('moonpost_store_many', function(keys, args)
+  local replies = {}
+  for i = 1, #keys / 3 do
+    local k, a = 3 * i - 2, 2 * i + 2
+    replies[i] = store(keys[k], keys[k + 1], keys[k + 2], args[1], args[a], args[3], args[2],
+                       args[a + 1])
+  end
+  return replies
 end)
 
 -- KEYS: the broadcast mid counter. ARGV: the broker's clock (ms). Returns the next broadcast
@@ -102,22 +120,37 @@ end
 -- counts, so they cannot drift for good. The highest mid deleted goes to the user's `acked`
 -- (see newest_waiting). Returns how many messages were deleted. Runs when Redis is out of
 -- memory (allow-oom): deleting is how memory comes back.
-redis.register_function{function_name = 'moonpost_ack', flags = {'allow-oom'},
-                        callback = function(keys, args)
+local function ack(mailbox, senders, user_key, upto)
   local batch, deleted, freed, highest = 100, 0, {}, nil
   repeat
-    local n, top = ack_batch(keys[1], args[1], batch, freed)
+    local n, top = ack_batch(mailbox, upto, batch, freed)
     deleted = deleted + n
     highest = top or highest
   until n < batch
   -- only after a deletion: a user deleted with its mailbox is not written back by a late ack
-  if highest and keys[3] then redis.call('HSET', keys[3], 'acked', highest) end
-  if redis.call('EXISTS', keys[1]) == 0 then
-    redis.call('DEL', keys[2]) -- emptied: no count is left to give back
+  if highest and user_key then redis.call('HSET', user_key, 'acked', highest) end
+  if redis.call('EXISTS', mailbox) == 0 then
+    redis.call('DEL', senders) -- emptied: no count is left to give back
     return deleted
   end
   for from, n in pairs(freed) do
-    if redis.call('HINCRBY', keys[2], from, -n) <= 0 then redis.call('HDEL', keys[2], from) end
+    if redis.call('HINCRBY', senders, from, -n) <= 0 then redis.call('HDEL', senders, from) end
+  end
+  return deleted
+end
+
+redis.register_function{function_name = 'moonpost_ack', flags = {'allow-oom'},
+                        callback = function(keys, args)
+  return ack(keys[1], keys[2], keys[3], args[1])
+end}
+
+-- Many acks in one call, in order. KEYS: three per ack, as moonpost_ack's (the user's hash
+-- required). ARGV: upto per ack. Returns how many messages each deleted.
+redis.register_function{function_name = 'moonpost_ack_many', flags = {'allow-oom'},
+                        callback = function(keys, args)
+  local deleted = {}
+  for i = 1, #args do
+    deleted[i] = ack(keys[3 * i - 2], keys[3 * i - 1], keys[3 * i], args[i])
   end
   return deleted
 end}

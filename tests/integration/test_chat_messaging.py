@@ -11,6 +11,8 @@ MAX_BODY = 16384
 
 
 class ChatBase(BrokerTest):
+    # the stores of one loop pass share one Redis call (send.lua on one Redis)
+    stores_share_calls = True
 
     def new_user(self, prefix="m"):
         user = uname(prefix)
@@ -354,6 +356,48 @@ class SendTest(ChatBase):
         # and nothing more comes (acked first: a's 1000 unacked ones are its mailbox_per_sender)
         self.assertEqual(b.call(dict(type="ack", upto=mids[-1]))["code"], 200)
         self.assertEqual(self.msgs_until_marker(b, a), [])
+
+    def fcalls(self):
+        """FCALLs Redis has run so far (INFO commandstats)."""
+        for line in self.redis.cmd("INFO", "commandstats").decode().splitlines():
+            if line.startswith("cmdstat_fcall:"):
+                return int(line.split("calls=")[1].split(",")[0])
+        return 0
+
+    def test_stores_and_acks_of_one_loop_pass_share_a_redis_call(self):
+        """200 sends written at once are read in a few loop passes, and the stores of a pass go
+        to Redis as one moonpost_store_many call (lib/batch.lua): far fewer FCALLs than
+        messages, each message stored once with its own mid, in the sender's order; then 50
+        acks written at once share calls too and empty the mailbox. On a Redis Cluster each
+        store and ack is a call of its own (its keys are on its user's master)."""
+        a, c = self.online_user("ba"), self.online_user("bb")  # c online here: no registry
+        b, n = c.user, 200
+        before = self.fcalls()
+        a.send_raw(b"".join(frame(dict(type="send", id=i + 1, to=b, body="b%d" % i))
+                            for i in range(n)))
+        replies = [a.wait_res(i + 1, timeout=60) for i in range(n)]
+        stores = self.fcalls() - before
+        self.assertEqual([r["code"] for r in replies], [200] * n)
+        mids = [r["mid"] for r in replies]
+        self.assertTrue(all(x < y for x, y in zip(mids, mids[1:])), "the sender's order")
+        if self.redis_cluster or not self.stores_share_calls:
+            self.assertGreaterEqual(stores, n, "%d FCALLs for %d stores" % (stores, n))
+        else:
+            self.assertLessEqual(stores, n // 4, "%d FCALLs for %d stores" % (stores, n))
+        self.assertEqual(self.redis.cmd("ZCARD", self.user_key("mbox", b)), n)
+        got = c.read_msgs(n, timeout=60)
+        self.assertEqual([m["body"] for m in got], ["b%d" % i for i in range(n)])
+        before = self.fcalls()
+        c.send_raw(b"".join(frame(dict(type="ack", id=i + 1, upto=mids[4 * i + 3]))
+                            for i in range(n // 4)))
+        acks = [c.wait_res(i + 1, timeout=60) for i in range(n // 4)]
+        calls = self.fcalls() - before
+        self.assertEqual([r["code"] for r in acks], [200] * (n // 4))
+        if self.redis_cluster:
+            self.assertGreaterEqual(calls, n // 4, "%d FCALLs for %d acks" % (calls, n // 4))
+        else:
+            self.assertLessEqual(calls, n // 16, "%d FCALLs for %d acks" % (calls, n // 4))
+        self.assertEqual(self.redis.cmd("ZCARD", self.user_key("mbox", b)), 0)
 
     def test_live_messages_during_replay(self):
         """300 messages wait in B's mailbox; B logs in and while the replay runs 50 more are

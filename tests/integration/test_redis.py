@@ -364,6 +364,35 @@ class RedisTest(RedisCase):
         # zero seconds works too
         self.assertEqual(c.call({"type": "t.sleep", "seconds": 0})["code"], 200)
 
+    def test_waiter_woken_before_its_wait(self):
+        r = self.connect().call({"type": "t.waiter"})
+        self.assertEqual(r["code"], 200, r)
+        self.assertEqual((r["a"], r["b"], r["third_nil"]), (1, "two", True))
+        self.assertEqual((r["wake_again"], r["wait_again"]), (False, False), r)
+
+    def test_waiter_woken_by_another_request(self):
+        """A request parks on mp.waiter until another wakes it with a value; the other cannot
+        wait on it; a parked request whose session closed meanwhile is woken without harm."""
+        c, d = self.connect(), self.connect()
+        key, ready = unique("park"), unique("parkready")
+        pid = c.send({"type": "t.park", "key": key, "ready": ready})
+        poll(lambda: self.redis.cmd("GET", ready), what="parked")
+        r = d.call({"type": "t.unpark", "key": key, "value": 42})
+        self.assertEqual(r["code"], 200, r)
+        self.assertIs(r["foreign_wait"], False)
+        self.assertEqual(c.wait_res(pid)["value"], 42)
+        key, ready, mark = unique("park"), unique("parkready"), unique("parkmark")
+        user = unique("p").replace(":", "_")
+        e = self.login(user)
+        e.send({"type": "t.park", "key": key, "ready": ready, "mark": mark})
+        poll(lambda: self.redis.cmd("GET", ready), what="parked")
+        e.close()
+        self.clients.remove(e)
+        self.wait_offline(user)
+        self.assertEqual(d.call({"type": "t.unpark", "key": key, "value": 1})["code"], 200)
+        self.assertEqual(poll(lambda: self.redis.cmd("GET", mark), what="woken"), b"gone")
+        self.assertEqual(self.connect().call({"type": "ping"})["code"], 200)
+
     def test_every_runs_repeatedly(self):
         c = self.connect()
         t0 = c.call({"type": "t.ticks"})["ticks"]

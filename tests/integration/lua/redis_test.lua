@@ -75,6 +75,38 @@ mp.on("t.sleep", function(s, m)
   return s:ok{ before = before, after = after }
 end, { anonymous = true })
 
+-- mp.waiter: woken before its wait, it returns the values at once (nil included); a waiter is
+-- woken once and waited on once
+mp.on("t.waiter", function(s)
+  local w = mp.waiter()
+  w:wake(1, "two", nil)
+  local a, b, c = w:wait()
+  local wake_again = pcall(w.wake, w, 3)
+  local wait_again = pcall(w.wait, w)
+  return s:ok{ a = a, b = b, third_nil = c == nil, wake_again = wake_again,
+               wait_again = wait_again }
+end, { anonymous = true })
+
+-- t.park {key} waits until t.unpark {key, value} wakes it from another request
+local parked = {}
+mp.on("t.park", function(s, m)
+  local w = mp.waiter()
+  parked[m.key] = w
+  if m.ready then mp.redis("SET", m.ready, "1") end
+  local value = w:wait()
+  if m.mark then mp.redis("SET", m.mark, s.connected and "connected" or "gone") end
+  return s:ok{ value = value }
+end, { anonymous = true })
+
+mp.on("t.unpark", function(s, m)
+  local w = parked[m.key]
+  if not w then return s:fail(404, "nothing parked") end
+  parked[m.key] = nil
+  local foreign_wait = pcall(w.wait, w) -- only its own request may wait on it
+  w:wake(m.value)
+  return s:ok{ foreign_wait = foreign_wait }
+end, { anonymous = true })
+
 -- housekeeping: a Lua counter and a Redis counter, both driven by mp.every
 local ticks = 0
 mp.every(0.05, function()
