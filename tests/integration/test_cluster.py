@@ -2,10 +2,11 @@
 (nodes n1, n2, n3) that share one redis-server, with the users spread over the nodes: private
 chat, offline mail, the online list, broadcast, presence, one session per user, logout and a
 stopped node, the order of mids when a recipient moves between nodes or hears from several
-at once, admin.nodes, admin.users and admin.kick, a node id used twice and a node restarted at
-once after a kill. The chat tests run with send served by scripts/send.lua and by the C plugin.
-Faults (a node killed under load, Redis restarted or rolled back, channel connections cut,
-processes N) are in test_cluster_faults.py."""
+at once, admin.nodes, admin.users and admin.kick, a node id used twice, a node restarted at
+once after a kill, and the node channels: each node's own is sharded (SSUBSCRIBE, SHARDNUMSUB
+1), the broadcast channel classic (NUMSUB the node count). The chat tests run with send served
+by scripts/send.lua and by the C plugin. Faults (a node killed under load, Redis restarted or
+rolled back, channel connections cut, processes N) are in test_cluster_faults.py."""
 import asyncio
 import signal
 import socket

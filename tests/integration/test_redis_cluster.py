@@ -6,8 +6,11 @@ test_rooms.py's rooms across nodes) with their nodes on it; then what only a clu
 master killed under private chat with redis_wait_replicas 1 (503 while its replica takes over
 and while that has no replica of its own, 200 again after, every message answered 200
 delivered), slots of active mailboxes moved to another master while users chat (nothing lost,
-the redirects followed show in /metrics), the config a cluster refuses, and a first seed that
-is down."""
+the redirects followed show in /metrics), each node's channel subscribed (SSUBSCRIBE) on the
+master of its slot and on no other, the slot of a node's channel moved while a sender writes to
+its user (the node subscribes again on the new master; every message answered 200 shown once,
+in order, live again after), the config a cluster refuses, and a first seed that is down. The
+rooms tests of several nodes include a login that follows more rooms than one batch."""
 import asyncio
 import itertools
 import shutil

@@ -1,8 +1,9 @@
 """Integration tests of rooms (PROTOCOL.md "Rooms", docs/protocol.md): every type and error
 code, private rooms and invitations, history paging past room_history_max, read cursors,
 the limits, an offline member catching up, 1,000 messages to a room of 200 members in order,
-and members on the three nodes of a cluster with senders on several nodes at once. A real
-redis-server and real brokers over real sockets."""
+members on the three nodes of a cluster with senders on several nodes at once, and a member
+of 300 rooms (more than one batch of follows) logging in on one node and pushed what is said
+in them on another. A real redis-server and real brokers over real sockets."""
 import threading
 import time
 import unittest
