@@ -2,10 +2,11 @@
 (nodes n1, n2, n3) that share one redis-server, with the users spread over the nodes: private
 chat, offline mail, the online list, broadcast, presence, one session per user, logout and a
 stopped node, the order of mids when a recipient moves between nodes or hears from several
-at once, admin.nodes, admin.users and admin.kick, a node id used twice and a node restarted at
-once after a kill. The chat tests run with send served by scripts/send.lua and by the C plugin.
-Faults (a node killed under load, Redis restarted or rolled back, channel connections cut,
-processes N) are in test_cluster_faults.py."""
+at once, admin.nodes, admin.users and admin.kick, a node id used twice, a node restarted at
+once after a kill, and the node channels: each node's own is sharded (SSUBSCRIBE, SHARDNUMSUB
+1), the broadcast channel classic (NUMSUB the node count). The chat tests run with send served
+by scripts/send.lua and by the C plugin. Faults (a node killed under load, Redis restarted or
+rolled back, channel connections cut, processes N) are in test_cluster_faults.py."""
 import asyncio
 import signal
 import socket
@@ -411,6 +412,43 @@ class ClusterChatSendPluginTest(ClusterChatTest):
 
 
 class ClusterNodesTest(ClusterTest):
+
+    def shard_subscribers(self, channels):
+        """[PUBSUB SHARDNUMSUB count of each of CHANNELS], in their order."""
+        r = self.redis.cmd("PUBSUB", "SHARDNUMSUB", *channels)
+        counts = dict(zip(r[::2], r[1::2]))
+        return [counts[ch.encode()] for ch in channels]
+
+    def spublish_calls(self):
+        """How many SPUBLISH commands Redis has run (INFO commandstats)."""
+        for line in self.redis.cmd("INFO", "commandstats").decode().splitlines():
+            if line.startswith("cmdstat_spublish:"):
+                return int(line.split("calls=")[1].split(",")[0])
+        return 0
+
+    def test_node_channels_are_sharded_and_private_chat_stays_live(self):
+        """Each node subscribes its own channel mp:node:<id> with SSUBSCRIBE (sharded pub/sub:
+        on a Redis Cluster only the master of the channel's slot carries it) and the broadcast
+        channel with classic SUBSCRIBE: SHARDNUMSUB of every node's channel is 1 and NUMSUB of
+        mp:broadcast is the number of nodes. A private message to a user on another node is
+        SPUBLISHed on that node's channel and still pushed live (offline false)."""
+        nodes = self.cluster()
+        channels = ["mp:node:%s" % b.node_id for b in nodes]
+        poll(lambda: self.shard_subscribers(channels) == [1, 1, 1], 30,
+             what=lambda: "SHARDNUMSUB 1 for each of %s (got %r)"
+             % (channels, self.shard_subscribers(channels)))
+        r = self.redis.cmd("PUBSUB", "NUMSUB", "mp:broadcast")
+        self.assertEqual(r, [b"mp:broadcast", len(nodes)])
+        a, b = self.login(nodes[0]), self.login(nodes[2])
+        self.wait_listed([a], [b.user])
+        before = self.spublish_calls()
+        body = uname("sharded-")
+        r = self.send(a, b.user, body, online=True)
+        m = b.read_msgs(1)[0]
+        self.assertEqual((m["mid"], m["from"], m["body"], m["offline"]),
+                         (r["mid"], a.user, body, False), m)
+        self.assertGreater(self.spublish_calls(), before,
+                           "the live message went to n3 without an SPUBLISH")
 
     def test_admin_nodes_lists_every_live_node(self):
         t0 = now_ms()

@@ -16,6 +16,9 @@
   exactly the users that have a session, a user's only session is not closed for a claim
   that is older than its own, and a node restarted since the snapshot goes on.
 - A kick lost with the channel connections is applied when they are back.
+- Logins racing a channels reconnect: 40 users log in on n2 in waves around cuts of the
+  channel connections; a claim in flight when the renew begins is claimed again, so every one
+  stays listed on n1 and online for its messages.
 - processes N: the workers of one command are one cluster; a killed one comes back.
 
 Timings vary from run to run; what is asserted does not depend on them, beyond the bounds of
@@ -43,6 +46,10 @@ SETTLE_TIMEOUT = 120.0   # for every message answered 200 to be shown (a bound, 
 PROCESS_USERS = 24       # logged in on the one port of a command with processes N
 CUT_MESSAGES = 600       # sent while the nodes' channel connections are cut every CUT_EVERY
 CUT_EVERY = 100
+RACE_USERS = 40          # log in on n2 in RACE_CUTS waves, each around a cut of the channels
+RACE_CUTS = 4
+RACE_START = 60          # ms after the cut, the first login of a wave (the channels come back
+RACE_STEP = 8            # ~100 ms after a cut); then one every RACE_STEP ms
 
 
 def now():
@@ -427,6 +434,71 @@ class ClusterRedisFaultsTest(ClusterTest):
         r = self.send(probe, user, "to the newer session", online=True)
         m = new.read_msgs(1, timeout=30)[0]
         self.assertEqual((m["mid"], m["body"]), (r["mid"], "to the newer session"), m)
+
+    def test_logins_racing_a_channels_reconnect_stay_registered(self):
+        """RACE_USERS users log in on n2 in RACE_CUTS waves, each wave around a moment Redis
+        closes the nodes' channel connections (CLIENT KILL TYPE pubsub): when the channels are
+        back, n2 puts its sessions back in the registry (renew: begin, its sessions, end)
+        while claims of the wave's logins are still in flight. A claim that ran just before
+        the renew's first step must be claimed again by the renew, or its last step takes the
+        user out of the registry while its session goes on. After each wave every user logged
+        in so far is listed by `users` on n1, and at the end a message from n1 to each is
+        answered online true and pushed."""
+        n1, n2, _ = self.cluster()
+        observer = self.login(n1)
+        names = [self.register(n2) for _ in range(RACE_USERS)]
+        asyncio.run(self.logins_with_cuts(n2, names, observer))
+
+    async def logins_with_cuts(self, node, names, observer):
+        """NAMES log in on NODE, RACE_CUTS waves of them, each wave's logins started at once
+        from RACE_START ms after a CLIENT KILL TYPE pubsub, RACE_STEP ms apart; after each
+        wave, `users` on OBSERVER's node lists every user logged in so far; at the end
+        OBSERVER sends to each, online and pushed."""
+        users = [ChatUser(name) for name in names]
+        per_wave = -(-len(users) // RACE_CUTS)
+        done = []
+        try:
+            for first in range(0, len(users), per_wave):
+                wave = users[first:first + per_wave]
+                await apoll(lambda: self.subscribers() == 3, 60,
+                            what=lambda: "3 subscribed nodes (%d)" % self.subscribers())
+
+                async def log_in(i, u):
+                    await asyncio.sleep((RACE_START + i * RACE_STEP) / 1000)
+                    return await u.log_in(node.port)
+
+                logins = asyncio.gather(*(log_in(i, u) for i, u in enumerate(wave)))
+                self.assertEqual(self.redis.cmd("CLIENT", "KILL", "TYPE", "pubsub"), 3)
+                replies = await logins
+                self.assertEqual([r["code"] for r in replies], [200] * len(wave), replies)
+                done += wave
+                await apoll(lambda: self.subscribers() == 3, 60,
+                            what=lambda: "3 subscribed nodes again (%d)" % self.subscribers())
+                await apoll(lambda: not self.unlisted(observer, done), 30,
+                            what=lambda: "every user logged in on n2 listed on n1; not "
+                            "listed, with their registry entries: %r"
+                            % self.unlisted(observer, done))
+            closed = [u.name for u in users if u.conn is None or u.conn.closed]
+            self.assertEqual(closed, [], "sessions closed during the race")
+            for u in users:
+                body = "after the race to %s" % u.name
+                r = self.send(observer, u.name, body)
+                self.assertIs(r["online"], True, "%s, logged in on n2, is offline for n1: %r "
+                              "(registry entry %r)" % (u.name, r, self.redis.cmd(
+                                  "HGET", "mp:online", u.name)))
+                await apoll(lambda: r["mid"] in u.shown, 30,
+                            what="%s pushed to %s" % (body, u.name))
+                self.assertEqual(u.shown[r["mid"]], (observer.user, body))
+        finally:
+            for u in users:
+                u.drop()
+
+    def unlisted(self, observer, users):
+        """{name: registry entry} of the ChatUsers USERS that `users` on OBSERVER's node does
+        not list."""
+        listed = self.listed_now(observer) or set()
+        return {u.name: self.redis.cmd("HGET", "mp:online", u.name) for u in users
+                if u.name not in listed}
 
     def subscribers(self):
         """How many connections to Redis are subscribed to channels."""

@@ -6,8 +6,12 @@ test_rooms.py's rooms across nodes) with their nodes on it; then what only a clu
 master killed under private chat with redis_wait_replicas 1 (503 while its replica takes over
 and while that has no replica of its own, 200 again after, every message answered 200
 delivered), slots of active mailboxes moved to another master while users chat (nothing lost,
-the redirects followed show in /metrics), the config a cluster refuses, and a first seed that
-is down."""
+the redirects followed show in /metrics), each node's channel subscribed (SSUBSCRIBE) on the
+master of its slot and on no other, the slot of a node's channel moved while a sender writes to
+its user (the node subscribes again on the new master; every message answered 200 shown once,
+in order, live again after), the config a cluster refuses, and a first seed that is down. The
+rooms tests of several nodes include a login that follows more rooms than one batch."""
+import asyncio
 import itertools
 import shutil
 import subprocess
@@ -22,6 +26,7 @@ import test_chat_messaging
 import test_chat_register
 import test_cluster
 import test_rooms
+from cluster_harness import ChatUser, apoll
 from harness import BROKER, Broker, Client, free_port, metrics
 from helpers import poll, uname
 from redis_cluster_harness import OnRedisCluster, RedisClusterTest, key_slot
@@ -254,6 +259,19 @@ class ChatLoad:
             self.errors.append(repr(e))
 
 
+class LiveViewer(ChatUser):
+    """A ChatUser (cluster_harness) that also keeps the `offline` flag of each mid pushed:
+    .offline = {mid: flag of its first push}."""
+
+    def __init__(self, name):
+        super().__init__(name, PASSWORD)
+        self.offline = {}
+
+    def on_msg(self, m):
+        self.offline.setdefault(m["mid"], m["offline"])
+        super().on_msg(m)
+
+
 class RedisClusterFaultsTest(RedisClusterTest):
 
     def register(self, b, user):
@@ -407,6 +425,156 @@ class RedisClusterFaultsTest(RedisClusterTest):
         for kind in kinds:
             self.assertGreater(after[kind], before[kind], "%s redirects followed: %s -> %s"
                                % (kind, before[kind], after[kind]))
+
+    # ---- the node channels: sharded, on the master of their slot ----
+
+    @staticmethod
+    def node_channel(node_id):
+        return "mp:node:%s" % node_id
+
+    def shard_subscribers(self, port, channel):
+        """PUBSUB SHARDNUMSUB of CHANNEL on the master at PORT (it counts only the
+        subscriptions made there)."""
+        return self.cluster.cmd(port, "PUBSUB", "SHARDNUMSUB", channel)[1]
+
+    def shard_counts(self, channel):
+        """{master port: SHARDNUMSUB of CHANNEL there}."""
+        return {p: self.shard_subscribers(p, channel) for p in self.cluster.master_ports()}
+
+    def node_ids_on_masters(self, prefix, masters):
+        """One node id (PREFIX1, PREFIX2, ...) per port of MASTERS, whose node channel's slot
+        that master serves, in their order."""
+        ids = {}
+        for i in itertools.count(1):
+            node_id = "%s%d" % (prefix, i)
+            port = self.cluster.master_of(self.node_channel(node_id))
+            if port in masters and port not in ids:
+                ids[port] = node_id
+            if len(ids) == len(masters):
+                return [ids[p] for p in masters]
+
+    def wait_subscribed_on(self, node_id, master, timeout=ROUND_TIMEOUT):
+        """Until NODE_ID's channel is subscribed once, on MASTER only."""
+        channel = self.node_channel(node_id)
+        want = {p: int(p == master) for p in self.cluster.master_ports()}
+        poll(lambda: self.shard_counts(channel) == want, timeout, interval=0.1,
+             what=lambda: "SHARDNUMSUB of %s 1 on %d, 0 elsewhere (got %r)"
+             % (channel, master, self.shard_counts(channel)), retry_on=(OSError, RuntimeError))
+
+    def test_node_channels_are_subscribed_on_the_master_of_their_slot(self):
+        """Each node SSUBSCRIBEs its own channel on the master that serves the channel's slot
+        (where the other nodes' SPUBLISH of its users' messages goes, and stays): there
+        SHARDNUMSUB is 1, on every other master 0. The node ids are chosen so that the three
+        nodes' channels are on three different masters; a private message across each pair of
+        nodes is pushed live."""
+        masters = self.cluster.master_ports()
+        ids = self.node_ids_on_masters("sh", masters)
+        brokers = [self.broker(node_id=node_id) for node_id in ids]
+        for node_id, master in zip(ids, masters):
+            self.wait_subscribed_on(node_id, master)
+        users = [self.users_on(b, 1, "p")[0] for b in brokers]
+        clients = []
+        for b, u in zip(brokers, users):
+            c = Client(b.port, timeout=30)
+            self.clients.append(c)
+            self.assertEqual(c.call(dict(type="login", user=u, password=PASSWORD), 30)["code"],
+                             200)
+            clients.append(c)
+        for i, sender in enumerate(clients):
+            rcpt = (i + 1) % len(clients)
+            poll(lambda: users[rcpt] in sender.call(dict(type="users", limit=100), 30)["users"],
+                 30, what="%s listed on %s" % (users[rcpt], ids[i]))
+            body = "%s to %s" % (ids[i], ids[rcpt])
+            r = sender.call(dict(type="send", to=users[rcpt], body=body), 30)
+            self.assertEqual((r["code"], r.get("online")), (200, True), r)
+            m = clients[rcpt].read_msgs(1, timeout=30)[0]
+            self.assertEqual((m["mid"], m["body"], m["offline"]), (r["mid"], body, False), m)
+        self.assert_running(brokers)
+
+    def test_node_channel_slot_moved_while_a_sender_writes_to_its_user(self):
+        """The slot of a node's channel moves to another master while a sender on another
+        node keeps writing to a user of that node: the old master drops the subscription
+        (sunsubscribe), the node subscribes again on the new master (SHARDNUMSUB 1 there, 0 on
+        the old one). Every message answered 200 is shown to the recipient exactly once, in
+        the order sent, in its one session (what was SPUBLISHed while the node was not
+        subscribed comes from the mailbox), and once the node is subscribed again the
+        messages are pushed live (offline false)."""
+        masters = self.cluster.master_ports()
+        rcpt_id, send_id = self.node_ids_on_masters("mv", masters[:2])
+        source = masters[0]
+        target = masters[2]
+        brokers = [self.broker(MAIL_LIMITS, node_id=node_id) for node_id in (rcpt_id, send_id)]
+        self.wait_subscribed_on(rcpt_id, source)
+        rcpt = LiveViewer(self.users_on(brokers[0], 1, "r")[0])
+        sender = LiveViewer(self.users_on(brokers[1], 1, "s")[0])
+        slot = key_slot(self.node_channel(rcpt_id))
+        answered, live = asyncio.run(self.send_while_moving(
+            sender, rcpt, brokers, lambda: self.cluster.move_slot(slot, target),
+            lambda: self.wait_subscribed_on(rcpt_id, target)))
+        self.assertEqual(self.cluster.master_of_slot(slot), target)
+        self.assertEqual(len(rcpt.sessions), 1, "the recipient had to log in again")
+        self.assertEqual(rcpt.disordered_sessions(), [],
+                         "pushes out of mid order, or a mid pushed twice")
+        self.assertEqual(rcpt.reused, [])
+        shown = {mid: body for mid, (_, body) in rcpt.shown.items()}
+        self.assertEqual(shown, {mid: body for body, mid in answered.items()},
+                         "shown is not what was answered 200")
+        self.assertEqual(rcpt.bodies_shown(), sorted(answered), "the sender's order")
+        offline = [body for body in live if rcpt.offline[answered[body]]]
+        self.assertEqual(offline, [], "sent once the node had subscribed again, and not "
+                         "pushed live")
+        self.assertIn("subscribing again", brokers[0].log_text())
+        self.assert_running(brokers)
+
+    async def send_while_moving(self, sender, rcpt, brokers, move, resubscribed):
+        """SENDER (on brokers[1]) sends to RCPT (on brokers[0]) one message after another
+        while MOVE runs (on a thread), then until RESUBSCRIBED returns, then until one is
+        pushed live, then AFTER_RECOVERY more. Returns ({body: mid} answered 200, [bodies of
+        the last AFTER_RECOVERY])."""
+        self.assertEqual((await rcpt.log_in(brokers[0].port))["code"], 200)
+        self.assertEqual((await sender.log_in(brokers[1].port))["code"], 200)
+        answered, count = {}, itertools.count()
+
+        async def send_one():
+            body = "c%05d" % next(count)
+            r = await sender.conn.call(dict(type="send", to=rcpt.name, body=body), 30)
+            self.assertEqual(r["code"], 200, r)
+            answered[body] = r["mid"]
+            await asyncio.sleep(SEND_PAUSE)
+            return body, r
+
+        async def sent_while(task):
+            while not task.done():
+                await send_one()
+            task.result()  # (raises what the thread raised)
+
+        try:
+            await apoll(lambda: self.listed_by(sender, rcpt.name), 30, what="recipient listed")
+            for _ in range(20):  # before the move: live
+                await send_one()
+            loop = asyncio.get_running_loop()
+            await sent_while(loop.run_in_executor(None, move))
+            await sent_while(loop.run_in_executor(None, resubscribed))
+
+            async def pushed_live():
+                body, r = await send_one()
+                await apoll(lambda: r["mid"] in rcpt.offline, 30,
+                            what="%s pushed" % body)
+                return not rcpt.offline[r["mid"]]
+            await apoll(pushed_live, ROUND_TIMEOUT, interval=0,
+                        what="a message pushed live after the node subscribed again")
+            live = [(await send_one())[0] for _ in range(AFTER_RECOVERY)]
+            await apoll(lambda: len(rcpt.shown) >= len(answered), ROUND_TIMEOUT,
+                        what=lambda: "all %d shown (%d are)" % (len(answered), len(rcpt.shown)))
+        finally:
+            sender.drop()
+            rcpt.drop()
+        return answered, live
+
+    @staticmethod
+    async def listed_by(user, name):
+        r = await user.conn.call(dict(type="users", limit=10000))
+        return name in r.get("users", ())
 
     def test_first_seed_down_second_up(self):
         """A broker whose first seed does not answer starts from the second and serves."""

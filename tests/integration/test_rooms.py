@@ -1,8 +1,9 @@
 """Integration tests of rooms (PROTOCOL.md "Rooms", docs/protocol.md): every type and error
 code, private rooms and invitations, history paging past room_history_max, read cursors,
 the limits, an offline member catching up, 1,000 messages to a room of 200 members in order,
-and members on the three nodes of a cluster with senders on several nodes at once. A real
-redis-server and real brokers over real sockets."""
+members on the three nodes of a cluster with senders on several nodes at once, and a member
+of 300 rooms (more than one batch of follows) logging in on one node and pushed what is said
+in them on another. A real redis-server and real brokers over real sockets."""
 import threading
 import time
 import unittest
@@ -12,6 +13,7 @@ from harness import BrokerTest
 from helpers import is_int, poll, uname
 
 MAX_BODY = 16384
+MANY_ROOMS = 300  # a user's rooms, more than one batch (256) of the follows at its login
 
 
 def strictly_increasing(values):
@@ -531,6 +533,36 @@ class RoomsClusterTest(RoomCalls, ClusterTest):
             got = [f["seq"] for f in self.room_msgs(c, len(expected), 60)]
             self.assertEqual(got, expected, "%s joined at seq %d" % (c.user, at))
             self.no_room_msg(c, sender)  # and nothing more
+
+    def test_a_login_follows_more_rooms_than_one_batch(self):
+        """A member of MANY_ROOMS rooms (more than the 256 calls of one mp.redis_batch: on a
+        Redis Cluster a login follows each room with a call of its own, from the room's
+        master, in batches) logs in on n1: a message said by a member on n2 in the first room,
+        a middle one, the first of the second batch and the last is pushed to it."""
+        n1, n2 = self.cluster(2, extra=["rooms_per_creator %d" % MANY_ROOMS,
+                                        "rooms_per_user %d" % MANY_ROOMS])
+        creator = self.login(n1)
+        rooms = ["%s.%03d" % (uname("many"), i) for i in range(MANY_ROOMS)]
+        ids = [creator.send(dict(type="room.create", room=room)) for room in rooms]
+        codes = [creator.wait_res(rid, 60)["code"] for rid in ids]
+        self.assertEqual(codes, [200] * MANY_ROOMS)
+        creator.close()
+        self.clients.remove(creator)
+        picked = [rooms[0], rooms[MANY_ROOMS // 2], rooms[256], rooms[-1]]
+        speaker = self.login(n2)
+        for room in picked:
+            self.join(speaker, room)
+        member = self.login(n1, creator.user, register=False)
+        self.assertEqual(set(self.listed(member)), set(rooms))
+        for room in picked:
+            r = self.say(speaker, room, "in %s" % room)
+            try:
+                f = member.wait_push("room.msg", 30)
+            except TimeoutError:
+                self.fail("no room.msg from %s, room %d of %d: not followed at the login"
+                          % (room, rooms.index(room) + 1, MANY_ROOMS))
+            self.assertEqual((f["room"], f["seq"], f["from"], f["body"]),
+                             (room, r["seq"], speaker.user, "in %s" % room), f)
 
     def test_membership_and_presence_across_nodes(self):
         n1, n2, n3 = self.cluster(3)
