@@ -53,8 +53,8 @@ static void on_push(redisAsyncContext *ac, void *reply, void *privdata)
     const redisReply *r = reply;
     if (r == NULL) return; /* the connection is going away */
     if (r->type == REDIS_REPLY_ERROR) {
-        /* on a Redis Cluster: MOVED when the map was stale, CLUSTERDOWN */
-        log_error("redis: channels: SUBSCRIBE failed: %s", r->str);
+        /* on a Redis Cluster: MOVED when the map was stale, CLUSTERDOWN: transient */
+        log_warn("redis: channels: subscribing refused: %s", r->str);
         resubscribe("the subscription was refused");
         return;
     }
