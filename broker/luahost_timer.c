@@ -22,7 +22,7 @@ struct timer {
     size_t low_water;        /* drain: done at or below this many queued bytes */
     double timeout;          /* drain: seconds allowed, for the log */
     unsigned vm_generation;  /* every: the scripts generation it belongs to */
-    int fn_ref;              /* every: the function; a waiter's wake: the waiter */
+    int fn_ref;              /* every: the function, in that state's registry */
     struct timer *prev, *next;
 };
 
@@ -170,38 +170,58 @@ struct waiter {
     int waiting;           /* owner yielded in wait() */
     int woken;             /* wake() ran; the values are the uservalue table */
     int nvalues;
+    int ref;               /* while queued to resume: keeps the waiter alive */
+    struct waiter *next;   /* in the wake queue */
 };
 
-/* The owner resumes here, on a pass of its own (never inside the coroutine that woke it), with
- * the values wake() kept. */
-static void on_wake(evutil_socket_t fd, short what, void *arg)
+/* Woken waiters whose owners resume on the next run of wake_event: one event for all of them,
+ * no allocation per wake. */
+static struct {
+    struct waiter *head, **tail;
+    struct event *ev;
+} woken = {NULL, &woken.head, NULL};
+
+/* Pushes W's values onto CO; their count, or -1 when the stack cannot hold them. */
+static int push_woken_values(lua_State *co, int waiter_index, const struct waiter *w)
 {
-    (void)fd, (void)what;
-    struct timer *t = arg;
-    struct request *r = t->sleeper;
-    int ref = t->fn_ref;
-    unlink_timer(t);
-    lua_State *co = r->co;
-    if (!lua_checkstack(co, 4)) {
-        luaL_unref(co, LUA_REGISTRYINDEX, ref);
-        luahost_resume_error(r, "waiter: no stack left for the values");
-        return;
-    }
-    lua_rawgeti(co, LUA_REGISTRYINDEX, ref);
-    luaL_unref(co, LUA_REGISTRYINDEX, ref);
-    struct waiter *w = lua_touserdata(co, -1);
     int n = w->nvalues;
-    w->owner = NULL;
-    lua_getiuservalue(co, -1, 1);
-    lua_remove(co, -2);
-    if (n > 0 && !lua_checkstack(co, n)) {
-        lua_pop(co, 1);
-        luahost_resume_error(r, "waiter: no stack left for the values");
-        return;
-    }
+    if (!lua_checkstack(co, n + 1)) return -1;
+    lua_getiuservalue(co, waiter_index, 1);
     for (int i = 1; i <= n; i++) lua_rawgeti(co, -i, i);
     lua_remove(co, -n - 1);
-    luahost_resume(r, n);
+    return n;
+}
+
+/* Every woken owner resumes here, on a callback of its own (never inside the coroutine that
+ * woke it), in the order of the wakes. */
+static void on_wakes(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    struct waiter *list = woken.head;
+    woken.head = NULL;
+    woken.tail = &woken.head;
+    while (list != NULL) {
+        struct waiter *w = list;
+        list = w->next;
+        struct request *r = w->owner;
+        lua_State *co = r->co;
+        w->owner = NULL;
+        if (!lua_checkstack(co, 2)) {
+            luaL_unref(co, LUA_REGISTRYINDEX, w->ref);
+            luahost_resume_error(r, "waiter: no stack left for the values");
+            continue;
+        }
+        lua_rawgeti(co, LUA_REGISTRYINDEX, w->ref); /* w stays anchored on co's stack */
+        luaL_unref(co, LUA_REGISTRYINDEX, w->ref);
+        int n = push_woken_values(co, -1, w);
+        if (n < 0) {
+            lua_pop(co, 1);
+            luahost_resume_error(r, "waiter: no stack left for the values");
+            continue;
+        }
+        lua_remove(co, -n - 1);
+        luahost_resume(r, n);
+    }
 }
 
 /* w:wait() -- yields until w:wake(...) and returns its values (at once when it ran already).
@@ -213,12 +233,9 @@ static int waiter_wait(lua_State *L)
     if (r == NULL || r != w->owner || w->waiting)
         return luaL_error(L, "a waiter is waited on once, by the request that made it");
     if (w->woken) {
-        int n = w->nvalues;
         w->owner = NULL;
-        luaL_checkstack(L, n + 1, "waiter values");
-        lua_getiuservalue(L, 1, 1);
-        for (int i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
-        return n;
+        int n = push_woken_values(L, 1, w);
+        return n < 0 ? luaL_error(L, "waiter: no stack left for the values") : n;
     }
     w->waiting = 1;
     return luahost_yield(L, r);
@@ -229,6 +246,10 @@ static int waiter_wake(lua_State *L)
 {
     struct waiter *w = luaL_checkudata(L, 1, WAITER_META);
     if (w->woken) return luaL_error(L, "a waiter is woken once");
+    if (w->waiting && woken.ev == NULL) {
+        woken.ev = event_new(broker.base, -1, 0, on_wakes, NULL);
+        if (woken.ev == NULL) return luaL_error(L, "out of memory");
+    }
     int n = lua_gettop(L) - 1;
     lua_createtable(L, n, 0);
     for (int i = 1; i <= n; i++) {
@@ -239,11 +260,12 @@ static int waiter_wake(lua_State *L)
     w->nvalues = n;
     w->woken = 1;
     if (!w->waiting) return 0;
-    struct timer *t = new_timer(0, 0, on_wake);
-    if (t == NULL) return luaL_error(L, "out of memory");
-    t->sleeper = w->owner;
     lua_pushvalue(L, 1);
-    t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* keeps w until its owner resumes */
+    w->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    w->next = NULL;
+    *woken.tail = w;
+    woken.tail = &w->next;
+    if (woken.head == w) event_active(woken.ev, EV_TIMEOUT, 0);
     return 0;
 }
 
@@ -254,7 +276,7 @@ int mpl_waiter(lua_State *L)
     struct request *r = luahost_current(L);
     if (r == NULL) return luaL_error(L, "moonpost.waiter can only be called from a handler or timer");
     struct waiter *w = lua_newuserdatauv(L, sizeof *w, 1);
-    *w = (struct waiter){r, 0, 0, 0};
+    *w = (struct waiter){r, 0, 0, 0, LUA_NOREF, NULL};
     if (luaL_newmetatable(L, WAITER_META)) {
         static const luaL_Reg methods[] = {{"wait", waiter_wait}, {"wake", waiter_wake}, {NULL, NULL}};
         luaL_newlib(L, methods);
@@ -276,4 +298,8 @@ void luahost_timer_stop_all(void)
         t = next;
     }
     timers = NULL;
+    if (woken.ev != NULL) event_free(woken.ev); /* queued owners are not resumed any more */
+    woken.ev = NULL;
+    woken.head = NULL;
+    woken.tail = &woken.head;
 }
