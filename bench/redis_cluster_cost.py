@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """redis_cluster_cost.py: Redis CPU per call of the cluster registry (broker/cluster_functions.lua,
 docs/cluster.md) with N users online over K nodes: what a login (claim), a logout (release), a
-cross-node message (route) and the online list of a login reply (users 1000) cost the one
-Redis every node shares.
+cross-node message (the lookup of the recipient's node, then the SPUBLISH of the message on
+that node's channel) and the online list of a login reply (users 1000) cost the one Redis
+every node shares.
 
     bench/redis_cluster_cost.py [ROOT] [-n 100000] [--nodes 6]
 
 ROOT is the checkout whose functions are measured (default: this one). Each phase is N calls
 (users: N/50) pipelined in batches of 1,000; its Redis CPU (/proc/PID/stat) divided by the
-calls. Every node channel has one subscriber that reads and drops what comes, as a node's.
-Starts its own redis-server on a free port; nothing leaves 127.0.0.1."""
+calls. Every node channel has one subscriber (SSUBSCRIBE: node channels are sharded) that reads
+and drops what comes, as a node's. Starts its own redis-server on a free port; nothing leaves
+127.0.0.1."""
 import argparse
 import os
 import sys
@@ -31,6 +33,13 @@ def fcall(name, *args):
 
 def node(i):
     return "bench-%d" % i
+
+
+def channel(node_id):
+    """A node's channel, as cluster.c names it."""
+    if isinstance(node_id, bytes):
+        node_id = node_id.decode()
+    return PREFIX + "node:" + node_id
 
 
 def measure(c, pid, commands):
@@ -57,24 +66,31 @@ def main():
         now = int(time.time() * 1000)
         c.pipeline([fcall("moonpost_node_beat", node(k), "i%d" % k, 600000, 0, now, "bench", k)
                     for k in range(a.nodes)])
-        subs = [Subscribers(port, PREFIX + "node:" + node(k), 1) for k in range(a.nodes)]
+        subs = [Subscribers(port, channel(node(k)), 1, "SSUBSCRIBE") for k in range(a.nodes)]
         users = ["u%d" % i for i in range(a.n)]
         rows = []
-        us, seqs = measure(c, redis.pid, [fcall("moonpost_presence_claim", u, node(i % a.nodes))
-                                          for i, u in enumerate(users)])
+        us, claims = measure(c, redis.pid, [fcall("moonpost_presence_claim", u, node(i % a.nodes))
+                                            for i, u in enumerate(users)])
+        assert all(len(r) == 1 for r in claims), "a first claim named an old node"
         rows.append(("claim (a login)", us))
+        us, wheres = measure(c, redis.pid, [fcall("moonpost_where", u) for u in users])
+        assert wheres == [node(i % a.nodes).encode() for i in range(a.n)], "a lookup missed"
+        rows.append(("where (the lookup of a cross-node send)", us))
         message = b"D" + b"x" * 199
-        us, sent = measure(c, redis.pid, [fcall("moonpost_route", u, message) for u in users])
-        assert all(int(r) == 1 for r in sent), "a route found no live node"
-        rows.append(("route of a 200-byte message (a cross-node send)", us))
+        us, sent = measure(c, redis.pid, [command("SPUBLISH", channel(w), message)
+                                          for w in wheres])
+        assert all(int(r) == 1 for r in sent), "a node channel had no subscriber"
+        rows.append(("SPUBLISH of a 200-byte message to a node channel", us))
         us, _ = measure(c, redis.pid, [fcall("moonpost_users", 1000)] * max(1, a.n // 50))
         rows.append(("users 1000 (the online list of a login reply)", us))
-        us, seqs = measure(c, redis.pid, [fcall("moonpost_presence_claim", u,
-                                                node((i + 1) % a.nodes))
-                                          for i, u in enumerate(users)])
-        rows.append(("claim of a user online on another node (+ its kick)", us))
+        us, claims = measure(c, redis.pid, [fcall("moonpost_presence_claim", u,
+                                                  node((i + 1) % a.nodes))
+                                            for i, u in enumerate(users)])
+        assert all(r[1:] == [node(i % a.nodes).encode()] for i, r in enumerate(claims)), \
+            "a claim did not name the node that held the user"
+        rows.append(("claim of a user online on another node (names it)", us))
         us, released = measure(c, redis.pid, [fcall("moonpost_presence_release",
-                                                    node((i + 1) % a.nodes), u, seqs[i])
+                                                    node((i + 1) % a.nodes), u, claims[i][0])
                                               for i, u in enumerate(users)])
         assert all(int(r) == 1 for r in released), "a release missed its claim"
         rows.append(("release (a logout)", us))

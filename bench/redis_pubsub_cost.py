@@ -23,13 +23,14 @@ sys.path.insert(0, HERE)
 from redis_cost import Conn, command, cpu_seconds, start_redis, stop_redis  # noqa: E402
 
 class Subscribers:
-    """S connections SUBSCRIBEd to CHANNEL, drained by one thread until stop()."""
+    """S connections SUBSCRIBEd to CHANNEL (or SSUBSCRIBEd: VERB), drained by one thread until
+    stop()."""
 
-    def __init__(self, port, channel, count):
+    def __init__(self, port, channel, count, verb="SUBSCRIBE"):
         self.socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
         self.sel = selectors.DefaultSelector()
         for s in self.socks:
-            s.sendall(command("SUBSCRIBE", channel))
+            s.sendall(command(verb, channel))
             s.recv(4096)  # the confirmation
             s.setblocking(False)
             self.sel.register(s, selectors.EVENT_READ)
