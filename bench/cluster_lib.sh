@@ -118,15 +118,16 @@ cl_brokers_rss_kib() {
 # timed phase together once all are ready (--barrier), after the command in $FLEET_AT_BARRIER
 # if any (a hook that samples memory, say). Each one's JSON goes to $CL_TMP/NAME.k.json.
 cl_fleet() {
-    local name=$1 k=$2 clients=$3 i n pids=() dir=$CL_TMP/barrier.$1 waited=0
+    local name=$1 k=$2 clients=$3 i n pids=() dir=$CL_TMP/barrier.$1 waited=0 redis=()
     shift 3
+    [[ -z $REDIS_PID ]] || redis=(--redis-pid "$REDIS_PID")  # none behind an MQTT broker
     rm -rf "$dir"
     mkdir -p "$dir"
     for i in $(seq 0 $((k - 1))); do
         n=$((clients / k + (i < clients % k ? 1 : 0)))
         "$BENCH" "$@" --clients "$n" --connect "$CONNECT" --user-prefix "${FLEET_USERS:-u}${i}_" \
             --src-base "127.$((20 + i)).0.1" --barrier "$dir" --broker-pid "$(cl_broker_pids)" \
-            --redis-pid "$REDIS_PID" --label "$name/$i" --json --no-progress \
+            "${redis[@]}" --label "$name/$i" --json --no-progress \
             >"$CL_TMP/$name.$i.json" 2>"$CL_TMP/$name.$i.err" &
         pids+=("$!")
         CL_PIDS+=("$!")

@@ -1,34 +1,39 @@
 #!/usr/bin/env bash
 # bench/redis_cluster.sh: durable private chat (every message in an append-only Redis before its
 # 200: appendonly yes, fsync every second) on 2 brokers over a Redis Cluster of 3 masters with a
-# replica each, against 2 brokers over one redis-server. Prints msgs/s delivered and the CPU
-# each message cost the brokers and the Redis processes (all six of the cluster, replicas
-# included), from /proc/PID/stat over the timed phase (warm-up, measure, drain) divided by the
-# messages delivered in it; "others %": the CPU other processes of the machine used meanwhile,
-# in % of one core (a shared machine makes the numbers noisy).
+# replica each, against 2 brokers over one redis-server, and beside one Mosquitto (QoS 0, no
+# persistence, set_tcp_nodelay true: its best private-chat setup in bench/run.sh) under the same
+# private-chat workload over MQTT. Prints msgs/s delivered, each moonpost setup's ratio to
+# Mosquitto's msgs/s, and the CPU each message cost the brokers (Mosquitto: its one process)
+# and the Redis processes (all six of the cluster, replicas included), from /proc/PID/stat over
+# the timed phase (warm-up, measure, drain) divided by the messages delivered in it; "others
+# %": the CPU other processes of the machine used meanwhile, in % of one core (a shared machine
+# makes the numbers noisy).
 #
 #   bench/redis_cluster.sh                      # build-bench/ or build/ (docs/benchmarks.md)
 #   RUNS=1 DURATION=5 CLIENTS=200 bench/redis_cluster.sh
 #
-# The two setups take turns (run 1 of each, then run 2, ...), each on fresh brokers and a fresh
+# The setups take turns (run 1 of each, then run 2, ...), each on fresh brokers and a fresh
 # Redis. Every process it starts is stopped on exit; nothing leaves 127.0.0.1.
 #
 # Environment: MOONPOST_BUILD, RUNS (default 1), DURATION (measured s, default 10), CLIENTS
 # (default 500), RATE (msgs/s in total, default 0: as fast as the window allows), WAIT_REPLICAS
 # (redis_wait_replicas of the brokers on the cluster, default 0), SETUPS (default
-# "single cluster"), KEEP=1, QUIET_MAX.
+# "single cluster mosquitto"), KEEP=1, QUIET_MAX.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/cluster_lib.sh
 source "$ROOT/bench/cluster_lib.sh"
+# shellcheck source=bench/mosquitto.sh
+source "$ROOT/bench/mosquitto.sh"
 
 RUNS=${RUNS:-1}
 DURATION=${DURATION:-10}
 CLIENTS=${CLIENTS:-500}
 RATE=${RATE:-0}
 WAIT_REPLICAS=${WAIT_REPLICAS:-0}
-SETUPS=${SETUPS:-single cluster}
+SETUPS=${SETUPS:-single cluster mosquitto}
 RESULTS=$CL_TMP/results
 mkdir -p "$RESULTS"
 PRIVATE=(private --size 64 --window 8 --duration "$DURATION" --warmup 2 --rate "$RATE")
@@ -96,6 +101,20 @@ start_cluster() {
     REDIS_PID=${REDIS_PIDS[0]}  # (moonpost-bench's own Redis CPU: this node's only)
 }
 
+# start_mosquitto RUN: one Mosquitto in the brokers' place (BROKER_PIDS, CONNECT), no Redis.
+start_mosquitto() {
+    local port conf=$CL_TMP/mosquitto.$1.conf
+    port=$(free_port)
+    mosquitto_conf "$port" true >"$conf"
+    mosquitto -c "$conf" >>"$CL_TMP/mosquitto.$1.log" 2>&1 &
+    BROKER_PIDS=("$!")
+    BROKER_PORTS=("$port")
+    CL_PIDS+=("$!")
+    wait_port "$port" "$!"
+    CONNECT=127.0.0.1:$port
+    REDIS_PID=""
+}
+
 # The cluster's nodes as the broker's redis line takes them (comma-separated).
 seeds() { printf '127.0.0.1:%s,' "${REDIS_PORTS[@]}" | sed 's/,$//'; }
 
@@ -108,11 +127,14 @@ cpu_before() {
     T_BEFORE=$EPOCHREALTIME
 }
 
-# run_setup NAME RUN: 2 brokers on the Redis started for NAME, the private chat, one result line
-# (JSON) in $RESULTS/NAME.RUN.json.
+# run_setup NAME RUN: 2 brokers on the Redis started for NAME (or Mosquitto), the private chat,
+# one result line (JSON) in $RESULTS/NAME.RUN.json.
 run_setup() {
-    local name=$1 run=$2 hz brokers redis unseen seconds
-    if [[ $name == cluster ]]; then
+    local name=$1 run=$2 hz brokers redis unseen seconds proto=()
+    if [[ $name == mosquitto ]]; then
+        start_mosquitto "$run"
+        proto=(--proto mqtt)
+    elif [[ $name == cluster ]]; then
         start_cluster "$run"
         cl_start_brokers 2 --set "redis=$(seeds)" --set redis_cluster=on \
             --set "redis_wait_replicas=$WAIT_REPLICAS"
@@ -122,7 +144,7 @@ run_setup() {
     fi
     wait_quiet
     FLEET_USERS="r${run}${name:0:1}" FLEET_AT_BARRIER=cpu_before \
-        cl_fleet "$name.$run" 1 "$CLIENTS" "${PRIVATE[@]}"
+        cl_fleet "$name.$run" 1 "$CLIENTS" "${PRIVATE[@]}" "${proto[@]}"
     brokers=$(( $(cpu_ticks "${BROKER_PIDS[@]}") - TICKS_BROKERS ))
     redis=$(( $(cpu_ticks "${REDIS_PIDS[@]}") - TICKS_REDIS ))
     unseen=$(( $(cpu_ticks "${REDIS_PIDS[@]:1}") - TICKS_UNSEEN ))
@@ -143,6 +165,9 @@ print(json.dumps(r))' "$hz" "$brokers" "$redis" "$unseen" "$seconds" >"$RESULTS/
 
 cl_check_build
 command -v redis-cli >/dev/null || { cl_log "redis-cli is not installed"; exit 2; }
+if [[ " $SETUPS " == *" mosquitto "* ]]; then
+    command -v mosquitto >/dev/null || { cl_log "mosquitto is not installed"; exit 2; }
+fi
 cl_log "$RUNS run(s) of ${DURATION}s, $CLIENTS clients, rate $RATE (0: unbounded)"
 for run in $(seq 1 "$RUNS"); do
     for name in $SETUPS; do
@@ -157,18 +182,23 @@ rows = {}
 for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
     name = os.path.basename(path).split(".")[0]
     rows.setdefault(name, []).append(json.load(open(path)))
-print("%-38s %10s %8s %16s %14s %9s %5s" % ("2 brokers, durable private chat, on", "msgs/s",
-      "errors", "brokers us/msg", "redis us/msg", "others %", "runs"))
-labels = {"single": "one redis-server",
-          "cluster": "a Redis Cluster, 3 masters + 3 replicas"}
-for name in ("single", "cluster"):
+med = lambda rs, f: statistics.median(f(r) for r in rs)
+rate = lambda rs: med(rs, lambda r: r["delivered_per_s"])
+mosquitto = rate(rows["mosquitto"]) if rows.get("mosquitto") else None
+print("%-40s %9s %11s %7s %15s %13s %9s %5s" % ("private chat on", "msgs/s",
+      "/Mosquitto", "errors", "brokers us/msg", "redis us/msg", "others %", "runs"))
+labels = {"single": "2 moonpost, durable, one redis-server",
+          "cluster": "2 moonpost, durable, Redis Cluster 3+3",
+          "mosquitto": "Mosquitto, QoS 0, in memory"}
+for name in ("single", "cluster", "mosquitto"):
     rs = rows.get(name, [])
     if not rs:
         continue
-    med = lambda f: statistics.median(f(r) for r in rs)
-    print("%-38s %10.0f %8d %16.1f %14.1f %9.0f %5d" % (
-        labels[name], med(lambda r: r["delivered_per_s"]), sum(r["errors_total"] for r in rs),
-        med(lambda r: r["cpu_s_brokers"] / max(1, r["messages"]) * 1e6),
-        med(lambda r: r["cpu_s_redis"] / max(1, r["messages"]) * 1e6),
-        med(lambda r: r["others_pct"]), len(rs)))
+    ratio = "%.2f" % (rate(rs) / mosquitto) if mosquitto and name != "mosquitto" else "-"
+    redis = ("%.1f" % med(rs, lambda r: r["cpu_s_redis"] / max(1, r["messages"]) * 1e6)
+             if name != "mosquitto" else "-")
+    print("%-40s %9.0f %11s %7d %15.1f %13s %9.0f %5d" % (
+        labels[name], rate(rs), ratio, sum(r["errors_total"] for r in rs),
+        med(rs, lambda r: r["cpu_s_brokers"] / max(1, r["messages"]) * 1e6), redis,
+        med(rs, lambda r: r["others_pct"]), len(rs)))
 EOF

@@ -35,6 +35,8 @@ source "$ROOT/bench/quiet.sh"
 source "$ROOT/bench/ports.sh"
 # shellcheck source=bench/build_dir.sh
 source "$ROOT/bench/build_dir.sh"
+# shellcheck source=bench/mosquitto.sh
+source "$ROOT/bench/mosquitto.sh"
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10}
 CASES=${CASES:-private private20k private-read private20k-read broadcast idle resume login}
@@ -127,16 +129,7 @@ start_moonpost() {
 start_mosquitto() {
     local name=$1 nodelay=$2 conf=$TMP/$1.conf port
     port=$(free_port)
-    cat >"$conf" <<EOF
-listener $port 127.0.0.1
-allow_anonymous true
-max_connections -1
-persistence false
-log_dest stderr
-log_type error
-log_type warning
-set_tcp_nodelay $nodelay
-EOF
+    mosquitto_conf "$port" "$nodelay" >"$conf"
     spawn 0 "$TMP/$name.log" mosquitto -c "$conf" &
     PID[$name]=$!
     PORT[$name]=$port
