@@ -88,6 +88,18 @@ owner() {
         [[ $(redis-cli -p "$port" GET "$1" 2>&1) == MOVED* ]] || { echo "$port"; return; }
     done
 }
+# settle: until the bus counters of every node stay the same for 0.2 s (5 s at most): the
+# messages still crossing the bus when the last reply came are counted, and their CPU.
+settle() {
+    local now last="" i
+    for i in $(seq 1 25); do
+        now=$(for port in "${PORTS[@]}"; do bus "$port"; done)
+        [[ $now == "$last" ]] && return 0
+        last=$now
+        sleep 0.2
+    done
+}
+
 # phase NAME MASTER COMMAND...: N of COMMAND on MASTER; each node's CPU per call and the pub/sub
 # messages it sent or received over the cluster bus meanwhile.
 phase() {
@@ -99,6 +111,7 @@ phase() {
     done
     redis-benchmark -p "$master" -c 4 -P 16 -n "$N" -q "$@" | tr '\r' '\n' | tail -1 |
         sed "s/^.*: \([0-9.]*\) requests per second.*/$name: \1 calls\/s/"
+    settle
     for i in "${!PORTS[@]}"; do
         t=$(($(ticks "${PIDS[$i]}") - before[i]))
         printf '  %-18s %6.2f us of CPU per call; bus: %s\n' \
