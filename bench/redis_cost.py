@@ -3,10 +3,13 @@
 stores (`FCALL moonpost_store`, pipelined) spread over MAILBOXES mailboxes, then acks of ACK
 messages at a time in each, with the CPU time Redis used for each phase (from /proc/PID/stat).
 
-    bench/redis_cost.py [ROOT] [-n 50000] [--mailboxes 1] [--ack 32]
+    bench/redis_cost.py [ROOT] [-n 50000] [--mailboxes 1] [--ack 32] [--many K]
 
 `--mailboxes 1000 --ack 1` is the private-chat benchmark's shape: clients that ack after every
 read get about one message per read at its rates.
+
+`--many K` sends the stores and the acks K per call (`moonpost_store_many`,
+`moonpost_ack_many`: what the chat scripts send for the messages of one loop pass).
 
 ROOT is the checkout whose scripts/lib/redis_functions.lua is measured (default: this one), so
 two versions compare in one run: `bench/redis_cost.py OLD_CHECKOUT; bench/redis_cost.py`.
@@ -89,6 +92,7 @@ def main():
     ap.add_argument("-n", type=int, default=50000)
     ap.add_argument("--mailboxes", type=int, default=1)
     ap.add_argument("--ack", type=int, default=32)
+    ap.add_argument("--many", type=int, default=1)
     a = ap.parse_args()
     n = a.n // a.mailboxes * a.mailboxes
     source = open(os.path.join(a.root, "scripts", "lib", "redis_functions.lua")).read()
@@ -111,9 +115,19 @@ def main():
         else:
             store = [command("FCALL", "moonpost_store", 2, "mp:user:" + b, "mp:mbox:" + b, n + 1,
                              blob) for b in order]
+        if a.many > 1:
+            now = int(time.time() * 1e3)
+            store = [command("FCALL", "moonpost_store_many", 3 * len(part),
+                             *[k for b in part for k in ("mp:user:" + b, "mp:mbox:" + b,
+                                                         "mp:mboxfrom:" + b)],
+                             n + 1, n + 1, now, *[x for _ in part for x in (blob, "alice")])
+                     for part in (order[i:i + a.many] for i in range(0, n, a.many))]
         t0 = cpu_seconds(redis.pid)
         # the mid, or {mid, prev} since the cluster (docs/cluster.md)
-        mids = [int(m[0] if isinstance(m, list) else m) for m in c.pipeline(store)]
+        replies = c.pipeline(store)
+        if a.many > 1:
+            replies = [r for many in replies for r in many]
+        mids = [int(m[0] if isinstance(m, list) else m) for m in replies]
         t1 = cpu_seconds(redis.pid)
         # each mailbox acks its every ACK-th message, and its last one
         by_box = {}
@@ -129,13 +143,19 @@ def main():
                            "mp:mboxfrom:" + b, *users(b), m) for b, m in acks]
         else:
             ack = [command("ZREMRANGEBYSCORE", "mp:mbox:" + b, "-inf", m) for b, m in acks]
+        if a.many > 1:
+            ack = [command("FCALL", "moonpost_ack_many", 3 * len(part),
+                           *[k for b, _ in part for k in ("mp:mbox:" + b, "mp:mboxfrom:" + b,
+                                                           "mp:user:" + b)],
+                           *[m for _, m in part])
+                   for part in (acks[i:i + a.many] for i in range(0, len(acks), a.many))]
         c.pipeline(ack)
         t2 = cpu_seconds(redis.pid)
         left = sum(int(r) for r in c.pipeline([command("ZCARD", "mp:mbox:" + b) for b in boxes]))
-        print("%s: store %.2f us/msg, ack (%d a time) %.2f us/msg, Redis CPU for %d messages in "
-              "%d mailboxes (%d left unacked)"
-              % (os.path.abspath(a.root), (t1 - t0) / n * 1e6, a.ack, (t2 - t1) / n * 1e6, n,
-                 a.mailboxes, left))
+        print("%s: store %.2f us/msg, ack (%d a time) %.2f us/msg, %d per call, Redis CPU for "
+              "%d messages in %d mailboxes (%d left unacked)"
+              % (os.path.abspath(a.root), (t1 - t0) / n * 1e6, a.ack, (t2 - t1) / n * 1e6,
+                 a.many, n, a.mailboxes, left))
     finally:
         stop_redis(redis, tmp)
 

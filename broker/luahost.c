@@ -60,6 +60,12 @@ static const char routed_key = 'r'; /* array of the handlers the router points a
 #define THREAD_POOL_MAX 256 /* finished coroutines kept for reuse */
 
 /* The sanitizer build gives every block to malloc, where AddressSanitizer watches it. */
+/* Requests that resume after this pass's I/O: one event for all of them, no allocation. */
+static struct {
+    struct request *head, **tail;
+    struct event *ev;
+} ready = {NULL, &ready.head, NULL};
+
 static void *pool_or_malloc(struct luahost_vm *vm, void *ptr, size_t osize, size_t nsize)
 {
 #ifdef MOONPOST_SANITIZE
@@ -499,6 +505,10 @@ int luahost_reload(char *errbuf, size_t errlen)
 
 void luahost_stop(void)
 {
+    if (ready.ev != NULL) event_free(ready.ev); /* the requests queued go with their states */
+    ready.ev = NULL;
+    ready.head = NULL;
+    ready.tail = &ready.head;
     struct luahost_vm *vm = current;
     current = NULL;
     options_install(NULL);
@@ -736,6 +746,34 @@ void luahost_resume(struct request *r, int nargs)
     }
     if (status != LUA_OK) fail_request(r, r->co, NULL);
     finish(r);
+}
+
+static void on_ready(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    struct request *list = ready.head;
+    ready.head = NULL;
+    ready.tail = &ready.head;
+    while (list != NULL) {
+        struct request *r = list;
+        list = r->next_ready;
+        r->next_ready = NULL;
+        luahost_resume(r, r->resume_nargs);
+    }
+}
+
+int luahost_resume_soon(struct request *r, int nargs)
+{
+    if (ready.ev == NULL) {
+        ready.ev = event_new(broker.base, -1, 0, on_ready, NULL);
+        if (ready.ev == NULL) return -1;
+    }
+    r->resume_nargs = nargs;
+    r->next_ready = NULL;
+    *ready.tail = r;
+    ready.tail = &r->next_ready;
+    if (ready.head == r) event_active(ready.ev, EV_TIMEOUT, 0);
+    return 0;
 }
 
 int luahost_push_results(struct request *r, luahost_push_fn fn, void *ud)

@@ -41,6 +41,7 @@ struct request {
     size_t charge;          /* what it counts against the requests' memory budget */
     int resume_nargs;       /* values the next resume hands to the waiting call */
     const char *resume_error; /* set: the waiting call raises this instead */
+    struct request *next_ready; /* in the queue of luahost_resume_soon */
     char what[56];          /* the message type, "timer" or "the on_close hook for USER" */
 };
 
@@ -81,6 +82,10 @@ int luahost_yield(lua_State *co, struct request *r);
 
 /* Resumes R with NARGS values already pushed onto r->co. */
 void luahost_resume(struct request *r, int nargs);
+
+/* Resumes R with NARGS values already pushed onto r->co on a callback of its own, after the
+ * I/O of this loop pass (R must be waiting, or about to yield). 0, or -1 when out of memory. */
+int luahost_resume_soon(struct request *r, int nargs);
 
 /* Builds the values a waiting request resumes with: FN runs protected on R's main state and
  * what it pushed moves onto r->co. Returns how many, or -1 (nothing pushed) when FN failed. */

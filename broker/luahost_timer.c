@@ -82,6 +82,10 @@ int mpl_sleep(lua_State *L)
     double seconds = check_seconds(L, 1);
     struct request *r = luahost_current(L);
     if (r == NULL) return luaL_error(L, "moonpost.sleep can only be called from a handler or timer");
+    if (seconds == 0) { /* the end of this pass's I/O: no timer */
+        if (luahost_resume_soon(r, 0) != 0) return luaL_error(L, "out of memory");
+        return luahost_yield(L, r);
+    }
     struct timer *t = new_timer(seconds, 0, on_sleep_done);
     if (t == NULL) return luaL_error(L, "out of memory");
     t->sleeper = r;
@@ -166,62 +170,21 @@ int mpl_every(lua_State *L)
 #define WAITER_META "moonpost.waiter"
 
 struct waiter {
-    struct request *owner; /* the request that waits; NULL once resumed */
+    struct request *owner; /* the request that waits; NULL once it has its values */
     int waiting;           /* owner yielded in wait() */
-    int woken;             /* wake() ran; the values are the uservalue table */
-    int nvalues;
-    int ref;               /* while queued to resume: keeps the waiter alive */
-    struct waiter *next;   /* in the wake queue */
+    int woken;             /* wake() ran */
+    int nvalues;           /* woken before the wait: the values are the uservalue table */
 };
 
-/* Woken waiters whose owners resume on the next run of wake_event: one event for all of them,
- * no allocation per wake. */
-static struct {
-    struct waiter *head, **tail;
-    struct event *ev;
-} woken = {NULL, &woken.head, NULL};
-
-/* Pushes W's values onto CO; their count, or -1 when the stack cannot hold them. */
-static int push_woken_values(lua_State *co, int waiter_index, const struct waiter *w)
+/* Pushes the values wake() kept in W's uservalue table (W at WAITER_INDEX of L). */
+static int push_kept_values(lua_State *L, int waiter_index, const struct waiter *w)
 {
     int n = w->nvalues;
-    if (!lua_checkstack(co, n + 1)) return -1;
-    lua_getiuservalue(co, waiter_index, 1);
-    for (int i = 1; i <= n; i++) lua_rawgeti(co, -i, i);
-    lua_remove(co, -n - 1);
+    if (!lua_checkstack(L, n + 1)) return -1;
+    lua_getiuservalue(L, waiter_index, 1);
+    for (int i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+    lua_remove(L, -n - 1);
     return n;
-}
-
-/* Every woken owner resumes here, on a callback of its own (never inside the coroutine that
- * woke it), in the order of the wakes. */
-static void on_wakes(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what, (void)arg;
-    struct waiter *list = woken.head;
-    woken.head = NULL;
-    woken.tail = &woken.head;
-    while (list != NULL) {
-        struct waiter *w = list;
-        list = w->next;
-        struct request *r = w->owner;
-        lua_State *co = r->co;
-        w->owner = NULL;
-        if (!lua_checkstack(co, 2)) {
-            luaL_unref(co, LUA_REGISTRYINDEX, w->ref);
-            luahost_resume_error(r, "waiter: no stack left for the values");
-            continue;
-        }
-        lua_rawgeti(co, LUA_REGISTRYINDEX, w->ref); /* w stays anchored on co's stack */
-        luaL_unref(co, LUA_REGISTRYINDEX, w->ref);
-        int n = push_woken_values(co, -1, w);
-        if (n < 0) {
-            lua_pop(co, 1);
-            luahost_resume_error(r, "waiter: no stack left for the values");
-            continue;
-        }
-        lua_remove(co, -n - 1);
-        luahost_resume(r, n);
-    }
 }
 
 /* w:wait() -- yields until w:wake(...) and returns its values (at once when it ran already).
@@ -234,23 +197,32 @@ static int waiter_wait(lua_State *L)
         return luaL_error(L, "a waiter is waited on once, by the request that made it");
     if (w->woken) {
         w->owner = NULL;
-        int n = push_woken_values(L, 1, w);
+        int n = push_kept_values(L, 1, w);
         return n < 0 ? luaL_error(L, "waiter: no stack left for the values") : n;
     }
     w->waiting = 1;
     return luahost_yield(L, r);
 }
 
-/* w:wake(...) -- the waiting request goes on with these values; once. */
+/* w:wake(...) -- the waiting request goes on with these values, after the I/O of this loop
+ * pass (never inside the coroutine that woke it); once. */
 static int waiter_wake(lua_State *L)
 {
     struct waiter *w = luaL_checkudata(L, 1, WAITER_META);
     if (w->woken) return luaL_error(L, "a waiter is woken once");
-    if (w->waiting && woken.ev == NULL) {
-        woken.ev = event_new(broker.base, -1, 0, on_wakes, NULL);
-        if (woken.ev == NULL) return luaL_error(L, "out of memory");
-    }
     int n = lua_gettop(L) - 1;
+    if (w->waiting) { /* the values go onto the owner's stack, the arguments of its resume */
+        lua_State *co = w->owner->co;
+        if (!lua_checkstack(co, n)) return luaL_error(L, "waiter: no stack left for the values");
+        lua_xmove(L, co, n);
+        if (luahost_resume_soon(w->owner, n) != 0) {
+            lua_pop(co, n);
+            return luaL_error(L, "out of memory");
+        }
+        w->owner = NULL;
+        w->woken = 1;
+        return 0;
+    }
     lua_createtable(L, n, 0);
     for (int i = 1; i <= n; i++) {
         lua_pushvalue(L, i + 1);
@@ -259,13 +231,6 @@ static int waiter_wake(lua_State *L)
     lua_setiuservalue(L, 1, 1);
     w->nvalues = n;
     w->woken = 1;
-    if (!w->waiting) return 0;
-    lua_pushvalue(L, 1);
-    w->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    w->next = NULL;
-    *woken.tail = w;
-    woken.tail = &w->next;
-    if (woken.head == w) event_active(woken.ev, EV_TIMEOUT, 0);
     return 0;
 }
 
@@ -276,7 +241,7 @@ int mpl_waiter(lua_State *L)
     struct request *r = luahost_current(L);
     if (r == NULL) return luaL_error(L, "moonpost.waiter can only be called from a handler or timer");
     struct waiter *w = lua_newuserdatauv(L, sizeof *w, 1);
-    *w = (struct waiter){r, 0, 0, 0, LUA_NOREF, NULL};
+    *w = (struct waiter){r, 0, 0, 0};
     if (luaL_newmetatable(L, WAITER_META)) {
         static const luaL_Reg methods[] = {{"wait", waiter_wait}, {"wake", waiter_wake}, {NULL, NULL}};
         luaL_newlib(L, methods);
@@ -298,8 +263,4 @@ void luahost_timer_stop_all(void)
         t = next;
     }
     timers = NULL;
-    if (woken.ev != NULL) event_free(woken.ev); /* queued owners are not resumed any more */
-    woken.ev = NULL;
-    woken.head = NULL;
-    woken.tail = &woken.head;
 }
