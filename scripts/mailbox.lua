@@ -5,8 +5,8 @@ local mp = require "moonpost"
 local batch = require "lib.batch"
 local chat = require "lib.chat"
 
--- The acks of one loop pass, in one moonpost_ack_many call (one Redis): each its count of
--- deleted messages, or {err = ...}.
+-- The acks of one loop pass, in one moonpost_ack_many call (store_batch on one Redis): each
+-- its count of deleted messages, or {err = ...}.
 local ack_batched = batch.new(function(items)
   local words = { "FCALL", "moonpost_ack_many", 3 * #items }
   for _, it in ipairs(items) do
@@ -22,10 +22,11 @@ local ack_batched = batch.new(function(items)
   return failed
 end, chat.BATCH_MAX)
 
--- Deletes USER's messages up to UPTO: nil, or err. On a Redis Cluster each user's keys are on
--- its own master: one call per ack.
+-- Deletes USER's messages up to UPTO: nil, or err. With store_batch on one Redis the acks of
+-- a loop pass share one call; else (and on a Redis Cluster, where each user's keys are on its
+-- own master) one call per ack.
 local function ack(user, upto)
-  if mp.config.redis_cluster then
+  if not chat.store_batch or mp.config.redis_cluster then
     local _, err = mp.redis("FCALL", "moonpost_ack", 3, chat.key.mailbox(user),
                            chat.key.mailbox_senders(user), chat.key.user(user), upto)
     return err

@@ -695,8 +695,6 @@ except ImportError:  # that file is not there: the tests above still compare bot
 if chat_messaging is not None:
     def _with_c_send(base):
         class WithCSend(CleanExit, base):
-            stores_share_calls = False  # the C send plugin makes a call per message
-
             @classmethod
             def setUpClass(cls):
                 cls.extra = list(base.extra or []) + ["plugin %s" % plugin("send")]
