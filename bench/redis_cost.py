@@ -117,9 +117,9 @@ def main():
                              blob) for b in order]
         if a.many > 1:
             now = int(time.time() * 1e3)
-            store = [command("FCALL", "moonpost_store_many", 3 * len(part),
+            store = [command("FCALL", "moonpost_store_many", 4 * len(part),
                              *[k for b in part for k in ("mp:user:" + b, "mp:mbox:" + b,
-                                                         "mp:mboxfrom:" + b)],
+                                                         "mp:mboxfrom:" + b, "mp:loc:" + b)],
                              n + 1, n + 1, now, *[x for _ in part for x in (blob, "alice")])
                      for part in (order[i:i + a.many] for i in range(0, n, a.many))]
         t0 = cpu_seconds(redis.pid)

@@ -212,21 +212,6 @@ int cluster_route(const char *user, size_t user_len, const void *frame, size_t f
     return route_send(user, user_len, r, fn, arg);
 }
 
-int cluster_kick(const char *user, size_t user_len, store_reply_fn fn, void *arg)
-{
-    if (user_len == 0 || user_len > SESSION_USER_MAX) return -1;
-    uint8_t *tail;
-    struct route *r = route_new('X', user, user_len, 0, &tail);
-    if (r == NULL) return -1;
-    return route_send(user, user_len, r, fn, arg);
-}
-
-static void remote_deliver(const char *user, size_t user_len, const void *frame, size_t frame_len,
-                           uint64_t mid, uint64_t prev)
-{
-    cluster_route(user, user_len, frame, frame_len, mid, prev, NULL, NULL);
-}
-
 /* Starts node.payload with KIND and NAME (its length byte first), and returns where the
  * caller writes the EXTRA bytes that follow, or NULL when out of memory. */
 static uint8_t *payload_begin(char kind, const char *name, size_t name_len, size_t extra)
@@ -244,6 +229,34 @@ static uint8_t *payload_begin(char kind, const char *name, size_t name_len, size
     memcpy(node.payload.data + 2, name, name_len);
     node.payload.len = need;
     return node.payload.data + 2 + name_len;
+}
+
+int cluster_route_to(const char *to, size_t to_len, const char *user, size_t user_len,
+                     const void *frame, size_t frame_len, uint64_t mid, uint64_t prev,
+                     store_reply_fn fn, void *arg)
+{
+    if (user_len == 0 || user_len > SESSION_USER_MAX) return -1;
+    uint8_t *tail = payload_begin('D', user, user_len, 16 + frame_len);
+    if (tail == NULL) return -1;
+    put_u64(tail, mid);
+    put_u64(tail + 8, prev);
+    memcpy(tail + 16, frame, frame_len);
+    return tell(to, to_len, node.payload.data, node.payload.len, fn, arg);
+}
+
+int cluster_kick(const char *user, size_t user_len, store_reply_fn fn, void *arg)
+{
+    if (user_len == 0 || user_len > SESSION_USER_MAX) return -1;
+    uint8_t *tail;
+    struct route *r = route_new('X', user, user_len, 0, &tail);
+    if (r == NULL) return -1;
+    return route_send(user, user_len, r, fn, arg);
+}
+
+static void remote_deliver(const char *user, size_t user_len, const void *frame, size_t frame_len,
+                           uint64_t mid, uint64_t prev)
+{
+    cluster_route(user, user_len, frame, frame_len, mid, prev, NULL, NULL);
 }
 
 static void remote_broadcast(const void *frame, size_t frame_len)
@@ -275,6 +288,30 @@ struct claim {
     char user[SESSION_USER_MAX + 1];
 };
 
+/* The location key of USER: "<prefix>loc:USER", "<prefix>loc:{USER}" on a Redis Cluster (the
+ * user's slot, as the chat scripts' chat.key.loc). Its length, or 0 when it does not fit. */
+static size_t loc_key(char *key, size_t size, const char *user, size_t user_len)
+{
+    int cluster = broker.conf.redis_cluster;
+    int n = snprintf(key, size, "%sloc:%s%.*s%s", prefix(), cluster ? "{" : "", (int)user_len, user,
+                     cluster ? "}" : "");
+    return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+/* moonpost_loc_set or moonpost_loc_clear (NAME) of USER's location for this node's claim SEQ;
+ * moonpost_loc_forget with SEQ 0. */
+static void loc_call(const char *name, const char *user, size_t user_len, uint64_t seq)
+{
+    char key[512], seq_text[24];
+    size_t key_len = loc_key(key, sizeof key, user, user_len);
+    if (key_len == 0) return;
+    snprintf(seq_text, sizeof seq_text, "%llu", (unsigned long long)seq);
+    const char *argv[] = {"FCALL", name, "1", key, prefix(), node_id(), seq_text};
+    size_t lens[] = {5, strlen(name), 1, key_len, strlen(prefix()), strlen(node_id()),
+                     strlen(seq_text)};
+    store_command(seq != 0 ? 7 : 6, argv, lens, on_ignored_reply, (void *)name);
+}
+
 static void release(const char *user, size_t user_len, uint64_t seq)
 {
     char seq_text[24];
@@ -283,6 +320,7 @@ static void release(const char *user, size_t user_len, uint64_t seq)
     size_t lens[] = {strlen(node_id()), user_len, strlen(seq_text)};
     cluster_call("moonpost_presence_release", 3, argv, lens, on_ignored_reply,
                  (void *)"moonpost_presence_release");
+    loc_call("moonpost_loc_clear", user, user_len, seq);
 }
 
 static void kicked(struct session *s)
@@ -312,6 +350,9 @@ static void on_claim_reply(redisReply *reply, const char *error, void *arg)
         release(c->user, c->user_len, seq); /* the session left before its claim landed */
     } else {
         s->claim_seq = seq;
+        /* sent before the login's mailbox read, on the same connection (the user's master):
+         * a store either sees this location or is in the mailbox that read returns */
+        loc_call("moonpost_loc_set", s->user, s->user_len, seq);
         if (s->kicked_seq > seq) kicked(s);
     }
     free(c);
@@ -409,6 +450,7 @@ static void renew_all(void)
              * set aside, and renew_end would take it out */
             claim(s);
         } else if (s != NULL) {
+            loc_call("moonpost_loc_set", s->user, s->user_len, s->claim_seq);
             snprintf(seqs[n], sizeof seqs[n], "%llu", (unsigned long long)s->claim_seq);
             argv[1 + 2 * n] = s->user;
             lens[1 + 2 * n] = s->user_len;
@@ -473,7 +515,12 @@ static void on_bus_message(const char *channel, size_t channel_len, const uint8_
         return;
     }
     struct session *s = presence_find(name, name_len);
-    if (s == NULL) return; /* gone meanwhile: a mailbox message waits in the mailbox */
+    if (s == NULL) {
+        /* gone meanwhile: a mailbox message waits in the mailbox; a location that still names
+         * this node is stale (a later login here sets it again, after this on one connection) */
+        if (msg[0] == 'D') loc_call("moonpost_loc_forget", name, name_len, 0);
+        return;
+    }
     if (msg[0] == 'D' && rest_len >= 16)
         router_deliver_to(s, rest + 16, rest_len - 16, get_u64(rest), get_u64(rest + 8));
     else if (msg[0] == 'X')

@@ -38,6 +38,13 @@ int cluster_call(const char *name, int argc, const char *const *argv, const size
 int cluster_route(const char *user, size_t user_len, const void *frame, size_t frame_len,
                   uint64_t mid, uint64_t prev, store_reply_fn fn, void *arg);
 
+/* Sends FRAME as cluster_route does, to node TO, which the caller knows holds USER (the user's
+ * location, read by the store): no registry call. FN gets the SPUBLISH's reply, the integer 1
+ * when TO's channel is subscribed, else 0. Returns 0, or -1 when Redis is not connected. */
+int cluster_route_to(const char *to, size_t to_len, const char *user, size_t user_len,
+                     const void *frame, size_t frame_len, uint64_t mid, uint64_t prev,
+                     store_reply_fn fn, void *arg);
+
 /* The channel every node subscribes to (broadcasts and topics, topic.h), and this node's own. */
 const char *cluster_broadcast_channel(void);
 const char *cluster_node_channel(void);

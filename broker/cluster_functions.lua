@@ -1,9 +1,9 @@
 #!lua name=moonpost_cluster
 -- The cluster registry (docs/cluster.md): which nodes are live, which node holds which user.
--- Loaded by the broker (cluster.c) on every connect. Every call declares one key, the registry's
--- "nodes" (cluster_registry_key: "<prefix>nodes", or "<prefix>{registry}:nodes" on a Redis
--- Cluster), and the other registry keys are named after it here (they are named by node ids),
--- so all of them share its hash slot. ARGV[1] is always redis_prefix. The functions publish
+-- Loaded by the broker (cluster.c) on every connect. Every call but the location's declares one
+-- key, the registry's "nodes" (cluster_registry_key: "<prefix>nodes", or
+-- "<prefix>{registry}:nodes" on a Redis Cluster), and the other registry keys are named after
+-- it here (they are named by node ids), so all of them share its hash slot. ARGV[1] is always redis_prefix. The functions publish
 -- nothing: they return which node to tell, and the broker SPUBLISHes on that node's channel,
 -- whose slot is its own (a function may touch only its keys' slot). Deadlines are Redis's own
 -- clock (TIME), the one clock every node shares.
@@ -181,6 +181,37 @@ redis.register_function('moonpost_presence_renew_end', function(keys, a)
     end
   end
   redis.call('DEL', set .. ':old')
+  return 1
+end)
+
+-- A user's location, P loc:USER (P loc:{USER} on a Redis Cluster: the user's slot, beside its
+-- mailbox), "NODE SEQ": the node of its latest claim. The store of a private message reads it
+-- (moonpost_store), so a live message finds its node without the registry. These two declare
+-- the location key, not the registry's.
+
+-- KEYS: the location. ARGV: prefix, node, seq. Points it at NODE unless it holds a newer claim
+-- (two logins racing: their claims land in the registry's order, these in any). Returns 1 when
+-- set.
+redis.register_function('moonpost_loc_set', function(keys, a)
+  local _, seq = owner(redis.call('GET', keys[1]))
+  if seq and tonumber(seq) > tonumber(a[3]) then return 0 end
+  redis.call('SET', keys[1], a[2] .. ' ' .. a[3])
+  return 1
+end)
+
+-- KEYS: the location. ARGV: prefix, node, seq. Removes it if it is still this claim.
+redis.register_function('moonpost_loc_clear', function(keys, a)
+  if redis.call('GET', keys[1]) ~= a[2] .. ' ' .. a[3] then return 0 end
+  redis.call('DEL', keys[1])
+  return 1
+end)
+
+-- KEYS: the location. ARGV: prefix, node. Removes it if it names NODE, whatever the claim:
+-- NODE got a message for the user and holds no session of it (a location left by a node that
+-- died, or by an earlier process with its id).
+redis.register_function('moonpost_loc_forget', function(keys, a)
+  if owner(redis.call('GET', keys[1])) ~= a[2] then return 0 end
+  redis.call('DEL', keys[1])
   return 1
 end)
 

@@ -257,23 +257,41 @@ struct route_args {
     size_t user_len;
     size_t frame_len;
     uint64_t mid, prev;
+    const char *node; /* where the user is, when the caller knows: no registry call */
+    size_t node_len;
 };
 
 static int start_route(store_reply_fn fn, void *arg, void *ctx)
 {
     const struct route_args *a = ctx;
+    if (a->node != NULL)
+        return cluster_route_to(a->node, a->node_len, a->user, a->user_len,
+                                broker.scratch.sb.data, a->frame_len, a->mid, a->prev, fn, arg);
     return cluster_route(a->user, a->user_len, broker.scratch.sb.data, a->frame_len, a->mid,
                          a->prev, fn, arg);
 }
 
-/* mp.deliver(user, t [, mid [, prev]]) -- T to USER's session, on this node at once, on another
- * through it (waiting for the answer when called from a handler); true when USER is online. */
+/* A found user: the registry's node name, or a node channel's SPUBLISH that reached it. */
+static int push_delivered(lua_State *L, const redisReply *reply)
+{
+    lua_pushboolean(L, reply != NULL && (reply->type == REDIS_REPLY_STRING ||
+                                         (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)));
+    return 1;
+}
+
+/* mp.deliver(user, t [, mid [, prev [, node]]]) -- T to USER's session, on this node at once, on
+ * another through it (waiting for the answer when called from a handler); true when USER is
+ * online. NODE, when the caller knows where USER is (its location, which moonpost_store
+ * returns), sends it there without asking the registry; false: on no other node. */
 int mpl_deliver(lua_State *L)
 {
     size_t user_len;
     const char *user = luaL_checklstring(L, 1, &user_len);
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_Integer mid = luaL_optinteger(L, 3, 0), prev = luaL_optinteger(L, 4, 0);
+    size_t node_len = 0;
+    const char *node = lua_type(L, 5) == LUA_TSTRING ? lua_tolstring(L, 5, &node_len) : NULL;
+    int nowhere_else = lua_type(L, 5) == LUA_TBOOLEAN && !lua_toboolean(L, 5);
     uint64_t live_mid = mid > 0 ? (uint64_t)mid : 0, live_prev = prev > 0 ? (uint64_t)prev : 0;
     struct session *s = presence_find(user, user_len);
     if (s != NULL) {
@@ -288,9 +306,15 @@ int mpl_deliver(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    struct route_args a = {user, user_len, luahost_encode_frame(L, 2), live_mid, live_prev};
+    if (nowhere_else || (node != NULL && node_len == strlen(broker.conf.node_id) &&
+                         memcmp(node, broker.conf.node_id, node_len) == 0)) {
+        lua_pushboolean(L, 0); /* here it is not (any more) */
+        return 1;
+    }
+    struct route_args a = {user,     user_len, luahost_encode_frame(L, 2), live_mid, live_prev,
+                           node,     node_len};
     struct request *r = luahost_current(L);
-    if (r != NULL && registry_call(r, push_found, start_route, &a) == 0)
+    if (r != NULL && registry_call(r, push_delivered, start_route, &a) == 0)
         return luahost_yield(L, r);
     if (r == NULL) start_route(NULL, NULL, &a); /* not in a handler: nobody waits */
     lua_pushboolean(L, 0);

@@ -56,6 +56,8 @@ chat.key = {
   user = function(u) return prefix .. "user:" .. tag(u) end,
   mailbox = function(u) return prefix .. "mbox:" .. tag(u) end,
   mailbox_senders = function(u) return prefix .. "mboxfrom:" .. tag(u) end,
+  -- where the user is logged in ("NODE SEQ"), written by the broker (docs/cluster.md)
+  location = function(u) return prefix .. "loc:" .. tag(u) end,
   token_prefix = token_prefix,
   token = function(u, t) return token_prefix(u) .. t end,
   tokens = function(u) return prefix .. "tokens:" .. tag(u) end,
@@ -104,11 +106,12 @@ chat.BATCH_MAX = 128
 -- Stores ITEMS ({to, blob, ts, from} each) in one call: moonpost_store_many's replies, or nil,
 -- err. Replicated: with redis_wait_replicas set, answered once that many replicas have them.
 local function store_all(items)
-  local words = { "FCALL", "moonpost_store_many", 3 * #items }
+  local words = { "FCALL", "moonpost_store_many", 4 * #items }
   for _, it in ipairs(items) do
     words[#words + 1] = chat.key.user(it.to)
     words[#words + 1] = chat.key.mailbox(it.to)
     words[#words + 1] = chat.key.mailbox_senders(it.to)
+    words[#words + 1] = chat.key.location(it.to)
   end
   words[#words + 1] = mailbox_max
   words[#words + 1] = mailbox_per_sender
@@ -132,9 +135,10 @@ local store_batched = batch.new(store_all, chat.BATCH_MAX)
 -- each goes to its recipient's master) each is a call of its own.
 local function store_one(to, blob, ts, from)
   if not store_batch or mp.config.redis_cluster then
-    return mp.redis_replicated("FCALL", "moonpost_store", 3, chat.key.user(to),
+    return mp.redis_replicated("FCALL", "moonpost_store", 4, chat.key.user(to),
                                chat.key.mailbox(to), chat.key.mailbox_senders(to),
-                               mailbox_max, blob, ts, mailbox_per_sender, from)
+                               chat.key.location(to), mailbox_max, blob, ts,
+                               mailbox_per_sender, from)
   end
   local stored = store_batched{ to = to, blob = blob, ts = ts, from = from }
   if type(stored) == "table" and stored.err then
@@ -156,11 +160,12 @@ function chat.store_private(from, to, fields)
   if stored == -404 then return nil, 404, "no such user" end
   if stored == -507 then return nil, 507, "mailbox full" end
   if stored == -429 then return nil, 429, "too many unread messages to this user" end
-  -- prev (the newest message waiting before this one) keeps pushes in mid order across nodes
-  local mid, prev = stored[1], stored[2]
+  -- prev (the newest message waiting before this one) keeps pushes in mid order across nodes;
+  -- the recipient's node (its location: false when logged in nowhere) spares the registry
+  local mid, prev, node = stored[1], stored[2], stored[3]
   local online = mp.deliver(to, { type = "msg", mid = mid, from = from, to = to,
                                   body = fields.body, ts = ts, offline = false,
-                                  file = fields.file }, mid, prev)
+                                  file = fields.file }, mid, prev, node)
   return mid, online
 end
 

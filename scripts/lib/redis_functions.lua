@@ -39,14 +39,18 @@ local function newest_waiting(mailbox, last, acked)
   return tonumber(redis.call('ZRANGE', mailbox, -1, -1, 'WITHSCORES')[2] or 0)
 end
 
--- KEYS: recipient's user hash, recipient's mailbox, the mailbox's per-sender counts.
+-- KEYS: recipient's user hash, recipient's mailbox, the mailbox's per-sender counts, and
+-- (optional) the recipient's location (P loc:USER, "NODE SEQ": the broker of its session,
+-- written by the broker at login, docs/cluster.md).
 -- ARGV: mailbox_max, message blob, the broker's clock (ms), mailbox_per_sender, sender.
 -- Takes the recipient's next mid and stores "mid:sender:blob" with score mid (the sender in
 -- plain text, so that an ack gives the sender's quota back without decoding the blob).
--- Returns {mid, prev} (prev: see newest_waiting), -404 when the user does not exist, -507
--- when the mailbox is full, -429 when the sender already has mailbox_per_sender unacked
--- messages in it. Numbers go to Redis as strings: each number converted costs a printf.
-local function store(user_key, mailbox, senders, mailbox_max, blob, broker_ms, per_sender, from)
+-- Returns {mid, prev, node} (prev: see newest_waiting; node: the location's node, false when
+-- there is none; {mid, prev} without the key), -404 when the user does not exist, -507 when
+-- the mailbox is full, -429 when the sender already has mailbox_per_sender unacked messages
+-- in it. Numbers go to Redis as strings: each number converted costs a printf.
+local function store(user_key, mailbox, senders, loc, mailbox_max, blob, broker_ms, per_sender,
+                     from)
   local user = redis.call('HMGET', user_key, 'mid', 'acked')
   local last = user[1] -- every user has one (moonpost_register)
   if not last then return -404 end
@@ -59,23 +63,25 @@ local function store(user_key, mailbox, senders, mailbox_max, blob, broker_ms, p
   redis.call('HSET', user_key, 'mid', mid)
   redis.call('ZADD', mailbox, mid, mid .. ':' .. from .. ':' .. blob)
   redis.call('HINCRBY', senders, from, '1')
-  return { tonumber(mid), prev }
+  if not loc then return { tonumber(mid), prev } end
+  local at = redis.call('GET', loc)
+  return { tonumber(mid), prev, at and string.match(at, '^(%S+) ') or false }
 end
 
 redis.register_function('moonpost_store', function(keys, args)
-  return store(keys[1], keys[2], keys[3], args[1], args[2], args[3], args[4], args[5])
+  return store(keys[1], keys[2], keys[3], keys[4], args[1], args[2], args[3], args[4], args[5])
 end)
 
 -- Many stores in one call, in order (one call per message costs Redis more in the call than
--- in the store). KEYS: three per message, as moonpost_store's. ARGV: mailbox_max,
+-- in the store). KEYS: four per message, as moonpost_store's. ARGV: mailbox_max,
 -- mailbox_per_sender, the broker's clock (ms), then a blob and a sender per message. Returns
 -- moonpost_store's reply for each message.
 redis.register_function('moonpost_store_many', function(keys, args)
   local replies = {}
-  for i = 1, #keys / 3 do
-    local k, a = 3 * i - 2, 2 * i + 2
-    replies[i] = store(keys[k], keys[k + 1], keys[k + 2], args[1], args[a], args[3], args[2],
-                       args[a + 1])
+  for i = 1, #keys / 4 do
+    local k, a = 4 * i - 3, 2 * i + 2
+    replies[i] = store(keys[k], keys[k + 1], keys[k + 2], keys[k + 3], args[1], args[a],
+                       args[3], args[2], args[a + 1])
   end
   return replies
 end)

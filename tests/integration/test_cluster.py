@@ -523,6 +523,82 @@ class ClusterNodesTest(ClusterTest):
         self.send(b, a.user, "welcome back", online=True)
         self.assertEqual(again.read_msgs(1)[0]["body"], "welcome back")
 
+    # ---- the user's location: live messages without the registry ----
+
+    def location(self, user):
+        """The location key of USER ("NODE SEQ"), or None."""
+        v = self.redis.cmd("GET", self.user_key("loc", user))
+        return v.decode() if v is not None else None
+
+    def test_location_follows_the_session(self):
+        """A login points the user's location at its node and claim, a login elsewhere moves
+        it, a logout removes it."""
+        n1, n2 = self.cluster(2)
+        a = self.login(n1)
+        poll(lambda: (self.location(a.user) or "").startswith("n1 "), 30,
+             what=lambda: "location at n1 (got %r)" % self.location(a.user))
+        first_seq = int(self.location(a.user).split()[1])
+        again = self.login(n2, a.user, register=False)
+        poll(lambda: (self.location(a.user) or "").startswith("n2 "), 30,
+             what=lambda: "location at n2 (got %r)" % self.location(a.user))
+        self.assertGreater(int(self.location(a.user).split()[1]), first_seq)
+        self.assertEqual(again.call(dict(type="logout"), 30)["code"], 200)
+        poll(lambda: self.location(a.user) is None, 30,
+             what=lambda: "location gone (got %r)" % self.location(a.user))
+
+    def test_live_message_to_another_node_asks_no_registry(self):
+        """A send to a user on another node reads the user's location with the store and
+        publishes to that node: Redis runs no registry lookup (moonpost_where) for it, and a
+        send to a user logged in nowhere none either."""
+        n1, n2 = self.cluster(2)
+        a, b = self.login(n1), self.login(n2)
+        offline = self.register(n1)
+        poll(lambda: (self.location(b.user) or "").startswith("n2 "), 30, what="b located")
+        monitor = socket.create_connection(("127.0.0.1", self.redis.port))
+        monitor.sendall(b"MONITOR\r\n")
+        monitor.settimeout(0.2)
+        seen = b""
+        try:
+            for i in range(10):
+                self.send(a, b.user, "live %d" % i, online=True)
+                self.send(a, offline, "mail %d" % i, online=False)
+            got = b.read_msgs(10)
+            self.assertEqual([m["body"] for m in got], ["live %d" % i for i in range(10)])
+            self.assertTrue(all(m["offline"] is False for m in got), got)
+            deadline = time.time() + 2
+            while time.time() < deadline:
+                try:
+                    chunk = monitor.recv(65536)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+        finally:
+            monitor.close()
+        self.assertEqual(seen.count(b'"moonpost_store"'), 20, "one store per send")
+        self.assertEqual(seen.count(b'"moonpost_where"'), 0, "no registry lookup")
+        self.assertEqual(seen.count(b'"SPUBLISH"'), 10, "one publish per live message")
+
+    def test_stale_location_of_a_killed_node_is_forgotten(self):
+        """A node killed with a session leaves that user's location behind; once the node's
+        id runs again, the first message for the user tells it that it holds no such session,
+        it forgets the location, and later sends find the user offline."""
+        n1, n2 = self.cluster(2)
+        a, b = self.login(n1), self.login(n2)
+        poll(lambda: (self.location(b.user) or "").startswith("n2 "), 30, what="b located")
+        self.kill(n2)
+        n2.start()
+        self.assertEqual(self.location(b.user).split()[0], "n2")
+        poll(lambda: self.shard_subscribers(["mp:node:n2"]) == [1], 30,
+             what="the new n2 subscribed")
+        self.send(a, b.user, "to the old session")  # answered 200, stored; online either way
+        poll(lambda: self.location(b.user) is None, 30,
+             what=lambda: "stale location forgotten (got %r)" % self.location(b.user))
+        self.send(a, b.user, "now offline", online=False)
+        c = self.login(n1, b.user, register=False)
+        self.assertEqual([m["body"] for m in c.read_msgs(2)], ["to the old session", "now offline"])
+
     def test_node_id_in_use_is_refused_until_that_node_is_dead(self):
         n1, n2 = self.cluster(2)
         first_started = self.nodes_of(n2)["n1"]["started"]
