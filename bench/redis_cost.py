@@ -108,10 +108,12 @@ def main():
         blob = packb({"from": "alice", "to": "b", "body": "x" * 64, "ts": int(time.time() * 1e3)})
         # round robin over the mailboxes: message i goes to boxes[i % mailboxes]
         order = [boxes[i % a.mailboxes] for i in range(n)]
+        # the recipient's location, read by the store since the location key
+        loc = (lambda b: ["mp:loc:" + b]) if "location" in library else (lambda b: [])
         if quota:
-            store = [command("FCALL", "moonpost_store", 3, "mp:user:" + b, "mp:mbox:" + b,
-                             "mp:mboxfrom:" + b, n + 1, blob, int(time.time() * 1e3), n + 1,
-                             "alice") for b in order]
+            store = [command("FCALL", "moonpost_store", 3 + len(loc(b)), "mp:user:" + b,
+                             "mp:mbox:" + b, "mp:mboxfrom:" + b, *loc(b), n + 1, blob,
+                             int(time.time() * 1e3), n + 1, "alice") for b in order]
         else:
             store = [command("FCALL", "moonpost_store", 2, "mp:user:" + b, "mp:mbox:" + b, n + 1,
                              blob) for b in order]
