@@ -72,6 +72,13 @@ int broker_conf_read(struct conf *c, struct conf_error *err)
                  c->node_id);
         rc = -1;
     }
+    if (rc == 0 && c->redis_prefix != NULL && strlen(c->redis_prefix) > REDIS_PREFIX_MAX) {
+        char where[200];
+        conf_key_origin(c, broker.conf_path, "redis_prefix", where, sizeof where);
+        snprintf(err->text, sizeof err->text, "%sredis_prefix: at most %d bytes", where,
+                 REDIS_PREFIX_MAX);
+        rc = -1;
+    }
     if (rc == 0) rc = check_redis_cluster(c, err);
     if (rc != 0) conf_free(c);
     return rc;

@@ -6,6 +6,7 @@
  * connection SUBSCRIBEs that name too, first (which also puts hiredis in subscriber mode). */
 #include "bus.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,8 +55,9 @@ static void on_push(redisAsyncContext *ac, void *reply, void *privdata)
     if (r == NULL) return; /* the connection is going away */
     if (r->type == REDIS_REPLY_ERROR) {
         /* on a Redis Cluster: MOVED when the map was stale, CLUSTERDOWN: transient */
-        log_warn("redis: channels: subscribing refused: %s", r->str);
-        resubscribe("the subscription was refused");
+        char why[160];
+        snprintf(why, sizeof why, "subscription refused (%.120s)", r->str);
+        resubscribe(why);
         return;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) return;

@@ -289,7 +289,7 @@ struct claim {
 };
 
 /* The location key of USER: "<prefix>loc:USER", "<prefix>loc:{USER}" on a Redis Cluster (the
- * user's slot, as the chat scripts' chat.key.loc). Its length, or 0 when it does not fit. */
+ * user's slot, as the chat scripts' chat.key.location). Its length, or 0 when it does not fit. */
 static size_t loc_key(char *key, size_t size, const char *user, size_t user_len)
 {
     int cluster = broker.conf.redis_cluster;

@@ -26,6 +26,8 @@ struct conf_options {
 
 #define CONF_MAX_KEYS 64 /* keys of conf.c's table at most */
 #define REDIS_ADDRESS_SEPARATORS " \t," /* between the addresses of redis */
+/* The longest redis_prefix: the node channels' names (prefix, "node:", a node id) must fit. */
+#define REDIS_PREFIX_MAX 64
 
 enum conf_log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 

@@ -46,6 +46,11 @@ class StartupTest(RedisServerTest):
             self.assertEqual(r.returncode, 2, r)
             self.assertIn("%s:%d: %s" % (b.conf, line, message), r.stderr)
 
+    def test_redis_prefix_too_long(self):
+        """The node channels are named after the prefix: a prefix that would not leave room
+        for them is refused at its line."""
+        self.assert_config_error(["redis_prefix " + "p" * 65], "redis_prefix: at most 64 bytes")
+
     # ---- addresses ----
 
     def test_listen_port_out_of_range(self):
