@@ -6,7 +6,7 @@ local batch = require "lib.batch"
 local chat = require "lib.chat"
 
 -- The acks of one loop pass, in one moonpost_ack_many call (store_batch on one Redis): each
--- its count of deleted messages, or {err = ...}.
+-- its count of deleted messages.
 local ack_batched = batch.new(function(items)
   local words = { "FCALL", "moonpost_ack_many", 3 * #items }
   for _, it in ipairs(items) do
@@ -15,11 +15,7 @@ local ack_batched = batch.new(function(items)
     words[#words + 1] = chat.key.user(it.user)
   end
   for _, it in ipairs(items) do words[#words + 1] = it.upto end
-  local deleted, err = mp.redis(table.unpack(words))
-  if deleted then return deleted end
-  local failed = {}
-  for i = 1, #items do failed[i] = { err = err } end
-  return failed
+  return mp.redis(table.unpack(words))
 end, chat.BATCH_MAX)
 
 -- Deletes USER's messages up to UPTO: nil, or err. With store_batch on one Redis the acks of
@@ -31,9 +27,8 @@ local function ack(user, upto)
                            chat.key.mailbox_senders(user), chat.key.user(user), upto)
     return err
   end
-  local deleted = ack_batched{ user = user, upto = upto }
-  if type(deleted) ~= "table" then return nil end
-  return type(deleted.err) == "table" and deleted.err or { code = 500, msg = deleted.err }
+  local _, err = chat.batched_reply(ack_batched{ user = user, upto = upto })
+  return err
 end
 
 mp.on("ack", function(s, m)

@@ -1,6 +1,7 @@
 -- Batching: the requests of one loop pass share one call. batch.new(fn, max) returns
 -- call(item), which yields until fn(items) has run for every item queued in the same pass (up
--- to MAX per call) and returns fn's result for its own item: results[i] for items[i]. fn may
+-- to MAX per call) and returns fn's result for its own item: results[i] for items[i], or nil
+-- and err when fn returned nil, err (a failed Redis call fails every item of it). fn may
 -- yield (mp.redis); an error it raises is raised in every caller of its batch.
 --
 -- The first caller of a pass leads: it sleeps to the end of the pass (mp.sleep(0): every frame
@@ -18,20 +19,24 @@ function batch.new(fn, max)
       items[#items + 1] = item
       local w = mp.waiter()
       open.waiters[#items] = w
-      local ok, result = w:wait()
+      local ok, result, err = w:wait()
       if not ok then error(result, 0) end
-      return result
+      return result, err
     end
     local queue = { items = { item }, waiters = {} }
     open = queue
     mp.sleep(0)
     if open == queue then open = nil end
-    local ok, results = pcall(fn, queue.items)
+    local ok, results, err = pcall(fn, queue.items)
     for i = 2, #queue.items do
-      queue.waiters[i]:wake(ok, ok and results[i] or results)
+      if ok then
+        queue.waiters[i]:wake(true, results and results[i], err)
+      else
+        queue.waiters[i]:wake(false, results)
+      end
     end
     if not ok then error(results, 0) end
-    return results[1]
+    return results and results[1], err
   end
 end
 

@@ -120,15 +120,17 @@ local function store_all(items)
     words[#words + 1] = it.blob
     words[#words + 1] = it.from
   end
-  local replies, err = mp.redis_replicated(table.unpack(words))
-  if not replies then
-    local failed = {}
-    for i = 1, #items do failed[i] = { err = err } end
-    return failed
-  end
-  return replies
+  return mp.redis_replicated(table.unpack(words))
 end
 local store_batched = batch.new(store_all, chat.BATCH_MAX)
+
+-- One item's answer from a batched call (lib/batch.lua): its reply, or nil, err when the call
+-- failed or Redis answered that item with an error.
+function chat.batched_reply(reply, err)
+  if reply == nil then return nil, err end
+  if type(reply) == "table" and reply.err then return nil, { code = 500, msg = reply.err } end
+  return reply
+end
 
 -- One message's store: {mid, prev}, a negative code, or nil, err. With store_batch on one
 -- Redis the stores of a loop pass share one call; else (and always on a Redis Cluster, where
@@ -140,12 +142,7 @@ local function store_one(to, blob, ts, from)
                                chat.key.location(to), mailbox_max, blob, ts,
                                mailbox_per_sender, from)
   end
-  local stored = store_batched{ to = to, blob = blob, ts = ts, from = from }
-  if type(stored) == "table" and stored.err then
-    if type(stored.err) == "table" then return nil, stored.err end
-    return nil, { code = 500, msg = stored.err }
-  end
-  return stored
+  return chat.batched_reply(store_batched{ to = to, blob = blob, ts = ts, from = from })
 end
 
 -- A private message from FROM to TO carrying FIELDS (body, and file for a file): stored in

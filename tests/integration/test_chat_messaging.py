@@ -448,6 +448,24 @@ class BatchedSendTest(SendTest):
     stores_share_calls = True
 
 
+class BatchedStoreFailureTest(ChatBase):
+    """A batched store call that Redis refuses whole (its function library gone) fails every
+    send of the batch with the storage error, and stores none of them. In a class of its own:
+    the library stays gone."""
+    extra = ["store_batch on"]
+
+    def test_a_refused_batch_fails_every_send_in_it(self):
+        a, c = self.online_user("fa"), self.online_user("fb")
+        self.redis.cmd("FUNCTION", "DELETE", "moonpost")
+        n = 20
+        a.send_raw(b"".join(frame(dict(type="send", id=i + 1, to=c.user, body="f%d" % i))
+                            for i in range(n)))
+        replies = [a.wait_res(i + 1, timeout=30) for i in range(n)]
+        self.assertEqual({(r["code"], r.get("error")) for r in replies}, {(500, "storage error")})
+        self.assertEqual(self.redis.cmd("EXISTS", self.user_key("mbox", c.user)), 0)
+        self.assertEqual(a.call(dict(type="ping"))["code"], 200)
+
+
 class ReplayRaceTest(ChatBase):
     """output_limit 65536 makes the replay fetch one message per Redis round trip, so live
     sends surely land while it runs."""
