@@ -102,6 +102,8 @@ class ProcessesTest(BrokersTest):
         s = self.supervisor()
         self.assertEqual(sorted(s.workers()), list(range(1, N + 1)))
         clients = self.clients_on(s, range(1, N + 1))
+        while len(clients) < 5:  # one client per worker is N = 4: one more for the fifth frame
+            clients.append(self.connect(s))
         for c in clients[:5]:  # a malformed frame each: counted by whichever worker serves it
             c.send_raw(b"\x00\x00\x00\x01\x01")
             self.assertEqual(c.read_frame()["code"], 400)
