@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -401,6 +402,21 @@ void session_handle_frames(struct session *s)
     }
 }
 
+/* Reads what FD has (at most SESSION_READ_CHUNK bytes) onto the end of IN: like
+ * evbuffer_read, which first asks the socket how much it holds (an ioctl per read), one
+ * syscall. Through one scratch buffer, so that the session's input grows only by what came. */
+static int read_plain(struct evbuffer *in, evutil_socket_t fd)
+{
+    static uint8_t scratch[SESSION_READ_CHUNK];
+    ssize_t n = read(fd, scratch, sizeof scratch);
+    if (n <= 0) return (int)n;
+    if (evbuffer_add(in, scratch, (size_t)n) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return (int)n;
+}
+
 void session_on_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct session *s = arg;
@@ -408,8 +424,7 @@ void session_on_readable(evutil_socket_t fd, short what, void *arg)
         session_read_timed_out(s);
         return;
     }
-    int n = s->ws != NULL ? websocket_read(s, SESSION_READ_CHUNK)
-                          : evbuffer_read(s->in, fd, SESSION_READ_CHUNK);
+    int n = s->ws != NULL ? websocket_read(s, SESSION_READ_CHUNK) : read_plain(s->in, fd);
     int gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
     session_handle_frames(s); /* frames that arrived before an EOF still count */
     if (gone) session_doom(s);

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "redis_connect.h"
+#include "redis_format.h"
 #include "redis_slot.h"
 #include "stats.h"
 #include "store_cluster.h"
@@ -62,6 +63,7 @@ static struct {
     int stopping;
     struct event_base *base;
     struct store_options options;
+    struct redis_format_buf format; /* the command being sent, on a single Redis */
 } store;
 
 /* Who store_on_connected told to be called at every connect. */
@@ -476,7 +478,9 @@ static int send_command(int argc, const char **argv, const size_t *argv_len, sto
         }
     } else {
         if (conn->in_flight == 0) conn->last_progress_ms = now_ms();
-        if (redisAsyncCommandArgv(conn->ctx, on_reply, c, argc, argv, argv_len) != REDIS_OK) {
+        long len = redis_format_argv(&store.format, argc, argv, argv_len);
+        if (len < 0 || redisAsyncFormattedCommand(conn->ctx, on_reply, c, store.format.data,
+                                                  (size_t)len) != REDIS_OK) {
             call_put(c);
             return -1;
         }
@@ -669,6 +673,7 @@ void store_conn_connect(struct store_conn *conn)
         return;
     }
     conn->ctx->data = conn;
+    reply_arena_attach(&conn->replies, conn->ctx->c.reader);
     conn->state = CONN_CONNECTING;
     conn->connect_started_ms = now_ms();
 }
@@ -772,9 +777,11 @@ void store_stop(void)
         if (conn->ctx != NULL) redisAsyncFree(conn->ctx);
         conn->ctx = NULL;
         if (conn->retry) event_free(conn->retry);
+        reply_arena_free(&conn->replies);
         free(conn);
     }
     store.conn_count = 0;
+    redis_format_free(&store.format);
     if (store.watchdog) event_free(store.watchdog);
     if (store.wait_flush) event_free(store.wait_flush);
     store.watchdog = store.wait_flush = NULL;

@@ -8,6 +8,8 @@
 
 #include <hiredis/async.h>
 
+#include "redis_reply_arena.h"
+
 struct call;
 struct event;
 
@@ -33,6 +35,7 @@ struct store_conn {
     int64_t last_check_ms;
     char settings[64]; /* "appendonly yes, appendfsync everysec": what was logged last */
     struct call *wait_first, *wait_last; /* replicated commands sent since the last WAIT */
+    struct reply_arena replies;          /* where hiredis builds this connection's replies */
 };
 
 /* The connection to ADDR, made (and connecting) when CREATE and it does not exist; NULL when
