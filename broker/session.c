@@ -62,7 +62,7 @@ static void destroy(struct session *s)
     event_del(&s->read_ev);
     if (s->write_ev) event_free(s->write_ev);
     if (s->login_timer) event_free(s->login_timer);
-    evbuffer_free(s->in);
+    if (s->in) evbuffer_free(s->in);
     session_release_output(s);
     evbuffer_free(s->out);
     if (s->tls) tls_conn_free(s->tls); /* close_notify before the socket goes */
@@ -246,9 +246,10 @@ static struct session *open_session(int fd, const struct sockaddr *addr, enum se
     if (table.free_count == 0) return NULL;
     struct session *s = calloc(1, sizeof *s);
     if (s == NULL) return NULL;
-    s->in = evbuffer_new();
+    /* plain TCP makes its input buffer when bytes wait (session_io.c), TLS when it starts */
+    s->in = ws != NULL || tls != NULL ? evbuffer_new() : NULL;
     s->out = evbuffer_new();
-    if (s->in == NULL || s->out == NULL ||
+    if ((s->in == NULL && (ws != NULL || tls != NULL)) || s->out == NULL ||
         event_assign(&s->read_ev, session_ctx.base, fd, EV_READ | EV_PERSIST, session_on_readable, s)) {
         if (s->in) evbuffer_free(s->in);
         if (s->out) evbuffer_free(s->out);

@@ -29,7 +29,8 @@ struct session {
     evutil_socket_t fd;
     struct event read_ev;       /* EV_READ | EV_PERSIST, with the idle timeout */
     struct event *write_ev;     /* allocated the first time a write would block */
-    struct evbuffer *in, *out;
+    struct evbuffer *in;        /* NULL for plain TCP while no byte waits in it (session_io.c) */
+    struct evbuffer *out;
     struct event *login_timer;  /* while anonymous: the login_timeout deadline */
     struct tls_conn *tls;       /* the TLS stream (tls_listen, or WSS on http_tls), NULL in clear */
     enum session_state state;

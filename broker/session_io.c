@@ -374,45 +374,98 @@ static void close_oversize(struct session *s, const uint8_t *header)
     session_close(s, 413, "frame too large");
 }
 
+/* May S take another frame now? Not once closing, nor with its handlers in flight at the
+ * limit: reading pauses then, and session_handler_done resumes it. */
+static int may_take_frame(struct session *s)
+{
+    if (s->state == SESSION_CLOSING) return 0;
+    if (s->inflight >= max_inflight(s)) {
+        s->read_paused = 1;
+        event_del(&s->read_ev);
+        return 0;
+    }
+    return 1;
+}
+
+/* The whole length (header included) of the frame at the start of DATA (AVAIL bytes, at least
+ * its header): 0 after closing S for a header no frame may have. */
+static size_t frame_length(struct session *s, const uint8_t *data, size_t avail)
+{
+    uint32_t len;
+    switch (frame_split(data, avail, session_ctx.limits.max_frame, &len)) {
+    case FRAME_EMPTY: session_close(s, 400, "empty frame"); return 0;
+    case FRAME_OVERSIZE: close_oversize(s, data); return 0;
+    default: return FRAME_HEADER_LEN + (size_t)len;
+    }
+}
+
+static void take_frame(struct session *s, const uint8_t *frame, size_t whole)
+{
+    stats.bytes_in_total += whole;
+    handle_body(s, frame + FRAME_HEADER_LEN, whole - FRAME_HEADER_LEN);
+}
+
+/* Runs the whole frames at the start of DATA (N bytes just read, with nothing buffered before
+ * them) where they lie: the bytes taken. What is left (a partial frame, or frames waiting for
+ * the in-flight limit) goes to s->in. */
+static size_t handle_unbuffered(struct session *s, const uint8_t *data, size_t n)
+{
+    size_t at = 0;
+    while (n - at >= FRAME_HEADER_LEN && may_take_frame(s)) {
+        size_t whole = frame_length(s, data + at, n - at);
+        if (whole == 0 || n - at < whole) break;
+        take_frame(s, data + at, whole);
+        at += whole;
+    }
+    return s->state == SESSION_CLOSING ? n : at;
+}
+
 /* Runs every whole frame buffered in s->in, until the session closes or has too many
  * requests in flight. */
-void session_handle_frames(struct session *s)
+static void handle_buffered(struct session *s)
 {
     struct evbuffer *in = s->in;
-    while (s->state != SESSION_CLOSING) {
-        if (s->inflight >= max_inflight(s)) {
-            s->read_paused = 1;
-            event_del(&s->read_ev); /* resumed by session_handler_done */
-            return;
-        }
+    while (may_take_frame(s)) {
         uint8_t header[FRAME_HEADER_LEN];
         if (evbuffer_copyout(in, header, sizeof header) < (ev_ssize_t)sizeof header) return;
-        uint32_t len;
-        switch (frame_split(header, sizeof header, session_ctx.limits.max_frame, &len)) {
-        case FRAME_EMPTY: session_close(s, 400, "empty frame"); return;
-        case FRAME_OVERSIZE: close_oversize(s, header); return;
-        default: break;
-        }
-        size_t whole = FRAME_HEADER_LEN + (size_t)len;
-        if (evbuffer_get_length(in) < whole) return;
+        size_t whole = frame_length(s, header, sizeof header);
+        if (whole == 0 || evbuffer_get_length(in) < whole) return;
         const uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)whole);
-        stats.bytes_in_total += whole;
-        handle_body(s, frame + FRAME_HEADER_LEN, len);
+        if (frame == NULL) return; /* out of memory: the frame waits for the next read */
+        take_frame(s, frame, whole);
         evbuffer_drain(in, whole);
     }
 }
 
-/* Reads what FD has (at most SESSION_READ_CHUNK bytes) onto the end of IN: like
- * evbuffer_read, which first asks the socket how much it holds (an ioctl per read), one
- * syscall. Through one scratch buffer, so that the session's input grows only by what came. */
-static int read_plain(struct evbuffer *in, evutil_socket_t fd)
+void session_handle_frames(struct session *s)
+{
+    if (s->in == NULL) return;
+    handle_buffered(s);
+    /* a plain TCP session holds an input buffer only while bytes wait in it */
+    if (s->tls == NULL && s->ws == NULL && evbuffer_get_length(s->in) == 0) {
+        evbuffer_free(s->in);
+        s->in = NULL;
+    }
+}
+
+/* Reads what FD has (at most SESSION_READ_CHUNK bytes) for S, a plain TCP session, into one
+ * scratch buffer: one syscall (evbuffer_read first asks the socket how much it holds, an ioctl
+ * per read), and the frames read whole while nothing was buffered run from there, without a
+ * copy into s->in. */
+static int read_plain(struct session *s, evutil_socket_t fd)
 {
     static uint8_t scratch[SESSION_READ_CHUNK];
     ssize_t n = read(fd, scratch, sizeof scratch);
     if (n <= 0) return (int)n;
-    if (evbuffer_add(in, scratch, (size_t)n) != 0) {
-        errno = ENOMEM;
-        return -1;
+    size_t taken = 0;
+    if (s->in == NULL || evbuffer_get_length(s->in) == 0)
+        taken = handle_unbuffered(s, scratch, (size_t)n);
+    if (taken < (size_t)n) {
+        if (s->in == NULL) s->in = evbuffer_new();
+        if (s->in == NULL || evbuffer_add(s->in, scratch + taken, (size_t)n - taken) != 0) {
+            errno = ENOMEM;
+            return -1;
+        }
     }
     return (int)n;
 }
@@ -424,7 +477,7 @@ void session_on_readable(evutil_socket_t fd, short what, void *arg)
         session_read_timed_out(s);
         return;
     }
-    int n = s->ws != NULL ? websocket_read(s, SESSION_READ_CHUNK) : read_plain(s->in, fd);
+    int n = s->ws != NULL ? websocket_read(s, SESSION_READ_CHUNK) : read_plain(s, fd);
     int gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
     session_handle_frames(s); /* frames that arrived before an EOF still count */
     if (gone) session_doom(s);

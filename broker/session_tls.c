@@ -4,6 +4,7 @@
  * (or shutdown) closes the session is logged and closed without a `bye` (no TLS to send it). */
 #include <errno.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "log.h"
@@ -45,7 +46,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 
 int session_start_tls(struct session *s, struct tls_context *ctx)
 {
-    s->tls = tls_conn_new(ctx, s->fd);
+    if (s->in == NULL) s->in = evbuffer_new();
+    s->tls = s->in != NULL ? tls_conn_new(ctx, s->fd) : NULL;
     if (s->tls == NULL) {
         session_close(s, 0, NULL);
         return -1;
