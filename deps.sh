@@ -12,7 +12,7 @@ PACKAGES=(build-essential cmake pkg-config libevent-dev liblua5.4-dev libmsgpack
 # adduser: the package test installs the .deb, which depends on it (not in minimal images);
 # nodejs and npm build the web chat (npm ci) and run its browser test, which drives chromium
 TEST_PACKAGES=(libcmocka-dev python3 prometheus adduser nodejs npm chromium)
-DEV_PACKAGES=(clang clang-tidy cppcheck libclang-rt-14-dev mosquitto linux-perf)
+DEV_PACKAGES=(clang clang-tidy cppcheck libclang-rt-14-dev mosquitto linux-perf valgrind)
 case "${1:-}" in
   "") ;;
   --test) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
