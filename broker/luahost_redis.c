@@ -14,6 +14,7 @@
 #include "codec.h"
 #include "luahost_api.h"
 #include "luahost.h"
+#include "redis_format.h"
 #include "store.h"
 
 #define REDIS_MAX_ARGS 1024
@@ -81,13 +82,21 @@ static int unavailable(lua_State *L)
 }
 
 /* Reads the command at stack slots FIRST..LAST into argv. */
+/* The integer arguments of the command being collected, in decimal: lua_tolstring would print
+ * each with snprintf into a new Lua string. Valid until the next collect_args; the command is
+ * formatted for Redis before that. */
+static char integer_text[REDIS_MAX_ARGS][REDIS_INTEGER_TEXT_MAX];
+
 static int collect_args(lua_State *L, int first, int last, const char **argv, size_t *lens)
 {
     int argc = 0;
     for (int i = first; i <= last; i++) {
         if (argc == REDIS_MAX_ARGS) return luaL_error(L, "too many redis arguments");
         const char *s = codec_tobytes(L, i, &lens[argc]);
-        if (s == NULL) {
+        if (s == NULL && lua_isinteger(L, i)) {
+            s = integer_text[argc];
+            lens[argc] = redis_format_integer(integer_text[argc], (long long)lua_tointeger(L, i));
+        } else if (s == NULL) {
             if (lua_type(L, i) != LUA_TNUMBER) return luaL_argerror(L, i, "string or number");
             s = lua_tolstring(L, i, &lens[argc]); /* converts in place; the value stays anchored */
         }
@@ -290,7 +299,8 @@ int mpl_redis_batch(lua_State *L)
     b->results_ref = results_ref;
     b->r = r;
     for (int i = 1; i <= n; i++) {
-        /* only strings now: collecting again allocates nothing and cannot raise */
+        /* checked, and the floats converted in place: collecting again allocates nothing and
+         * cannot raise */
         int argc = collect_args(L, first[i], first[i + 1] - 1, argv, lens);
         b->slots[i - 1] = (struct batch_slot){b, i};
         if (store_command(argc, argv, lens, on_batch_reply, &b->slots[i - 1]) != 0) {

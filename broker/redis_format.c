@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DECIMAL_MAX 20 /* digits of a size_t */
+#define DECIMAL_MAX 20 /* digits of a 64-bit number */
 
 /* Writes V in decimal at AT: the bytes written. */
-static size_t put_decimal(char *at, size_t v)
+static size_t put_decimal(char *at, unsigned long long v)
 {
     char digits[DECIMAL_MAX];
     size_t n = 0;
@@ -18,6 +18,13 @@ static size_t put_decimal(char *at, size_t v)
     } while (v != 0);
     for (size_t i = 0; i < n; i++) at[i] = digits[n - 1 - i];
     return n;
+}
+
+size_t redis_format_integer(char *at, long long v)
+{
+    if (v >= 0) return put_decimal(at, (unsigned long long)v);
+    at[0] = '-';
+    return 1 + put_decimal(at + 1, 0ULL - (unsigned long long)v);
 }
 
 /* A header ("*N\r\n" or "$N\r\n") at AT: the bytes written. */

@@ -16,4 +16,9 @@ long redis_format_argv(struct redis_format_buf *buf, int argc, const char **argv
                        const size_t *argv_len);
 void redis_format_free(struct redis_format_buf *buf);
 
+/* The most bytes redis_format_integer writes ("-9223372036854775808"). */
+#define REDIS_INTEGER_TEXT_MAX 20
+/* V in decimal at AT, as Redis and Lua write it (no terminating 0): the bytes written. */
+size_t redis_format_integer(char *at, long long v);
+
 #endif

@@ -86,6 +86,28 @@ class RedisTest(RedisCase):
         self.ok(c, "SET", key, str(-2 ** 62))
         self.assertEqual(self.ok(c, "DECR", key)["r"], -2 ** 62 - 1)
 
+    def test_numbers_as_arguments_are_written_as_lua_writes_them(self):
+        """Integers are printed by the host itself, floats by Lua: Redis stores the same text
+        either way, in one command and in a batch."""
+        c = self.connect()
+        values = [(0, b"0"), (-7, b"-7"), (1796289531456, b"1796289531456"),
+                  (2 ** 63 - 1, b"9223372036854775807"), (-2 ** 63, b"-9223372036854775808"),
+                  (1.5, b"1.5"), (-0.25, b"-0.25")]
+        for value, text in values:
+            key = unique("num")
+            self.ok(c, "SET", key, value)
+            self.assertEqual(self.redis.cmd("GET", key), text, value)
+        keys = [unique("numb") for _ in values]
+        r = c.call({"type": "t.batch", "cmds": [["SET", k, v] for k, (v, _) in zip(keys, values)]})
+        self.assertEqual(r["code"], 200, r)
+        for k, (value, text) in zip(keys, values):
+            self.assertEqual(self.redis.cmd("GET", k), text, value)
+        # many integer words in one command: each keeps its own text
+        key = unique("numl")
+        self.ok(c, "RPUSH", key, *range(-500, 500))
+        self.assertEqual(self.redis.cmd("LRANGE", key, "0", "-1"),
+                         [str(i).encode() for i in range(-500, 500)])
+
     def test_bulk_string_reply(self):
         c = self.connect()
         key = unique("bulk")

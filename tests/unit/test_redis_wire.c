@@ -1,5 +1,6 @@
 /* Commands formatted into a reused buffer (redis_format) and replies built in an arena
  * (redis_reply_arena): each checked against hiredis's own formatting and reply objects. */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -70,6 +71,20 @@ static void test_no_words_is_an_empty_array(void **state)
     assert_memory_equal(buf.data, "*0\r\n", 4);
     assert_int_equal(redis_format_argv(&buf, -1, NULL, NULL), -1);
     redis_format_free(&buf);
+}
+
+static void test_integers_print_as_printf_does(void **state)
+{
+    (void)state;
+    const long long values[] = {0, 1, -1, 9, 10, -10, 1000000007LL, 1796289531456LL,
+                                LLONG_MAX, LLONG_MIN, LLONG_MIN + 1};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        char expected[32], got[REDIS_INTEGER_TEXT_MAX];
+        int n = snprintf(expected, sizeof expected, "%lld", values[i]);
+        size_t len = redis_format_integer(got, values[i]);
+        assert_int_equal(len, (size_t)n);
+        assert_memory_equal(got, expected, len);
+    }
 }
 
 /* ---- replies ---- */
@@ -172,6 +187,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_commands_format_like_hiredis),
         cmocka_unit_test(test_no_words_is_an_empty_array),
+        cmocka_unit_test(test_integers_print_as_printf_does),
         cmocka_unit_test(test_replies_read_like_hiredis),
         cmocka_unit_test(test_large_replies_and_reuse),
     };
