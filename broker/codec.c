@@ -167,7 +167,7 @@ int codec_decode(lua_State *L, const uint8_t *data, size_t len, size_t max_value
 
 /* ---- encoding ---- */
 
-static int encode_value(lua_State *L, int idx, msgpack_packer *pk, int depth, char *errbuf,
+static int encode_value(lua_State *L, int idx, struct codec_buf *b, int depth, char *errbuf,
                         size_t errlen);
 
 /* Returns the array length when the table at IDX is a sequence 1..n, else -1. */
@@ -196,7 +196,60 @@ static lua_Integer table_array_len(lua_State *L, int idx)
     return count == n ? n : -1;
 }
 
-static int encode_table(lua_State *L, int idx, msgpack_packer *pk, int depth, char *errbuf,
+/* Rewrites the map header at AT of SB, written for 0 pairs (one byte), for PAIRS: the pairs
+ * after it move when the header needs more bytes (past 15 pairs). The bytes are those
+ * msgpack_pack_map(PAIRS) writes. 0, or -1 out of memory. */
+static int patch_map_header(msgpack_sbuffer *sb, size_t at, size_t pairs)
+{
+    if (pairs <= 15) {
+        sb->data[at] = (char)(0x80 | pairs);
+        return 0;
+    }
+    char header[5];
+    size_t n;
+    if (pairs <= 0xffff) {
+        header[0] = (char)0xde;
+        header[1] = (char)(pairs >> 8);
+        header[2] = (char)pairs;
+        n = 3;
+    } else {
+        header[0] = (char)0xdf;
+        for (int i = 0; i < 4; i++) header[1 + i] = (char)(pairs >> (24 - 8 * i));
+        n = 5;
+    }
+    size_t body = sb->size - at - 1;
+    if (msgpack_sbuffer_write(sb, header, n - 1) != 0) return -1; /* room at the end */
+    memmove(sb->data + at + n, sb->data + at + 1, body);
+    memcpy(sb->data + at, header, n);
+    return 0;
+}
+
+/* A table that is no sequence, as a map, in one walk of the table: its header is written for
+ * 0 pairs, then rewritten once they are counted. */
+static int encode_map(lua_State *L, int idx, struct codec_buf *b, int depth, char *errbuf,
+                      size_t errlen)
+{
+    size_t at = b->sb.size, pairs = 0;
+    msgpack_pack_map(&b->pk, 0);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int top = lua_gettop(L);
+        if (encode_value(L, top - 1, b, depth + 1, errbuf, errlen) != 0 ||
+            encode_value(L, top, b, depth + 1, errbuf, errlen) != 0) {
+            lua_pop(L, 2);
+            return -1;
+        }
+        lua_pop(L, 1);
+        pairs++;
+    }
+    if (patch_map_header(&b->sb, at, pairs) != 0) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int encode_table(lua_State *L, int idx, struct codec_buf *b, int depth, char *errbuf,
                         size_t errlen)
 {
     if (depth > CODEC_MAX_DEPTH) {
@@ -209,33 +262,16 @@ static int encode_table(lua_State *L, int idx, msgpack_packer *pk, int depth, ch
     }
     lua_Integer n = table_array_len(L, idx);
     if (n >= 0) {
-        msgpack_pack_array(pk, (size_t)n);
+        msgpack_pack_array(&b->pk, (size_t)n);
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, idx, i);
-            int rc = encode_value(L, lua_gettop(L), pk, depth + 1, errbuf, errlen);
+            int rc = encode_value(L, lua_gettop(L), b, depth + 1, errbuf, errlen);
             lua_pop(L, 1);
             if (rc != 0) return -1;
         }
         return 0;
     }
-    size_t pairs = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        pairs++;
-    }
-    msgpack_pack_map(pk, pairs);
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        int top = lua_gettop(L);
-        if (encode_value(L, top - 1, pk, depth + 1, errbuf, errlen) != 0 ||
-            encode_value(L, top, pk, depth + 1, errbuf, errlen) != 0) {
-            lua_pop(L, 2);
-            return -1;
-        }
-        lua_pop(L, 1);
-    }
-    return 0;
+    return encode_map(L, idx, b, depth, errbuf, errlen);
 }
 
 static void encode_integer(msgpack_packer *pk, lua_Integer v)
@@ -246,9 +282,10 @@ static void encode_integer(msgpack_packer *pk, lua_Integer v)
         msgpack_pack_int64(pk, (int64_t)v);
 }
 
-static int encode_value(lua_State *L, int idx, msgpack_packer *pk, int depth, char *errbuf,
+static int encode_value(lua_State *L, int idx, struct codec_buf *b, int depth, char *errbuf,
                         size_t errlen)
 {
+    msgpack_packer *pk = &b->pk;
     size_t len;
     const char *bytes;
     switch (lua_type(L, idx)) {
@@ -269,7 +306,7 @@ static int encode_value(lua_State *L, int idx, msgpack_packer *pk, int depth, ch
         bytes = lua_tolstring(L, idx, &len);
         msgpack_pack_str_with_body(pk, bytes, len);
         return 0;
-    case LUA_TTABLE: return encode_table(L, idx, pk, depth, errbuf, errlen);
+    case LUA_TTABLE: return encode_table(L, idx, b, depth, errbuf, errlen);
     case LUA_TUSERDATA:
         if (luaL_testudata(L, idx, CODEC_BIN_META) != NULL) {
             msgpack_pack_bin_with_body(pk, lua_touserdata(L, idx), lua_rawlen(L, idx));
@@ -282,9 +319,9 @@ static int encode_value(lua_State *L, int idx, msgpack_packer *pk, int depth, ch
     return -1;
 }
 
-int codec_encode(lua_State *L, int idx, msgpack_packer *pk, char *errbuf, size_t errlen)
+int codec_encode(lua_State *L, int idx, struct codec_buf *b, char *errbuf, size_t errlen)
 {
-    return encode_value(L, lua_absindex(L, idx), pk, 1, errbuf, errlen);
+    return encode_value(L, lua_absindex(L, idx), b, 1, errbuf, errlen);
 }
 
 /* ---- frames ---- */
@@ -320,7 +357,7 @@ int codec_encode_frame(lua_State *L, int idx, struct codec_buf *b, char *errbuf,
         snprintf(errbuf, errlen, "a frame must be a table, got %s", luaL_typename(L, idx));
         return -1;
     }
-    if (codec_encode(L, idx, &b->pk, errbuf, errlen) != 0) return -1;
+    if (codec_encode(L, idx, b, errbuf, errlen) != 0) return -1;
     codec_frame_end(b);
     return 0;
 }

@@ -31,9 +31,6 @@ enum codec_status { CODEC_OK = 0, CODEC_MALFORMED = -1, CODEC_TOO_MANY = -2 };
 int codec_decode(lua_State *L, const uint8_t *data, size_t len, size_t max_values,
                  size_t *values, const char **err);
 
-/* Packs the value at IDX. Returns 0, or -1 with a reason in errbuf (the packer may then hold
- * part of the value: callers discard it). */
-int codec_encode(lua_State *L, int idx, msgpack_packer *pk, char *errbuf, size_t errlen);
 
 /* Pushes a new bin userdata holding a copy of LEN bytes. */
 void codec_push_bin(lua_State *L, const void *data, size_t len);
@@ -49,6 +46,10 @@ struct codec_buf {
 
 void codec_buf_init(struct codec_buf *b);
 void codec_buf_free(struct codec_buf *b);
+
+/* Appends the value at IDX to B. Returns 0, or -1 with a reason in errbuf (B may then hold
+ * part of the value: callers discard it). */
+int codec_encode(lua_State *L, int idx, struct codec_buf *b, char *errbuf, size_t errlen);
 
 /* Starts a frame: clears the buffer and leaves room for the length prefix. */
 void codec_frame_begin(struct codec_buf *b);

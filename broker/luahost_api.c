@@ -140,7 +140,7 @@ int mpl_encode(lua_State *L)
     }
     msgpack_sbuffer_clear(&buf.sb);
     char err[256];
-    if (codec_encode(L, 1, &buf.pk, err, sizeof err) != 0) return luaL_error(L, "encode: %s", err);
+    if (codec_encode(L, 1, &buf, err, sizeof err) != 0) return luaL_error(L, "encode: %s", err);
     lua_pushlstring(L, buf.sb.data ? buf.sb.data : "", buf.sb.size);
     return 1;
 }

@@ -77,8 +77,8 @@ static size_t encode_reply(lua_State *L, const struct request *r, int code, cons
     char err[256];
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        if (!skip(L, -2) && (codec_encode(L, -2, &b->pk, err, sizeof err) != 0 ||
-                             codec_encode(L, -1, &b->pk, err, sizeof err) != 0))
+        if (!skip(L, -2) && (codec_encode(L, -2, b, err, sizeof err) != 0 ||
+                             codec_encode(L, -1, b, err, sizeof err) != 0))
             return (size_t)luaL_error(L, "cannot encode reply: %s", err);
         lua_pop(L, 1);
     }

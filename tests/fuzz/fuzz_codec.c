@@ -18,8 +18,7 @@
 #include "frame.h"
 
 static lua_State *L;
-static msgpack_sbuffer first, second;
-static msgpack_packer first_pk, second_pk;
+static struct codec_buf first, second;
 static struct codec_buf frame;
 
 static void require(int ok)
@@ -32,18 +31,16 @@ static void init(void)
     L = luaL_newstate();
     require(L != NULL);
     codec_open(L);
-    msgpack_sbuffer_init(&first);
-    msgpack_packer_init(&first_pk, &first, msgpack_sbuffer_write);
-    msgpack_sbuffer_init(&second);
-    msgpack_packer_init(&second_pk, &second, msgpack_sbuffer_write);
+    codec_buf_init(&first);
+    codec_buf_init(&second);
     codec_buf_init(&frame);
 }
 
-static void encode(int idx, msgpack_sbuffer *sb, msgpack_packer *pk)
+static void encode(int idx, struct codec_buf *b)
 {
     char err[128];
-    msgpack_sbuffer_clear(sb);
-    require(codec_encode(L, idx, pk, err, sizeof err) == 0);
+    msgpack_sbuffer_clear(&b->sb);
+    require(codec_encode(L, idx, b, err, sizeof err) == 0);
 }
 
 static void decode(const char *data, size_t len)
@@ -126,9 +123,9 @@ static void check_frame(int idx)
     char err[128];
     require(codec_encode_frame(L, idx, &frame, err, sizeof err) == 0);
     const uint8_t *data = (const uint8_t *)frame.sb.data;
-    require(frame.sb.size == FRAME_HEADER_LEN + first.size);
-    require(frame_read_length(data) == first.size);
-    require(memcmp(data + FRAME_HEADER_LEN, first.data, first.size) == 0);
+    require(frame.sb.size == FRAME_HEADER_LEN + first.sb.size);
+    require(frame_read_length(data) == first.sb.size);
+    require(memcmp(data + FRAME_HEADER_LEN, first.sb.data, first.sb.size) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -149,14 +146,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (values > 1 ? CODEC_TOO_MANY : CODEC_OK));
     lua_settop(L, 1);
 
-    encode(1, &first, &first_pk);
+    encode(1, &first);
     if (lua_type(L, 1) == LUA_TTABLE) check_frame(1);
-    decode(first.data, first.size);
+    decode(first.sb.data, first.sb.size);
     require(same_value(1, 2));
-    encode(2, &second, &second_pk);
-    if (first.size != second.size || memcmp(first.data, second.data, first.size) != 0) {
-        require(first.size == second.size);
-        decode(second.data, second.size);
+    encode(2, &second);
+    if (first.sb.size != second.sb.size ||
+        memcmp(first.sb.data, second.sb.data, first.sb.size) != 0) {
+        require(first.sb.size == second.sb.size);
+        decode(second.sb.data, second.sb.size);
         require(same_value(2, 3));
     }
     lua_settop(L, 0);

@@ -29,8 +29,7 @@ struct fixture {
     size_t largest_alloc; /* the largest block Lua asked for since the last reset */
     msgpack_sbuffer in;
     msgpack_packer in_pk;
-    msgpack_sbuffer out;
-    msgpack_packer out_pk;
+    struct codec_buf out;
     char errbuf[256];
 };
 
@@ -53,8 +52,7 @@ static int setup(void **state)
     codec_open(f->L);
     msgpack_sbuffer_init(&f->in);
     msgpack_packer_init(&f->in_pk, &f->in, msgpack_sbuffer_write);
-    msgpack_sbuffer_init(&f->out);
-    msgpack_packer_init(&f->out_pk, &f->out, msgpack_sbuffer_write);
+    codec_buf_init(&f->out);
     *state = f;
     return 0;
 }
@@ -64,7 +62,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     lua_close(f->L);
     msgpack_sbuffer_destroy(&f->in);
-    msgpack_sbuffer_destroy(&f->out);
+    codec_buf_free(&f->out);
     free(f);
     return 0;
 }
@@ -123,9 +121,9 @@ static void assert_hex_fails(struct fixture *f, const char *hex, const char *rea
 /* Encodes the value on top of the stack into the output buffer; it must succeed. */
 static void encode_top(struct fixture *f)
 {
-    msgpack_sbuffer_clear(&f->out);
+    msgpack_sbuffer_clear(&f->out.sb);
     int top = lua_gettop(f->L);
-    int rc = codec_encode(f->L, -1, &f->out_pk, f->errbuf, sizeof f->errbuf);
+    int rc = codec_encode(f->L, -1, &f->out, f->errbuf, sizeof f->errbuf);
     if (rc != 0) fail_msg("codec_encode failed: %s", f->errbuf);
     assert_int_equal(lua_gettop(f->L), top);
 }
@@ -133,18 +131,18 @@ static void encode_top(struct fixture *f)
 /* Encodes the value on top of the stack, which must fail with an error containing WHAT. */
 static void assert_encode_fails(struct fixture *f, const char *what)
 {
-    msgpack_sbuffer_clear(&f->out);
+    msgpack_sbuffer_clear(&f->out.sb);
     f->errbuf[0] = '\0';
     int top = lua_gettop(f->L);
-    assert_int_equal(codec_encode(f->L, -1, &f->out_pk, f->errbuf, sizeof f->errbuf), -1);
+    assert_int_equal(codec_encode(f->L, -1, &f->out, f->errbuf, sizeof f->errbuf), -1);
     assert_int_equal(lua_gettop(f->L), top);
     if (strstr(f->errbuf, what) == NULL) fail_msg("error \"%s\" lacks \"%s\"", f->errbuf, what);
 }
 
 static void assert_out_equals_in(struct fixture *f)
 {
-    assert_int_equal(f->out.size, f->in.size);
-    assert_memory_equal(f->out.data, f->in.data, f->in.size);
+    assert_int_equal(f->out.sb.size, f->in.size);
+    assert_memory_equal(f->out.sb.data, f->in.data, f->in.size);
 }
 
 static void assert_out_hex(struct fixture *f, const char *hex)
@@ -152,8 +150,8 @@ static void assert_out_hex(struct fixture *f, const char *hex)
     msgpack_sbuffer saved = f->in; /* put_hex writes into f->in: lend it a scratch buffer */
     msgpack_sbuffer_init(&f->in);
     put_hex(f, hex);
-    assert_int_equal(f->out.size, f->in.size);
-    assert_memory_equal(f->out.data, f->in.data, f->in.size);
+    assert_int_equal(f->out.sb.size, f->in.size);
+    assert_memory_equal(f->out.sb.data, f->in.data, f->in.size);
     msgpack_sbuffer_destroy(&f->in);
     f->in = saved;
 }
@@ -217,10 +215,10 @@ static void assert_out_equivalent_to_in(struct fixture *f)
     size_t off = 0;
     assert_int_equal(msgpack_unpack_next(&a, f->in.data, f->in.size, &off), MSGPACK_UNPACK_SUCCESS);
     off = 0;
-    assert_int_equal(msgpack_unpack_next(&b, f->out.data, f->out.size, &off),
+    assert_int_equal(msgpack_unpack_next(&b, f->out.sb.data, f->out.sb.size, &off),
                      MSGPACK_UNPACK_SUCCESS);
-    assert_int_equal(off, f->out.size);
-    assert_int_equal(f->out.size, f->in.size);
+    assert_int_equal(off, f->out.sb.size);
+    assert_int_equal(f->out.sb.size, f->in.size);
     assert_true(obj_equal(&a.data, &b.data));
     msgpack_unpacked_destroy(&a);
     msgpack_unpacked_destroy(&b);
@@ -408,7 +406,7 @@ static void test_bin_of_every_byte_value_stays_bin(void **state)
     assert_int_equal(lua_rawlen(f->L, -1), 256);
     assert_memory_equal(lua_touserdata(f->L, -1), all, sizeof all);
     encode_top(f);
-    assert_int_equal((uint8_t)f->out.data[0], 0xc5); /* bin16, not str16 */
+    assert_int_equal((uint8_t)f->out.sb.data[0], 0xc5); /* bin16, not str16 */
     assert_out_equals_in(f);
     lua_pop(f->L, 1);
 }
@@ -542,6 +540,32 @@ static void test_maps_with_many_keys_round_trip(void **state)
     lua_pop(f->L, 1);
 }
 
+/* A map's header is written before its pairs are counted and rewritten after: at each size
+ * where its width changes (fixmap, map16, map32), nested in a map with a pair after it. */
+static void test_map_headers_at_every_width(void **state)
+{
+    struct fixture *f = *state;
+    const size_t sizes[] = {0, 1, 15, 16, 17, 65535, 65536, 70000};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        reset_in(f);
+        msgpack_pack_map(&f->in_pk, 2);
+        pack_cstr(&f->in_pk, "inner");
+        msgpack_pack_map(&f->in_pk, sizes[s]);
+        for (size_t i = 0; i < sizes[s]; i++) {
+            char key[24];
+            snprintf(key, sizeof key, "k%zu", i);
+            pack_cstr(&f->in_pk, key);
+            msgpack_pack_uint64(&f->in_pk, i);
+        }
+        pack_cstr(&f->in_pk, "after");
+        pack_cstr(&f->in_pk, "x");
+        decode_in(f);
+        encode_top(f);
+        assert_out_equivalent_to_in(f);
+        lua_pop(f->L, 1);
+    }
+}
+
 static void test_nested_values_round_trip(void **state)
 {
     struct fixture *f = *state;
@@ -659,7 +683,7 @@ static void test_lua_tables_with_holes_or_extra_keys_keep_every_pair(void **stat
         msgpack_unpacked u;
         msgpack_unpacked_init(&u);
         size_t off = 0;
-        assert_int_equal(msgpack_unpack_next(&u, f->out.data, f->out.size, &off),
+        assert_int_equal(msgpack_unpack_next(&u, f->out.sb.data, f->out.sb.size, &off),
                          MSGPACK_UNPACK_SUCCESS);
         int is_map = u.data.type == MSGPACK_OBJECT_MAP && u.data.via.map.size == cases[i].pairs;
         msgpack_unpacked_destroy(&u);
@@ -973,6 +997,7 @@ int main(void)
         T(test_arrays_round_trip),
         T(test_single_pair_maps_round_trip),
         T(test_maps_with_many_keys_round_trip),
+        T(test_map_headers_at_every_width),
         T(test_nested_values_round_trip),
         T(test_empty_array_stays_array),
         T(test_empty_map_stays_map),
