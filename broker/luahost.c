@@ -649,7 +649,14 @@ struct release {
 static int release_protected(lua_State *L, void *ud)
 {
     struct release *rel = ud;
-    lua_resetthread(rel->co); /* does not raise; leaves co's stack empty */
+    /* a coroutine that returned is ready for the next function once its stack is empty;
+     * resetting it would also shrink its stack, which the next request grows again (two
+     * reallocations per request). One that failed or still waits is reset: that does not raise
+     * and leaves its stack empty. */
+    if (lua_status(rel->co) == LUA_OK)
+        lua_settop(rel->co, 0);
+    else
+        lua_resetthread(rel->co);
     lua_pushthread(rel->co);  /* anchors co while the request, which holds it, goes */
     lua_xmove(rel->co, L, 1);
     int ref = rel->ref;
