@@ -20,9 +20,24 @@
 #include "session.h"
 #include "store.h"
 
+/* The request `s` at index 1, told by its metatable, which is the upvalue META of every method
+ * (luaL_checkudata would look the metatable up by name in the registry, at every call). */
+static struct request *check_request_with(lua_State *L, int meta)
+{
+    void *r = lua_touserdata(L, 1);
+    if (r != NULL && lua_getmetatable(L, 1)) {
+        int same = lua_rawequal(L, -1, meta);
+        lua_pop(L, 1);
+        if (same) return r;
+    }
+    luaL_typeerror(L, 1, LUAHOST_REQUEST_META);
+    return NULL;
+}
+
+/* In a method: its upvalue 1 is the metatable. */
 static struct request *check_request(lua_State *L)
 {
-    return luaL_checkudata(L, 1, LUAHOST_REQUEST_META);
+    return check_request_with(L, lua_upvalueindex(1));
 }
 
 /* The request's live session, or NULL (pushing false as the method's result). */
@@ -277,7 +292,7 @@ static const luaL_Reg session_methods[] = {
  * everything else is a method. */
 static int session_index(lua_State *L)
 {
-    struct request *r = check_request(L);
+    struct request *r = check_request_with(L, lua_upvalueindex(2));
     /* the methods first: s:ok, s:fail and s:push are most of the lookups */
     lua_pushvalue(L, 2);
     if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
@@ -324,8 +339,11 @@ static int session_index(lua_State *L)
 void luahost_session_open(lua_State *L)
 {
     luaL_newmetatable(L, LUAHOST_REQUEST_META);
-    luaL_newlib(L, session_methods);
-    lua_pushcclosure(L, session_index, 1);
+    luaL_newlibtable(L, session_methods);
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, session_methods, 1); /* each method's upvalue: the metatable */
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, session_index, 2); /* the methods, then the metatable */
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
 }
