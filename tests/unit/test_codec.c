@@ -561,7 +561,20 @@ static void test_map_headers_at_every_width(void **state)
         pack_cstr(&f->in_pk, "x");
         decode_in(f);
         encode_top(f);
-        assert_out_equivalent_to_in(f);
+        lua_pop(f->L, 1);
+        /* what was written decodes to the same pairs (checked in Lua: comparing the two
+         * encodings pair by pair is quadratic) */
+        reset_in(f);
+        msgpack_sbuffer_write(&f->in, f->out.sb.data, f->out.sb.size);
+        decode_in(f);
+        lua_pushinteger(f->L, (lua_Integer)sizes[s]);
+        lua_setglobal(f->L, "n");
+        assert_lua(f, "local count = 0 "
+                      "for k, x in pairs(v.inner) do "
+                      "  if k ~= 'k' .. x then return false end "
+                      "  count = count + 1 "
+                      "end "
+                      "return count == n and v.after == 'x'");
         lua_pop(f->L, 1);
     }
 }
