@@ -146,6 +146,25 @@ static void tell_kick(const char *to, size_t to_len, const char *user, size_t us
     if (n > 0 && (size_t)n < sizeof msg) tell(to, to_len, msg, (size_t)n, NULL, NULL);
 }
 
+/* Writes a channel message's head at AT: KIND, then NAME with its length byte first. Returns
+ * where the bytes after it go. */
+static uint8_t *put_head(uint8_t *at, char kind, const char *name, size_t name_len)
+{
+    at[0] = (uint8_t)kind;
+    at[1] = (uint8_t)name_len;
+    memcpy(at + 2, name, name_len);
+    return at + 2 + name_len;
+}
+
+/* The rest of a 'D' message, at TAIL: MID, PREV, then the frame. */
+static void put_delivery(uint8_t *tail, uint64_t mid, uint64_t prev, const void *frame,
+                         size_t frame_len)
+{
+    put_u64(tail, mid);
+    put_u64(tail + 8, prev);
+    memcpy(tail + 16, frame, frame_len);
+}
+
 /* A message for a user's node, waiting for the registry to say which node that is. */
 struct route {
     store_reply_fn fn; /* NULL: nobody waits */
@@ -162,10 +181,7 @@ static struct route *route_new(char kind, const char *name, size_t name_len, siz
     struct route *r = malloc(sizeof *r + 2 + name_len + extra);
     if (r == NULL) return NULL;
     r->len = 2 + name_len + extra;
-    r->msg[0] = (uint8_t)kind;
-    r->msg[1] = (uint8_t)name_len;
-    memcpy(r->msg + 2, name, name_len);
-    *tail = r->msg + 2 + name_len;
+    *tail = put_head(r->msg, kind, name, name_len);
     return r;
 }
 
@@ -206,9 +222,7 @@ int cluster_route(const char *user, size_t user_len, const void *frame, size_t f
     uint8_t *tail;
     struct route *r = route_new('D', user, user_len, 16 + frame_len, &tail);
     if (r == NULL) return -1;
-    put_u64(tail, mid);
-    put_u64(tail + 8, prev);
-    memcpy(tail + 16, frame, frame_len);
+    put_delivery(tail, mid, prev, frame, frame_len);
     return route_send(user, user_len, r, fn, arg);
 }
 
@@ -224,11 +238,8 @@ static uint8_t *payload_begin(char kind, const char *name, size_t name_len, size
         node.payload.data = grown;
         node.payload.cap = cap;
     }
-    node.payload.data[0] = (uint8_t)kind;
-    node.payload.data[1] = (uint8_t)name_len;
-    memcpy(node.payload.data + 2, name, name_len);
     node.payload.len = need;
-    return node.payload.data + 2 + name_len;
+    return put_head(node.payload.data, kind, name, name_len);
 }
 
 int cluster_route_to(const char *to, size_t to_len, const char *user, size_t user_len,
@@ -238,9 +249,7 @@ int cluster_route_to(const char *to, size_t to_len, const char *user, size_t use
     if (user_len == 0 || user_len > SESSION_USER_MAX) return -1;
     uint8_t *tail = payload_begin('D', user, user_len, 16 + frame_len);
     if (tail == NULL) return -1;
-    put_u64(tail, mid);
-    put_u64(tail + 8, prev);
-    memcpy(tail + 16, frame, frame_len);
+    put_delivery(tail, mid, prev, frame, frame_len);
     return tell(to, to_len, node.payload.data, node.payload.len, fn, arg);
 }
 

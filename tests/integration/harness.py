@@ -106,6 +106,15 @@ class Redis:
         return redis_cmd(self.port, *args)
 
 
+def redis_calls(redis, command):
+    """How many times REDIS (anything with cmd(): Redis, or a cluster's first master) has run
+    COMMAND (lower case, e.g. "fcall") so far, from INFO commandstats."""
+    for line in redis.cmd("INFO", "commandstats").decode().splitlines():
+        if line.startswith("cmdstat_%s:" % command):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
 def redis_cmd(port, *args, timeout=None):
     """One command to the redis-server on 127.0.0.1:PORT over RESP, returns the parsed reply
     (an error reply raises RuntimeError)."""

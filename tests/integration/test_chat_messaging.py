@@ -3,7 +3,7 @@ PROTOCOL.md, over real sockets against a real broker and a real redis-server."""
 import time
 import unittest
 
-from harness import BrokerTest
+from harness import BrokerTest, redis_calls
 from helpers import is_int, uname
 from mpwire import frame
 
@@ -357,13 +357,6 @@ class SendTest(ChatBase):
         self.assertEqual(b.call(dict(type="ack", upto=mids[-1]))["code"], 200)
         self.assertEqual(self.msgs_until_marker(b, a), [])
 
-    def fcalls(self):
-        """FCALLs Redis has run so far (INFO commandstats)."""
-        for line in self.redis.cmd("INFO", "commandstats").decode().splitlines():
-            if line.startswith("cmdstat_fcall:"):
-                return int(line.split("calls=")[1].split(",")[0])
-        return 0
-
     def test_stores_and_acks_of_one_loop_pass_share_a_redis_call(self):
         """200 sends written at once are read in a few loop passes. With store_batch on one
         Redis (BatchedSendTest) the stores of a pass go to Redis as one moonpost_store_many
@@ -373,11 +366,11 @@ class SendTest(ChatBase):
         each store and ack is a call of its own."""
         a, c = self.online_user("ba"), self.online_user("bb")  # c online here: no registry
         b, n = c.user, 200
-        before = self.fcalls()
+        before = redis_calls(self.redis, "fcall")
         a.send_raw(b"".join(frame(dict(type="send", id=i + 1, to=b, body="b%d" % i))
                             for i in range(n)))
         replies = [a.wait_res(i + 1, timeout=60) for i in range(n)]
-        stores = self.fcalls() - before
+        stores = redis_calls(self.redis, "fcall") - before
         self.assertEqual([r["code"] for r in replies], [200] * n)
         mids = [r["mid"] for r in replies]
         self.assertTrue(all(x < y for x, y in zip(mids, mids[1:])), "the sender's order")
@@ -388,11 +381,11 @@ class SendTest(ChatBase):
         self.assertEqual(self.redis.cmd("ZCARD", self.user_key("mbox", b)), n)
         got = c.read_msgs(n, timeout=60)
         self.assertEqual([m["body"] for m in got], ["b%d" % i for i in range(n)])
-        before = self.fcalls()
+        before = redis_calls(self.redis, "fcall")
         c.send_raw(b"".join(frame(dict(type="ack", id=i + 1, upto=mids[4 * i + 3]))
                             for i in range(n // 4)))
         acks = [c.wait_res(i + 1, timeout=60) for i in range(n // 4)]
-        calls = self.fcalls() - before
+        calls = redis_calls(self.redis, "fcall") - before
         self.assertEqual([r["code"] for r in acks], [200] * (n // 4))
         if self.redis_cluster or not self.stores_share_calls:
             self.assertGreaterEqual(calls, n // 4, "%d FCALLs for %d acks" % (calls, n // 4))

@@ -14,7 +14,7 @@ import time
 
 from cluster_harness import (PASSWORD, PRESENCE_TTL, SLACK, ChatUser, ClusterTest, apoll,
                              now_ms, strictly_increasing)
-from harness import admin_call
+from harness import admin_call, redis_calls
 from helpers import is_int, poll, uname
 from test_plugins import plugin
 
@@ -419,13 +419,6 @@ class ClusterNodesTest(ClusterTest):
         counts = dict(zip(r[::2], r[1::2]))
         return [counts[ch.encode()] for ch in channels]
 
-    def spublish_calls(self):
-        """How many SPUBLISH commands Redis has run (INFO commandstats)."""
-        for line in self.redis.cmd("INFO", "commandstats").decode().splitlines():
-            if line.startswith("cmdstat_spublish:"):
-                return int(line.split("calls=")[1].split(",")[0])
-        return 0
-
     def test_node_channels_are_sharded_and_private_chat_stays_live(self):
         """Each node subscribes its own channel mp:node:<id> with SSUBSCRIBE (sharded pub/sub:
         on a Redis Cluster only the master of the channel's slot carries it) and the broadcast
@@ -441,13 +434,13 @@ class ClusterNodesTest(ClusterTest):
         self.assertEqual(r, [b"mp:broadcast", len(nodes)])
         a, b = self.login(nodes[0]), self.login(nodes[2])
         self.wait_listed([a], [b.user])
-        before = self.spublish_calls()
+        before = redis_calls(self.redis, "spublish")
         body = uname("sharded-")
         r = self.send(a, b.user, body, online=True)
         m = b.read_msgs(1)[0]
         self.assertEqual((m["mid"], m["from"], m["body"], m["offline"]),
                          (r["mid"], a.user, body, False), m)
-        self.assertGreater(self.spublish_calls(), before,
+        self.assertGreater(redis_calls(self.redis, "spublish"), before,
                            "the live message went to n3 without an SPUBLISH")
 
     def test_admin_nodes_lists_every_live_node(self):
