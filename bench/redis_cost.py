@@ -8,6 +8,10 @@ messages at a time in each, with the CPU time Redis used for each phase (from /p
 `--mailboxes 1000 --ack 1` is the private-chat benchmark's shape: clients that ack after every
 read get about one message per read at its rates.
 
+`--live` stores and acks in rounds, as live clients do: ACK messages to each mailbox, then
+each mailbox's ack of all it holds, and again (without it every store comes first, and the
+acks then delete from mailboxes that still hold the rest).
+
 `--many K` sends the stores and the acks K per call (`moonpost_store_many`,
 `moonpost_ack_many`: what the chat scripts send for the messages of one loop pass).
 
@@ -86,6 +90,41 @@ def stop_redis(redis, tmp):
     subprocess.run(["rm", "-rf", tmp])
 
 
+def run_stores(c, store, first, end, many):
+    """Runs the stores of messages FIRST..END (their commands: one each, or one per MANY):
+    their mids."""
+    if many > 1:
+        replies = [r for call in c.pipeline(store[first // many:(end + many - 1) // many])
+                   for r in call]
+    else:
+        replies = c.pipeline(store[first:end])
+    # the mid, or {mid, prev} since the cluster (docs/cluster.md)
+    return [int(m[0] if isinstance(m, list) else m) for m in replies]
+
+
+def ack_commands(order, mids, every, many, quota, acked):
+    """The acks of messages ORDER (their mailboxes) with MIDS: each mailbox acks its every
+    EVERY-th message and its last one; MANY per call when above 1."""
+    by_box = {}
+    for b, m in zip(order, mids):
+        by_box.setdefault(b, []).append(m)
+    acks = [(b, ms[i]) for b, ms in by_box.items()
+            for i in range(len(ms)) if (i + 1) % every == 0 or i == len(ms) - 1]
+    acks.sort(key=lambda bm: bm[1])
+    if many > 1:
+        return [command("FCALL", "moonpost_ack_many", 3 * len(part),
+                        *[k for b, _ in part for k in ("mp:mbox:" + b, "mp:mboxfrom:" + b,
+                                                        "mp:user:" + b)],
+                        *[m for _, m in part])
+                for part in (acks[i:i + many] for i in range(0, len(acks), many))]
+    if quota:
+        # the user's hash, for its `acked`, since prev is read from it
+        users = (lambda b: ["mp:user:" + b]) if acked else (lambda b: [])
+        return [command("FCALL", "moonpost_ack", 2 + len(users(b)), "mp:mbox:" + b,
+                        "mp:mboxfrom:" + b, *users(b), m) for b, m in acks]
+    return [command("ZREMRANGEBYSCORE", "mp:mbox:" + b, "-inf", m) for b, m in acks]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("root", nargs="?", default=os.path.join(HERE, ".."))
@@ -93,6 +132,7 @@ def main():
     ap.add_argument("--mailboxes", type=int, default=1)
     ap.add_argument("--ack", type=int, default=32)
     ap.add_argument("--many", type=int, default=1)
+    ap.add_argument("--live", action="store_true")
     a = ap.parse_args()
     n = a.n // a.mailboxes * a.mailboxes
     source = open(os.path.join(a.root, "scripts", "lib", "redis_functions.lua")).read()
@@ -124,40 +164,24 @@ def main():
                                                          "mp:mboxfrom:" + b, "mp:loc:" + b)],
                              n + 1, n + 1, now, *[x for _ in part for x in (blob, "alice")])
                      for part in (order[i:i + a.many] for i in range(0, n, a.many))]
-        t0 = cpu_seconds(redis.pid)
-        # the mid, or {mid, prev} since the cluster (docs/cluster.md)
-        replies = c.pipeline(store)
-        if a.many > 1:
-            replies = [r for many in replies for r in many]
-        mids = [int(m[0] if isinstance(m, list) else m) for m in replies]
-        t1 = cpu_seconds(redis.pid)
-        # each mailbox acks its every ACK-th message, and its last one
-        by_box = {}
-        for b, m in zip(order, mids):
-            by_box.setdefault(b, []).append(m)
-        acks = [(b, ms[i]) for b, ms in by_box.items()
-                for i in range(len(ms)) if (i + 1) % a.ack == 0 or i == len(ms) - 1]
-        acks.sort(key=lambda bm: bm[1])
-        if quota:
-            # the user's hash, for its `acked`, since prev is read from it
-            users = (lambda b: ["mp:user:" + b]) if "acked" in library else (lambda b: [])
-            ack = [command("FCALL", "moonpost_ack", 2 + len(users(b)), "mp:mbox:" + b,
-                           "mp:mboxfrom:" + b, *users(b), m) for b, m in acks]
-        else:
-            ack = [command("ZREMRANGEBYSCORE", "mp:mbox:" + b, "-inf", m) for b, m in acks]
-        if a.many > 1:
-            ack = [command("FCALL", "moonpost_ack_many", 3 * len(part),
-                           *[k for b, _ in part for k in ("mp:mbox:" + b, "mp:mboxfrom:" + b,
-                                                           "mp:user:" + b)],
-                           *[m for _, m in part])
-                   for part in (acks[i:i + a.many] for i in range(0, len(acks), a.many))]
-        c.pipeline(ack)
-        t2 = cpu_seconds(redis.pid)
+        acked = "acked" in library
+        # a round of --live: ACK messages to each mailbox, in whole calls of --many
+        size = -(-a.mailboxes * a.ack // a.many) * a.many if a.live else n
+        rounds = [(i, min(i + size, n)) for i in range(0, n, size)]
+        store_cpu = ack_cpu = 0.0
+        for first, end in rounds:
+            t0 = cpu_seconds(redis.pid)
+            mids = run_stores(c, store, first, end, a.many)
+            t1 = cpu_seconds(redis.pid)
+            c.pipeline(ack_commands(order[first:end], mids, a.ack, a.many, quota, acked))
+            t2 = cpu_seconds(redis.pid)
+            store_cpu += t1 - t0
+            ack_cpu += t2 - t1
         left = sum(int(r) for r in c.pipeline([command("ZCARD", "mp:mbox:" + b) for b in boxes]))
-        print("%s: store %.2f us/msg, ack (%d a time) %.2f us/msg, %d per call, Redis CPU for "
+        print("%s: store %.2f us/msg, ack (%d a time%s) %.2f us/msg, %d per call, Redis CPU for "
               "%d messages in %d mailboxes (%d left unacked)"
-              % (os.path.abspath(a.root), (t1 - t0) / n * 1e6, a.ack, (t2 - t1) / n * 1e6,
-                 a.many, n, a.mailboxes, left))
+              % (os.path.abspath(a.root), store_cpu / n * 1e6, a.ack, ", live" if a.live else "",
+                 ack_cpu / n * 1e6, a.many, n, a.mailboxes, left))
     finally:
         stop_redis(redis, tmp)
 

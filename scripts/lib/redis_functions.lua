@@ -55,14 +55,17 @@ local function store(user_key, mailbox, senders, loc, mailbox_max, blob, broker_
   local last = user[1] -- every user has one (moonpost_register)
   if not last then return -404 end
   if redis.call('ZCARD', mailbox) >= tonumber(mailbox_max) then return -507 end
-  -- per-sender quota (given back by moonpost_ack)
-  if tonumber(redis.call('HGET', senders, from) or 0) >= tonumber(per_sender) then return -429 end
   local mid = next_mid(last, broker_ms)
   if type(mid) == 'table' then return mid end
+  -- per-sender quota (given back by moonpost_ack): counted first and taken back when over, one
+  -- call for a message that passes
+  if redis.call('HINCRBY', senders, from, 1) > tonumber(per_sender) then
+    redis.call('HINCRBY', senders, from, -1)
+    return -429
+  end
   local prev = newest_waiting(mailbox, last, user[2])
   redis.call('HSET', user_key, 'mid', mid)
   redis.call('ZADD', mailbox, mid, mid .. ':' .. from .. ':' .. blob)
-  redis.call('HINCRBY', senders, from, '1')
   if not loc then return { tonumber(mid), prev } end
   local at = redis.call('GET', loc)
   return { tonumber(mid), prev, at and string.match(at, '^(%S+) ') or false }
@@ -127,6 +130,16 @@ end
 -- (see newest_waiting). Returns how many messages were deleted. Runs when Redis is out of
 -- memory (allow-oom): deleting is how memory comes back.
 local function ack(mailbox, senders, user_key, upto)
+  -- the common case, a client acking all it was sent: the mailbox and its counts go whole
+  local newest = redis.call('ZRANGE', mailbox, -1, -1, 'WITHSCORES')[2]
+  if newest and tonumber(newest) <= tonumber(upto) then
+    local deleted = redis.call('ZCARD', mailbox)
+    redis.call('DEL', mailbox, senders)
+    if user_key then
+      redis.call('HSET', user_key, 'acked', string.format('%d', tonumber(newest)))
+    end
+    return deleted
+  end
   local batch, deleted, freed, highest = 100, 0, {}, nil
   repeat
     local n, top = ack_batch(mailbox, upto, batch, freed)

@@ -191,6 +191,23 @@ class PrevFromTheUser(MailboxCase):
         self.ack(b, 1)  # deletes nothing: acked stays
         self.assertEqual(int(self.redis.cmd("HGET", "mp:user:" + b.user, "acked")), m4)
 
+    def test_an_ack_of_everything_drops_the_mailbox_whole(self):
+        # the ack's short way (its upto at or past the newest message) leaves what the long
+        # one would: no mailbox, no counts, `acked` the newest mid as an integer
+        a, c, b = self.online("xa"), self.online("xc"), self.online("xb")
+        m1, _ = self.store(b.user, a.user)
+        m2, _ = self.store(b.user, c.user)
+        m3, _ = self.store(b.user, a.user)
+        self.ack(b, m2)  # below the newest: the long way, one left
+        self.assertEqual(self.mbox_count(b.user), 1)
+        self.assertEqual(self.sender_counts(b.user), {a.user: 1})
+        self.ack(b, m3)
+        self.assertEqual(self.redis.cmd("EXISTS", "mp:mbox:" + b.user,
+                                        "mp:mboxfrom:" + b.user), 0)
+        self.assertEqual(self.redis.cmd("HGET", "mp:user:" + b.user, "acked"), b"%d" % m3)
+        self.assertEqual(self.store(b.user, a.user)[1], 0, "nothing waited")
+        self.assertGreater(m3, m1)
+
     def test_user_without_acked_is_looked_up_in_the_mailbox(self):
         a, b = self.online("wa"), self.offline("wb")
         m1, _ = self.store(b, a.user)
