@@ -10,7 +10,8 @@
 # 500 msgs/s in all), counted for 4 s once the sends are steady. User-space instructions only
 # (the broker's code, Lua, libc, libevent, hiredis): syscalls count as one instruction each.
 # Environment: ACK_EVERY (moonpost-bench --ack-every: a count, default 32, or read); RUNS per
-# checkout (default 1); VARIANT lua (scripts/send.lua, default) or plugin (the C send plugin).
+# checkout (default 1); VARIANT lua (scripts/send.lua, default) or plugin (the C send plugin);
+# KEEP a directory to keep each run's callgrind output in (for callgrind_annotate).
 # Everything listens on 127.0.0.1 and stops on exit.
 set -euo pipefail
 ROOT_SELF=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +19,7 @@ ROOT_SELF=$(cd "$(dirname "$0")/.." && pwd)
 source "$ROOT_SELF/bench/broker_conf.sh"
 # shellcheck source=bench/ports.sh
 source "$ROOT_SELF/bench/ports.sh"
-[[ $# -ge 1 ]] || { sed -n 2,13p "$0" >&2; exit 2; }
+[[ $# -ge 1 ]] || { sed -n 2,14p "$0" >&2; exit 2; }
 command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is needed (apt-get install valgrind)" >&2; exit 2; }
 BENCH=$ROOT_SELF/build-bench/bench/moonpost-bench
 TMP=$(mktemp -d /tmp/moonpost-instr.XXXXXX)
@@ -88,6 +89,10 @@ if d1 <= d0 or ir == 0:
     sys.exit("instructions.sh: nothing counted (%d deliveries, %d instructions)" % (d1 - d0, ir))
 print("%d instructions per delivery (%d deliveries counted)" % (ir / (d1 - d0), d1 - d0))
 PY
+    if [[ -n ${KEEP:-} ]]; then
+        mkdir -p "$KEEP/$n"
+        cp "$dir"/callgrind.out* "$KEEP/$n/"
+    fi
 }
 
 n=0

@@ -224,13 +224,10 @@ static int patch_map_header(msgpack_sbuffer *sb, size_t at, size_t pairs)
     return 0;
 }
 
-/* A table that is no sequence, as a map, in one walk of the table: its header is written for
- * 0 pairs, then rewritten once they are counted. */
-static int encode_map(lua_State *L, int idx, struct codec_buf *b, int depth, char *errbuf,
-                      size_t errlen)
+/* The pairs of the map at IDX, one after the other, with no header; their count in *PAIRS. */
+static int encode_pairs(lua_State *L, int idx, struct codec_buf *b, int depth, size_t *pairs,
+                        char *errbuf, size_t errlen)
 {
-    size_t at = b->sb.size, pairs = 0;
-    msgpack_pack_map(&b->pk, 0);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         int top = lua_gettop(L);
@@ -240,8 +237,19 @@ static int encode_map(lua_State *L, int idx, struct codec_buf *b, int depth, cha
             return -1;
         }
         lua_pop(L, 1);
-        pairs++;
+        (*pairs)++;
     }
+    return 0;
+}
+
+/* A table that is no sequence, as a map, in one walk of the table: its header is written for
+ * 0 pairs, then rewritten once they are counted. */
+static int encode_map(lua_State *L, int idx, struct codec_buf *b, int depth, char *errbuf,
+                      size_t errlen)
+{
+    size_t at = b->sb.size, pairs = 0;
+    msgpack_pack_map(&b->pk, 0);
+    if (encode_pairs(L, idx, b, depth, &pairs, errbuf, errlen) != 0) return -1;
     if (patch_map_header(&b->sb, at, pairs) != 0) {
         snprintf(errbuf, errlen, "out of memory");
         return -1;
@@ -358,6 +366,51 @@ int codec_encode_frame(lua_State *L, int idx, struct codec_buf *b, char *errbuf,
         return -1;
     }
     if (codec_encode(L, idx, b, errbuf, errlen) != 0) return -1;
+    codec_frame_end(b);
+    return 0;
+}
+
+/* TAIL's pairs: its bytes after the map header, and their count. -1 when TAIL is not exactly one
+ * whole MessagePack map (checked without allocating: it may come from Redis). */
+static int tail_pairs(const uint8_t *tail, size_t len, const uint8_t **body, size_t *pairs)
+{
+    struct mpr r;
+    struct msgread_item head;
+    msgread_init(&r, tail, len);
+    if (msgread_next(&r, &head) != MSGREAD_OK || head.type != MSGREAD_MAP) return -1;
+    *body = r.pos;
+    *pairs = head.v.count;
+    msgread_init(&r, tail, len);
+    if (msgread_skip(&r, CODEC_MAX_DEPTH) != MSGREAD_OK || msgread_left(&r) != 0) return -1;
+    return 0;
+}
+
+int codec_encode_frame_tail(lua_State *L, int idx, const uint8_t *tail, size_t tail_len,
+                            struct codec_buf *b, char *errbuf, size_t errlen)
+{
+    const uint8_t *body;
+    size_t pairs = 0, tail_count;
+    codec_frame_begin(b);
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        snprintf(errbuf, errlen, "a frame must be a table, got %s", luaL_typename(L, idx));
+        return -1;
+    }
+    if (tail_pairs(tail, tail_len, &body, &tail_count) != 0) {
+        snprintf(errbuf, errlen, "the frame's tail is not one whole MessagePack map");
+        return -1;
+    }
+    if (!lua_checkstack(L, 4)) {
+        snprintf(errbuf, errlen, "out of Lua stack");
+        return -1;
+    }
+    size_t at = b->sb.size;
+    msgpack_pack_map(&b->pk, 0);
+    if (encode_pairs(L, lua_absindex(L, idx), b, 1, &pairs, errbuf, errlen) != 0) return -1;
+    if (msgpack_sbuffer_write(&b->sb, (const char *)body, (size_t)(tail + tail_len - body)) != 0 ||
+        patch_map_header(&b->sb, at, pairs + tail_count) != 0) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
     codec_frame_end(b);
     return 0;
 }

@@ -57,9 +57,23 @@ static const luaL_Reg moonpost_functions[] = {
 
 size_t luahost_encode_frame(lua_State *L, int idx)
 {
+    return luahost_encode_frame_tail(L, idx, 0);
+}
+
+size_t luahost_encode_frame_tail(lua_State *L, int idx, int tail_idx)
+{
     char err[256];
-    if (codec_encode_frame(L, idx, &broker.scratch, err, sizeof err) != 0)
-        return (size_t)luaL_error(L, "cannot encode frame: %s", err);
+    int rc;
+    if (tail_idx != 0 && !lua_isnoneornil(L, tail_idx)) {
+        size_t len;
+        const char *tail = codec_tobytes(L, tail_idx, &len);
+        if (tail == NULL) return (size_t)luaL_argerror(L, tail_idx, "string or bin expected");
+        rc = codec_encode_frame_tail(L, idx, (const uint8_t *)tail, len, &broker.scratch, err,
+                                     sizeof err);
+    } else {
+        rc = codec_encode_frame(L, idx, &broker.scratch, err, sizeof err);
+    }
+    if (rc != 0) return (size_t)luaL_error(L, "cannot encode frame: %s", err);
     if (broker.scratch.sb.size - FRAME_HEADER_LEN > (size_t)broker.conf.max_frame + 4096)
         return (size_t)luaL_error(L, "frame of %zu bytes is too large", broker.scratch.sb.size);
     return broker.scratch.sb.size;
@@ -279,10 +293,11 @@ static int push_delivered(lua_State *L, const redisReply *reply)
     return 1;
 }
 
-/* mp.deliver(user, t [, mid [, prev [, node]]]) -- T to USER's session, on this node at once, on
- * another through it (waiting for the answer when called from a handler); true when USER is
- * online. NODE, when the caller knows where USER is (its location, which moonpost_store
- * returns), sends it there without asking the registry; false: on no other node. */
+/* mp.deliver(user, t [, mid [, prev [, node [, tail]]]]) -- T to USER's session, on this node at
+ * once, on another through it (waiting for the answer when called from a handler); true when
+ * USER is online. NODE, when the caller knows where USER is (its location, which moonpost_store
+ * returns), sends it there without asking the registry; false: on no other node. TAIL, an
+ * encoded map (the stored message), adds its pairs to T's as they are. */
 int mpl_deliver(lua_State *L)
 {
     size_t user_len;
@@ -297,7 +312,7 @@ int mpl_deliver(lua_State *L)
     if (s != NULL) {
         int wanted = router_live_wanted(s, live_mid, live_prev);
         if (wanted != ROUTER_LIVE_SKIP) { /* else not even encoded */
-            size_t n = luahost_encode_frame(L, 2);
+            size_t n = luahost_encode_frame_tail(L, 2, 6);
             if (wanted == ROUTER_LIVE_PUSH)
                 router_deliver_wanted(s, broker.scratch.sb.data, n, live_mid);
             else
@@ -311,8 +326,8 @@ int mpl_deliver(lua_State *L)
         lua_pushboolean(L, 0); /* here it is not (any more) */
         return 1;
     }
-    struct route_args a = {user,     user_len, luahost_encode_frame(L, 2), live_mid, live_prev,
-                           node,     node_len};
+    struct route_args a = {user,     user_len, luahost_encode_frame_tail(L, 2, 6), live_mid,
+                           live_prev, node,    node_len};
     struct request *r = luahost_current(L);
     if (r != NULL && registry_call(r, push_delivered, start_route, &a) == 0)
         return luahost_yield(L, r);

@@ -70,5 +70,8 @@ void luahost_join_args(lua_State *L, int first, char sep);
 /* Encodes the table at IDX as a frame into the loop's scratch buffer; raises a Lua error when
  * it cannot be encoded. Returns the frame's size; the bytes are in broker.scratch. */
 size_t luahost_encode_frame(lua_State *L, int idx);
+/* The same, followed by the pairs of the encoded map at TAIL_IDX (a string or bin) when that
+ * argument is given (codec_encode_frame_tail); TAIL_IDX 0: none. */
+size_t luahost_encode_frame_tail(lua_State *L, int idx, int tail_idx);
 
 #endif

@@ -148,7 +148,8 @@ static int session_fail(lua_State *L)
     return 1;
 }
 
-/* s:push(t [, mid]) -- sends T to this session; a MID > 0 is pushed only once, in order. */
+/* s:push(t [, mid [, tail]]) -- sends T to this session; a MID > 0 is pushed only once, in
+ * order. TAIL, an encoded map (a stored message), adds its pairs to T's as they are. */
 static int session_push(lua_State *L)
 {
     struct request *r = check_request(L);
@@ -160,7 +161,7 @@ static int session_push(lua_State *L)
         lua_pushboolean(L, 0);
         return 1;
     }
-    size_t n = luahost_encode_frame(L, 2);
+    size_t n = luahost_encode_frame_tail(L, 2, 4);
     lua_pushboolean(L, router_push(s, broker.scratch.sb.data, n, mid > 0 ? (uint64_t)mid : 0));
     return 1;
 }

@@ -159,10 +159,10 @@ function chat.store_private(from, to, fields)
   if stored == -429 then return nil, 429, "too many unread messages to this user" end
   -- prev (the newest message waiting before this one) keeps pushes in mid order across nodes;
   -- the recipient's node (its location: false when logged in nowhere) spares the registry
+  -- the push is the stored blob (from, to, body, ts, file) after type, mid and offline
   local mid, prev, node = stored[1], stored[2], stored[3]
-  local online = mp.deliver(to, { type = "msg", mid = mid, from = from, to = to,
-                                  body = fields.body, ts = ts, offline = false,
-                                  file = fields.file }, mid, prev, node)
+  local online = mp.deliver(to, { type = "msg", mid = mid, offline = false }, mid, prev, node,
+                            blob)
   return mid, online
 end
 
@@ -219,12 +219,11 @@ function chat.replay(s)
     end
     for i = 1, #rows, 2 do
       local member, mid = rows[i], tonumber(rows[i + 1])
-      local m = mp.decode(chat.mailbox_blob(member))
-      if m then
-        s:push({ type = "msg", mid = mid, from = m.from, to = m.to, body = m.body, ts = m.ts,
-                 offline = true, file = m.file }, mid)
-      else
-        mp.log("error", "mailbox of", user, ": message", mid, "cannot be decoded, skipped")
+      -- the stored blob goes out as it is, after type, mid and offline (not decoded)
+      local ok, err = pcall(s.push, s, { type = "msg", mid = mid, offline = true }, mid,
+                            chat.mailbox_blob(member))
+      if not ok then
+        mp.log("error", "mailbox of", user, ": message", mid, "skipped:", err)
       end
       after = mid
     end

@@ -917,6 +917,90 @@ static void test_encode_frame_writes_the_length_prefix(void **state)
     codec_buf_free(&b);
 }
 
+/* Encodes T (Lua code returning a table) with TAIL (LEN bytes) into B: codec_encode_frame_tail's
+ * result, the stack as it was. */
+static int encode_with_tail(struct fixture *f, struct codec_buf *b, const char *t,
+                            const uint8_t *tail, size_t len)
+{
+    push_lua(f, t);
+    int top = lua_gettop(f->L);
+    int rc = codec_encode_frame_tail(f->L, -1, tail, len, b, f->errbuf, sizeof f->errbuf);
+    assert_int_equal(lua_gettop(f->L), top);
+    lua_pop(f->L, 1);
+    return rc;
+}
+
+static void test_frame_tail_adds_its_pairs_as_they_are(void **state)
+{
+    struct fixture *f = *state;
+    struct codec_buf b;
+    codec_buf_init(&b);
+    /* the tail: {from = "al", body = bin "\x01\x02"} */
+    const uint8_t tail[] = {0x82, 0xa4, 'f', 'r', 'o', 'm', 0xa2, 'a', 'l',
+                            0xa4, 'b', 'o', 'd', 'y', 0xc4, 2, 1, 2};
+    assert_int_equal(encode_with_tail(f, &b, "return {type = 'msg'}", tail, sizeof tail), 0);
+    const uint8_t want[] = {0, 0, 0, 27, 0x83, 0xa4, 't', 'y', 'p', 'e', 0xa3, 'm', 's', 'g',
+                            0xa4, 'f', 'r', 'o', 'm', 0xa2, 'a', 'l',
+                            0xa4, 'b', 'o', 'd', 'y', 0xc4, 2, 1, 2};
+    assert_int_equal(b.sb.size, sizeof want);
+    assert_memory_equal(b.sb.data, want, sizeof want);
+
+    /* 10 pairs and 10 more: the header widens to map 16, and every pair is decoded back */
+    msgpack_sbuffer_clear(&f->in);
+    msgpack_pack_map(&f->in_pk, 10);
+    for (int i = 0; i < 10; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "t%d", i);
+        pack_cstr(&f->in_pk, key);
+        msgpack_pack_int(&f->in_pk, i);
+    }
+    assert_int_equal(encode_with_tail(f, &b,
+                                      "local t = {} for i = 0, 9 do t['k' .. i] = i end return t",
+                                      (const uint8_t *)f->in.data, f->in.size),
+                     0);
+    assert_int_equal((uint8_t)b.sb.data[FRAME_HEADER_LEN], 0xde);
+    const char *err = NULL;
+    assert_int_equal(codec_decode(f->L, (const uint8_t *)b.sb.data + FRAME_HEADER_LEN,
+                                  b.sb.size - FRAME_HEADER_LEN, 0, NULL, &err),
+                     CODEC_OK);
+    assert_lua(f, "local n = 0 for _ in pairs(v) do n = n + 1 end "
+                  "return n == 20 and v.k3 == 3 and v.t9 == 9 and v.t0 == 0");
+    lua_pop(f->L, 1);
+    codec_buf_free(&b);
+}
+
+static void test_frame_tail_that_is_not_one_whole_map_fails(void **state)
+{
+    struct fixture *f = *state;
+    struct codec_buf b;
+    codec_buf_init(&b);
+    static const struct {
+        const char *why;
+        uint8_t bytes[8];
+        size_t len;
+    } bad[] = {
+        {"empty", {0}, 0},
+        {"an array", {0x91, 0x01}, 2},
+        {"a string", {0xa1, 'x'}, 2},
+        {"cut short", {0x81, 0xa1, 'a'}, 3},
+        {"bytes after it", {0x80, 0x00}, 2},
+        {"a reserved byte inside", {0x81, 0xa1, 'a', 0xc1}, 4},
+        {"declares more than it holds", {0xdf, 0xff, 0xff, 0xff, 0xff}, 5},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        f->errbuf[0] = '\0';
+        if (encode_with_tail(f, &b, "return {type = 'msg'}", bad[i].bytes, bad[i].len) != -1)
+            fail_msg("a tail that is %s was taken", bad[i].why);
+        assert_string_equal(f->errbuf, "the frame's tail is not one whole MessagePack map");
+    }
+    const uint8_t empty_map[] = {0x80};
+    assert_int_equal(encode_with_tail(f, &b, "return {}", empty_map, 1), 0);
+    const uint8_t want[] = {0, 0, 0, 1, 0x80};
+    assert_int_equal(b.sb.size, sizeof want);
+    assert_memory_equal(b.sb.data, want, sizeof want);
+    codec_buf_free(&b);
+}
+
 static void test_tobytes_reads_strings_and_bins_only(void **state)
 {
     struct fixture *f = *state;
@@ -1026,6 +1110,8 @@ int main(void)
         T(test_every_truncation_is_rejected),
         T(test_values_lua_cannot_send_fail_to_encode),
         T(test_encode_frame_writes_the_length_prefix),
+        T(test_frame_tail_adds_its_pairs_as_they_are),
+        T(test_frame_tail_that_is_not_one_whole_map_fails),
         T(test_tobytes_reads_strings_and_bins_only),
         T(test_value_budget_stops_a_table_bomb),
         T(test_value_budget_counts_keys_and_values),
