@@ -4,7 +4,9 @@
  * B is decoded again (V2) and encoded again (C). It aborts when the second decode fails, when
  * V2 is not the same value as V1, or when C differs from B. C may list the pairs of a map in
  * another order than B (a Lua table has no order, and V2's hash layout differs from V1's): then
- * C must have B's size and decode to the same value. */
+ * C must have B's size and decode to the same value. Every input is also tried as a frame's
+ * tail (codec_encode_frame_tail): what it takes must make a frame that is one whole map, and a
+ * map the decoder takes it must take, with the same pairs. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 #include "codec.h"
 #include "frame.h"
+#include "msgread.h"
 
 static lua_State *L;
 static struct codec_buf first, second;
@@ -128,10 +131,30 @@ static void check_frame(int idx)
     require(memcmp(data + FRAME_HEADER_LEN, first.sb.data, first.sb.size) == 0);
 }
 
+/* The input as the tail of an empty frame: 0 and the frame in FRAME, or -1. */
+static int check_tail(const uint8_t *data, size_t size)
+{
+    char err[128];
+    lua_newtable(L);
+    int rc = codec_encode_frame_tail(L, -1, data, size, &frame, err, sizeof err);
+    lua_pop(L, 1);
+    if (rc != 0) return -1;
+    struct mpr r;
+    msgread_init(&r, frame.sb.data + FRAME_HEADER_LEN, frame.sb.size - FRAME_HEADER_LEN);
+    require(msgread_skip(&r, CODEC_MAX_DEPTH) == MSGREAD_OK && msgread_left(&r) == 0);
+    return 0;
+}
+
+static int is_map_header(uint8_t byte)
+{
+    return (byte & 0xf0) == 0x80 || byte == 0xde || byte == 0xdf;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (L == NULL) init();
     lua_settop(L, 0);
+    int tail_rc = check_tail(data, size);
     const char *err = NULL;
     size_t values = 0;
     if (codec_decode(L, data, size, 0, &values, &err) != CODEC_OK) {
@@ -145,6 +168,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     require(codec_decode(L, data, size, values - 1 ? values - 1 : 0, NULL, &err) ==
             (values > 1 ? CODEC_TOO_MANY : CODEC_OK));
     lua_settop(L, 1);
+    if (is_map_header(data[0])) { /* taken whole as a tail, with the same pairs */
+        require(tail_rc == 0);
+        decode(frame.sb.data + FRAME_HEADER_LEN, frame.sb.size - FRAME_HEADER_LEN);
+        require(same_value(1, 2));
+        lua_settop(L, 1);
+    }
 
     encode(1, &first);
     if (lua_type(L, 1) == LUA_TTABLE) check_frame(1);
