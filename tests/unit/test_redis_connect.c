@@ -1,0 +1,148 @@
+/* Unit tests for broker/redis_connect.c's events: one loop pass reads every reply that is
+ * waiting on the connection, not 16 KiB of them, and a context freed by a reply's callback in
+ * the middle of that reading stops it cleanly. The "server" is a Unix socket this test
+ * answers itself, so that the replies are all in the socket before the pass. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+
+#include "redis_connect.h"
+
+#define COMMANDS 8000 /* their replies, 7 bytes each: 56,000 bytes, over three 16 KiB reads */
+
+struct fixture {
+    char dir[64];
+    char path[96];
+    int listener;
+    int server; /* the accepted connection */
+    struct event_base *base;
+    redisAsyncContext *ctx;
+    int replies;      /* callbacks run */
+    int pongs;        /* of which with a reply */
+    int free_at_pong; /* a callback frees the context at this pong (0: never) */
+};
+
+static void on_connect(const redisAsyncContext *ctx, int status)
+{
+    (void)ctx, (void)status;
+}
+
+static void on_disconnect(const redisAsyncContext *ctx, int status)
+{
+    (void)ctx, (void)status;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/moonpost-unit.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/redis.sock", f->dir);
+    f->listener = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(f->listener >= 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", f->path);
+    assert_int_equal(bind(f->listener, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(f->listener, 1), 0);
+    f->base = event_base_new();
+    assert_non_null(f->base);
+    char addr[160], err[128];
+    snprintf(addr, sizeof addr, "unix:%s", f->path);
+    f->ctx = redis_connect(addr, f->base, on_connect, on_disconnect, err, sizeof err);
+    if (f->ctx == NULL) fail_msg("redis_connect: %s", err);
+    f->server = accept(f->listener, NULL, NULL);
+    assert_true(f->server >= 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    if (f->ctx != NULL) redisAsyncFree(f->ctx);
+    event_base_free(f->base);
+    close(f->server);
+    close(f->listener);
+    unlink(f->path);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void on_reply(redisAsyncContext *ctx, void *reply, void *arg)
+{
+    struct fixture *f = arg;
+    f->replies++;
+    if (reply == NULL) return;
+    f->pongs++;
+    if (f->pongs == f->free_at_pong) {
+        redisAsyncFree(ctx); /* hiredis frees it once this callback returns */
+        f->ctx = NULL;
+    }
+}
+
+/* Sends COMMANDS pings, reads them on the server's side, then writes all their replies. */
+static void answer_every_ping(struct fixture *f)
+{
+    for (int i = 0; i < COMMANDS; i++)
+        assert_int_equal(redisAsyncCommand(f->ctx, on_reply, f, "PING"), REDIS_OK);
+    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    size_t want = COMMANDS * (sizeof ping - 1), got = 0;
+    char buf[65536];
+    while (got < want) {
+        event_base_loop(f->base, EVLOOP_NONBLOCK); /* hiredis writes the commands */
+        ssize_t n = recv(f->server, buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) got += (size_t)n;
+    }
+    assert_int_equal(got, want);
+    char *replies = malloc(COMMANDS * 7);
+    assert_non_null(replies);
+    for (int i = 0; i < COMMANDS; i++) memcpy(replies + 7 * i, "+PONG\r\n", 7);
+    assert_int_equal(send(f->server, replies, COMMANDS * 7, 0), COMMANDS * 7);
+    free(replies);
+    assert_int_equal(f->replies, 0);
+}
+
+static void test_one_pass_reads_every_waiting_reply(void **state)
+{
+    struct fixture *f = *state;
+    answer_every_ping(f);
+    event_base_loop(f->base, EVLOOP_ONCE);
+    assert_int_equal(f->pongs, COMMANDS);
+}
+
+static void test_a_context_freed_by_a_reply_stops_the_reading(void **state)
+{
+    struct fixture *f = *state;
+    f->free_at_pong = 100;
+    answer_every_ping(f);
+    event_base_loop(f->base, EVLOOP_ONCE);
+    assert_null(f->ctx);
+    assert_int_equal(f->pongs, 100); /* the rest are called without a reply, once */
+    assert_int_equal(f->replies, COMMANDS);
+    event_base_loop(f->base, EVLOOP_NONBLOCK); /* nothing of the context is left to run */
+    assert_int_equal(f->replies, COMMANDS);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_one_pass_reads_every_waiting_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_context_freed_by_a_reply_stops_the_reading, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
