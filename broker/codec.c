@@ -358,13 +358,21 @@ size_t codec_frame_end(struct codec_buf *b)
     return b->sb.size;
 }
 
-int codec_encode_frame(lua_State *L, int idx, struct codec_buf *b, char *errbuf, size_t errlen)
+/* Starts a frame of the value at IDX, which must be a table. */
+static int begin_table_frame(lua_State *L, int idx, struct codec_buf *b, char *errbuf,
+                             size_t errlen)
 {
     codec_frame_begin(b);
     if (lua_type(L, idx) != LUA_TTABLE) {
         snprintf(errbuf, errlen, "a frame must be a table, got %s", luaL_typename(L, idx));
         return -1;
     }
+    return 0;
+}
+
+int codec_encode_frame(lua_State *L, int idx, struct codec_buf *b, char *errbuf, size_t errlen)
+{
+    if (begin_table_frame(L, idx, b, errbuf, errlen) != 0) return -1;
     if (codec_encode(L, idx, b, errbuf, errlen) != 0) return -1;
     codec_frame_end(b);
     return 0;
@@ -390,11 +398,7 @@ int codec_encode_frame_tail(lua_State *L, int idx, const uint8_t *tail, size_t t
 {
     const uint8_t *body;
     size_t pairs = 0, tail_count;
-    codec_frame_begin(b);
-    if (lua_type(L, idx) != LUA_TTABLE) {
-        snprintf(errbuf, errlen, "a frame must be a table, got %s", luaL_typename(L, idx));
-        return -1;
-    }
+    if (begin_table_frame(L, idx, b, errbuf, errlen) != 0) return -1;
     if (tail_pairs(tail, tail_len, &body, &tail_count) != 0) {
         snprintf(errbuf, errlen, "the frame's tail is not one whole MessagePack map");
         return -1;

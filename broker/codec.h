@@ -59,9 +59,10 @@ size_t codec_frame_end(struct codec_buf *b);
 /* Encodes the Lua table at IDX as one frame. Returns 0 or -1 with errbuf. */
 int codec_encode_frame(lua_State *L, int idx, struct codec_buf *b, char *errbuf, size_t errlen);
 
-/* Encodes one frame: a map of the pairs of the Lua table at IDX, then those of TAIL, an encoded
- * MessagePack map passed through as it is (a stored message, not decoded and encoded again).
- * Their keys must differ. Returns 0 or -1 with errbuf (TAIL not one whole map included). */
+/* Encodes one frame: a map of the pairs of the Lua table at IDX (a map even when the table is a
+ * sequence), then those of TAIL, an encoded MessagePack map passed through as it is (a stored
+ * message, not decoded and encoded again). The caller keeps their keys apart: a key in both is
+ * written twice. Returns 0 or -1 with errbuf (TAIL not one whole map included). */
 int codec_encode_frame_tail(lua_State *L, int idx, const uint8_t *tail, size_t tail_len,
                             struct codec_buf *b, char *errbuf, size_t errlen);
 

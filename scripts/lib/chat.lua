@@ -182,6 +182,9 @@ end
 
 -- The message blob of a mailbox member: "mid:sender:blob", or "mid:blob" as stored before the
 -- sender was written out (a blob is a MessagePack map: its first byte is never a name's).
+-- How the host's frame encoder refuses a tail that is not one whole MessagePack map.
+chat.NOT_A_MAP = "tail is not one whole MessagePack map"
+
 function chat.mailbox_blob(member)
   local start = member:find(":", 1, true) or 0
   local sender_end = member:match("^[%w_.%-]+():", start + 1)
@@ -218,12 +221,14 @@ function chat.replay(s)
       if s:replaying(false) then return end
     end
     for i = 1, #rows, 2 do
-      local member, mid = rows[i], tonumber(rows[i + 1])
-      -- the stored blob goes out as it is, after type, mid and offline (not decoded)
+      local member, mid = rows[i], math.tointeger(tonumber(rows[i + 1]))
+      -- the stored blob goes out as it is, after type, mid and offline (not decoded); only a
+      -- blob that is no MessagePack map is skipped, any other error ends the replay
       local ok, err = pcall(s.push, s, { type = "msg", mid = mid, offline = true }, mid,
                             chat.mailbox_blob(member))
       if not ok then
-        mp.log("error", "mailbox of", user, ": message", mid, "skipped:", err)
+        if not tostring(err):find(chat.NOT_A_MAP, 1, true) then error(err, 0) end
+        mp.log("error", "mailbox of", user, ": message", mid, "is not a MessagePack map, skipped")
       end
       after = mid
     end

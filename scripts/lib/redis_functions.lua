@@ -31,12 +31,17 @@ end
 -- nodes reach a session in mid order). Acks delete from the lowest mid up and moonpost_ack
 -- keeps the highest it deleted (ACKED), so the last mid handed out (LAST) waits unless an ack
 -- reached it. A user without ACKED (no ack since it was kept) is looked up in the mailbox.
+-- The newest mid in MAILBOX (a number), nil when it is empty.
+local function newest_mid(mailbox)
+  return tonumber(redis.call('ZRANGE', mailbox, -1, -1, 'WITHSCORES')[2])
+end
+
 local function newest_waiting(mailbox, last, acked)
   if acked then
     local n = tonumber(last)
     return n > tonumber(acked) and n or 0
   end
-  return tonumber(redis.call('ZRANGE', mailbox, -1, -1, 'WITHSCORES')[2] or 0)
+  return newest_mid(mailbox) or 0
 end
 
 -- KEYS: recipient's user hash, recipient's mailbox, the mailbox's per-sender counts, and
@@ -59,8 +64,8 @@ local function store(user_key, mailbox, senders, loc, mailbox_max, blob, broker_
   if type(mid) == 'table' then return mid end
   -- per-sender quota (given back by moonpost_ack): counted first and taken back when over, one
   -- call for a message that passes
-  if redis.call('HINCRBY', senders, from, 1) > tonumber(per_sender) then
-    redis.call('HINCRBY', senders, from, -1)
+  if redis.call('HINCRBY', senders, from, '1') > tonumber(per_sender) then
+    redis.call('HINCRBY', senders, from, '-1')
     return -429
   end
   local prev = newest_waiting(mailbox, last, user[2])
@@ -127,17 +132,16 @@ end
 -- Deletes the messages with mid <= upto and gives their senders' quota back (in batches, so
 -- that a large mailbox is never copied whole into the script). An emptied mailbox drops its
 -- counts, so they cannot drift for good. The highest mid deleted goes to the user's `acked`
--- (see newest_waiting). Returns how many messages were deleted. Runs when Redis is out of
--- memory (allow-oom): deleting is how memory comes back.
+-- (see newest_waiting). Returns how many messages were deleted. An ack that reaches the newest
+-- message (a client acking all it was sent, the common case) deletes the mailbox and its
+-- counts whole, with no member read. Runs when Redis is out of memory (allow-oom): deleting
+-- is how memory comes back.
 local function ack(mailbox, senders, user_key, upto)
-  -- the common case, a client acking all it was sent: the mailbox and its counts go whole
-  local newest = redis.call('ZRANGE', mailbox, -1, -1, 'WITHSCORES')[2]
-  if newest and tonumber(newest) <= tonumber(upto) then
+  local newest = newest_mid(mailbox)
+  if newest and newest <= tonumber(upto) then
     local deleted = redis.call('ZCARD', mailbox)
     redis.call('DEL', mailbox, senders)
-    if user_key then
-      redis.call('HSET', user_key, 'acked', string.format('%d', tonumber(newest)))
-    end
+    if user_key then redis.call('HSET', user_key, 'acked', string.format('%d', newest)) end
     return deleted
   end
   local batch, deleted, freed, highest = 100, 0, {}, nil

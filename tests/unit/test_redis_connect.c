@@ -32,6 +32,7 @@ struct fixture {
     int replies;      /* callbacks run */
     int pongs;        /* of which with a reply */
     int free_at_pong; /* a callback frees the context at this pong (0: never) */
+    int disconnects;
 };
 
 static void on_connect(const redisAsyncContext *ctx, int status)
@@ -39,9 +40,13 @@ static void on_connect(const redisAsyncContext *ctx, int status)
     (void)ctx, (void)status;
 }
 
+/* hiredis frees the context after this */
 static void on_disconnect(const redisAsyncContext *ctx, int status)
 {
-    (void)ctx, (void)status;
+    (void)status;
+    struct fixture *f = ctx->data;
+    f->disconnects++;
+    f->ctx = NULL;
 }
 
 static int setup(void **state)
@@ -63,6 +68,7 @@ static int setup(void **state)
     snprintf(addr, sizeof addr, "unix:%s", f->path);
     f->ctx = redis_connect(addr, f->base, on_connect, on_disconnect, err, sizeof err);
     if (f->ctx == NULL) fail_msg("redis_connect: %s", err);
+    f->ctx->data = f;
     f->server = accept(f->listener, NULL, NULL);
     assert_true(f->server >= 0);
     *state = f;
@@ -74,7 +80,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     if (f->ctx != NULL) redisAsyncFree(f->ctx);
     event_base_free(f->base);
-    close(f->server);
+    if (f->server >= 0) close(f->server);
     close(f->listener);
     unlink(f->path);
     rmdir(f->dir);
@@ -94,8 +100,9 @@ static void on_reply(redisAsyncContext *ctx, void *reply, void *arg)
     }
 }
 
-/* Sends COMMANDS pings, reads them on the server's side, then writes all their replies. */
-static void answer_every_ping(struct fixture *f)
+/* Sends COMMANDS pings, reads them on the server's side, then writes the first ANSWERED of
+ * their replies. */
+static void answer_pings(struct fixture *f, int answered)
 {
     for (int i = 0; i < COMMANDS; i++)
         assert_int_equal(redisAsyncCommand(f->ctx, on_reply, f, "PING"), REDIS_OK);
@@ -110,10 +117,15 @@ static void answer_every_ping(struct fixture *f)
     assert_int_equal(got, want);
     char *replies = malloc(COMMANDS * 7);
     assert_non_null(replies);
-    for (int i = 0; i < COMMANDS; i++) memcpy(replies + 7 * i, "+PONG\r\n", 7);
-    assert_int_equal(send(f->server, replies, COMMANDS * 7, 0), COMMANDS * 7);
+    for (int i = 0; i < answered; i++) memcpy(replies + 7 * i, "+PONG\r\n", 7);
+    assert_int_equal(send(f->server, replies, (size_t)answered * 7, 0), answered * 7);
     free(replies);
     assert_int_equal(f->replies, 0);
+}
+
+static void answer_every_ping(struct fixture *f)
+{
+    answer_pings(f, COMMANDS);
 }
 
 static void test_one_pass_reads_every_waiting_reply(void **state)
@@ -137,12 +149,32 @@ static void test_a_context_freed_by_a_reply_stops_the_reading(void **state)
     assert_int_equal(f->replies, COMMANDS);
 }
 
+static void test_a_connection_closed_amid_the_replies_ends_cleanly(void **state)
+{
+    struct fixture *f = *state;
+    answer_pings(f, 5000); /* more than one read's worth, then the server goes */
+    close(f->server);
+    f->server = -1;
+    event_base_loop(f->base, EVLOOP_ONCE);
+    assert_int_equal(f->pongs, 5000);
+    /* the end of the stream, read once the replies before it are gone (that pass or the next) */
+    for (int pass = 0; pass < 2 && f->ctx != NULL; pass++) event_base_loop(f->base, EVLOOP_ONCE);
+    assert_int_equal(f->disconnects, 1);
+    assert_null(f->ctx);
+    assert_int_equal(f->pongs, 5000);
+    assert_int_equal(f->replies, COMMANDS); /* the rest are called without a reply, once */
+    event_base_loop(f->base, EVLOOP_NONBLOCK);
+    assert_int_equal(f->replies, COMMANDS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_one_pass_reads_every_waiting_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_context_freed_by_a_reply_stops_the_reading, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_connection_closed_amid_the_replies_ends_cleanly,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
