@@ -549,8 +549,15 @@ class ClusterNodesTest(ClusterTest):
         poll(lambda: (self.location(b.user) or "").startswith("n2 "), 30, what="b located")
         monitor = socket.create_connection(("127.0.0.1", self.redis.port))
         monitor.sendall(b"MONITOR\r\n")
-        monitor.settimeout(0.2)
+        # Redis watches from its +OK on: a send before it could go unseen
+        monitor.settimeout(10)
         seen = b""
+        while not seen.startswith(b"+OK\r\n"):
+            chunk = monitor.recv(65536)
+            self.assertTrue(chunk, "MONITOR refused")
+            seen += chunk
+        seen = seen[len(b"+OK\r\n"):]
+        monitor.settimeout(0.2)
         try:
             for i in range(10):
                 self.send(a, b.user, "live %d" % i, online=True)
