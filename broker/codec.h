@@ -31,7 +31,6 @@ enum codec_status { CODEC_OK = 0, CODEC_MALFORMED = -1, CODEC_TOO_MANY = -2 };
 int codec_decode(lua_State *L, const uint8_t *data, size_t len, size_t max_values,
                  size_t *values, const char **err);
 
-
 /* Pushes a new bin userdata holding a copy of LEN bytes. */
 void codec_push_bin(lua_State *L, const void *data, size_t len);
 

@@ -81,12 +81,12 @@ static int unavailable(lua_State *L)
     return 2;
 }
 
-/* Reads the command at stack slots FIRST..LAST into argv. */
 /* The integer arguments of the command being collected, in decimal: lua_tolstring would print
  * each with snprintf into a new Lua string. Valid until the next collect_args; the command is
  * formatted for Redis before that. */
 static char integer_text[REDIS_MAX_ARGS][REDIS_INTEGER_TEXT_MAX];
 
+/* Reads the command at stack slots FIRST..LAST into argv. */
 static int collect_args(lua_State *L, int first, int last, const char **argv, size_t *lens)
 {
     int argc = 0;

@@ -180,11 +180,11 @@ function chat.announce(user, online, except)
   mp.broadcast({ type = "presence", user = user, online = online }, except)
 end
 
--- The message blob of a mailbox member: "mid:sender:blob", or "mid:blob" as stored before the
--- sender was written out (a blob is a MessagePack map: its first byte is never a name's).
 -- How the host's frame encoder refuses a tail that is not one whole MessagePack map.
 chat.NOT_A_MAP = "tail is not one whole MessagePack map"
 
+-- The message blob of a mailbox member: "mid:sender:blob", or "mid:blob" as stored before the
+-- sender was written out (a blob is a MessagePack map: its first byte is never a name's).
 function chat.mailbox_blob(member)
   local start = member:find(":", 1, true) or 0
   local sender_end = member:match("^[%w_.%-]+():", start + 1)

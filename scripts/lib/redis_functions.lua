@@ -26,16 +26,16 @@ local function next_mid(last, broker_ms)
   return string.format('%d', mid)
 end
 
--- prev for a store into MAILBOX: the newest message still waiting there (0 when none), which a
--- session must have been sent before the new one (docs/cluster.md: messages stored by many
--- nodes reach a session in mid order). Acks delete from the lowest mid up and moonpost_ack
--- keeps the highest it deleted (ACKED), so the last mid handed out (LAST) waits unless an ack
--- reached it. A user without ACKED (no ack since it was kept) is looked up in the mailbox.
 -- The newest mid in MAILBOX (a number), nil when it is empty.
 local function newest_mid(mailbox)
   return tonumber(redis.call('ZRANGE', mailbox, -1, -1, 'WITHSCORES')[2])
 end
 
+-- prev for a store into MAILBOX: the newest message still waiting there (0 when none), which a
+-- session must have been sent before the new one (docs/cluster.md: messages stored by many
+-- nodes reach a session in mid order). Acks delete from the lowest mid up and moonpost_ack
+-- keeps the highest it deleted (ACKED), so the last mid handed out (LAST) waits unless an ack
+-- reached it. A user without ACKED (no ack since it was kept) is looked up in the mailbox.
 local function newest_waiting(mailbox, last, acked)
   if acked then
     local n = tonumber(last)
