@@ -3,8 +3,9 @@
 # each RUNS times; prints one table of medians with the ratio moonpost/Mosquitto.
 #
 # It starts its own redis-server, moonpost (scripts/send.lua, and the C send plugin when it is
-# built) and mosquitto (Nagle on, its default, and off), each with a config written into a temp
-# dir and on free ports, and stops them all on exit. Nothing leaves 127.0.0.1. The brokers run
+# built), mosquitto (Nagle on, its default, and off) and moonpost-forwarder (bench/forwarder.c,
+# a minimal one-loop forwarder: the ceiling), each with a config written into a temp dir and on
+# free ports, and stops them all on exit. Nothing leaves 127.0.0.1. The brokers run
 # side by side and the runs are interleaved (run 1 of every broker, then run 2, ...) so that a
 # disturbance of the machine does not fall on one broker only.
 #
@@ -48,6 +49,9 @@ bench_require_build
 for tool in redis-server mosquitto python3; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is not installed" >&2; exit 2; }
 done
+
+# The one-loop forwarder (bench/forwarder.c), the ceiling, when it is built.
+FORWARDER=$MOONPOST_BUILD/bench/moonpost-forwarder
 
 # The C send plugin (plugins/send) when it is built.
 SEND_PLUGIN=""
@@ -125,6 +129,17 @@ start_moonpost() {
     wait_port "$port" "$!"
 }
 
+# start_forwarder: bench/forwarder.c, the one-loop ceiling for private chat and broadcast.
+start_forwarder() {
+    local port
+    port=$(free_port)
+    spawn 0 "$TMP/forwarder.log" "$FORWARDER" -p "$port" &
+    PID[forwarder]=$!
+    PORT[forwarder]=$port
+    PIDS+=("$!")
+    wait_port "$port" "$!"
+}
+
 # start_mosquitto NAME true|false: TCP_NODELAY on its client sockets or not (its default).
 start_mosquitto() {
     local name=$1 nodelay=$2 conf=$TMP/$1.conf port
@@ -146,7 +161,7 @@ measure() {
     local out=$1 server=$2 try pids
     shift 2
     pids=(--broker-pid "${PID[$server]}")
-    [[ $(proto_of "$server") == moonpost ]] && pids+=(--redis-pid "${PID[redis]}")
+    [[ $server == moonpost* ]] && pids+=(--redis-pid "${PID[redis]}")
     for try in $(seq 1 "$RETRIES"); do
         wait_quiet
         pin 1 "$BENCH" "$@" --proto "$(proto_of "$server")" --port "${PORT[$server]}" \
@@ -179,6 +194,7 @@ BROADCAST=(broadcast --clients 1000 --publishers 1 --size 64 --window 8 --durati
 
 log "moonpost $BROKER, load generator $BENCH, $RUNS run(s) of ${DURATION}s, PIN=$PIN"
 log "C send plugin: ${SEND_PLUGIN:-not built (its column stays empty)}"
+[[ -x $FORWARDER ]] || log "$FORWARDER is not built: the forwarder column stays empty"
 start_redis
 
 # ---- private chat and broadcast: every broker up at once, runs interleaved ----
@@ -194,6 +210,7 @@ if ((${#CHAT[@]})); then
     start_mosquitto mosquitto-nagle false
     start_mosquitto mosquitto-nodelay true
     SERVERS+=(mosquitto-nagle mosquitto-nodelay)
+    if [[ -x $FORWARDER ]]; then start_forwarder; SERVERS+=(forwarder); fi
     args_of() {
         case $1 in
             private) echo "${PRIVATE[@]}" ;;
@@ -205,7 +222,7 @@ if ((${#CHAT[@]})); then
     }
     # the users exist from here on: a first short run registers them on every moonpost
     for s in "${SERVERS[@]}"; do
-        [[ $(proto_of "$s") == moonpost ]] || continue
+        [[ $s == moonpost* ]] || continue
         measure "$TMP/warmup.$s.json" "$s" private --clients 1000 --duration 1 --warmup 0
     done
     if [[ $PERF == 1 ]]; then

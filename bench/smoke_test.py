@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Smoke test of moonpost-bench (counts only, never timing): a real redis-server and broker
 from tests/integration/harness.py, 20 private-chat clients for 2 s, and the JSON result must
-show messages delivered and no error of any kind; then the same spread over two brokers."""
+show messages delivered and no error of any kind; then the same spread over two brokers, and
+moonpost-forwarder (the benchmarks' ceiling) under the same load generator."""
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import harness  # noqa: E402
 
 BENCH = os.environ.get("MOONPOST_BENCH",
                        os.path.join(harness.BUILD, "bench", "moonpost-bench"))
+FORWARDER = os.path.join(os.path.dirname(BENCH), "moonpost-forwarder")
 
 
 class BenchSmokeTest(unittest.TestCase):
@@ -36,8 +38,8 @@ class BenchSmokeTest(unittest.TestCase):
             self.redis.stop()
             shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def bench(self, *args):
-        cmd = [BENCH, *args, "--port", str(self.broker.port), "--json", "--no-progress",
+    def bench(self, *args, port=None):
+        cmd = [BENCH, *args, "--port", str(port or self.broker.port), "--json", "--no-progress",
                "--timeout", "60"]
         out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=90)
         self.assertEqual(out.returncode, 0, out.stderr.decode(errors="replace"))
@@ -99,6 +101,25 @@ class BenchSmokeTest(unittest.TestCase):
         for b in brokers:
             stats = harness.admin_call(b, {"type": "admin.stats"})
             self.assertGreaterEqual(stats["connections_total"], 10, stats)
+
+    def test_the_forwarder_serves_the_load_generator(self):
+        """The ceiling of bench/run.sh speaks enough of the protocol for every chat workload:
+        each broadcast reaches every receiver, private messages arrive, nothing is an error."""
+        port = harness.free_port()
+        proc = subprocess.Popen([FORWARDER, "-p", str(port)])
+        self.addCleanup(proc.wait, 10)
+        self.addCleanup(proc.terminate)
+        harness.wait_port(port, proc=proc)
+        r = self.bench("broadcast", "--clients", "10", "--publishers", "1", "--duration", "1",
+                       "--warmup", "0.2", "--rate", "200", port=port)
+        self.assertEqual(r["ready"], 11, r)
+        self.assertEqual(r["errors"], {})
+        self.assert_every_message_reached(r, 10)
+        r = self.bench("private", "--clients", "10", "--duration", "1", "--warmup", "0.2",
+                       "--rate", "400", "--ack-every", "read", port=port)
+        self.assertEqual(r["ready"], 10, r)
+        self.assertGreater(r["delivered"], 0, r)
+        self.assertEqual(r["errors"], {})
 
     def test_cross_recipients_need_two_brokers(self):
         out = subprocess.run([BENCH, "private", "--clients", "4", "--recipients", "cross",

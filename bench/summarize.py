@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """summarize: the JSON results of bench/run.sh (CASE.VARIANT.RUN.json) as one table of medians,
-moonpost beside Mosquitto with their ratio, the targets of docs/benchmarks.md, and how the CPUs
+moonpost beside Mosquitto and the one-loop forwarder with their ratios, the targets of docs/benchmarks.md, and how the CPUs
 were shared.
 
 usage: summarize.py RESULTS_DIR [--markdown]"""
@@ -14,6 +14,7 @@ MOONPOST = "moonpost"
 PLUGIN = "moonpost-c-send"
 MQ_NAGLE = "mosquitto-nagle"
 MQ_NODELAY = "mosquitto-nodelay"
+FORWARDER = "forwarder"
 
 # (case, label, how to read a value from a result, unit, higher is better)
 ROWS = [
@@ -67,6 +68,11 @@ def keeps_up_within_twice_nodelay_p99(v, p99_row, rate_row):
             and mp_p99 <= 2 * mq_p99)
 
 
+def at_least_half_the_forwarder(v):
+    return v(MOONPOST, 0) is not None and v(FORWARDER, 0) is not None and \
+        v(MOONPOST, 0) >= 0.5 * v(FORWARDER, 0)
+
+
 # The goals of docs/benchmarks.md, each a ratio within one run.
 TARGETS = [
     ("private", "delivered msgs/s >= 2x Mosquitto QoS 0 (the better of its two settings)",
@@ -79,6 +85,7 @@ TARGETS = [
      lambda v: keeps_up_within_twice_nodelay_p99(v, 0, 1)),
     ("broadcast", "deliveries/s >= 2x Mosquitto (the better of its two settings)",
      at_least_twice_mosquitto),
+    ("broadcast", "deliveries/s >= 50% of the one-loop forwarder's", at_least_half_the_forwarder),
     ("idle", "RSS per session <= 1.5 KiB and <= Mosquitto's per connection",
      lambda v: v(MOONPOST, 0) is not None and v(MQ_NAGLE, 0) is not None
      and v(MOONPOST, 0) <= 1536 and v(MOONPOST, 0) <= v(MQ_NAGLE, 0)),
@@ -134,7 +141,8 @@ def table(header, rows, markdown):
 
 def results_table(runs, markdown):
     header = ["workload (median of runs)", "moonpost", "moonpost C send", "Mosquitto (Nagle)",
-              "Mosquitto nodelay", "moonpost/Mosquitto", "moonpost/Mosq. nodelay"]
+              "Mosquitto nodelay", "forwarder", "moonpost/Mosquitto", "moonpost/Mosq. nodelay",
+              "moonpost/forwarder"]
     rows = []
     for case, label, get, pattern, _ in ROWS:
         if not any(k[0] == case for k in runs):
@@ -143,8 +151,10 @@ def results_table(runs, markdown):
         plugin = median(runs, case, PLUGIN, get)
         nagle = median(runs, case, MQ_NAGLE, get)
         nodelay = median(runs, case, MQ_NODELAY, get)
+        forwarder = median(runs, case, FORWARDER, get)
         rows.append([label, fmt(mp, pattern), fmt(plugin, pattern), fmt(nagle, pattern),
-                     fmt(nodelay, pattern), ratio(mp, nagle), ratio(mp, nodelay)])
+                     fmt(nodelay, pattern), fmt(forwarder, pattern), ratio(mp, nagle),
+                     ratio(mp, nodelay), ratio(mp, forwarder)])
     return table(header, rows, markdown)
 
 
