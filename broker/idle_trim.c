@@ -6,6 +6,7 @@
 
 #include <event2/event.h>
 
+#include "chain_pool.h"
 #include "log.h"
 #include "luahost.h"
 #include "stats.h"
@@ -35,6 +36,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     if (!quiet) { /* traffic: its allocations drive the collector */
         idle.collecting = 0;
         return schedule(CHECK_MS);
+    }
+    if (chain_pool_count() > 0) { /* the output blocks a burst kept */
+        chain_pool_trim();
+        malloc_trim(0);
     }
     if (!idle.collecting && !luahost_garbage_worth_collecting()) return schedule(CHECK_MS);
     idle.collecting = 1;

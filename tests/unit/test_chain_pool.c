@@ -1,0 +1,88 @@
+/* chain_pool: libevent's first chain of a buffer is kept when the buffer empties and serves
+ * the next one; the pool never holds more than CHAIN_POOL_MAX blocks, and the trim empties it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+
+#include "chain_pool.h"
+
+static const char frame[110] = "a frame of a broadcast, as a session's output holds it";
+
+static int install(void **state)
+{
+    (void)state;
+    chain_pool_install();
+    return 0;
+}
+
+/* The block of the chain a drained buffer gave back is the one the next buffer writes into. */
+static void test_a_drained_chain_serves_the_next_buffer(void **state)
+{
+    (void)state;
+    chain_pool_trim();
+    struct evbuffer *out = evbuffer_new();
+    assert_non_null(out);
+    size_t before = chain_pool_count();
+    assert_int_equal(evbuffer_add(out, frame, sizeof frame), 0);
+    unsigned char *first = evbuffer_pullup(out, -1);
+    assert_int_equal(evbuffer_drain(out, sizeof frame), 0);
+    assert_int_equal(chain_pool_count(), before + 1);
+
+    assert_int_equal(evbuffer_add(out, frame, sizeof frame), 0);
+    assert_int_equal(chain_pool_count(), before);
+    assert_ptr_equal(evbuffer_pullup(out, -1), first);
+    assert_memory_equal(first, frame, sizeof frame);
+    evbuffer_free(out);
+    chain_pool_trim();
+    assert_int_equal(chain_pool_count(), 0);
+}
+
+/* A burst to more buffers than the pool keeps leaves CHAIN_POOL_MAX blocks, not one more. */
+static void test_the_pool_is_bounded(void **state)
+{
+    (void)state;
+    chain_pool_trim();
+    size_t n = CHAIN_POOL_MAX + 100;
+    struct evbuffer **bufs = calloc(n, sizeof *bufs);
+    assert_non_null(bufs);
+    for (size_t i = 0; i < n; i++) {
+        bufs[i] = evbuffer_new();
+        assert_non_null(bufs[i]);
+        assert_int_equal(evbuffer_add(bufs[i], frame, sizeof frame), 0);
+    }
+    for (size_t i = 0; i < n; i++) evbuffer_free(bufs[i]);
+    free(bufs);
+    assert_int_equal(chain_pool_count(), CHAIN_POOL_MAX);
+    chain_pool_trim();
+    assert_int_equal(chain_pool_count(), 0);
+}
+
+/* Larger chains (a buffer that grew past its first block) go back to malloc. */
+static void test_larger_chains_are_not_kept(void **state)
+{
+    (void)state;
+    chain_pool_trim();
+    static char big[5000];
+    memset(big, 'x', sizeof big);
+    struct evbuffer *out = evbuffer_new();
+    assert_non_null(out);
+    assert_int_equal(evbuffer_add(out, big, sizeof big), 0);
+    evbuffer_free(out);
+    assert_int_equal(chain_pool_count(), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_drained_chain_serves_the_next_buffer),
+        cmocka_unit_test(test_the_pool_is_bounded),
+        cmocka_unit_test(test_larger_chains_are_not_kept),
+    };
+    return cmocka_run_group_tests(tests, install, NULL);
+}
