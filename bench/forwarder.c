@@ -61,6 +61,7 @@ static struct conn *dirty[MAX_CONNS];
 static size_t dirty_count;
 static struct conn *closed[MAX_CONNS]; /* freed at the end of the pass */
 static size_t closed_count;
+static int max_fd; /* the highest descriptor a connection has had */
 static uint64_t next_mid = 1;
 static int epfd;
 static volatile sig_atomic_t stopping;
@@ -184,6 +185,25 @@ static void pack_body(msgpack_packer *pk, const struct msgread_item *body)
         pack_item_str(pk, body);
 }
 
+/* The pairs every push has: type, mid, from, body (empty when BODY is not a str or bin) and
+ * ts; MORE pairs follow, packed by the caller. */
+static void pack_push(msgpack_packer *pk, uint32_t more, const char *type, uint64_t mid,
+                      const char *from, const struct msgread_item *body)
+{
+    msgpack_pack_map(pk, 5 + more);
+    pack_cstr(pk, "type");
+    pack_cstr(pk, type);
+    pack_cstr(pk, "mid");
+    msgpack_pack_uint64(pk, mid);
+    pack_cstr(pk, "from");
+    pack_cstr(pk, from);
+    pack_cstr(pk, "body");
+    if (body->type == MSGREAD_STR || body->type == MSGREAD_BIN) pack_body(pk, body);
+    else pack_cstr(pk, "");
+    pack_cstr(pk, "ts");
+    msgpack_pack_int64(pk, now_ms());
+}
+
 /* res 200 for R, with EXTRA more pairs the caller packs after the returned packer's start. */
 static size_t reply_start(struct conn *c, const struct request *r, msgpack_packer *pk,
                           uint32_t extra)
@@ -283,19 +303,9 @@ static void on_send(struct conn *c, const struct request *r)
     if (to && (r->body.type == MSGREAD_STR || r->body.type == MSGREAD_BIN)) {
         msgpack_packer pk;
         size_t start = frame_start(&to->out, &pk);
-        msgpack_pack_map(&pk, 7);
-        pack_cstr(&pk, "type");
-        pack_cstr(&pk, "msg");
-        pack_cstr(&pk, "mid");
-        msgpack_pack_uint64(&pk, mid);
-        pack_cstr(&pk, "from");
-        pack_cstr(&pk, c->user);
+        pack_push(&pk, 2, "msg", mid, c->user, &r->body);
         pack_cstr(&pk, "to");
         pack_item_str(&pk, &r->to);
-        pack_cstr(&pk, "body");
-        pack_body(&pk, &r->body);
-        pack_cstr(&pk, "ts");
-        msgpack_pack_int64(&pk, now_ms());
         pack_cstr(&pk, "offline");
         msgpack_pack_false(&pk);
         frame_finish(&to->out, start);
@@ -305,25 +315,14 @@ static void on_send(struct conn *c, const struct request *r)
 }
 
 /* One encode, then one copy per other logged-in connection. */
-static void on_broadcast(struct conn *c, const struct request *r, int max_fd)
+static void on_broadcast(struct conn *c, const struct request *r)
 {
     static struct buf frame;
     uint64_t mid = next_mid++;
     frame.len = 0;
     msgpack_packer pk;
     size_t start = frame_start(&frame, &pk);
-    msgpack_pack_map(&pk, 5);
-    pack_cstr(&pk, "type");
-    pack_cstr(&pk, "broadcast");
-    pack_cstr(&pk, "mid");
-    msgpack_pack_uint64(&pk, mid);
-    pack_cstr(&pk, "from");
-    pack_cstr(&pk, c->user);
-    pack_cstr(&pk, "body");
-    if (r->body.type == MSGREAD_STR || r->body.type == MSGREAD_BIN) pack_body(&pk, &r->body);
-    else pack_cstr(&pk, "");
-    pack_cstr(&pk, "ts");
-    msgpack_pack_int64(&pk, now_ms());
+    pack_push(&pk, 0, "broadcast", mid, c->user, &r->body);
     frame_finish(&frame, start);
     for (int fd = 0; fd <= max_fd; fd++) {
         struct conn *o = conns[fd];
@@ -334,15 +333,13 @@ static void on_broadcast(struct conn *c, const struct request *r, int max_fd)
     reply_mid(c, r, mid, -1);
 }
 
-static int max_fd_seen;
-
 static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
 {
     struct request r;
     if (parse_request(body, len, &r) != 0) return;
     if (item_is(&r.type, "login") || item_is(&r.type, "resume")) on_login(c, &r);
     else if (item_is(&r.type, "send")) on_send(c, &r);
-    else if (item_is(&r.type, "broadcast")) on_broadcast(c, &r, max_fd_seen);
+    else if (item_is(&r.type, "broadcast")) on_broadcast(c, &r);
     else if (r.has_id) reply_ok(c, &r); /* register, ack, ping, ...: 200 */
 }
 
@@ -420,7 +417,7 @@ static void conn_accept(int listener)
         if (c == NULL) die("calloc");
         c->fd = fd;
         conns[fd] = c;
-        if (fd > max_fd_seen) max_fd_seen = fd;
+        if (fd > max_fd) max_fd = fd;
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) die("epoll_ctl");
     }
