@@ -467,9 +467,17 @@ int main(int argc, char **argv)
     const char *address = "127.0.0.1";
     int port = 8889, opt;
     while ((opt = getopt(argc, argv, "p:b:")) != -1) {
-        if (opt == 'p') port = atoi(optarg);
-        else if (opt == 'b') address = optarg;
-        else {
+        char *end = NULL;
+        if (opt == 'p') {
+            long p = strtol(optarg, &end, 10);
+            if (*end != '\0' || p < 1 || p > 65535) {
+                fprintf(stderr, "moonpost-forwarder: -p %s is not a port\n", optarg);
+                return 2;
+            }
+            port = (int)p;
+        } else if (opt == 'b') {
+            address = optarg;
+        } else {
             fprintf(stderr, "usage: moonpost-forwarder [-p PORT] [-b ADDRESS]\n");
             return 2;
         }
