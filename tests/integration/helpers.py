@@ -36,3 +36,19 @@ def poll(fn, timeout=30.0, interval=0.05, what="condition", retry_on=()):
             raise AssertionError("%s not reached within %g s (last: %r)"
                                  % (what() if callable(what) else what, timeout, v))
         time.sleep(interval)
+
+
+def rss_kib(pid):
+    """The resident memory of process PID, in KiB (VmRSS of /proc/PID/status)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
+def sanitized(binary):
+    """True when BINARY was built with AddressSanitizer, whose allocator keeps freed memory in
+    quarantine and ignores malloc_trim: its RSS says nothing about the program's own."""
+    with open(binary, "rb") as f:
+        return b"__asan_init" in f.read()

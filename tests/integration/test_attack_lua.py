@@ -14,7 +14,7 @@ import unittest
 
 from harness import (AUTH, BROKER, LUA, Broker, BrokerTest, Client, RedisServerTest, healthz,
                      metrics)
-from helpers import poll, uname
+from helpers import poll, rss_kib, sanitized, uname
 from mpwire import packb
 
 MEMORY_LUA = os.path.join(LUA, "memory_test.lua")
@@ -225,16 +225,7 @@ class MemoryErrorTest(RedisServerTest):
 
 
 # the broker under test is the sanitizer build
-with open(BROKER, "rb") as _binary:
-    SANITIZED = b"__asan_init" in _binary.read()
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
+SANITIZED = sanitized(BROKER)
 
 
 class GivenBackTest(CleanStop, BrokerTest):

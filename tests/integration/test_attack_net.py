@@ -11,30 +11,12 @@ import threading
 import time
 import unittest
 
-from harness import (AUTH, BROKER, BUILD, SCRIPTS, Broker, BrokerTest, Client, RedisServerTest,
+from harness import (AUTH, BROKER, SCRIPTS, Broker, BrokerTest, Client, RedisServerTest,
                      http_raw, metrics, wait_connections, wait_port)
-from helpers import poll
+from helpers import poll, rss_kib, sanitized
 from mpwire import frame
 
 BODY = "b" * 8000
-
-
-def sanitized_build():
-    """True when the broker was built with -DMOONPOST_SANITIZE=ON: ASan's allocator keeps freed
-    memory in quarantine and ignores malloc_trim, so RSS says nothing about the broker's."""
-    try:
-        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
-            return "MOONPOST_SANITIZE:BOOL=ON" in f.read()
-    except OSError:
-        return False
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 def cpu_seconds(pid):
@@ -153,7 +135,7 @@ class OutputMemoryTest(BrokerTest):
     extra = ["script_path " + SCRIPTS, "output_limit 16777216", "log_level info"]
 
     def test_memory_returned_after_burst(self):
-        if sanitized_build():
+        if sanitized(BROKER):
             self.skipTest("RSS under AddressSanitizer does not follow the broker's allocations")
         pid = self.broker.proc.pid
         slow = [slow_socket(self.broker.port, "mem%d" % i) for i in range(60)]
