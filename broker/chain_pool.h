@@ -4,7 +4,8 @@
  * at the end of the loop pass frees it again: a broadcast to 1,000 sessions cost 1,000
  * malloc/free pairs per pass, and glibc merged the freed blocks only to split them again on
  * the next pass. This pool keeps up to CHAIN_POOL_MAX such blocks instead (bounded), and
- * gives them all back when the broker is idle. */
+ * gives them all back when the broker is idle. It has no lock: only the loop thread calls
+ * libevent (the hashing threads never do; the base is EVENT_BASE_FLAG_NOLOCK). */
 #ifndef MOONPOST_CHAIN_POOL_H
 #define MOONPOST_CHAIN_POOL_H
 
