@@ -6,20 +6,47 @@
 
 #include <event2/event.h>
 
-/* libevent's smallest chain on 64-bit systems (MIN_BUFFER_SIZE in evbuffer-internal.h): the
- * request it makes for a buffer that is empty, whatever the few bytes first added. */
-#define CHAIN_BLOCK 1024
+/* libevent's chain sizes on 64-bit systems: MIN_BUFFER_SIZE (evbuffer-internal.h), doubled
+ * for a larger frame or for the chain after a full one, up to 8 KiB. */
+#define CHAIN_MIN 1024
+#define CHAIN_SIZES 4 /* 1, 2, 4 and 8 KiB */
+#define CAPACITY(i) (CHAIN_POOL_BYTES / ((size_t)CHAIN_MIN << (i)))
+
+static void *slots[CAPACITY(0) + CAPACITY(1) + CAPACITY(2) + CAPACITY(3)];
 
 static struct {
-    void *blocks[CHAIN_POOL_MAX];
-    size_t count;
-    size_t usable; /* what malloc_usable_size says of a CHAIN_BLOCK request */
+    struct {
+        void **blocks; /* CAPACITY(i) slots of `slots` */
+        size_t count;
+        size_t usable; /* what malloc_usable_size says of a block of this size */
+    } size[CHAIN_SIZES];
+    size_t count, bytes;
 } pool;
+
+/* The size class of a request, or -1. */
+static int class_of_request(size_t size)
+{
+    for (int i = 0; i < CHAIN_SIZES; i++)
+        if (size == (size_t)CHAIN_MIN << i) return i;
+    return -1;
+}
+
+/* The size class of a block: any block as large as a class's requests can serve the next. */
+static int class_of_block(void *block)
+{
+    size_t usable = malloc_usable_size(block);
+    for (int i = 0; i < CHAIN_SIZES; i++)
+        if (usable == pool.size[i].usable) return i;
+    return -1;
+}
 
 static void *pool_malloc(size_t size)
 {
-    if (size == CHAIN_BLOCK && pool.count > 0) return pool.blocks[--pool.count];
-    return malloc(size);
+    int i = class_of_request(size);
+    if (i < 0 || pool.size[i].count == 0) return malloc(size);
+    pool.count--;
+    pool.bytes -= size;
+    return pool.size[i].blocks[--pool.size[i].count];
 }
 
 static void *pool_realloc(void *block, size_t size)
@@ -27,31 +54,48 @@ static void *pool_realloc(void *block, size_t size)
     return realloc(block, size);
 }
 
-/* Any block as large as a CHAIN_BLOCK request's is kept: it can serve the next one. */
 static void pool_free(void *block)
 {
-    if (block != NULL && pool.count < CHAIN_POOL_MAX && malloc_usable_size(block) == pool.usable) {
-        pool.blocks[pool.count++] = block;
+    if (block == NULL) return;
+    int i = class_of_block(block);
+    size_t size = (size_t)CHAIN_MIN << (i < 0 ? 0 : i);
+    if (i < 0 || pool.bytes + size > CHAIN_POOL_BYTES) {
+        free(block);
         return;
     }
-    free(block);
+    pool.size[i].blocks[pool.size[i].count++] = block;
+    pool.count++;
+    pool.bytes += size;
 }
 
 void chain_pool_install(void)
 {
-    void *probe = malloc(CHAIN_BLOCK);
-    if (probe == NULL) return; /* libevent keeps malloc: correct, only slower */
-    pool.usable = malloc_usable_size(probe);
-    free(probe);
+    void **next = slots;
+    for (int i = 0; i < CHAIN_SIZES; i++) {
+        void *probe = malloc((size_t)CHAIN_MIN << i);
+        if (probe == NULL) return; /* libevent keeps malloc: correct, only slower */
+        pool.size[i].usable = malloc_usable_size(probe);
+        free(probe);
+        pool.size[i].blocks = next;
+        next += CAPACITY(i);
+    }
     event_set_mem_functions(pool_malloc, pool_realloc, pool_free);
 }
 
 void chain_pool_trim(void)
 {
-    while (pool.count > 0) free(pool.blocks[--pool.count]);
+    for (int i = 0; i < CHAIN_SIZES; i++)
+        while (pool.size[i].count > 0) free(pool.size[i].blocks[--pool.size[i].count]);
+    pool.count = 0;
+    pool.bytes = 0;
 }
 
 size_t chain_pool_count(void)
 {
     return pool.count;
+}
+
+size_t chain_pool_bytes(void)
+{
+    return pool.bytes;
 }

@@ -1,5 +1,5 @@
-/* chain_pool: libevent's first chain of a buffer is kept when the buffer empties and serves
- * the next one; the pool never holds more than CHAIN_POOL_MAX blocks, and the trim empties it. */
+/* chain_pool: libevent's chains of 1 to 8 KiB are kept when a buffer empties and serve the next
+ * buffer; the pool never holds more than CHAIN_POOL_BYTES, and the trim empties it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,12 +43,12 @@ static void test_a_drained_chain_serves_the_next_buffer(void **state)
     assert_int_equal(chain_pool_count(), 0);
 }
 
-/* A burst to more buffers than the pool keeps leaves CHAIN_POOL_MAX blocks, not one more. */
+/* A burst to more buffers than the pool keeps leaves CHAIN_POOL_BYTES of blocks, not one more. */
 static void test_the_pool_is_bounded(void **state)
 {
     (void)state;
     chain_pool_trim();
-    size_t n = CHAIN_POOL_MAX + 100;
+    size_t n = CHAIN_POOL_BYTES / 1024 + 100;
     struct evbuffer **bufs = calloc(n, sizeof *bufs);
     assert_non_null(bufs);
     for (size_t i = 0; i < n; i++) {
@@ -58,21 +58,47 @@ static void test_the_pool_is_bounded(void **state)
     }
     for (size_t i = 0; i < n; i++) evbuffer_free(bufs[i]);
     free(bufs);
-    assert_int_equal(chain_pool_count(), CHAIN_POOL_MAX);
+    assert_int_equal(chain_pool_bytes(), CHAIN_POOL_BYTES);
+    assert_int_equal(chain_pool_count(), CHAIN_POOL_BYTES / 1024);
     chain_pool_trim();
     assert_int_equal(chain_pool_count(), 0);
+    assert_int_equal(chain_pool_bytes(), 0);
 }
 
-/* Larger chains (a buffer that grew past its first block) go back to malloc. */
-static void test_larger_chains_are_not_kept(void **state)
+/* A frame of 3,000 bytes takes a 4 KiB chain, and a second one a chain of its own: both are
+ * kept, and the next buffer's first 3,000 bytes go into a kept block. */
+static void test_larger_chains_up_to_8_kib_are_kept(void **state)
 {
     (void)state;
     chain_pool_trim();
-    static char big[5000];
-    memset(big, 'x', sizeof big);
+    static char big[3000];
+    memset(big, 'y', sizeof big);
     struct evbuffer *out = evbuffer_new();
     assert_non_null(out);
     assert_int_equal(evbuffer_add(out, big, sizeof big), 0);
+    assert_int_equal(evbuffer_add(out, big, sizeof big), 0);
+    assert_int_equal(evbuffer_drain(out, 2 * sizeof big), 0);
+    assert_int_equal(chain_pool_count(), 2);
+    size_t kept = chain_pool_bytes();
+    assert_true(kept >= 4096 + 4096 && kept <= 4096 + 8192);
+
+    assert_int_equal(evbuffer_add(out, big, sizeof big), 0);
+    assert_int_equal(chain_pool_count(), 1);
+    assert_memory_equal(evbuffer_pullup(out, -1), big, sizeof big);
+    evbuffer_free(out);
+    chain_pool_trim();
+}
+
+/* A chain above 8 KiB goes back to malloc. */
+static void test_chains_above_8_kib_are_not_kept(void **state)
+{
+    (void)state;
+    chain_pool_trim();
+    static char huge[20000];
+    memset(huge, 'x', sizeof huge);
+    struct evbuffer *out = evbuffer_new();
+    assert_non_null(out);
+    assert_int_equal(evbuffer_add(out, huge, sizeof huge), 0);
     evbuffer_free(out);
     assert_int_equal(chain_pool_count(), 0);
 }
@@ -82,7 +108,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_drained_chain_serves_the_next_buffer),
         cmocka_unit_test(test_the_pool_is_bounded),
-        cmocka_unit_test(test_larger_chains_are_not_kept),
+        cmocka_unit_test(test_larger_chains_up_to_8_kib_are_kept),
+        cmocka_unit_test(test_chains_above_8_kib_are_not_kept),
     };
     return cmocka_run_group_tests(tests, install, NULL);
 }
