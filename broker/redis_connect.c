@@ -6,14 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <event2/event.h>
+#include <hiredis/sds.h>
 
 /* hiredis reads at most 16 KiB per call, and its own libevent adapter reads once per loop pass:
  * a broker whose pass reads more requests from its clients than 16 KiB of replies answer
  * falls behind Redis for good (requests pile up in Redis's socket, replies in the broker's).
  * This adapter reads until the socket is empty, up to REPLY_READS_PER_PASS reads. */
 #define REPLY_READS_PER_PASS 64
+
+/* hiredis frees its output buffer after each whole write and grows a new one by realloc for
+ * the next commands: a free and several reallocs per loop pass. This adapter writes first and
+ * empties the buffer in place, as long as it is no larger than this (a burst's larger buffer
+ * is left to hiredis to free). */
+#define OUTPUT_KEPT_MAX ((size_t)64 * 1024)
 
 struct redis_events {
     redisAsyncContext *ctx;
@@ -43,10 +51,25 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     if (e->freed) free_events(e);
 }
 
+/* Writes what C has queued and keeps its buffer; hiredis's own write, right after, sees the
+ * rest (or nothing) and does its bookkeeping: events, and any error, which it reports. */
+static void write_keeping_buffer(redisContext *c)
+{
+    size_t len = sdslen(c->obuf);
+    if (!(c->flags & REDIS_CONNECTED) || len == 0 || sdsalloc(c->obuf) > OUTPUT_KEPT_MAX) return;
+    ssize_t n = write(c->fd, c->obuf, len);
+    if (n == (ssize_t)len)
+        sdsclear(c->obuf);
+    else if (n > 0)
+        sdsrange(c->obuf, (int)n, -1);
+}
+
 static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    redisAsyncHandleWrite(((struct redis_events *)arg)->ctx);
+    redisAsyncContext *ctx = ((struct redis_events *)arg)->ctx;
+    write_keeping_buffer(&ctx->c);
+    redisAsyncHandleWrite(ctx);
 }
 
 static void add_read(void *data)

@@ -1,7 +1,8 @@
 /* Unit tests for broker/redis_connect.c's events: one loop pass reads every reply that is
  * waiting on the connection, not 16 KiB of them, and a context freed by a reply's callback in
- * the middle of that reading stops it cleanly. The "server" is a Unix socket this test
- * answers itself, so that the replies are all in the socket before the pass. */
+ * the middle of that reading stops it cleanly; hiredis's output buffer is kept between writes.
+ * The "server" is a Unix socket this test answers itself, so that the replies are all in the
+ * socket before the pass. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 
 #include <event2/event.h>
 #include <hiredis/async.h>
+#include <hiredis/sds.h>
 
 #include "redis_connect.h"
 
@@ -100,21 +102,29 @@ static void on_reply(redisAsyncContext *ctx, void *reply, void *arg)
     }
 }
 
+/* Sends N pings and reads them, every byte as sent, on the server's side. */
+static void send_pings(struct fixture *f, int n)
+{
+    for (int i = 0; i < n; i++)
+        assert_int_equal(redisAsyncCommand(f->ctx, on_reply, f, "PING"), REDIS_OK);
+    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    size_t want = (size_t)n * (sizeof ping - 1), got = 0;
+    static char buf[COMMANDS * (sizeof ping - 1)];
+    while (got < want) {
+        event_base_loop(f->base, EVLOOP_NONBLOCK); /* the adapter writes the commands */
+        ssize_t r = recv(f->server, buf + got, sizeof buf - got, MSG_DONTWAIT);
+        if (r > 0) got += (size_t)r;
+    }
+    assert_int_equal(got, want);
+    for (size_t at = 0; at < got; at += sizeof ping - 1)
+        assert_memory_equal(buf + at, ping, sizeof ping - 1);
+}
+
 /* Sends COMMANDS pings, reads them on the server's side, then writes the first ANSWERED of
  * their replies. */
 static void answer_pings(struct fixture *f, int answered)
 {
-    for (int i = 0; i < COMMANDS; i++)
-        assert_int_equal(redisAsyncCommand(f->ctx, on_reply, f, "PING"), REDIS_OK);
-    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
-    size_t want = COMMANDS * (sizeof ping - 1), got = 0;
-    char buf[65536];
-    while (got < want) {
-        event_base_loop(f->base, EVLOOP_NONBLOCK); /* hiredis writes the commands */
-        ssize_t n = recv(f->server, buf, sizeof buf, MSG_DONTWAIT);
-        if (n > 0) got += (size_t)n;
-    }
-    assert_int_equal(got, want);
+    send_pings(f, COMMANDS);
     char *replies = malloc(COMMANDS * 7);
     assert_non_null(replies);
     for (int i = 0; i < answered; i++) memcpy(replies + 7 * i, "+PONG\r\n", 7);
@@ -167,6 +177,20 @@ static void test_a_connection_closed_amid_the_replies_ends_cleanly(void **state)
     assert_int_equal(f->replies, COMMANDS);
 }
 
+/* A write of the commands of a pass empties hiredis's output buffer in place, where hiredis
+ * would free it and grow a new one; one that grew past 64 KiB is freed, as hiredis does. */
+static void test_a_written_output_buffer_is_kept_up_to_64_kib(void **state)
+{
+    struct fixture *f = *state;
+    send_pings(f, 1); /* the first write is hiredis's: it completes the connection */
+    send_pings(f, 100); /* 1,400 bytes */
+    assert_int_equal(sdslen(f->ctx->c.obuf), 0);
+    assert_true(sdsalloc(f->ctx->c.obuf) >= 1400);
+    send_pings(f, COMMANDS); /* 112,000 bytes */
+    assert_int_equal(sdslen(f->ctx->c.obuf), 0);
+    assert_int_equal(sdsalloc(f->ctx->c.obuf), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +199,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_connection_closed_amid_the_replies_ends_cleanly,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_written_output_buffer_is_kept_up_to_64_kib, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
