@@ -5,7 +5,9 @@
  * to the recipient when it is connected and forgotten otherwise, a broadcast is encoded once
  * and copied to every other logged-in connection, an ack is answered and ignored. Like the
  * broker, it sets TCP_NODELAY and writes each connection's output once per loop pass. Its
- * output buffers keep their memory between passes: no allocation per delivery.
+ * output buffers keep their memory between passes: no allocation per delivery. A frame
+ * is at most 64 KiB and nests at most 32 deep; output has no limit: a bench tool on loopback,
+ * not a server for peers that do not read.
  *
  *   moonpost-forwarder [-p PORT] [-b ADDRESS]     (default 127.0.0.1:8889) */
 #define _GNU_SOURCE /* accept4 */

@@ -20,7 +20,7 @@ static struct {
         size_t count;
         size_t usable; /* what malloc_usable_size says of a block of this size */
     } size[CHAIN_SIZES];
-    size_t count, bytes;
+    size_t bytes;
 } pool;
 
 /* The size class of a request, or -1. */
@@ -44,7 +44,6 @@ static void *pool_malloc(size_t size)
 {
     int i = class_of_request(size);
     if (i < 0 || pool.size[i].count == 0) return malloc(size);
-    pool.count--;
     pool.bytes -= size;
     return pool.size[i].blocks[--pool.size[i].count];
 }
@@ -56,16 +55,13 @@ static void *pool_realloc(void *block, size_t size)
 
 static void pool_free(void *block)
 {
-    if (block == NULL) return;
-    int i = class_of_block(block);
-    size_t size = (size_t)CHAIN_MIN << (i < 0 ? 0 : i);
-    if (i < 0 || pool.bytes + size > CHAIN_POOL_BYTES) {
+    int i = block == NULL ? -1 : class_of_block(block);
+    if (i < 0 || pool.bytes + ((size_t)CHAIN_MIN << i) > CHAIN_POOL_BYTES) {
         free(block);
         return;
     }
     pool.size[i].blocks[pool.size[i].count++] = block;
-    pool.count++;
-    pool.bytes += size;
+    pool.bytes += (size_t)CHAIN_MIN << i;
 }
 
 void chain_pool_install(void)
@@ -86,13 +82,14 @@ void chain_pool_trim(void)
 {
     for (int i = 0; i < CHAIN_SIZES; i++)
         while (pool.size[i].count > 0) free(pool.size[i].blocks[--pool.size[i].count]);
-    pool.count = 0;
     pool.bytes = 0;
 }
 
 size_t chain_pool_count(void)
 {
-    return pool.count;
+    size_t count = 0;
+    for (int i = 0; i < CHAIN_SIZES; i++) count += pool.size[i].count;
+    return count;
 }
 
 size_t chain_pool_bytes(void)

@@ -37,7 +37,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         idle.collecting = 0;
         return schedule(CHECK_MS);
     }
-    if (chain_pool_count() > 0) { /* the output blocks a burst kept */
+    if (chain_pool_bytes() > 0) { /* the output blocks a burst kept */
         chain_pool_trim();
         malloc_trim(0);
     }

@@ -14,11 +14,11 @@
 
 #include "admin.h"
 #include "broker.h"
+#include "chain_pool.h"
 #include "clock.h"
 #include "cluster.h"
 #include "conf.h"
 #include "metrics.h"
-#include "chain_pool.h"
 #include "idle_trim.h"
 #include "log.h"
 #include "pidfile.h"

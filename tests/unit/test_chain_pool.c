@@ -14,6 +14,15 @@
 
 static const char frame[110] = "a frame of a broadcast, as a session's output holds it";
 
+/* A new buffer holding LEN bytes of DATA. */
+static struct evbuffer *buffer_holding(const void *data, size_t len)
+{
+    struct evbuffer *out = evbuffer_new();
+    assert_non_null(out);
+    assert_int_equal(evbuffer_add(out, data, len), 0);
+    return out;
+}
+
 static int install(void **state)
 {
     (void)state;
@@ -51,11 +60,7 @@ static void test_the_pool_is_bounded(void **state)
     size_t n = CHAIN_POOL_BYTES / 1024 + 100;
     struct evbuffer **bufs = calloc(n, sizeof *bufs);
     assert_non_null(bufs);
-    for (size_t i = 0; i < n; i++) {
-        bufs[i] = evbuffer_new();
-        assert_non_null(bufs[i]);
-        assert_int_equal(evbuffer_add(bufs[i], frame, sizeof frame), 0);
-    }
+    for (size_t i = 0; i < n; i++) bufs[i] = buffer_holding(frame, sizeof frame);
     for (size_t i = 0; i < n; i++) evbuffer_free(bufs[i]);
     free(bufs);
     assert_int_equal(chain_pool_bytes(), CHAIN_POOL_BYTES);
@@ -73,9 +78,7 @@ static void test_larger_chains_up_to_8_kib_are_kept(void **state)
     chain_pool_trim();
     static char big[3000];
     memset(big, 'y', sizeof big);
-    struct evbuffer *out = evbuffer_new();
-    assert_non_null(out);
-    assert_int_equal(evbuffer_add(out, big, sizeof big), 0);
+    struct evbuffer *out = buffer_holding(big, sizeof big);
     assert_int_equal(evbuffer_add(out, big, sizeof big), 0);
     assert_int_equal(evbuffer_drain(out, 2 * sizeof big), 0);
     assert_int_equal(chain_pool_count(), 2);
@@ -96,10 +99,7 @@ static void test_chains_above_8_kib_are_not_kept(void **state)
     chain_pool_trim();
     static char huge[20000];
     memset(huge, 'x', sizeof huge);
-    struct evbuffer *out = evbuffer_new();
-    assert_non_null(out);
-    assert_int_equal(evbuffer_add(out, huge, sizeof huge), 0);
-    evbuffer_free(out);
+    evbuffer_free(buffer_holding(huge, sizeof huge));
     assert_int_equal(chain_pool_count(), 0);
 }
 
